@@ -1,0 +1,458 @@
+//! The HTTP API's data model (SPEC §8): request and response bodies shared
+//! by the server (`braid-server`), the CLI and the generated OpenAPI
+//! document.
+//!
+//! These types are the wire contract. They hold no behaviour and depend on no
+//! other Braid crate: the server converts store records into them, the CLI
+//! deserializes them. Times are RFC 3339 strings in UTC with millisecond
+//! precision (`2026-11-02T09:30:00.125Z`).
+//!
+//! Workflow bundles (the definition format of SPEC §2) travel as plain JSON
+//! objects; their schema is documented in `docs/` rather than here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The stable error codes of the API (`error.code`).
+pub mod codes {
+    /// 400: the body or query string cannot be read (bad JSON/YAML, wrong shape).
+    pub const MALFORMED_BODY: &str = "MALFORMED_BODY";
+    /// 404: unknown route, workflow, version, run or artifact.
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    /// 405: the route exists but not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    /// 409: cancelling a run that has already ended.
+    pub const RUN_ENDED: &str = "RUN_ENDED";
+    /// 409: a storage precondition failed (e.g. a concurrent save).
+    pub const CONFLICT: &str = "CONFLICT";
+    /// 413: the body exceeds the server's limit.
+    pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";
+    /// 422: the workflow definition does not validate (`details.errors`).
+    pub const INVALID_DEFINITION: &str = "INVALID_DEFINITION";
+    /// 422: the run input is not an object or violates `input_schema` (`details.errors`).
+    pub const INPUT_SCHEMA: &str = "INPUT_SCHEMA";
+    /// 500: an unexpected server-side failure (details are in the server log only).
+    pub const INTERNAL: &str = "INTERNAL";
+    /// 503: the server is shutting down.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
+}
+
+/// Every non-2xx answer: `{ "error": { code, message, details? } }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// One API error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code, see [`codes`].
+    #[schema(example = "NOT_FOUND")]
+    pub code: String,
+    /// What is wrong (naming the field or object) and what to do.
+    pub message: String,
+    /// Structured details: `{ errors: [...] }` for `INVALID_DEFINITION`
+    /// ([`DefinitionProblem`]) and `INPUT_SCHEMA` ([`InputProblem`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+}
+
+/// One validation problem of a workflow definition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DefinitionProblem {
+    /// `workflow`, `node`, `transition`, `action`, `prompt_spec`, `model_profile` or `artifact_type`.
+    pub kind: String,
+    /// The object's ref (`from->to` for a transition without a ref).
+    #[serde(rename = "ref")]
+    pub ref_: String,
+    /// The field at fault.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// One violation of a run's `input_schema`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InputProblem {
+    /// JSON Pointer into `input` (`""` for the input itself).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A page of a list: pass `next_cursor` back as `cursor` for the next page;
+/// `null` when there is none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Opaque cursor of the next page, `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Answer to saving a bundle (`POST /api/workflow-defs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SavedDefinition {
+    /// `wf_…`: the workflow across all its versions.
+    pub id: String,
+    /// The workflow's name.
+    pub name: String,
+    /// The version the content is saved as (new or unchanged).
+    pub version: i64,
+    /// `true` (status 201) when a new version was created, `false` (status
+    /// 200) when the content equals the latest version.
+    pub created: bool,
+    /// Problems that do not prevent saving (e.g. a branch that can end without a join).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<DefinitionProblem>,
+}
+
+/// One workflow in `GET /api/workflow-defs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowSummary {
+    /// `wf_…`.
+    pub id: String,
+    /// Name, unique in its project.
+    pub name: String,
+    /// Latest version number.
+    pub latest_version: i64,
+    /// When the workflow (its first version) was created.
+    pub created_at: String,
+}
+
+/// Run limits (SPEC §3); a field given here replaces the definition's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock budget of the whole run (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Maximum number of tokens the run may create (default 1,000,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_run_tokens: Option<u64>,
+}
+
+/// Body of `POST /api/workflow-defs/{workflow}/runs`. Unknown fields are
+/// rejected (a misspelt `inputs` would otherwise run with `{}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// The run input: a JSON object validated against the definition's
+    /// `input_schema`. Default `{}`.
+    #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// The version to run; the latest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Overrides of the definition's limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
+}
+
+impl Default for StartRun {
+    fn default() -> Self {
+        StartRun { input: empty_object(), version: None, limits: None }
+    }
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// A run was started (status 201), or is still running when `?wait=true`
+/// timed out (status 202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunStarted {
+    /// `run_…`.
+    pub run_id: String,
+}
+
+/// Body of `POST /api/runs/{id}/cancel` (optional; an empty body is fine).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRun {
+    /// Recorded in the `workflow_cancelled` event (default `cancelled through the API`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Run status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Live.
+    Running,
+    /// Ended with an output.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Ended by request.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status, for messages.
+    pub const ALL: [RunStatus; 4] = [RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled];
+
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// True once the run has ended.
+    pub fn is_ended(self) -> bool {
+        self != RunStatus::Running
+    }
+}
+
+/// The workflow version a run executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkflowRef {
+    /// `wf_…`.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Version number.
+    pub version: i64,
+}
+
+/// A run's data (SPEC §1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunContext {
+    /// The validated input (immutable).
+    #[schema(value_type = Object)]
+    pub input: Value,
+    /// Mutable state.
+    #[schema(value_type = Object)]
+    pub state: Value,
+    /// The final output (complete once the run has completed).
+    #[schema(value_type = Object)]
+    pub output: Value,
+    /// Artifact name → artifact id.
+    #[schema(value_type = Object)]
+    pub artifacts: Value,
+}
+
+/// A user-visible run or node error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunError {
+    /// Stable code (`NO_MATCHING_TRANSITION`, `RATE_LIMITED`, `RUN_TIMEOUT`, …).
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// Node ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Action ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Attempt (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Whether the code is retryable.
+    #[serde(default)]
+    pub retryable: bool,
+    /// The underlying error (e.g. a child run's), nested down to the root cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(no_recursion)]
+    pub cause: Option<Box<RunError>>,
+}
+
+/// LLM usage totals of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct RunUsage {
+    /// Successful LLM calls.
+    pub llm_calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost from the model profiles' prices, in USD.
+    pub cost_usd: f64,
+}
+
+/// One run (`GET /api/runs/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Run {
+    /// `run_…`.
+    pub id: String,
+    /// Project id.
+    pub project_id: String,
+    /// The workflow version it executes.
+    pub workflow: WorkflowRef,
+    /// Status.
+    pub status: RunStatus,
+    /// `{ input, state, output, artifacts }` as of the last durable step.
+    pub context: RunContext,
+    /// Why the run failed; `null` unless `status` is `failed`.
+    pub error: Option<RunError>,
+    /// LLM usage totals.
+    pub usage: RunUsage,
+    /// Effective limits.
+    pub limits: Limits,
+    /// Parent run, for a child run.
+    pub parent_run_id: Option<String>,
+    /// The parent's `workflow_call` token, for a child run.
+    pub parent_token_id: Option<String>,
+    /// Child run ids.
+    pub children: Vec<String>,
+    /// Seq of the latest event (pass as `after` to read only newer events).
+    pub last_seq: i64,
+    /// Creation time.
+    pub created_at: String,
+    /// Start time.
+    pub started_at: Option<String>,
+    /// End time; `null` while running.
+    pub ended_at: Option<String>,
+}
+
+/// One run in `GET /api/runs` (no context: read the run for it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RunSummary {
+    /// `run_…`.
+    pub id: String,
+    /// Project id.
+    pub project_id: String,
+    /// The workflow version it executes.
+    pub workflow: WorkflowRef,
+    /// Status.
+    pub status: RunStatus,
+    /// Why the run failed, when it did.
+    pub error: Option<RunError>,
+    /// LLM usage totals.
+    pub usage: RunUsage,
+    /// Parent run, for a child run.
+    pub parent_run_id: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Start time.
+    pub started_at: Option<String>,
+    /// End time.
+    pub ended_at: Option<String>,
+}
+
+/// One token (one node visit) of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Token {
+    /// Token id (unique within the run).
+    pub id: String,
+    /// Node ref.
+    pub node: String,
+    /// `pending`, `running`, `retry_wait`, `waiting_join`, `waiting_child`,
+    /// `completed`, `failed`, `cancelled` or `merged`.
+    pub status: String,
+    /// The token whose visit created it.
+    pub parent_token_id: Option<String>,
+    /// Sibling set id, for fan-out members.
+    pub sibling_set: Option<String>,
+    /// Index in its sibling set.
+    pub branch_index: Option<i64>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Creation time.
+    pub created_at: String,
+    /// Start of the latest attempt.
+    pub started_at: Option<String>,
+    /// End time.
+    pub ended_at: Option<String>,
+}
+
+/// One event (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Run id.
+    pub run_id: String,
+    /// 1, 2, 3 … per run, without gaps.
+    pub seq: i64,
+    /// `workflow_started`, `node_completed`, … (SPEC §6).
+    pub kind: String,
+    /// When it happened.
+    pub ts: String,
+    /// The token concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The node concerned (its ref).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Kind-specific payload.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+/// A typed, persisted output of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Artifact {
+    /// `art_…`.
+    pub id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Artifact type name.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Artifact type version the content was validated against.
+    pub type_version: i64,
+    /// Name under `context.artifacts`.
+    pub name: String,
+    /// The content.
+    #[schema(value_type = Object)]
+    pub content: Value,
+    /// The run that wrote it.
+    pub created_by_workflow_run_id: String,
+    /// The node that wrote it.
+    pub created_by_node: String,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the server answers.
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn start_run_defaults_input_and_rejects_unknown_fields() {
+        let r: StartRun = serde_json::from_value(json!({})).unwrap();
+        assert_eq!(r.input, json!({}));
+        let r: StartRun = serde_json::from_value(json!({ "input": null })).unwrap();
+        assert_eq!(r.input, Value::Null, "an explicit null is kept, so the server can reject it");
+        let e = serde_json::from_value::<StartRun>(json!({ "inputs": {} })).unwrap_err();
+        assert!(e.to_string().contains("unknown field `inputs`"), "{e}");
+    }
+
+    #[test]
+    fn run_error_nests_causes_and_status_round_trips() {
+        let e: RunError = serde_json::from_value(json!({
+            "code": "SUBWORKFLOW_FAILED", "message": "child failed", "node": "call",
+            "cause": { "code": "TIMEOUT", "message": "slow", "retryable": true }
+        }))
+        .unwrap();
+        assert_eq!(e.cause.as_ref().unwrap().code, "TIMEOUT");
+        assert!(!e.retryable);
+        for s in RunStatus::ALL {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        assert_eq!(RunStatus::parse("done"), None);
+    }
+}

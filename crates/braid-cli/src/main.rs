@@ -1,0 +1,432 @@
+//! The `braid` command: serve, run, validate, demo, and inspect runs on a server.
+
+use anyhow::{Context as _, Result, bail};
+use braid_core::definition::Bundle;
+use braid_core::event::EventBody;
+use braid_runtime::{Engine, Options};
+use braid_store_sqlite::SqliteStore;
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEMO: &str = include_str!("../../../examples/demo.yaml");
+const DEMO_INPUT: &str = r#"{"question": "Why do LLM pipelines need a durable workflow engine?"}"#;
+
+#[derive(Parser)]
+#[command(name = "braid", version, about = "Braid: a durable workflow engine for AI pipelines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (HTTP API and executors) on an embedded SQLite file.
+    Serve {
+        /// SQLite database file.
+        #[arg(long, default_value = "braid.db", env = "BRAID_DB")]
+        db: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "BRAID_BIND")]
+        bind: String,
+        /// Actions in flight at once.
+        #[arg(long, default_value_t = 512, env = "BRAID_WORKERS")]
+        workers: usize,
+        /// Seconds to let in-flight actions finish at shutdown.
+        #[arg(long, default_value_t = 30)]
+        shutdown_grace_s: u64,
+    },
+    /// Run a workflow file in-process and print its output as JSON.
+    Run {
+        /// Workflow bundle (JSON or YAML).
+        file: PathBuf,
+        /// Input: inline JSON or @file.
+        #[arg(long, default_value = "{}")]
+        input: String,
+        /// Keep the run in this SQLite file (default: a temporary one).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Print the whole run (status, context, usage) instead of the output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a workflow file; prints every problem.
+    Validate {
+        /// Workflow bundle (JSON or YAML).
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the bundled demo (scripted model: no API key needed).
+    Demo {
+        /// Print the whole run instead of the output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inspect runs on a server.
+    Runs {
+        /// Server address.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "BRAID_SERVER", global = true)]
+        server: String,
+        #[command(subcommand)]
+        command: RunsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCmd {
+    /// List runs.
+    List {
+        /// Filter by status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Filter by workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        /// Most runs to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run.
+    Show {
+        /// Run id.
+        id: String,
+    },
+    /// Print a run's events.
+    Events {
+        /// Run id.
+        id: String,
+        /// Only events after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Machine-readable output (one JSON object per line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow a run's events until it ends.
+    Tail {
+        /// Run id.
+        id: String,
+        /// Machine-readable output (one JSON object per line).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BRAID_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match rt.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Serve { db, bind, workers, shutdown_grace_s } => serve(&db, &bind, workers, shutdown_grace_s).await,
+        Cmd::Run { file, input, db, json } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let input = read_input(&input)?;
+            run_local(&text, input, db.as_deref(), json).await
+        }
+        Cmd::Validate { file, json } => validate(&file, json).await,
+        Cmd::Demo { json } => run_local(DEMO, serde_json::from_str(DEMO_INPUT)?, None, json).await,
+        Cmd::Runs { server, command } => runs(&server, command).await,
+    }
+}
+
+fn read_input(arg: &str) -> Result<Value> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading input file {path}"))?,
+        None => arg.to_string(),
+    };
+    serde_json::from_str(&text).context("--input is not valid JSON")
+}
+
+async fn open_engine(db: &Path, workers: usize) -> Result<Engine> {
+    let store = SqliteStore::open_path(db).await.with_context(|| format!("opening database {}", db.display()))?;
+    let opts = Options { workers, ..Options::default() };
+    Ok(Engine::start(Arc::new(store), opts).await?)
+}
+
+async fn serve(db: &Path, bind: &str, workers: usize, grace_s: u64) -> Result<ExitCode> {
+    let engine = open_engine(db, workers).await?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+    eprintln!("braid listening on http://{} (database {})", listener.local_addr()?, db.display());
+    let state = braid_server::AppState::new(engine.clone());
+    braid_server::serve(listener, state, shutdown_signal()).await?;
+    eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    engine.shutdown(Duration::from_secs(grace_s)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn parse_bundle(text: &str) -> Result<Bundle> {
+    Bundle::parse(text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn print_definition_errors(errors: &[braid_core::graph::DefinitionError]) {
+    eprintln!("the workflow is invalid ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    for e in errors {
+        eprintln!("  {} `{}`, field `{}`: {}", e.kind, e.ref_, e.field, e.message);
+    }
+}
+
+async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let bundle = match parse_bundle(&text) {
+        Ok(b) => b,
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "valid": false, "error": e.to_string() }));
+            } else {
+                eprintln!("{e}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let dir = tempdir()?;
+    let engine = open_engine(&dir.join("validate.db"), 1).await?;
+    let project = engine.store().project_id("default").await?;
+    let result = engine.validate(&project, &bundle).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(warnings) => {
+            if json {
+                println!("{}", serde_json::json!({ "valid": true, "warnings": warnings }));
+            } else {
+                println!("{}: valid", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(braid_runtime::Error::InvalidDefinition(errors)) => {
+            if json {
+                println!("{}", serde_json::json!({ "valid": false, "errors": errors }));
+            } else {
+                print_definition_errors(&errors);
+            }
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("braid-{}-{}", std::process::id(), uuid_like()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+}
+
+/// Runs a bundle in-process: save, start, show progress on stderr, print the output.
+async fn run_local(text: &str, input: Value, db: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let bundle = parse_bundle(text)?;
+    let tmp = match db {
+        Some(_) => None,
+        None => Some(tempdir()?),
+    };
+    let db_path = match (db, &tmp) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(dir)) => dir.join("run.db"),
+        (None, None) => unreachable!(),
+    };
+    let result = run_in(&db_path, &bundle, input, json).await;
+    if let Some(dir) = tmp {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<ExitCode> {
+    let engine = open_engine(db, 512).await?;
+    let project = engine.store().project_id("default").await?;
+    match engine.save_definition(&project, bundle).await {
+        Ok(_) => {}
+        Err(braid_runtime::Error::InvalidDefinition(errors)) => {
+            print_definition_errors(&errors);
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let mut events = engine.subscribe();
+    let started = Instant::now();
+    let run_id = match engine.start_run(&project, &bundle.name, None, input, None).await {
+        Ok(id) => id,
+        Err(braid_runtime::Error::InputSchema { message, errors }) => {
+            eprintln!("{message}");
+            for e in errors {
+                eprintln!("  {}: {}", e["path"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+            }
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let progress = std::io::stderr().is_terminal() || std::env::var_os("BRAID_PROGRESS").is_some();
+    eprintln!("run {run_id} of {} v1", bundle.name);
+    let watcher = {
+        let run_id = run_id.clone();
+        tokio::spawn(async move {
+            while let Ok(p) = events.recv().await {
+                if p.run_id != run_id {
+                    continue;
+                }
+                for e in p.events.iter() {
+                    let node = e.node.as_deref().unwrap_or("");
+                    let line = match &e.body {
+                        EventBody::NodeCompleted { duration_ms, usage, attempt, .. } => Some(match usage {
+                            Some(u) => format!("  ✓ {node} ({duration_ms} ms, attempt {attempt}, {} → {} tokens, ${:.6})", u.input_tokens, u.output_tokens, u.cost_usd),
+                            None => format!("  ✓ {node}"),
+                        }),
+                        EventBody::NodeRetrying { attempt, error, delay_ms, .. } => Some(format!("  ↻ {node} attempt {attempt} failed ({}: {}); retrying in {delay_ms} ms", error.code, error.message)),
+                        EventBody::NodeFailed { error, .. } => Some(format!("  ✗ {node}: {}: {}", error.code, error.message)),
+                        EventBody::ArtifactCreated { artifact_id, name, .. } => Some(format!("  ▣ artifact {name} = {artifact_id}")),
+                        _ => None,
+                    };
+                    if let Some(l) = line
+                        && progress
+                    {
+                        eprintln!("{l}");
+                    }
+                    if e.body.is_final() {
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    let record = engine.wait(&run_id, Duration::from_secs(24 * 3600)).await?.context("the run disappeared")?;
+    let _ = tokio::time::timeout(Duration::from_millis(200), watcher).await;
+    let elapsed = started.elapsed();
+    let status = record.status.as_str();
+    eprintln!("run {status} in {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+    let mut out = std::io::stdout().lock();
+    if json {
+        let body = serde_json::json!({
+            "id": record.id, "status": status, "context": record.context, "error": record.error, "usage": record.usage,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
+    } else if record.status == braid_store::RunStatus::Completed {
+        writeln!(out, "{}", serde_json::to_string_pretty(&record.context["output"])?)?;
+    }
+    if let Some(err) = &record.error {
+        eprintln!("error: {}: {}", err["code"].as_str().unwrap_or("?"), err["message"].as_str().unwrap_or(""));
+    }
+    Ok(match record.status {
+        braid_store::RunStatus::Completed => ExitCode::SUCCESS,
+        braid_store::RunStatus::Cancelled => ExitCode::from(3),
+        _ => ExitCode::from(1),
+    })
+}
+
+async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
+    let http = braid_llm::http_client();
+    let base = server.trim_end_matches('/');
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let resp = http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            let status = resp.status();
+            let body: Value = resp.json().await.with_context(|| format!("GET {url}: the answer is not JSON"))?;
+            if !status.is_success() {
+                bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("request failed"));
+            }
+            Ok::<Value, anyhow::Error>(body)
+        }
+    };
+    match cmd {
+        RunsCmd::List { status, workflow, limit, json } => {
+            let mut url = format!("{base}/api/runs?limit={limit}");
+            if let Some(s) = status {
+                url.push_str(&format!("&status={s}"));
+            }
+            if let Some(w) = workflow {
+                url.push_str(&format!("&workflow={w}"));
+            }
+            let body = get(url).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&body)?);
+            } else {
+                for r in body["items"].as_array().into_iter().flatten() {
+                    println!("{}  {:<10} {} v{}  {}", r["id"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["workflow"]["name"].as_str().unwrap_or(""), r["workflow"]["version"], r["created_at"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        RunsCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&get(format!("{base}/api/runs/{id}")).await?)?),
+        RunsCmd::Events { id, after, json } => {
+            let mut after = after;
+            loop {
+                let body = get(format!("{base}/api/runs/{id}/events?after={after}&limit=1000")).await?;
+                let items = body["items"].as_array().cloned().unwrap_or_default();
+                for e in &items {
+                    print_event(e, json);
+                    after = e["seq"].as_i64().unwrap_or(after);
+                }
+                if body["next_cursor"].is_null() || items.is_empty() {
+                    break;
+                }
+            }
+        }
+        RunsCmd::Tail { id, json } => {
+            let mut after = 0;
+            loop {
+                let body = get(format!("{base}/api/runs/{id}/events?after={after}&limit=1000")).await?;
+                let items = body["items"].as_array().cloned().unwrap_or_default();
+                let mut ended = false;
+                for e in &items {
+                    print_event(e, json);
+                    after = e["seq"].as_i64().unwrap_or(after);
+                    ended |= matches!(e["kind"].as_str(), Some("workflow_completed" | "workflow_failed" | "workflow_cancelled"));
+                }
+                if ended {
+                    break;
+                }
+                if items.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_event(e: &Value, json: bool) {
+    if json {
+        println!("{e}");
+    } else {
+        println!("{:>5} {} {:<20} {:<14} {}", e["seq"], e["ts"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""), e["node"].as_str().unwrap_or(""), e["payload"]);
+    }
+}

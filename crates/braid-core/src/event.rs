@@ -1,0 +1,299 @@
+//! Events (SPEC §6): the append-only record of every state change of a run.
+//!
+//! The state machine changes a run's state **only** by applying events
+//! ([`crate::state::RunState::apply_event`]), so the state rebuilt from the
+//! event log is the live state by construction.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// An event with its envelope. `run_id` is added by the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// 1, 2, 3 … per run, no gaps.
+    pub seq: u64,
+    /// When the core decided it (the time of the input that caused it).
+    pub ts: Millis,
+    /// The token concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The node concerned (its ref).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Kind and payload.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// Usage of one LLM call.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// From the profile's prices.
+    pub cost_usd: f64,
+    /// Wall time of the call.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// The provider's request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The model that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+/// A user-visible error: a stable code plus where it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Stable code (`NO_MATCHING_TRANSITION`, `RATE_LIMITED`, …).
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+    /// Node ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Action ref.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Attempt (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Whether the code is retryable.
+    #[serde(default)]
+    pub retryable: bool,
+    /// The underlying error (e.g. a child run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Box<ErrorInfo>>,
+}
+
+impl ErrorInfo {
+    /// An error with a code and message only.
+    pub fn new(code: &str, message: impl Into<String>) -> ErrorInfo {
+        ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+            node: None,
+            action: None,
+            attempt: None,
+            retryable: false,
+            cause: None,
+        }
+    }
+}
+
+/// One context write. `value: None` removes the path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Write {
+    /// Target path (`state.a`, `output.b`, `artifacts.c`, `_branch.output.d`).
+    pub path: String,
+    /// The value written; absent for a removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
+/// Event kinds and payloads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum EventBody {
+    /// The run started; the initial token is the envelope's.
+    WorkflowStarted {
+        /// Validated input.
+        input: Value,
+    },
+    /// The run completed.
+    WorkflowCompleted {
+        /// Final output.
+        output: Value,
+    },
+    /// The run failed.
+    WorkflowFailed {
+        /// Why.
+        error: ErrorInfo,
+    },
+    /// The run was cancelled.
+    WorkflowCancelled {
+        /// Why.
+        reason: String,
+    },
+    /// An attempt of the node's action started (or was dispatched).
+    NodeStarted {
+        /// 1-based attempt.
+        attempt: u32,
+        /// Action ref.
+        action: String,
+        /// Digest of the action's resolved input.
+        input_digest: String,
+    },
+    /// The node's action succeeded.
+    NodeCompleted {
+        /// Attempt that succeeded.
+        attempt: u32,
+        /// Duration of the attempt.
+        duration_ms: u64,
+        /// The action's output.
+        result: Value,
+        /// LLM usage.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+    },
+    /// The node failed for good (no more attempts).
+    NodeFailed {
+        /// Last attempt.
+        attempt: u32,
+        /// The error.
+        error: ErrorInfo,
+    },
+    /// An attempt failed and another is scheduled.
+    NodeRetrying {
+        /// Attempt that failed.
+        attempt: u32,
+        /// Its error.
+        error: ErrorInfo,
+        /// Delay before the next attempt.
+        delay_ms: u64,
+        /// Earliest start of the next attempt.
+        not_before: Millis,
+    },
+    /// A transition was taken from the envelope's token.
+    TransitionTaken {
+        /// Transition ref, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transition: Option<String>,
+        /// Source node ref.
+        from: String,
+        /// Target node ref.
+        to: String,
+        /// Ids of the tokens created.
+        tokens: Vec<String>,
+    },
+    /// A sibling-set member was created.
+    TokenSpawned {
+        /// Sibling set id.
+        sibling_set: String,
+        /// Branch index.
+        index: u64,
+        /// Branch count.
+        total: u64,
+        /// The token whose visit spawned it.
+        parent_token: String,
+        /// `_branch.item` of a foreach member.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<Value>,
+        /// The foreach's `item_var`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item_var: Option<String>,
+    },
+    /// A member arrived at its join and waits.
+    TokenWaiting {
+        /// Sibling set id.
+        sibling_set: String,
+        /// Join node ref.
+        join_node: String,
+    },
+    /// A join fired.
+    FanInCompleted {
+        /// Sibling set id.
+        sibling_set: String,
+        /// Arrived members, in index order.
+        merged: Vec<String>,
+        /// Merge strategy.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strategy: Option<String>,
+        /// Merge target path.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<String>,
+        /// The continuation token (the envelope's token).
+        continuation: String,
+        /// The token whose visit spawned the set.
+        origin_token: String,
+        /// `all`, `any` or `m_of_n`.
+        fan_in: String,
+    },
+    /// A member was merged.
+    TokenMerged {
+        /// Sibling set id.
+        sibling_set: String,
+    },
+    /// A token was cancelled.
+    TokenCancelled {
+        /// Sibling set id, for members.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sibling_set: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// Context writes in the envelope token's scope.
+    ContextUpdated {
+        /// Paths and values, in order.
+        writes: Vec<Write>,
+    },
+    /// An artifact was stored; `artifacts.<name>` now holds its id.
+    ArtifactCreated {
+        /// Artifact id.
+        artifact_id: String,
+        /// Type name.
+        #[serde(rename = "type")]
+        type_name: String,
+        /// Type version.
+        type_version: i64,
+        /// Name.
+        name: String,
+    },
+    /// A snapshot covers events up to `seq`.
+    SnapshotCreated {
+        /// Highest seq covered.
+        seq: u64,
+    },
+}
+
+impl EventBody {
+    /// The event kind as stored and shown.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventBody::WorkflowStarted { .. } => "workflow_started",
+            EventBody::WorkflowCompleted { .. } => "workflow_completed",
+            EventBody::WorkflowFailed { .. } => "workflow_failed",
+            EventBody::WorkflowCancelled { .. } => "workflow_cancelled",
+            EventBody::NodeStarted { .. } => "node_started",
+            EventBody::NodeCompleted { .. } => "node_completed",
+            EventBody::NodeFailed { .. } => "node_failed",
+            EventBody::NodeRetrying { .. } => "node_retrying",
+            EventBody::TransitionTaken { .. } => "transition_taken",
+            EventBody::TokenSpawned { .. } => "token_spawned",
+            EventBody::TokenWaiting { .. } => "token_waiting",
+            EventBody::FanInCompleted { .. } => "fan_in_completed",
+            EventBody::TokenMerged { .. } => "token_merged",
+            EventBody::TokenCancelled { .. } => "token_cancelled",
+            EventBody::ContextUpdated { .. } => "context_updated",
+            EventBody::ArtifactCreated { .. } => "artifact_created",
+            EventBody::SnapshotCreated { .. } => "snapshot_created",
+        }
+    }
+
+    /// The payload as JSON (the stored `payload` column).
+    pub fn payload(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("payload").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    /// Rebuilds a body from a stored kind and payload.
+    pub fn from_parts(kind: &str, payload: Value) -> Result<EventBody, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+    }
+
+    /// True for the four events that end a run.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            EventBody::WorkflowCompleted { .. } | EventBody::WorkflowFailed { .. } | EventBody::WorkflowCancelled { .. }
+        )
+    }
+}

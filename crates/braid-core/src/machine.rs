@@ -1,0 +1,1042 @@
+//! The run state machine: `apply(state, input, now) -> (events, commands)`.
+//!
+//! Pure: no IO, no clock (the caller passes `now`), no randomness (retry
+//! jitter is derived from the run, token and attempt). Decisions are made
+//! here and recorded as events; the state changes only by applying those
+//! events, so replay equals live execution. Pure actions (`update_context`)
+//! run inline; the others become [`Command::Dispatch`] for the runtime.
+
+use crate::definition::{EarlyComplete, FanIn, FanOut, Limits, Merge, MergeStrategy, On};
+use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
+use crate::graph::{CAction, CNode, CTransition, Graph, Spawn};
+use crate::state::{RunState, RunStatus, TokenStatus};
+use braid_expr::{Expr, PathRoot, TargetPath, Vars};
+use std::borrow::Cow;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+
+/// Something that happened to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// Start the run with this input.
+    Start {
+        /// The run's input (validated here against `input_schema`).
+        input: Value,
+        /// Effective limits.
+        limits: Limits,
+    },
+    /// An executor started an attempt (reported for retries).
+    TaskStarted {
+        /// Token id.
+        token: String,
+        /// Attempt.
+        attempt: u32,
+    },
+    /// An executor finished an attempt.
+    TaskResult {
+        /// Token id.
+        token: String,
+        /// Attempt.
+        attempt: u32,
+        /// What happened.
+        outcome: Outcome,
+    },
+    /// Cancel the run.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+    /// The run's `timeout_ms` elapsed.
+    RunTimeout,
+}
+
+/// Result of one attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The action succeeded.
+    Success {
+        /// The action's output.
+        result: Value,
+        /// LLM usage.
+        usage: Option<Usage>,
+        /// Wall time.
+        duration_ms: u64,
+    },
+    /// The attempt failed.
+    Failure {
+        /// The error (code, message, retryable).
+        error: ErrorInfo,
+        /// A provider's `Retry-After`.
+        retry_after_ms: Option<u64>,
+        /// Wall time.
+        duration_ms: u64,
+    },
+}
+
+/// What the runtime must do after persisting the events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Queue an attempt of a non-pure action.
+    Dispatch(Dispatch),
+    /// Abort in-flight attempts of these tokens; their late results are ignored.
+    CancelTasks(Vec<String>),
+    /// The run ended: release it.
+    RunEnded,
+}
+
+/// One attempt to queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// Token id.
+    pub token: String,
+    /// Node ref.
+    pub node: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// Not claimable before.
+    pub not_before: Millis,
+    /// Per-attempt timeout.
+    pub timeout_ms: Option<u64>,
+    /// The resolved action invocation (see [`TaskPayload`]).
+    pub payload: TaskPayload,
+}
+
+/// Everything an executor needs: resolved by the core from the context, so
+/// executors never read run state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskPayload {
+    /// An LLM call.
+    LlmCall {
+        /// Model profile ref (resolved against the run's definition).
+        model: String,
+        /// Rendered system prompt.
+        system: Option<String>,
+        /// Rendered user prompt.
+        prompt: String,
+        /// Output schema.
+        produces: Option<Value>,
+        /// Branch index, for the scripted provider.
+        branch_index: Option<u64>,
+    },
+    /// An artifact write (content already validated).
+    WriteArtifact {
+        /// Type name.
+        type_name: String,
+        /// Type version.
+        type_version: i64,
+        /// Name.
+        name: String,
+        /// Content.
+        content: Value,
+    },
+}
+
+/// The output of one [`apply`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Step {
+    /// Events to persist, in order (already applied to the state).
+    pub events: Vec<Event>,
+    /// Commands to run once the events are durable.
+    pub commands: Vec<Command>,
+}
+
+/// Applies `input` to `state`. Inputs that do not fit the state (a result
+/// for a token that is not waiting for that attempt, anything after the
+/// run ended) are ignored: they produce no events.
+pub fn apply(state: &mut RunState, graph: &Graph, input: Input, now: Millis) -> Step {
+    let mut m = Machine { st: state, g: graph, now, step: Step::default(), ready: VecDeque::new(), limits: Limits::default() };
+    m.limits = graph.limits;
+    m.input(input);
+    m.step
+}
+
+struct Machine<'a> {
+    st: &'a mut RunState,
+    g: &'a Graph,
+    now: Millis,
+    step: Step,
+    ready: VecDeque<usize>,
+    limits: Limits,
+}
+
+/// Why a node failed, before it is routed.
+struct Failure {
+    error: ErrorInfo,
+    attempt: u32,
+}
+
+/// The data an expression sees from one token: its scope's view of the
+/// context. Borrowed from the state; copied only when writes must be seen
+/// by later expressions of the same action.
+struct Ctx<'s> {
+    input: &'s Value,
+    state: Cow<'s, Value>,
+    output: Cow<'s, Value>,
+    artifacts: Cow<'s, Value>,
+    loops: Value,
+    branch: Option<Value>,
+    item: Option<(&'s str, &'s Value)>,
+}
+
+impl<'s> Ctx<'s> {
+    fn vars<'v>(&'v self, result: Option<&'v Value>) -> Vars<'v> {
+        let mut v = Vars::new()
+            .with("input", self.input)
+            .with("state", &self.state)
+            .with("output", &self.output)
+            .with("artifacts", &self.artifacts)
+            .with("_loop", &self.loops);
+        if let Some(b) = &self.branch {
+            v = v.with("_branch", b);
+        }
+        if let Some((name, item)) = self.item {
+            v = v.with(name, item);
+        }
+        if let Some(r) = result {
+            v = v.with("result", r);
+        }
+        v
+    }
+
+    /// Makes a write visible to the following expressions.
+    fn apply(&mut self, path: &TargetPath, value: &Value) {
+        let _ = match path.root {
+            PathRoot::State | PathRoot::BranchOutput => {
+                if let Some(Value::Object(b)) = &mut self.branch
+                    && let Some(out) = b.get_mut("output")
+                {
+                    let _ = braid_expr::set_path(out, &path.segments, value.clone());
+                }
+                braid_expr::set_path(self.state.to_mut(), &path.segments, value.clone())
+            }
+            PathRoot::Output => braid_expr::set_path(self.output.to_mut(), &path.segments, value.clone()),
+            PathRoot::Artifacts => braid_expr::set_path(self.artifacts.to_mut(), &path.segments, value.clone()),
+        };
+    }
+
+    /// The template data of a prompt: the context plus the node's input mapping.
+    fn template_data(&self, args: Map<String, Value>) -> Value {
+        let mut m = Map::new();
+        m.insert("input".into(), self.input.clone());
+        m.insert("state".into(), self.state.as_ref().clone());
+        m.insert("output".into(), self.output.as_ref().clone());
+        m.insert("artifacts".into(), self.artifacts.as_ref().clone());
+        m.insert("_loop".into(), self.loops.clone());
+        if let Some(b) = &self.branch {
+            m.insert("_branch".into(), b.clone());
+        }
+        if let Some((name, item)) = self.item {
+            m.insert(name.into(), item.clone());
+        }
+        m.extend(args);
+        Value::Object(m)
+    }
+}
+
+impl<'a> Machine<'a> {
+    fn emit(&mut self, token: Option<usize>, body: EventBody) {
+        let (token_id, node) = match token {
+            Some(i) => {
+                let t = &self.st.tokens[i];
+                (Some(t.id.clone()), Some(self.g.nodes[t.node].ref_.clone()))
+            }
+            None => (None, None),
+        };
+        self.emit_raw(token_id, node, body);
+    }
+
+    fn emit_raw(&mut self, token_id: Option<String>, node: Option<String>, body: EventBody) {
+        let e = Event { seq: self.st.seq + 1, ts: self.now, token_id, node, body };
+        self.st.apply_event(self.g, &e);
+        self.step.events.push(e);
+    }
+
+    fn input(&mut self, input: Input) {
+        match input {
+            Input::Start { input, limits } => {
+                if self.st.status != RunStatus::New {
+                    return;
+                }
+                self.limits = limits;
+                let initial = self.g.nodes[self.g.initial].ref_.clone();
+                self.emit_raw(Some(self.st.next_token_id(0)), Some(initial), EventBody::WorkflowStarted { input: input.clone() });
+                if let Some(schema) = &self.g.input_schema
+                    && let Err(violations) = schema.validate(&input)
+                {
+                    self.fail_run(ErrorInfo::new("INPUT_SCHEMA", format!("the input does not match the workflow's input_schema: {}", describe(&violations))));
+                    return;
+                }
+                self.ready.push_back(0);
+                self.run();
+            }
+            Input::TaskStarted { token, attempt } => {
+                let Some(i) = self.live_token(&token) else { return };
+                let t = &self.st.tokens[i];
+                if t.status == TokenStatus::RetryWait && t.attempt == attempt {
+                    let action = self.g.nodes[t.node].action_ref.clone();
+                    self.emit(Some(i), EventBody::NodeStarted { attempt, action, input_digest: String::new() });
+                }
+            }
+            Input::TaskResult { token, attempt, outcome } => {
+                let Some(i) = self.live_token(&token) else { return };
+                let t = &self.st.tokens[i];
+                if !matches!(t.status, TokenStatus::Running | TokenStatus::RetryWait) || t.attempt != attempt {
+                    return; // duplicate or stale delivery: exactly-once state
+                }
+                match outcome {
+                    Outcome::Success { result, usage, duration_ms } => self.succeed(i, attempt, result, usage, duration_ms),
+                    Outcome::Failure { error, retry_after_ms, .. } => self.attempt_failed(i, attempt, error, retry_after_ms),
+                }
+                self.run();
+            }
+            Input::Cancel { reason } => {
+                if self.st.status != RunStatus::Running {
+                    return;
+                }
+                self.cancel_tokens(|_| true, &reason);
+                self.emit(None, EventBody::WorkflowCancelled { reason });
+                self.step.commands.push(Command::RunEnded);
+            }
+            Input::RunTimeout => {
+                if self.st.status != RunStatus::Running {
+                    return;
+                }
+                let ms = self.limits.timeout_ms.unwrap_or(0);
+                self.fail_run(ErrorInfo::new("RUN_TIMEOUT", format!("the run exceeded its timeout of {ms} ms (limits.timeout_ms)")));
+            }
+        }
+        self.st.dirty.clear();
+    }
+
+    fn live_token(&self, id: &str) -> Option<usize> {
+        if self.st.status != RunStatus::Running {
+            return None;
+        }
+        let i = crate::state::token_index(id)?;
+        (i < self.st.tokens.len()).then_some(i)
+    }
+
+    /// Starts ready tokens and fires joins until nothing moves, then ends
+    /// the run if no token is live.
+    fn run(&mut self) {
+        loop {
+            while let Some(i) = self.ready.pop_front() {
+                if self.st.status != RunStatus::Running {
+                    return;
+                }
+                self.start(i);
+                self.check_joins();
+            }
+            self.check_joins();
+            if self.ready.is_empty() {
+                break;
+            }
+        }
+        if self.st.status == RunStatus::Running && self.st.live == 0 {
+            self.complete();
+        }
+    }
+
+    fn node(&self, i: usize) -> &'a CNode {
+        &self.g.nodes[self.st.tokens[i].node]
+    }
+
+    fn ctx(&self, i: usize) -> Ctx<'_> {
+        let scope = self.st.tokens[i].scope;
+        Ctx {
+            input: &self.st.context.input,
+            state: Cow::Borrowed(self.st.state_in(scope)),
+            output: Cow::Borrowed(&self.st.context.output),
+            artifacts: Cow::Borrowed(self.st.artifacts_in(scope)),
+            loops: Value::Object(self.st.tokens[i].loops.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
+            branch: self.st.branch_value(self.g, scope),
+            item: self.st.item_var_in(scope),
+        }
+    }
+
+    fn expr_error(&self, i: usize, what: &str, msg: &str) -> ErrorInfo {
+        let n = self.node(i);
+        let mut e = ErrorInfo::new("EXPRESSION", format!("node `{}`, {what}: {msg}", n.ref_));
+        e.node = Some(n.ref_.clone());
+        e.action = Some(n.action_ref.clone());
+        e
+    }
+
+    fn node_error(&self, i: usize, code: &str, msg: String) -> ErrorInfo {
+        let n = self.node(i);
+        let mut e = ErrorInfo::new(code, msg);
+        e.node = Some(n.ref_.clone());
+        e.action = Some(n.action_ref.clone());
+        e
+    }
+
+    fn start(&mut self, i: usize) {
+        if self.st.tokens[i].status != TokenStatus::Pending {
+            return;
+        }
+        let node = self.node(i);
+        if let Some(join) = &node.join
+            && !self.is_continuation(i)
+        {
+            return self.arrive(i, join.joins);
+        }
+        if node.action.is_pure() {
+            self.emit(Some(i), EventBody::NodeStarted { attempt: 1, action: node.action_ref.clone(), input_digest: String::new() });
+            match self.update_context(i) {
+                Ok(result) => self.succeed(i, 1, result, None, 0),
+                Err(error) => self.fail_node(i, Failure { error, attempt: 1 }),
+            }
+        } else {
+            self.dispatch(i, 1, self.now);
+        }
+    }
+
+    /// A join node's continuation runs the node's action; other tokens arrive.
+    fn is_continuation(&self, i: usize) -> bool {
+        let t = &self.st.tokens[i];
+        let Some(parent) = t.parent.as_deref().and_then(crate::state::token_index) else { return false };
+        self.st.sets.iter().rev().any(|s| s.continuation == Some(i) && s.origin == parent)
+    }
+
+    /// Token `i` reached a join node that closes fan-outs of `fan_out_node`.
+    fn arrive(&mut self, i: usize, fan_out_node: usize) {
+        let join_ref = self.node(i).ref_.clone();
+        let scope = self.st.tokens[i].scope;
+        let set = scope.map(|s| self.st.scopes[s].set).filter(|&set| self.st.sets[set].fan_out_node == fan_out_node);
+        let Some(set) = set else {
+            let inner = scope.map(|s| format!(" (its innermost branch belongs to a fan-out of `{}`, which must be joined first)", self.g.nodes[self.st.sets[self.st.scopes[s].set].fan_out_node].ref_)).unwrap_or_default();
+            let error = self.node_error(i, "JOIN_SCOPE", format!("token {} reached join `{join_ref}` but is not a branch of a fan-out of `{}`{inner}", self.st.tokens[i].id, self.g.nodes[fan_out_node].ref_));
+            return self.fail_node(i, Failure { error, attempt: 1 });
+        };
+        let s = scope.expect("branch token");
+        let set_id = self.st.sets[set].id.clone();
+        if self.st.sets[set].fired {
+            return self.late_arrival(i, set);
+        }
+        if self.st.scopes[s].arrived {
+            return self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: "this branch already reached the join".into() });
+        }
+        self.emit(Some(i), EventBody::TokenWaiting { sibling_set: set_id, join_node: join_ref });
+    }
+
+    fn late_arrival(&mut self, i: usize, set: usize) {
+        let set_id = self.st.sets[set].id.clone();
+        let join = self.node(i).join.as_ref().expect("join node");
+        let continuation = self.st.sets[set].continuation.expect("fired set has a continuation");
+        let origin_scope = self.st.tokens[continuation].scope;
+        let scope_live = origin_scope.is_none_or(|s| self.st.scopes[s].live > 0);
+        if join.on_early_complete == EarlyComplete::AllowLateMerge && scope_live {
+            self.emit(Some(i), EventBody::TokenWaiting { sibling_set: set_id.clone(), join_node: self.node(i).ref_.clone() });
+            if let Some(merge) = &join.merge {
+                match self.merge_value(set, merge) {
+                    Ok(v) => self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: merge.target.clone(), value: Some(v) }] }),
+                    Err(msg) => {
+                        let error = self.node_error(i, "MERGE_ERROR", msg);
+                        self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: format!("late merge failed: {}", error.message) });
+                        return;
+                    }
+                }
+            }
+            self.emit(Some(i), EventBody::TokenMerged { sibling_set: set_id });
+        } else {
+            self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: "arrived after the join fired".into() });
+        }
+    }
+
+    /// Fires every join whose condition is met.
+    fn check_joins(&mut self) {
+        while let Some(set) = self.st.dirty.pop() {
+            if self.st.status != RunStatus::Running {
+                return;
+            }
+            let s = &self.st.sets[set];
+            if s.fired {
+                continue;
+            }
+            let Some(join_node) = self.g.joined_by[s.fan_out_node] else { continue };
+            let join = self.g.nodes[join_node].join.as_ref().expect("join config");
+            let arrived = s.arrivals.len() as u64;
+            let settled = arrived + s.ended >= s.total;
+            match join.fan_in {
+                FanIn::All if settled => self.fire(set, join_node, true),
+                FanIn::All => {}
+                FanIn::Any | FanIn::MOfN { .. } => {
+                    let need = match join.fan_in {
+                        FanIn::MOfN { m_of_n } => m_of_n,
+                        _ => 1,
+                    };
+                    if arrived >= need {
+                        self.fire(set, join_node, true);
+                    } else if settled {
+                        self.fire(set, join_node, false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The merge of the arrived members' `_branch.output` at `merge.source`.
+    fn merge_value(&self, set: usize, merge: &Merge) -> Result<Value, String> {
+        let s = &self.st.sets[set];
+        let mut by_index: Vec<(u64, usize, &Value)> = Vec::with_capacity(s.arrivals.len());
+        for (order, &t) in s.arrivals.iter().enumerate() {
+            let Some(scope) = self.st.tokens[t].scope else { continue };
+            let sc = &self.st.scopes[scope];
+            let v = if merge.source == "*" { Some(&sc.output) } else { braid_expr::get_path(&sc.output, &merge.source) };
+            if let Some(v) = v {
+                by_index.push((sc.index, order, v));
+            }
+        }
+        let strategy = merge.strategy;
+        if strategy == MergeStrategy::LastWins {
+            return Ok(by_index.iter().max_by_key(|x| x.1).map(|x| x.2.clone()).unwrap_or(Value::Null));
+        }
+        by_index.sort_by_key(|x| x.0);
+        Ok(match strategy {
+            MergeStrategy::Append => {
+                let mut out = Vec::with_capacity(by_index.len());
+                for (_, _, v) in by_index {
+                    match v {
+                        Value::Array(items) => out.extend(items.iter().cloned()),
+                        other => out.push(other.clone()),
+                    }
+                }
+                Value::Array(out)
+            }
+            MergeStrategy::Collect => Value::Array(by_index.into_iter().map(|x| x.2.clone()).collect()),
+            MergeStrategy::MergeObject => {
+                let mut out = Map::new();
+                for (index, _, v) in by_index {
+                    let Value::Object(m) = v else {
+                        return Err(format!("merge_object needs objects, but branch {index} has {} at `{}`", type_name(v), merge.source));
+                    };
+                    out.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+                Value::Object(out)
+            }
+            MergeStrategy::KeyedByBranch => Value::Object(by_index.into_iter().map(|(i, _, v)| (i.to_string(), v.clone())).collect()),
+            MergeStrategy::LastWins => unreachable!(),
+        })
+    }
+
+    /// Fires the join of `set` (`satisfied`), or resolves it as `JOIN_UNSATISFIED`.
+    fn fire(&mut self, set: usize, join_node: usize, satisfied: bool) {
+        let join = self.g.nodes[join_node].join.as_ref().expect("join config");
+        let (origin, set_id) = (self.st.sets[set].origin, self.st.sets[set].id.clone());
+        let mut arrived: Vec<usize> = self.st.sets[set].arrivals.clone();
+        arrived.sort_by_key(|&t| self.st.tokens[t].scope.map(|s| self.st.scopes[s].index));
+        let merged_value = match (&join.merge, satisfied) {
+            (Some(m), true) => Some(self.merge_value(set, m)),
+            _ => None,
+        };
+        let continuation = self.st.tokens.len();
+        self.emit_raw(
+            Some(self.st.next_token_id(0)),
+            Some(self.g.nodes[join_node].ref_.clone()),
+            EventBody::FanInCompleted {
+                sibling_set: set_id.clone(),
+                merged: if satisfied { arrived.iter().map(|&t| self.st.tokens[t].id.clone()).collect() } else { Vec::new() },
+                strategy: join.merge.as_ref().map(|m| strategy_name(m.strategy).to_string()),
+                target: join.merge.as_ref().map(|m| m.target.clone()),
+                continuation: self.st.next_token_id(0),
+                origin_token: self.st.tokens[origin].id.clone(),
+                fan_in: match join.fan_in {
+                    FanIn::All => "all",
+                    FanIn::Any => "any",
+                    FanIn::MOfN { .. } => "m_of_n",
+                }
+                .into(),
+            },
+        );
+        for &t in &arrived {
+            if satisfied {
+                self.emit(Some(t), EventBody::TokenMerged { sibling_set: set_id.clone() });
+            } else {
+                self.emit(Some(t), EventBody::TokenCancelled { sibling_set: Some(set_id.clone()), reason: "the join could not be satisfied".into() });
+            }
+        }
+        if join.on_early_complete == EarlyComplete::Cancel {
+            let members: Vec<usize> = self.st.sets[set].members.clone();
+            if members.iter().any(|&m| self.st.scopes[m].live > 0) {
+                let reason = format!("join `{}` fired without this branch", self.g.nodes[join_node].ref_);
+                self.cancel_tokens(|st| members.iter().any(|&m| st.in_scope(m)), &reason);
+            }
+        }
+        if !satisfied {
+            let s = &self.st.sets[set];
+            let need = match join.fan_in {
+                FanIn::MOfN { m_of_n } => m_of_n,
+                _ => 1,
+            };
+            let error = self.node_error(continuation, "JOIN_UNSATISFIED", format!("join `{}` needed {need} arrival(s) from sibling set {} but only {} of {} branches arrived; the others ended elsewhere", self.g.nodes[join_node].ref_, s.id, s.arrivals.len(), s.total));
+            return self.fail_node(continuation, Failure { error, attempt: 1 });
+        }
+        match merged_value {
+            Some(Ok(v)) => {
+                let target = join.merge.as_ref().expect("merge").target.clone();
+                self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: target, value: Some(v) }] });
+            }
+            Some(Err(msg)) => {
+                let error = self.node_error(continuation, "MERGE_ERROR", format!("join `{}`: {msg}", self.g.nodes[join_node].ref_));
+                return self.fail_node(continuation, Failure { error, attempt: 1 });
+            }
+            None => {}
+        }
+        self.ready.push_back(continuation);
+    }
+
+    /// Resolves the invocation of a non-pure action and queues it.
+    fn dispatch(&mut self, i: usize, attempt: u32, not_before: Millis) {
+        let payload = match self.resolve_payload(i) {
+            Ok(p) => p,
+            Err(error) => {
+                if attempt == 1 {
+                    let action = self.node(i).action_ref.clone();
+                    self.emit(Some(i), EventBody::NodeStarted { attempt, action, input_digest: String::new() });
+                }
+                return self.fail_node(i, Failure { error, attempt });
+            }
+        };
+        let node = self.node(i);
+        if attempt == 1 {
+            self.emit(Some(i), EventBody::NodeStarted { attempt, action: node.action_ref.clone(), input_digest: digest(&payload) });
+        }
+        let token = self.st.tokens[i].id.clone();
+        self.step.commands.push(Command::Dispatch(Dispatch { token, node: node.ref_.clone(), attempt, not_before, timeout_ms: node.timeout_ms, payload }));
+    }
+
+    fn resolve_payload(&self, i: usize) -> Result<TaskPayload, ErrorInfo> {
+        let node = self.node(i);
+        let ctx = self.ctx(i);
+        let vars = ctx.vars(None);
+        let eval = |e: &Expr, what: &str| e.eval(&vars).map_err(|err| self.expr_error(i, &format!("{what} `{}`", e.source()), &err.to_string()));
+        match &node.action {
+            CAction::LlmCall { system, template, produces, model } => {
+                let mut args = Map::new();
+                for (field, e) in &node.input_mapping {
+                    args.insert(field.clone(), eval(e, &format!("input_mapping.{field}"))?);
+                }
+                let data = ctx.template_data(args);
+                let render = |t: &braid_expr::Template, what: &str| t.render(&data).map_err(|e| self.node_error(i, "TEMPLATE", format!("node `{}`, {what}: {}", node.ref_, e.message)));
+                let system = system.as_ref().map(|s| render(s, "system prompt")).transpose()?;
+                let prompt = render(template, "prompt template")?;
+                let branch_index = self.st.tokens[i].scope.map(|s| self.st.scopes[s].index);
+                Ok(TaskPayload::LlmCall { model: model.clone(), system, prompt, produces: produces.clone(), branch_index })
+            }
+            CAction::WriteArtifact { type_name, type_version, schema, name, content } => {
+                let mut out = Map::new();
+                for (field, e) in content {
+                    out.insert(field.clone(), eval(e, &format!("content_mapping.{field}"))?);
+                }
+                let content = Value::Object(out);
+                if let Err(violations) = schema.validate(&content) {
+                    return Err(self.node_error(i, "SCHEMA_MISMATCH", format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
+                }
+                Ok(TaskPayload::WriteArtifact { type_name: type_name.clone(), type_version: *type_version, name: name.clone(), content })
+            }
+            CAction::WorkflowCall { .. } => Err(self.node_error(i, "NOT_SUPPORTED", format!("node `{}`: workflow_call is not available in this build", node.ref_))),
+            CAction::UpdateContext(_) => unreachable!("pure actions run inline"),
+        }
+    }
+
+    /// Checks that token `i` may write under `root`.
+    fn check_write(&self, i: usize, path: &TargetPath) -> Result<(), ErrorInfo> {
+        let in_branch = self.st.tokens[i].scope.is_some();
+        match path.root {
+            PathRoot::Output if in_branch => Err(self.node_error(i, "BRANCH_OUTPUT_WRITE", format!("node `{}` writes `{path}` inside a branch: branches write their own output (`state.*` or `_branch.output.*`), merged by a join; write `output.*` after the join", self.node(i).ref_))),
+            PathRoot::BranchOutput if !in_branch => Err(self.node_error(i, "BRANCH_OUTPUT_WRITE", format!("node `{}` writes `{path}` outside any branch", self.node(i).ref_))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs an `update_context` action: each update sees the previous ones.
+    fn update_context(&mut self, i: usize) -> Result<Value, ErrorInfo> {
+        let CAction::UpdateContext(updates) = &self.node(i).action else { unreachable!() };
+        let mut result = Map::new();
+        let mut writes = Vec::with_capacity(updates.len());
+        {
+            let mut ctx = self.ctx(i);
+            for (n, (path, e)) in updates.iter().enumerate() {
+                let v = e.eval(&ctx.vars(None)).map_err(|err| self.expr_error(i, &format!("update `{path}` = `{}`", e.source()), &err.to_string()))?;
+                self.check_write(i, path)?;
+                if n + 1 < updates.len() {
+                    ctx.apply(path, &v);
+                }
+                result.insert(path.to_string(), v.clone());
+                writes.push(Write { path: path.to_string(), value: Some(v) });
+            }
+        }
+        if !writes.is_empty() {
+            self.emit(Some(i), EventBody::ContextUpdated { writes });
+        }
+        Ok(Value::Object(result))
+    }
+
+    fn succeed(&mut self, i: usize, attempt: u32, result: Value, usage: Option<Usage>, duration_ms: u64) {
+        // Output mappings are decided before anything is emitted, so a
+        // failing mapping fails the node without half its writes.
+        let mut writes = Vec::new();
+        {
+            let ctx = self.ctx(i);
+            let vars = ctx.vars(Some(&result));
+            for (path, e) in &self.node(i).output_mapping {
+                let r = e.eval(&vars).map_err(|err| self.expr_error(i, &format!("output_mapping.{path} `{}`", e.source()), &err.to_string())).and_then(|v| self.check_write(i, path).map(|_| v));
+                match r {
+                    Ok(v) => writes.push(Write { path: path.to_string(), value: Some(v) }),
+                    Err(error) => {
+                        drop(vars);
+                        drop(ctx);
+                        return self.fail_node(i, Failure { error, attempt });
+                    }
+                }
+            }
+            if ctx.state.get("_last_error").is_some() {
+                writes.push(Write { path: "state._last_error".into(), value: None });
+            }
+        }
+        let artifact = match &self.node(i).action {
+            CAction::WriteArtifact { type_name, type_version, name, .. } => result
+                .get("artifact_id")
+                .and_then(Value::as_str)
+                .map(|id| EventBody::ArtifactCreated { artifact_id: id.into(), type_name: type_name.clone(), type_version: *type_version, name: name.clone() }),
+            _ => None,
+        };
+        self.emit(Some(i), EventBody::NodeCompleted { attempt, duration_ms, result, usage });
+        if let Some(a) = artifact {
+            self.emit(Some(i), a);
+        }
+        if !writes.is_empty() {
+            self.emit(Some(i), EventBody::ContextUpdated { writes });
+        }
+        self.route(i, On::Success, attempt);
+    }
+
+    fn attempt_failed(&mut self, i: usize, attempt: u32, mut error: ErrorInfo, retry_after_ms: Option<u64>) {
+        let node = self.node(i);
+        error.node = Some(node.ref_.clone());
+        error.action = Some(node.action_ref.clone());
+        error.attempt = Some(attempt);
+        let policy = &node.retry;
+        error.retryable = policy.retries(&error.code);
+        if error.retryable && attempt < policy.max_attempts {
+            let delay_ms = policy.delay_ms(attempt, self.jitter(i, attempt), retry_after_ms);
+            let not_before = self.now.saturating_add(delay_ms as i64);
+            self.emit(Some(i), EventBody::NodeRetrying { attempt, error, delay_ms, not_before });
+            self.dispatch(i, attempt + 1, not_before);
+        } else {
+            self.fail_node(i, Failure { error, attempt });
+        }
+    }
+
+    /// A deterministic sample in [-1, 1] from run, token and attempt.
+    fn jitter(&self, i: usize, attempt: u32) -> f64 {
+        let mut h = Sha256::new();
+        h.update(self.st.run_id.as_bytes());
+        h.update(self.st.tokens[i].id.as_bytes());
+        h.update(attempt.to_le_bytes());
+        let b = h.finalize();
+        let x = u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        (x as f64 / u64::MAX as f64) * 2.0 - 1.0
+    }
+
+    /// The node failed for good: record `_last_error` in the token's scope, then route the failure.
+    fn fail_node(&mut self, i: usize, f: Failure) {
+        let mut error = f.error;
+        let node = self.node(i);
+        error.node.get_or_insert_with(|| node.ref_.clone());
+        error.action.get_or_insert_with(|| node.action_ref.clone());
+        error.attempt.get_or_insert(f.attempt);
+        let last = serde_json::to_value(&error).unwrap_or(Value::Null);
+        self.emit(Some(i), EventBody::ContextUpdated { writes: vec![Write { path: "state._last_error".into(), value: Some(last) }] });
+        self.emit(Some(i), EventBody::NodeFailed { attempt: f.attempt, error });
+        self.route(i, On::Failure, f.attempt);
+    }
+
+    fn route(&mut self, i: usize, outcome: On, attempt: u32) {
+        let node = self.node(i);
+        let candidates: Vec<&CTransition> = node.transitions.iter().filter(|t| t.on == outcome || t.on == On::Always).collect();
+        if candidates.is_empty() {
+            if outcome == On::Failure {
+                self.unrouted(i);
+            }
+            return; // success: terminal for this token
+        }
+        let mut taken: Vec<&CTransition> = Vec::new();
+        let mut group: Option<i64> = None;
+        {
+            let ctx = self.ctx(i);
+            let vars = ctx.vars(None);
+            for t in candidates {
+                if group.is_some_and(|g| g != t.priority) {
+                    break; // a lower group already matched
+                }
+                if let (Some(max), Some(r)) = (t.max_iterations, &t.ref_)
+                    && self.st.tokens[i].loops.get(r).copied().unwrap_or(0) >= max
+                {
+                    continue; // loop exhausted: treated as not matching
+                }
+                let matched = match &t.condition {
+                    None => true,
+                    Some(c) => match c.eval_bool(&vars) {
+                        Ok(b) => b,
+                        Err(err) => {
+                            let error = self.expr_error(i, &format!("condition `{}` of transition to `{}`", c.source(), self.g.nodes[t.to].ref_), &err.to_string());
+                            drop(vars);
+                            drop(ctx);
+                            return if outcome == On::Success { self.fail_node(i, Failure { error, attempt }) } else { self.fail_run(error) };
+                        }
+                    },
+                };
+                if matched {
+                    group = Some(t.priority);
+                    taken.push(t);
+                    if node.fan_out == FanOut::FirstMatch {
+                        break;
+                    }
+                }
+            }
+        }
+        if taken.is_empty() {
+            if outcome == On::Success {
+                let error = self.node_error(i, "NO_MATCHING_TRANSITION", format!("node `{}` succeeded but none of its transitions' conditions matched: add a transition without condition as a fallback", node.ref_));
+                return self.fail_node(i, Failure { error, attempt });
+            }
+            return self.unrouted(i);
+        }
+        // How many tokens each taken transition creates.
+        let mut plan: Vec<(&CTransition, u64, Option<Vec<Value>>)> = Vec::with_capacity(taken.len());
+        {
+            let ctx = self.ctx(i);
+            let vars = ctx.vars(None);
+            for t in &taken {
+                let r = match &t.spawn {
+                    Spawn::One => Ok((1, None)),
+                    Spawn::Count(n) => Ok((*n, None)),
+                    Spawn::CountExpr(e) => match e.eval(&vars) {
+                        Ok(Value::Number(n)) if n.as_u64().is_some() => Ok((n.as_u64().unwrap_or(0), None)),
+                        Ok(other) => Err(self.expr_error(i, &format!("spawn_count `{}`", e.source()), &format!("expected a non-negative integer, got {}", type_name(&other)))),
+                        Err(err) => Err(self.expr_error(i, &format!("spawn_count `{}`", e.source()), &err.to_string())),
+                    },
+                    Spawn::Foreach { collection, .. } => match collection.eval(&vars) {
+                        Ok(Value::Array(items)) => Ok((items.len() as u64, Some(items))),
+                        Ok(other) => Err(self.expr_error(i, &format!("foreach collection `{}`", collection.source()), &format!("expected a list, got {}", type_name(&other)))),
+                        Err(err) => Err(self.expr_error(i, &format!("foreach collection `{}`", collection.source()), &err.to_string())),
+                    },
+                };
+                match r {
+                    Ok((n, items)) => plan.push((t, n, items)),
+                    Err(error) => {
+                        drop(vars);
+                        drop(ctx);
+                        return self.fail_node(i, Failure { error, attempt });
+                    }
+                }
+            }
+        }
+        let total: u64 = plan.iter().map(|p| p.1).sum();
+        let max = self.limits.max_run_tokens.unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        if self.st.tokens.len() as u64 + total > max {
+            return self.fail_run(ErrorInfo::new("TOKEN_LIMIT", format!("node `{}` would bring the run past {max} tokens (limits.max_run_tokens)", node.ref_)));
+        }
+        let fan = total != 1 || plan.iter().any(|p| !matches!(p.0.spawn, Spawn::One));
+        let set_id = fan.then(|| format!("ss_{}", self.st.sets.len() + 1));
+        let origin_id = self.st.tokens[i].id.clone();
+        let mut index = 0u64;
+        for (t, n, items) in plan {
+            let first = self.st.tokens.len();
+            let ids: Vec<String> = (0..n as usize).map(|k| self.st.next_token_id(k)).collect();
+            if n == 0 {
+                continue;
+            }
+            self.emit(Some(i), EventBody::TransitionTaken { transition: t.ref_.clone(), from: node.ref_.clone(), to: self.g.nodes[t.to].ref_.clone(), tokens: ids });
+            let item_var = match &t.spawn {
+                Spawn::Foreach { item_var, .. } => item_var.clone(),
+                _ => None,
+            };
+            for k in 0..n as usize {
+                if let Some(set_id) = &set_id {
+                    self.emit(
+                        Some(first + k),
+                        EventBody::TokenSpawned {
+                            sibling_set: set_id.clone(),
+                            index,
+                            total,
+                            parent_token: origin_id.clone(),
+                            item: items.as_ref().map(|it| it[k].clone()),
+                            item_var: item_var.clone(),
+                        },
+                    );
+                }
+                index += 1;
+                self.ready.push_back(first + k);
+            }
+        }
+        if total == 0
+            && let (Some(set_id), Some(join_node)) = (set_id, self.g.joined_by[node_index(self.g, node)])
+        {
+            self.fire_empty(i, set_id, join_node);
+        }
+    }
+
+    /// An empty sibling set: its join fires at once with an empty merge.
+    fn fire_empty(&mut self, origin: usize, set_id: String, join_node: usize) {
+        let join = self.g.nodes[join_node].join.as_ref().expect("join config");
+        let continuation = self.st.tokens.len();
+        self.emit_raw(
+            Some(self.st.next_token_id(0)),
+            Some(self.g.nodes[join_node].ref_.clone()),
+            EventBody::FanInCompleted {
+                sibling_set: set_id,
+                merged: Vec::new(),
+                strategy: join.merge.as_ref().map(|m| strategy_name(m.strategy).to_string()),
+                target: join.merge.as_ref().map(|m| m.target.clone()),
+                continuation: self.st.next_token_id(0),
+                origin_token: self.st.tokens[origin].id.clone(),
+                fan_in: "all".into(),
+            },
+        );
+        if let Some(m) = &join.merge {
+            let empty = match m.strategy {
+                MergeStrategy::Append | MergeStrategy::Collect => json!([]),
+                MergeStrategy::MergeObject | MergeStrategy::KeyedByBranch => json!({}),
+                MergeStrategy::LastWins => Value::Null,
+            };
+            self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: m.target.clone(), value: Some(empty) }] });
+        }
+        self.ready.push_back(continuation);
+    }
+
+    fn unrouted(&mut self, i: usize) {
+        if self.is_abandoned(i) {
+            return; // an abandoned branch never fails the run
+        }
+        let scope = self.st.tokens[i].scope;
+        let error = match self.st.state_in(scope).get("_last_error") {
+            Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|_| ErrorInfo::new("INTERNAL", "unrouted failure")),
+            None => ErrorInfo::new("INTERNAL", format!("node `{}` failed", self.node(i).ref_)),
+        };
+        self.fail_run(error);
+    }
+
+    fn is_abandoned(&self, i: usize) -> bool {
+        let mut cur = self.st.tokens[i].scope;
+        while let Some(s) = cur {
+            if self.st.scopes[s].abandoned {
+                return true;
+            }
+            cur = self.st.scopes[s].parent;
+        }
+        false
+    }
+
+    /// Cancels the live tokens `pick` selects and aborts their in-flight attempts.
+    fn cancel_tokens(&mut self, pick: impl Fn(&TokenView) -> bool, reason: &str) {
+        let picked: Vec<usize> = (0..self.st.tokens.len())
+            .filter(|&i| self.st.tokens[i].status.is_live() && pick(&TokenView { st: self.st, token: i }))
+            .collect();
+        let mut aborted = Vec::new();
+        for i in picked {
+            if matches!(self.st.tokens[i].status, TokenStatus::Running | TokenStatus::RetryWait) {
+                aborted.push(self.st.tokens[i].id.clone());
+            }
+            let set = self.st.tokens[i].scope.map(|s| self.st.sets[self.st.scopes[s].set].id.clone());
+            self.emit(Some(i), EventBody::TokenCancelled { sibling_set: set, reason: reason.to_string() });
+        }
+        if !aborted.is_empty() {
+            self.step.commands.push(Command::CancelTasks(aborted));
+        }
+    }
+
+    fn fail_run(&mut self, error: ErrorInfo) {
+        if self.st.status != RunStatus::Running {
+            return;
+        }
+        let reason = format!("the run failed: {}", error.code);
+        self.cancel_tokens(|_| true, &reason);
+        self.emit(None, EventBody::WorkflowFailed { error });
+        self.step.commands.push(Command::RunEnded);
+        self.ready.clear();
+    }
+
+    fn complete(&mut self) {
+        let mut output = self.st.context.output.clone();
+        {
+            let c = &self.st.context;
+            let vars = Vars::new().with("input", &c.input).with("state", &c.state).with("output", &c.output).with("artifacts", &c.artifacts);
+            for (path, e) in &self.g.output_mapping {
+                let r = e.eval(&vars).map_err(|err| err.to_string()).and_then(|v| braid_expr::set_path(&mut output, path, v));
+                if let Err(msg) = r {
+                    drop(vars);
+                    return self.fail_run(ErrorInfo::new("EXPRESSION", format!("workflow output_mapping `{}`: {msg}", path.join("."))));
+                }
+            }
+        }
+        if let Some(schema) = &self.g.output_schema
+            && let Err(violations) = schema.validate(&output)
+        {
+            return self.fail_run(ErrorInfo::new("OUTPUT_SCHEMA", format!("the final output does not match output_schema: {}", describe(&violations))));
+        }
+        // Abandoned branches still running are cancelled when the run ends.
+        self.cancel_tokens(|_| true, "the run completed");
+        self.emit(None, EventBody::WorkflowCompleted { output });
+        self.step.commands.push(Command::RunEnded);
+    }
+}
+
+/// A token seen by a cancellation filter.
+struct TokenView<'s> {
+    st: &'s RunState,
+    token: usize,
+}
+
+impl TokenView<'_> {
+    /// True when the token is in scope `s` or a scope nested in it.
+    fn in_scope(&self, s: usize) -> bool {
+        let mut cur = self.st.tokens[self.token].scope;
+        while let Some(c) = cur {
+            if c == s {
+                return true;
+            }
+            cur = self.st.scopes[c].parent;
+        }
+        false
+    }
+}
+
+fn node_index(g: &Graph, node: &CNode) -> usize {
+    g.index[&node.ref_]
+}
+
+fn describe(violations: &[braid_expr::SchemaViolation]) -> String {
+    violations.iter().map(|v| format!("{}: {}", if v.path.is_empty() { "/" } else { &v.path }, v.message)).collect::<Vec<_>>().join("; ")
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn strategy_name(s: MergeStrategy) -> &'static str {
+    match s {
+        MergeStrategy::Append => "append",
+        MergeStrategy::Collect => "collect",
+        MergeStrategy::MergeObject => "merge_object",
+        MergeStrategy::KeyedByBranch => "keyed_by_branch",
+        MergeStrategy::LastWins => "last_wins",
+    }
+}
+
+fn digest(p: &TaskPayload) -> String {
+    let bytes = serde_json::to_vec(p).unwrap_or_default();
+    let d = Sha256::digest(&bytes);
+    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+}

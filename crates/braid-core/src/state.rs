@@ -1,0 +1,648 @@
+//! A run's state and the one function that changes it: [`RunState::apply_event`].
+
+use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
+use crate::definition::EarlyComplete;
+use crate::graph::{Graph, NodeIdx};
+use braid_expr::{PathRoot, TargetPath};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// Run lifecycle: `running` → exactly one of the three ended states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Not started (no `workflow_started` yet).
+    New,
+    /// Live.
+    Running,
+    /// Ended with output.
+    Completed,
+    /// Ended with an error.
+    Failed,
+    /// Ended by request.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// True once the run has ended.
+    pub fn is_ended(self) -> bool {
+        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+    }
+}
+
+/// Token lifecycle (SPEC §1). Live: `pending`, `running`, `retry_wait`,
+/// `waiting_join`, `waiting_child`; ended: the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Created, its node not yet started.
+    Pending,
+    /// An attempt is dispatched or running.
+    Running,
+    /// Waiting for the next attempt.
+    RetryWait,
+    /// Arrived at a join, waiting for siblings.
+    WaitingJoin,
+    /// Waiting for a child run.
+    WaitingChild,
+    /// Its node succeeded.
+    Completed,
+    /// Its node failed.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+    /// Merged by a join.
+    Merged,
+}
+
+impl TokenStatus {
+    /// True for the live statuses.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            TokenStatus::Pending | TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingJoin | TokenStatus::WaitingChild
+        )
+    }
+    /// The name shown in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Pending => "pending",
+            TokenStatus::Running => "running",
+            TokenStatus::RetryWait => "retry_wait",
+            TokenStatus::WaitingJoin => "waiting_join",
+            TokenStatus::WaitingChild => "waiting_child",
+            TokenStatus::Completed => "completed",
+            TokenStatus::Failed => "failed",
+            TokenStatus::Cancelled => "cancelled",
+            TokenStatus::Merged => "merged",
+        }
+    }
+}
+
+/// One node visit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    /// `tk_<n>`, unique in the run.
+    pub id: String,
+    /// The node it visits.
+    pub node: NodeIdx,
+    /// Lifecycle status.
+    pub status: TokenStatus,
+    /// The token whose visit created it.
+    pub parent: Option<String>,
+    /// Current (or last) attempt, 0 before the first.
+    pub attempt: u32,
+    /// Loop counters of its lineage (`_loop`).
+    pub loops: BTreeMap<String, u64>,
+    /// Its branch scope (index into [`RunState::scopes`]); `None` = the root scope.
+    pub scope: Option<usize>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last start.
+    pub started_at: Option<Millis>,
+    /// End.
+    pub ended_at: Option<Millis>,
+}
+
+/// Run-wide LLM usage totals.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageTotals {
+    /// Successful calls.
+    pub llm_calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Cost.
+    pub cost_usd: f64,
+}
+
+impl UsageTotals {
+    fn add(&mut self, u: &Usage) {
+        self.llm_calls += 1;
+        self.input_tokens += u.input_tokens;
+        self.output_tokens += u.output_tokens;
+        self.cost_usd += u.cost_usd;
+    }
+}
+
+/// The run's data (SPEC §1 context).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Immutable input.
+    pub input: Value,
+    /// Mutable state.
+    pub state: Value,
+    /// Final output being built.
+    pub output: Value,
+    /// name → artifact id.
+    pub artifacts: Value,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            input: Value::Object(Map::new()),
+            state: Value::Object(Map::new()),
+            output: Value::Object(Map::new()),
+            artifacts: Value::Object(Map::new()),
+        }
+    }
+}
+
+impl Context {
+    /// `{ input, state, output, artifacts }`.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "input": self.input, "state": self.state, "output": self.output, "artifacts": self.artifacts,
+        })
+    }
+}
+
+/// A branch: the scope of one sibling-set member and the tokens that follow it.
+///
+/// Reads see `view` (the parent scope's state at spawn with the branch's
+/// writes applied); writes go to `view` and `output` (= `_branch.output`),
+/// never to the parent scope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scope {
+    /// Enclosing branch scope (`None` = root).
+    pub parent: Option<usize>,
+    /// The sibling set this branch belongs to.
+    pub set: usize,
+    /// The spawned member token.
+    pub member: usize,
+    /// `_branch.index`.
+    pub index: u64,
+    /// `_branch.item` (foreach).
+    pub item: Option<Value>,
+    /// Extra name bound to the item.
+    pub item_var: Option<String>,
+    /// Effective `state` inside the branch.
+    pub view: Value,
+    /// The branch's own writes (`_branch.output`).
+    pub output: Value,
+    /// Effective `artifacts` inside the branch.
+    pub artifacts: Value,
+    /// Live tokens in this scope and the scopes nested in it.
+    pub live: usize,
+    /// A token of this branch reached the join.
+    pub arrived: bool,
+    /// Left behind by an `abandon` join: no longer counted as live.
+    pub abandoned: bool,
+}
+
+/// The tokens created by one fan-out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiblingSet {
+    /// `ss_<n>`.
+    pub id: String,
+    /// The token whose visit spawned the set.
+    pub origin: usize,
+    /// The node that fanned out.
+    pub fan_out_node: NodeIdx,
+    /// Number of members.
+    pub total: u64,
+    /// Member scopes in index order.
+    pub members: Vec<usize>,
+    /// Arrived tokens (at the join) in arrival order.
+    pub arrivals: Vec<usize>,
+    /// Members whose branch ended without arriving.
+    pub ended: u64,
+    /// The join fired.
+    pub fired: bool,
+    /// The continuation token, once fired.
+    pub continuation: Option<usize>,
+}
+
+/// Everything the core knows about a run. Serializable: it is the snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// Run id.
+    pub run_id: String,
+    /// Lifecycle.
+    pub status: RunStatus,
+    /// Root scope.
+    pub context: Context,
+    /// Tokens; `tk_<n>` is at index n − 1.
+    pub tokens: Vec<Token>,
+    /// Branch scopes.
+    pub scopes: Vec<Scope>,
+    /// Sibling sets; `ss_<n>` is at index n − 1.
+    pub sets: Vec<SiblingSet>,
+    /// Sets whose join condition may have changed (transient: cleared by the machine).
+    #[serde(skip)]
+    pub dirty: Vec<usize>,
+    /// Number of live tokens.
+    pub live: usize,
+    /// Last event seq applied.
+    pub seq: u64,
+    /// Why the run failed.
+    pub error: Option<ErrorInfo>,
+    /// LLM usage totals.
+    pub usage: UsageTotals,
+    /// Start time.
+    pub started_at: Option<Millis>,
+    /// End time.
+    pub ended_at: Option<Millis>,
+}
+
+/// Parses `tk_<n>` into its index.
+pub fn token_index(id: &str) -> Option<usize> {
+    id.strip_prefix("tk_")?.parse::<usize>().ok()?.checked_sub(1)
+}
+
+/// Parses `ss_<n>` into its index.
+pub fn set_index(id: &str) -> Option<usize> {
+    id.strip_prefix("ss_")?.parse::<usize>().ok()?.checked_sub(1)
+}
+
+fn token_id(i: usize) -> String {
+    format!("tk_{}", i + 1)
+}
+
+impl RunState {
+    /// A run that has not started.
+    pub fn new(run_id: impl Into<String>) -> RunState {
+        RunState {
+            run_id: run_id.into(),
+            status: RunStatus::New,
+            context: Context::default(),
+            tokens: Vec::new(),
+            scopes: Vec::new(),
+            sets: Vec::new(),
+            dirty: Vec::new(),
+            live: 0,
+            seq: 0,
+            error: None,
+            usage: UsageTotals::default(),
+            started_at: None,
+            ended_at: None,
+        }
+    }
+
+    /// The id the next created token gets.
+    pub fn next_token_id(&self, offset: usize) -> String {
+        token_id(self.tokens.len() + offset)
+    }
+
+    /// A token by id.
+    pub fn token(&self, id: &str) -> Option<&Token> {
+        self.tokens.get(token_index(id)?)
+    }
+
+    fn token_mut(&mut self, id: Option<&String>) -> Option<&mut Token> {
+        let i = token_index(id?)?;
+        self.tokens.get_mut(i)
+    }
+
+    fn set_status(&mut self, id: Option<&String>, status: TokenStatus, ts: Millis) {
+        let Some(i) = id.and_then(|id| token_index(id)).filter(|&i| i < self.tokens.len()) else { return };
+        let t = &mut self.tokens[i];
+        let delta = status.is_live() as isize - t.status.is_live() as isize;
+        t.status = status;
+        if !status.is_live() {
+            t.ended_at = Some(ts);
+        }
+        let scope = t.scope;
+        self.count_live(scope, delta);
+    }
+
+    /// Adjusts live counts along a scope chain. Abandoned branches stop
+    /// counting at their own scope: the run does not wait for them.
+    fn count_live(&mut self, scope: Option<usize>, delta: isize) {
+        if delta == 0 {
+            return;
+        }
+        let mut cur = scope;
+        while let Some(s) = cur {
+            let sc = &mut self.scopes[s];
+            let before = sc.live;
+            sc.live = sc.live.saturating_add_signed(delta);
+            if !sc.arrived {
+                // A branch whose last live token ended without arriving has
+                // ended; one that gets a live token again has not.
+                let set = sc.set;
+                if before > 0 && sc.live == 0 {
+                    self.sets[set].ended += 1;
+                    self.dirty.push(set);
+                } else if before == 0 && sc.live > 0 {
+                    self.sets[set].ended = self.sets[set].ended.saturating_sub(1);
+                }
+            }
+            if self.scopes[s].abandoned {
+                return;
+            }
+            cur = self.scopes[s].parent;
+        }
+        self.live = self.live.saturating_add_signed(delta);
+    }
+
+    fn create_token(&mut self, node: NodeIdx, parent: Option<String>, loops: BTreeMap<String, u64>, scope: Option<usize>, ts: Millis) -> usize {
+        let id = token_id(self.tokens.len());
+        self.tokens.push(Token {
+            id,
+            node,
+            status: TokenStatus::Pending,
+            parent,
+            attempt: 0,
+            loops,
+            scope,
+            created_at: ts,
+            started_at: None,
+            ended_at: None,
+        });
+        self.count_live(scope, 1);
+        self.tokens.len() - 1
+    }
+
+    /// Effective `state` as seen from a scope.
+    pub fn state_in(&self, scope: Option<usize>) -> &Value {
+        match scope {
+            Some(s) => &self.scopes[s].view,
+            None => &self.context.state,
+        }
+    }
+
+    /// Effective `artifacts` as seen from a scope.
+    pub fn artifacts_in(&self, scope: Option<usize>) -> &Value {
+        match scope {
+            Some(s) => &self.scopes[s].artifacts,
+            None => &self.context.artifacts,
+        }
+    }
+
+    /// `_branch` as seen from a scope (`None` at the root).
+    pub fn branch_value(&self, graph: &Graph, scope: Option<usize>) -> Option<Value> {
+        let s = &self.scopes[scope?];
+        let set = &self.sets[s.set];
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(self.tokens[s.member].id.clone()));
+        m.insert("index".into(), Value::from(s.index));
+        m.insert("total".into(), Value::from(set.total));
+        m.insert("sibling_set".into(), Value::String(set.id.clone()));
+        m.insert("fan_out_node".into(), Value::String(graph.nodes[set.fan_out_node].ref_.clone()));
+        if let Some(item) = &s.item {
+            m.insert("item".into(), item.clone());
+        }
+        m.insert("output".into(), s.output.clone());
+        if let Some(p) = self.branch_value(graph, s.parent) {
+            m.insert("parent".into(), p);
+        }
+        Some(Value::Object(m))
+    }
+
+    /// The foreach item variable visible in a scope chain: (name, value).
+    pub fn item_var_in(&self, scope: Option<usize>) -> Option<(&str, &Value)> {
+        let mut cur = scope;
+        while let Some(s) = cur {
+            let sc = &self.scopes[s];
+            if let (Some(name), Some(item)) = (&sc.item_var, &sc.item) {
+                return Some((name, item));
+            }
+            cur = sc.parent;
+        }
+        None
+    }
+
+    /// Applies one context write in a scope (`None` = root).
+    pub fn write(&mut self, scope: Option<usize>, w: &Write) {
+        let Ok(path) = TargetPath::parse(&w.path) else { return };
+        let mut targets: Vec<&mut Value> = Vec::with_capacity(2);
+        match (scope, path.root) {
+            (None, PathRoot::State | PathRoot::BranchOutput) => targets.push(&mut self.context.state),
+            (_, PathRoot::Output) => targets.push(&mut self.context.output),
+            (None, PathRoot::Artifacts) => targets.push(&mut self.context.artifacts),
+            (Some(s), PathRoot::State | PathRoot::BranchOutput) => {
+                let sc = &mut self.scopes[s];
+                targets.push(&mut sc.view);
+                targets.push(&mut sc.output);
+            }
+            (Some(s), PathRoot::Artifacts) => targets.push(&mut self.scopes[s].artifacts),
+        }
+        for root in targets {
+            match &w.value {
+                // Validity was checked when the write was decided.
+                Some(v) => {
+                    let _ = braid_expr::set_path(root, &path.segments, v.clone());
+                }
+                None => remove_path(root, &path.segments),
+            }
+        }
+    }
+
+    fn token_scope(&self, id: Option<&String>) -> Option<usize> {
+        id.and_then(|id| self.token(id)).and_then(|t| t.scope)
+    }
+
+    /// The only way a run's state changes. Deterministic: replaying a run's
+    /// events into [`RunState::new`] rebuilds exactly the live state.
+    pub fn apply_event(&mut self, graph: &Graph, e: &Event) {
+        self.seq = e.seq;
+        let tok = e.token_id.as_ref();
+        match &e.body {
+            EventBody::WorkflowStarted { input } => {
+                self.status = RunStatus::Running;
+                self.context.input = input.clone();
+                self.started_at = Some(e.ts);
+                self.create_token(graph.initial, None, BTreeMap::new(), None, e.ts);
+            }
+            EventBody::WorkflowCompleted { output } => {
+                self.status = RunStatus::Completed;
+                self.context.output = output.clone();
+                self.ended_at = Some(e.ts);
+            }
+            EventBody::WorkflowFailed { error } => {
+                self.status = RunStatus::Failed;
+                self.error = Some(error.clone());
+                self.ended_at = Some(e.ts);
+            }
+            EventBody::WorkflowCancelled { .. } => {
+                self.status = RunStatus::Cancelled;
+                self.ended_at = Some(e.ts);
+            }
+            EventBody::NodeStarted { attempt, .. } => {
+                self.set_status(tok, TokenStatus::Running, e.ts);
+                if let Some(t) = self.token_mut(tok) {
+                    t.attempt = *attempt;
+                    t.started_at = Some(e.ts);
+                }
+            }
+            EventBody::NodeCompleted { usage, .. } => {
+                self.set_status(tok, TokenStatus::Completed, e.ts);
+                if let Some(u) = usage {
+                    self.usage.add(u);
+                }
+            }
+            EventBody::NodeFailed { .. } => self.set_status(tok, TokenStatus::Failed, e.ts),
+            EventBody::NodeRetrying { attempt, .. } => {
+                self.set_status(tok, TokenStatus::RetryWait, e.ts);
+                if let Some(t) = self.token_mut(tok) {
+                    t.attempt = attempt + 1;
+                }
+            }
+            EventBody::TransitionTaken { transition, to, tokens, .. } => {
+                let Some(parent) = tok.and_then(|id| self.token(id)) else { return };
+                let Some(&to) = graph.index.get(to) else { return };
+                let from = parent.node;
+                let scope = parent.scope;
+                let mut loops = parent.loops.clone();
+                let t = graph.nodes[from]
+                    .transitions
+                    .iter()
+                    .find(|t| t.to == to && t.ref_ == *transition);
+                match t {
+                    Some(t) if t.max_iterations.is_some() => {
+                        if let Some(r) = &t.ref_ {
+                            *loops.entry(r.clone()).or_insert(0) += 1;
+                        }
+                    }
+                    _ => {
+                        // Entering a loop's target from outside restarts it.
+                        for n in &graph.nodes {
+                            for lt in &n.transitions {
+                                if lt.to == to && lt.max_iterations.is_some()
+                                    && let Some(r) = &lt.ref_
+                                {
+                                    loops.remove(r);
+                                }
+                            }
+                        }
+                    }
+                }
+                for _ in tokens {
+                    self.create_token(to, e.token_id.clone(), loops.clone(), scope, e.ts);
+                }
+            }
+            EventBody::TokenCancelled { .. } => self.set_status(tok, TokenStatus::Cancelled, e.ts),
+            EventBody::TokenMerged { .. } => self.set_status(tok, TokenStatus::Merged, e.ts),
+            EventBody::TokenWaiting { sibling_set, .. } => {
+                if let Some(i) = tok.and_then(|id| token_index(id))
+                    && let Some(scope) = self.tokens.get(i).and_then(|t| t.scope)
+                    && let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len())
+                {
+                    self.scopes[scope].arrived = true;
+                    self.sets[set].arrivals.push(i);
+                    self.dirty.push(set);
+                }
+                self.set_status(tok, TokenStatus::WaitingJoin, e.ts);
+            }
+            EventBody::TokenSpawned { sibling_set, index, total, parent_token, item, item_var } => {
+                let Some(member) = tok.and_then(|id| token_index(id)) else { return };
+                let Some(origin) = token_index(parent_token) else { return };
+                let Some(set) = set_index(sibling_set) else { return };
+                if set == self.sets.len() {
+                    self.sets.push(SiblingSet {
+                        id: sibling_set.clone(),
+                        origin,
+                        fan_out_node: self.tokens[origin].node,
+                        total: *total,
+                        members: Vec::new(),
+                        arrivals: Vec::new(),
+                        ended: 0,
+                        fired: false,
+                        continuation: None,
+                    });
+                }
+                // The member was created in the origin's scope; move it into its own branch.
+                let parent_scope = self.tokens[member].scope;
+                let live = self.tokens[member].status.is_live() as usize;
+                let scope = self.scopes.len();
+                self.scopes.push(Scope {
+                    parent: parent_scope,
+                    set,
+                    member,
+                    index: *index,
+                    item: item.clone(),
+                    item_var: item_var.clone(),
+                    view: self.state_in(parent_scope).clone(),
+                    output: Value::Object(Map::new()),
+                    artifacts: self.artifacts_in(parent_scope).clone(),
+                    live,
+                    arrived: false,
+                    abandoned: false,
+                });
+                self.tokens[member].scope = Some(scope);
+                self.sets[set].members.push(scope);
+            }
+            EventBody::FanInCompleted { sibling_set, origin_token, .. } => {
+                let Some(origin) = token_index(origin_token) else { return };
+                let Some(&join) = e.node.as_ref().and_then(|n| graph.index.get(n)) else { return };
+                let (scope, loops) = (self.tokens[origin].scope, self.tokens[origin].loops.clone());
+                let c = self.create_token(join, Some(origin_token.clone()), loops, scope, e.ts);
+                if set_index(sibling_set) == Some(self.sets.len()) {
+                    // An empty sibling set: its join fires at once.
+                    self.sets.push(SiblingSet {
+                        id: sibling_set.clone(),
+                        origin,
+                        fan_out_node: self.tokens[origin].node,
+                        total: 0,
+                        members: Vec::new(),
+                        arrivals: Vec::new(),
+                        ended: 0,
+                        fired: false,
+                        continuation: None,
+                    });
+                }
+                if let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len()) {
+                    self.sets[set].fired = true;
+                    self.sets[set].continuation = Some(c);
+                    let abandon = graph.nodes[join].join.as_ref().is_some_and(|j| j.on_early_complete == EarlyComplete::Abandon);
+                    if abandon {
+                        // Members still running are left behind: the run stops waiting for them.
+                        for m in self.sets[set].members.clone() {
+                            let sc = &self.scopes[m];
+                            if sc.live > 0 && !sc.arrived && !sc.abandoned {
+                                let (live, parent) = (sc.live as isize, sc.parent);
+                                self.count_live(parent, -live);
+                                self.scopes[m].abandoned = true;
+                            }
+                        }
+                    }
+                }
+            }
+            EventBody::ContextUpdated { writes } => {
+                let scope = self.token_scope(tok);
+                for w in writes {
+                    self.write(scope, w);
+                }
+            }
+            EventBody::ArtifactCreated { artifact_id, name, .. } => {
+                let scope = self.token_scope(tok);
+                self.write(
+                    scope,
+                    &Write {
+                        path: format!("artifacts.{name}"),
+                        value: Some(Value::String(artifact_id.clone())),
+                    },
+                );
+            }
+            EventBody::SnapshotCreated { .. } => {}
+        }
+    }
+
+    /// Rebuilds a run from its events alone.
+    pub fn rebuild<'a>(run_id: &str, graph: &Graph, events: impl IntoIterator<Item = &'a Event>) -> RunState {
+        let mut s = RunState::new(run_id);
+        for e in events {
+            s.apply_event(graph, e);
+        }
+        s.dirty.clear();
+        s
+    }
+}
+
+fn remove_path(root: &mut Value, segments: &[String]) {
+    let Some((last, parents)) = segments.split_last() else { return };
+    let mut cur = root;
+    for s in parents {
+        match cur.get_mut(s) {
+            Some(v) => cur = v,
+            None => return,
+        }
+    }
+    if let Value::Object(m) = cur {
+        m.remove(last);
+    }
+}

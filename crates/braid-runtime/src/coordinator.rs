@@ -1,0 +1,179 @@
+//! One coordinator per live run: the single writer of that run's state.
+//!
+//! It feeds inputs to the pure core, persists the resulting events with the
+//! state change (and the tasks they dispatch) through the group committer,
+//! and only then acts on the commands.
+
+use crate::{Inner, TaskEnvelope};
+use braid_core::event::Event;
+use braid_core::graph::Graph;
+use braid_core::machine::{self, Command, Input};
+use braid_core::state::RunState;
+use braid_store::{EventRecord, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// A message to a coordinator.
+pub(crate) enum Msg {
+    /// Apply an input; reply once its effects are durable.
+    Input(Input, Option<oneshot::Sender<()>>),
+    /// Ack of a task whose result this input carries (deleted in the same commit).
+    TaskResult { task_id: String, input: Input },
+}
+
+pub(crate) struct Coordinator {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) graph: Arc<Graph>,
+    pub(crate) state: RunState,
+    pub(crate) record: RunRecord,
+    /// Set for a run that is not in the database yet.
+    pub(crate) create: bool,
+}
+
+impl Coordinator {
+    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        let mut batch = Vec::new();
+        while rx.recv_many(&mut batch, 4096).await > 0 {
+            let mut events: Vec<Event> = Vec::new();
+            let mut commands = Vec::new();
+            let mut acks = Vec::new();
+            let mut replies = Vec::new();
+            let now = self.inner.clock.now_ms();
+            for msg in batch.drain(..) {
+                let input = match msg {
+                    Msg::Input(input, reply) => {
+                        replies.extend(reply);
+                        input
+                    }
+                    Msg::TaskResult { task_id, input } => {
+                        acks.push(task_id);
+                        input
+                    }
+                };
+                let step = machine::apply(&mut self.state, &self.graph, input, now);
+                events.extend(step.events);
+                commands.extend(step.commands);
+            }
+            let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
+            let mut ops = self.ops(&events, &commands, now);
+            ops.extend(acks.into_iter().map(WriteOp::AckTask));
+            if ended {
+                ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
+            }
+            if let Err(e) = self.inner.committer.commit(ops).await {
+                // Nothing was acknowledged: stop this coordinator; recovery
+                // rebuilds the run from what is durable.
+                tracing::error!(run = %self.record.id, error = %e, "commit failed; run paused until restart");
+                self.inner.forget_run(&self.record.id);
+                return;
+            }
+            self.create = false;
+            for r in replies {
+                let _ = r.send(());
+            }
+            self.inner.publish(&self.record.id, &events);
+            for c in commands {
+                match c {
+                    Command::Dispatch(_) => {} // queued in the commit; executors notified below
+                    Command::CancelTasks(tokens) => self.inner.executor.cancel(&self.record.id, &tokens),
+                    Command::RunEnded => {}
+                }
+            }
+            self.inner.executor.notify();
+            if ended {
+                self.inner.run_ended(&self.record.id);
+                return;
+            }
+        }
+    }
+
+    fn ops(&mut self, events: &[Event], commands: &[Command], now: i64) -> Vec<WriteOp> {
+        let mut ops = Vec::with_capacity(4 + commands.len());
+        let run_id = &self.record.id;
+        // Run row.
+        let st = &self.state;
+        self.record.status = match st.status {
+            braid_core::state::RunStatus::New | braid_core::state::RunStatus::Running => RunStatus::Running,
+            braid_core::state::RunStatus::Completed => RunStatus::Completed,
+            braid_core::state::RunStatus::Failed => RunStatus::Failed,
+            braid_core::state::RunStatus::Cancelled => RunStatus::Cancelled,
+        };
+        self.record.context = st.context.to_json();
+        self.record.error = st.error.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default());
+        self.record.usage = serde_json::to_value(&st.usage).unwrap_or_default();
+        self.record.last_seq = st.seq as i64;
+        self.record.started_at = st.started_at;
+        self.record.ended_at = st.ended_at;
+        ops.push(if self.create { WriteOp::CreateRun(self.record.clone()) } else { WriteOp::UpdateRun(self.record.clone()) });
+        if !events.is_empty() {
+            ops.push(WriteOp::AppendEvents(
+                events
+                    .iter()
+                    .map(|e| EventRecord {
+                        run_id: run_id.clone(),
+                        seq: e.seq as i64,
+                        kind: e.body.kind().to_string(),
+                        ts: e.ts,
+                        token_id: e.token_id.clone(),
+                        node: e.node.clone(),
+                        payload: e.body.payload(),
+                    })
+                    .collect(),
+            ));
+        }
+        // Token rows touched by these events.
+        let touched: BTreeSet<usize> = events
+            .iter()
+            .filter_map(|e| e.token_id.as_deref().and_then(braid_core::state::token_index))
+            .chain(events.iter().filter_map(|e| match &e.body {
+                braid_core::event::EventBody::TransitionTaken { tokens, .. } => Some(tokens.iter().filter_map(|t| braid_core::state::token_index(t)).collect::<Vec<_>>()),
+                _ => None,
+            }).flatten())
+            .collect();
+        if !touched.is_empty() {
+            ops.push(WriteOp::UpsertTokens(
+                touched
+                    .into_iter()
+                    .filter_map(|i| st.tokens.get(i))
+                    .map(|t| TokenRecord {
+                        run_id: run_id.clone(),
+                        id: t.id.clone(),
+                        node: self.graph.nodes[t.node].ref_.clone(),
+                        status: t.status.as_str().to_string(),
+                        parent_token_id: t.parent.clone(),
+                        sibling_set: None,
+                        branch_index: None,
+                        attempts: i64::from(t.attempt),
+                        created_at: t.created_at,
+                        started_at: t.started_at,
+                        ended_at: t.ended_at,
+                    })
+                    .collect(),
+            ));
+        }
+        for c in commands {
+            if let Command::Dispatch(d) = c {
+                let envelope = TaskEnvelope {
+                    def_id: self.record.def_id.clone(),
+                    project_id: self.record.project_id.clone(),
+                    node: d.node.clone(),
+                    timeout_ms: d.timeout_ms,
+                    payload: d.payload.clone(),
+                };
+                ops.push(WriteOp::EnqueueTask(TaskRecord {
+                    id: self.inner.ids.id("task"),
+                    run_id: run_id.clone(),
+                    token_id: d.token.clone(),
+                    attempt: i64::from(d.attempt),
+                    payload: serde_json::to_value(&envelope).unwrap_or_default(),
+                    not_before: d.not_before.max(now),
+                    lease_until: None,
+                    deliveries: 0,
+                    created_at: now,
+                }));
+            }
+        }
+        ops
+    }
+}

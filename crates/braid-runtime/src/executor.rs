@@ -1,0 +1,311 @@
+//! The executor pool: claims tasks from the durable queue, runs one attempt
+//! of an action under its timeout, renews leases while it runs, and hands the
+//! result to the run's coordinator (which acks the task in the same commit
+//! that records the result).
+
+use crate::coordinator::Msg;
+use crate::{Inner, Options, TaskEnvelope};
+use braid_core::event::{ErrorInfo, Usage};
+use braid_core::machine::{Input, Outcome, TaskPayload};
+use braid_expr::Schema;
+use braid_llm::{LlmProvider, LlmRequest, Parameters, ProviderConfig, ProviderKind};
+use braid_store::{ArtifactRecord, TaskRecord, WriteOp};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::AbortHandle;
+
+/// Default `max_concurrency` of a model profile.
+const DEFAULT_PROFILE_CONCURRENCY: usize = 16;
+
+struct InFlight {
+    task_id: String,
+    abort: AbortHandle,
+}
+
+pub(crate) struct Executor {
+    workers: Arc<Semaphore>,
+    capacity: usize,
+    lease_ms: i64,
+    poll_ms: u64,
+    wake: Notify,
+    draining: AtomicBool,
+    http: reqwest::Client,
+    /// (run, token) → the attempt in flight.
+    inflight: Mutex<HashMap<(String, String), InFlight>>,
+    providers: Mutex<HashMap<(String, String), (Arc<dyn LlmProvider>, Arc<Semaphore>)>>,
+    schemas: Mutex<HashMap<String, Schema>>,
+}
+
+impl Executor {
+    pub(crate) fn new(opts: &Options, http: reqwest::Client) -> Executor {
+        Executor {
+            workers: Arc::new(Semaphore::new(opts.workers.max(1))),
+            capacity: opts.workers.max(1),
+            lease_ms: opts.lease_ms,
+            poll_ms: opts.poll_ms,
+            wake: Notify::new(),
+            draining: AtomicBool::new(false),
+            http,
+            inflight: Mutex::new(HashMap::new()),
+            providers: Mutex::new(HashMap::new()),
+            schemas: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// New tasks may be claimable.
+    pub(crate) fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Aborts in-flight attempts of these tokens (the HTTP request is dropped).
+    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) {
+        let mut map = self.inflight.lock().expect("inflight lock");
+        for t in tokens {
+            if let Some(f) = map.remove(&(run_id.to_string(), t.clone())) {
+                f.abort.abort();
+            }
+        }
+    }
+
+    pub(crate) async fn drain(&self, deadline: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+        let end = Instant::now() + deadline;
+        while Instant::now() < end && self.workers.available_permits() < self.capacity {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Starts the claim loop and the lease renewer.
+pub(crate) fn spawn(inner: Arc<Inner>) {
+    let weak = Arc::downgrade(&inner);
+    tokio::spawn(async move {
+        loop {
+            let Some(inner) = weak.upgrade() else { return };
+            let ex = &inner.executor;
+            if ex.draining.load(Ordering::SeqCst) {
+                return;
+            }
+            let free = ex.workers.available_permits().min(1000) as u32;
+            let now = inner.clock.now_ms();
+            let claimed = if free > 0 {
+                match inner.store.claim_tasks(now, ex.lease_ms, free).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        tracing::error!(error = %e, "claiming tasks failed");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let got = claimed.len() as u32;
+            for task in claimed {
+                start_task(&inner, task).await;
+            }
+            if got == free && free > 0 {
+                continue; // maybe more ready
+            }
+            let wait = match inner.store.next_task_due().await {
+                Ok(Some(due)) => (due - inner.clock.now_ms()).clamp(0, ex.poll_ms as i64) as u64,
+                _ => ex.poll_ms,
+            };
+            let notified = ex.wake.notified();
+            drop(inner);
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            }
+        }
+    });
+    let weak = Arc::downgrade(&inner);
+    let period = Duration::from_millis((inner.executor.lease_ms / 3).max(10) as u64);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let ids: Vec<String> = inner.executor.inflight.lock().expect("inflight lock").values().map(|f| f.task_id.clone()).collect();
+            if !ids.is_empty() {
+                let until = inner.clock.now_ms() + inner.executor.lease_ms;
+                if let Err(e) = inner.store.renew_leases(&ids, until).await {
+                    tracing::warn!(error = %e, "renewing task leases failed");
+                }
+            }
+        }
+    });
+}
+
+async fn start_task(inner: &Arc<Inner>, task: TaskRecord) {
+    let permit = match inner.executor.workers.clone().acquire_owned().await {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let key = (task.run_id.clone(), task.token_id.clone());
+    let task_id = task.id.clone();
+    let inner2 = inner.clone();
+    // Hold the lock across spawn + insert so a fast task cannot remove its
+    // entry before it is inserted.
+    let mut map = inner.executor.inflight.lock().expect("inflight lock");
+    let handle = tokio::spawn(async move {
+        let _permit = permit;
+        execute(&inner2, task).await;
+    });
+    map.insert(key, InFlight { task_id, abort: handle.abort_handle() });
+}
+
+async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
+    let attempt = task.attempt as u32;
+    let envelope: TaskEnvelope = match serde_json::from_value(task.payload.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            let error = ErrorInfo::new("INTERNAL", format!("task {} has an unreadable payload: {e}", task.id));
+            return deliver(inner, &task, Outcome::Failure { error, retry_after_ms: None, duration_ms: 0 });
+        }
+    };
+    if attempt > 1 {
+        inner.send(&task.run_id, Msg::Input(Input::TaskStarted { token: task.token_id.clone(), attempt }, None));
+    }
+    let started = Instant::now();
+    let work = run_action(inner, &task, &envelope);
+    let result = match envelope.timeout_ms {
+        Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
+            Ok(r) => r,
+            Err(_) => {
+                let mut e = ErrorInfo::new("TIMEOUT", format!("node `{}`: attempt {attempt} exceeded its timeout of {ms} ms (execution.timeout_ms); the call was aborted", envelope.node));
+                e.retryable = true;
+                Err((e, None))
+            }
+        },
+        None => work.await,
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let outcome = match result {
+        Ok((result, usage)) => Outcome::Success { result, usage, duration_ms },
+        Err((error, retry_after_ms)) => Outcome::Failure { error, retry_after_ms, duration_ms },
+    };
+    deliver(inner, &task, outcome);
+}
+
+fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
+    inner.executor.inflight.lock().expect("inflight lock").remove(&(task.run_id.clone(), task.token_id.clone()));
+    let msg = Msg::TaskResult {
+        task_id: task.id.clone(),
+        input: Input::TaskResult { token: task.token_id.clone(), attempt: task.attempt as u32, outcome },
+    };
+    if !inner.send(&task.run_id, msg) {
+        // The run is not live here (it ended): the task has nothing to report to.
+        let committer = inner.committer.clone();
+        let id = task.id.clone();
+        tokio::spawn(async move {
+            let _ = committer.commit(vec![WriteOp::AckTask(id)]).await;
+        });
+    }
+}
+
+type ActionResult = Result<(Value, Option<Usage>), (ErrorInfo, Option<u64>)>;
+
+async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -> ActionResult {
+    match &env.payload {
+        TaskPayload::LlmCall { model, system, prompt, produces, branch_index } => {
+            let (provider, limit, profile) = provider_for(inner, &env.def_id, model).await.map_err(|e| (e, None))?;
+            let _slot = limit.acquire_owned().await.map_err(|_| (ErrorInfo::new("INTERNAL", "provider semaphore closed"), None))?;
+            let parameters: Parameters = serde_json::from_value(Value::Object(profile.parameters.clone())).unwrap_or_default();
+            let req = LlmRequest {
+                model: profile.model.clone(),
+                system: system.clone(),
+                prompt: prompt.clone(),
+                output_schema: produces.clone(),
+                parameters,
+                branch_index: *branch_index,
+                attempt: task.attempt as u32,
+            };
+            let started = Instant::now();
+            let resp = provider.call(&req).await.map_err(|e| {
+                let mut info = ErrorInfo::new(e.code.as_str(), e.message.clone());
+                info.retryable = e.code.retryable_by_default();
+                (info, e.retry_after_ms)
+            })?;
+            if let Some(schema) = produces {
+                let compiled = {
+                    let key = format!("{}/{}", env.def_id, env.node);
+                    let mut cache = inner.executor.schemas.lock().expect("schemas lock");
+                    match cache.get(&key) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s = Schema::compile(schema).map_err(|e| (ErrorInfo::new("INTERNAL", e), None))?;
+                            cache.insert(key, s.clone());
+                            s
+                        }
+                    }
+                };
+                if let Err(v) = compiled.validate(&resp.output) {
+                    let detail: Vec<String> = v.iter().map(|v| format!("{}: {}", if v.path.is_empty() { "/" } else { &v.path }, v.message)).collect();
+                    let e = ErrorInfo::new("SCHEMA_MISMATCH", format!("model `{}` answered {} which does not match the prompt's `produces` schema: {}", profile.model, truncate(&resp.text, 200), detail.join("; ")));
+                    return Err((e, None));
+                }
+            }
+            let cost = resp.usage.input_tokens as f64 / 1000.0 * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
+                + resp.usage.output_tokens as f64 / 1000.0 * profile.cost_per_1k_output_tokens.unwrap_or(0.0);
+            let usage = Usage {
+                input_tokens: resp.usage.input_tokens,
+                output_tokens: resp.usage.output_tokens,
+                cost_usd: cost,
+                latency_ms: started.elapsed().as_millis() as u64,
+                request_id: resp.request_id.clone(),
+                model: Some(resp.model.clone()),
+            };
+            Ok((resp.output, Some(usage)))
+        }
+        TaskPayload::WriteArtifact { type_name, type_version, name, content } => {
+            let record = ArtifactRecord {
+                id: inner.ids.id("art"),
+                project_id: env.project_id.clone(),
+                type_name: type_name.clone(),
+                type_version: *type_version,
+                name: name.clone(),
+                content: content.clone(),
+                run_id: task.run_id.clone(),
+                node: env.node.clone(),
+                // One artifact per token visit, whatever the deliveries and attempts.
+                idempotency_key: format!("{}/{}", task.run_id, task.token_id),
+                created_at: inner.clock.now_ms(),
+            };
+            let id = inner.store.put_artifact(&record).await.map_err(|e| {
+                let mut info = ErrorInfo::new("UNAVAILABLE", format!("storing artifact `{name}` failed: {e}"));
+                info.retryable = true;
+                (info, None)
+            })?;
+            Ok((json!({ "artifact_id": id }), None))
+        }
+    }
+}
+
+async fn provider_for(inner: &Arc<Inner>, def_id: &str, model: &str) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, braid_core::definition::ModelProfile), ErrorInfo> {
+    let graph = inner.graph(def_id).await.map_err(|e| ErrorInfo::new("INTERNAL", format!("loading definition {def_id}: {e}")))?;
+    let profile = graph.model_profiles.get(model).cloned().ok_or_else(|| ErrorInfo::new("INVALID_REQUEST", format!("model profile `{model}` is not defined")))?;
+    let key = (def_id.to_string(), model.to_string());
+    if let Some((p, s)) = inner.executor.providers.lock().expect("providers lock").get(&key) {
+        return Ok((p.clone(), s.clone(), profile));
+    }
+    let kind: ProviderKind = serde_json::from_value(Value::String(profile.provider.clone())).map_err(|_| ErrorInfo::new("INVALID_REQUEST", format!("unknown provider `{}`", profile.provider)))?;
+    let key_var = profile.api_key_env.clone().or(match kind {
+        ProviderKind::Openai => Some("OPENAI_API_KEY".into()),
+        ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY".into()),
+        _ => None,
+    });
+    let api_key = key_var.and_then(|v| std::env::var(v).ok()).filter(|k| !k.is_empty());
+    let config = ProviderConfig { provider: kind, model: profile.model.clone(), base_url: profile.base_url.clone(), api_key, script: profile.script.clone() };
+    let provider = braid_llm::provider(config, inner.executor.http.clone()).map_err(|e| ErrorInfo::new(e.code.as_str(), e.message))?;
+    let limit = Arc::new(Semaphore::new(profile.max_concurrency.map(|c| c as usize).unwrap_or(DEFAULT_PROFILE_CONCURRENCY)));
+    inner.executor.providers.lock().expect("providers lock").insert(key, (provider.clone(), limit.clone()));
+    Ok((provider, limit, profile))
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+}

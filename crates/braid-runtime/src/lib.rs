@@ -1,0 +1,412 @@
+//! Braid's runtime: drives the pure core against a store.
+//!
+//! - one **coordinator** per live run, the single writer of that run;
+//! - a **group committer** that makes the writes of many runs durable with
+//!   one transaction;
+//! - an **executor pool** that runs non-pure actions (LLM calls, artifact
+//!   writes) from the durable task queue, under leases and timeouts;
+//! - **recovery** that adopts every live run again at start-up.
+//!
+//! [`Engine`] is the cheap, cloneable handle the server and CLI use.
+
+mod committer;
+mod coordinator;
+mod executor;
+
+use braid_core::definition::{Bundle, Limits};
+use braid_core::event::{Event, EventBody};
+use braid_core::graph::{self, DefinitionError, Env, Graph};
+use braid_core::machine::{Input, TaskPayload};
+use braid_core::state::RunState;
+use braid_store::{RunRecord, RunStatus, SaveOutcome, Store};
+use committer::Committer;
+use coordinator::{Coordinator, Msg};
+use executor::Executor;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// A source of time, injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A source of ids, injectable for tests.
+pub trait IdGen: Send + Sync {
+    /// A new unique id with the given prefix (`run` → `run_…`).
+    fn id(&self, prefix: &str) -> String;
+}
+
+/// Time-ordered UUID v7 ids.
+pub struct UuidIds;
+
+impl IdGen for UuidIds {
+    fn id(&self, prefix: &str) -> String {
+        format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+    }
+}
+
+/// Engine options.
+#[derive(Clone)]
+pub struct Options {
+    /// Actions in flight at once (default 512).
+    pub workers: usize,
+    /// Task lease; renewed while an attempt runs (default 30 s).
+    pub lease_ms: i64,
+    /// Fallback poll interval for due tasks (default 1 s).
+    pub poll_ms: u64,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Id source.
+    pub ids: Arc<dyn IdGen>,
+    /// HTTP client for providers.
+    pub http: Option<reqwest::Client>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 512,
+            lease_ms: 30_000,
+            poll_ms: 1_000,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidIds),
+            http: None,
+        }
+    }
+}
+
+/// Errors of engine operations, each with a user-facing meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The bundle could not be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// The bundle (or a stored version) does not validate.
+    #[error("the definition is invalid ({} problems)", .0.len())]
+    InvalidDefinition(Vec<DefinitionError>),
+    /// Unknown workflow, version or run.
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is not an object or violates `input_schema`.
+    #[error("{message}")]
+    InputSchema {
+        /// Summary.
+        message: String,
+        /// `[{ path, message }]`.
+        errors: Vec<Value>,
+    },
+    /// The run has already ended.
+    #[error("run {0} has already ended")]
+    RunEnded(String),
+    /// The engine is shutting down.
+    #[error("the engine is shutting down")]
+    ShuttingDown,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] braid_store::Error),
+}
+
+/// What an executor needs besides the core's payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct TaskEnvelope {
+    pub def_id: String,
+    pub project_id: String,
+    pub node: String,
+    pub timeout_ms: Option<u64>,
+    pub payload: TaskPayload,
+}
+
+/// A batch of events of one run, as published to live subscribers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Run id.
+    pub run_id: String,
+    /// Events in seq order.
+    pub events: Arc<Vec<Event>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) ids: Arc<dyn IdGen>,
+    pub(crate) committer: Committer,
+    pub(crate) executor: Executor,
+    graphs: Mutex<HashMap<String, Arc<Graph>>>,
+    runs: Mutex<HashMap<String, mpsc::UnboundedSender<Msg>>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    events: broadcast::Sender<Published>,
+}
+
+/// The handle to a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// Starts the committer and executor pool and adopts every live run.
+    pub async fn start(store: Arc<dyn Store>, opts: Options) -> Result<Engine, Error> {
+        let run_store: Arc<dyn braid_store::RunStore> = store.clone();
+        let committer = Committer::start(run_store);
+        let http = opts.http.clone().unwrap_or_else(braid_llm::http_client);
+        let executor = Executor::new(&opts, http);
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            store,
+            clock: opts.clock.clone(),
+            ids: opts.ids.clone(),
+            committer,
+            executor,
+            graphs: Mutex::new(HashMap::new()),
+            runs: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            events,
+        });
+        let engine = Engine { inner: inner.clone() };
+        engine.recover().await?;
+        executor::spawn(inner);
+        Ok(engine)
+    }
+
+    /// The store behind the engine (for reads).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// Subscribes to the events of all runs as they become durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.inner.events.subscribe()
+    }
+
+    /// Validates a bundle against a project and saves it (new version only when changed).
+    pub async fn save_definition(&self, project_id: &str, bundle: &Bundle) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
+        let env = self.env(project_id).await?;
+        let compiled = graph::compile(bundle, &env).map_err(Error::InvalidDefinition)?;
+        let now = self.inner.clock.now_ms();
+        let outcome = self.inner.store.save_bundle(project_id, bundle, now).await?;
+        Ok((outcome, compiled.warnings))
+    }
+
+    /// Validates without saving.
+    pub async fn validate(&self, project_id: &str, bundle: &Bundle) -> Result<Vec<DefinitionError>, Error> {
+        let env = self.env(project_id).await?;
+        graph::compile(bundle, &env).map(|c| c.warnings).map_err(Error::InvalidDefinition)
+    }
+
+    async fn env(&self, project_id: &str) -> Result<Env, Error> {
+        let store = &self.inner.store;
+        Ok(Env {
+            artifact_types: store.artifact_types(project_id).await?.into_iter().map(|a| (a.name, (a.version, a.schema))).collect(),
+            workflows: store.workflow_names(project_id).await?.into_iter().collect(),
+        })
+    }
+
+    /// Starts a run of a workflow version; returns once the run is durable.
+    pub async fn start_run(&self, project_id: &str, workflow: &str, version: Option<i64>, input: Value, limits: Option<Limits>) -> Result<String, Error> {
+        let def = self
+            .inner
+            .store
+            .get_def(project_id, workflow, version)
+            .await?
+            .ok_or_else(|| match version {
+                Some(v) => Error::NotFound(format!("workflow `{workflow}` has no version {v} in this project")),
+                None => Error::NotFound(format!("workflow `{workflow}` does not exist in this project")),
+            })?;
+        let graph = self.inner.graph(&def.def_id).await?;
+        if !input.is_object() {
+            return Err(Error::InputSchema {
+                message: "`input` must be a JSON object".into(),
+                errors: vec![serde_json::json!({ "path": "", "message": "expected an object" })],
+            });
+        }
+        if let Some(schema) = &graph.input_schema
+            && let Err(v) = schema.validate(&input)
+        {
+            return Err(Error::InputSchema {
+                message: format!("the input does not match the input_schema of `{}`", def.name),
+                errors: v.into_iter().map(|v| serde_json::json!({ "path": v.path, "message": v.message })).collect(),
+            });
+        }
+        let limits = graph.limits.overridden_by(limits);
+        let now = self.inner.clock.now_ms();
+        let run_id = self.inner.ids.id("run");
+        let record = RunRecord {
+            id: run_id.clone(),
+            project_id: project_id.to_string(),
+            workflow_id: def.workflow_id.clone(),
+            workflow_name: def.name.clone(),
+            def_id: def.def_id.clone(),
+            version: def.version,
+            status: RunStatus::Running,
+            context: Value::Null,
+            error: None,
+            usage: Value::Null,
+            limits: serde_json::to_value(limits).unwrap_or_default(),
+            parent_run_id: None,
+            parent_token_id: None,
+            depth: 0,
+            last_seq: 0,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+        };
+        let coordinator = Coordinator { inner: self.inner.clone(), graph, state: RunState::new(&run_id), record, create: true };
+        let tx = self.inner.spawn_coordinator(&run_id, coordinator);
+        let (reply, done) = oneshot::channel();
+        tx.send(Msg::Input(Input::Start { input, limits }, Some(reply))).map_err(|_| Error::ShuttingDown)?;
+        done.await.map_err(|_| Error::Store(braid_store::Error::Backend("the run could not be persisted".into())))?;
+        if let Some(ms) = limits.timeout_ms {
+            self.inner.arm_timeout(&run_id, ms);
+        }
+        Ok(run_id)
+    }
+
+    /// Cancels a live run (and, later, its children).
+    pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), Error> {
+        let tx = self.inner.runs.lock().expect("runs lock").get(run_id).cloned();
+        if let Some(tx) = tx {
+            let (reply, done) = oneshot::channel();
+            if tx.send(Msg::Input(Input::Cancel { reason: reason.into() }, Some(reply))).is_ok() && done.await.is_ok() {
+                return Ok(());
+            }
+        }
+        match self.inner.store.get_run(run_id).await? {
+            None => Err(Error::NotFound(format!("run `{run_id}` does not exist"))),
+            Some(r) if r.status != RunStatus::Running => Err(Error::RunEnded(run_id.into())),
+            Some(_) => Err(Error::ShuttingDown),
+        }
+    }
+
+    /// Waits until a run has ended or `timeout` passes; returns the run record
+    /// (whatever its status) or `None` if it does not exist.
+    pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<Option<RunRecord>, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.waiters.lock().expect("waiters lock").entry(run_id.to_string()).or_default().push(tx);
+        let Some(r) = self.inner.store.get_run(run_id).await? else { return Ok(None) };
+        if r.status != RunStatus::Running {
+            return Ok(Some(r));
+        }
+        let _ = tokio::time::timeout(timeout, rx).await;
+        Ok(self.inner.store.get_run(run_id).await?)
+    }
+
+    /// Stops claiming new tasks and waits up to `deadline` for in-flight attempts.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.inner.executor.drain(deadline).await;
+    }
+
+    /// Adopts every run that was live when the process stopped.
+    async fn recover(&self) -> Result<(), Error> {
+        for record in self.inner.store.live_runs().await? {
+            let graph = match self.inner.graph(&record.def_id).await {
+                Ok(g) => g,
+                Err(e) => {
+                    tracing::error!(run = %record.id, error = %e, "cannot recover run: its definition does not compile");
+                    continue;
+                }
+            };
+            let mut state = RunState::new(&record.id);
+            let mut after = 0;
+            loop {
+                let page = self.inner.store.events(&record.id, after, 10_000).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for e in &page {
+                    let body = EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq)))?;
+                    let ev = Event { seq: e.seq as u64, ts: e.ts, token_id: e.token_id.clone(), node: e.node.clone(), body };
+                    state.apply_event(&graph, &ev);
+                }
+                after = page.last().map(|e| e.seq).unwrap_or(after);
+            }
+            let run_id = record.id.clone();
+            let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
+            let started = record.started_at.unwrap_or(record.created_at);
+            let coordinator = Coordinator { inner: self.inner.clone(), graph, state, record, create: false };
+            self.inner.spawn_coordinator(&run_id, coordinator);
+            if let Some(ms) = limits.timeout_ms {
+                let left = (started + ms as i64 - self.inner.clock.now_ms()).max(0);
+                self.inner.arm_timeout(&run_id, left as u64);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// The compiled graph of a stored version (compiled once, then cached).
+    pub(crate) async fn graph(&self, def_id: &str) -> Result<Arc<Graph>, Error> {
+        if let Some(g) = self.graphs.lock().expect("graphs lock").get(def_id) {
+            return Ok(g.clone());
+        }
+        let def = self.store.get_def_by_id(def_id).await?.ok_or_else(|| Error::NotFound(format!("definition version `{def_id}` does not exist")))?;
+        let env = Env {
+            artifact_types: self.store.artifact_types(&def.project_id).await?.into_iter().map(|a| (a.name, (a.version, a.schema))).collect(),
+            workflows: self.store.workflow_names(&def.project_id).await?.into_iter().collect(),
+        };
+        let compiled = graph::compile(&def.bundle, &env).map_err(Error::InvalidDefinition)?;
+        let g = Arc::new(compiled.graph);
+        self.graphs.lock().expect("graphs lock").insert(def_id.to_string(), g.clone());
+        Ok(g)
+    }
+
+    fn spawn_coordinator(self: &Arc<Self>, run_id: &str, c: Coordinator) -> mpsc::UnboundedSender<Msg> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.runs.lock().expect("runs lock").insert(run_id.to_string(), tx.clone());
+        tokio::spawn(c.run(rx));
+        tx
+    }
+
+    fn arm_timeout(self: &Arc<Self>, run_id: &str, ms: u64) {
+        let inner = Arc::downgrade(self);
+        let run_id = run_id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            if let Some(inner) = inner.upgrade() {
+                inner.send(&run_id, Msg::Input(Input::RunTimeout, None));
+            }
+        });
+    }
+
+    /// Delivers a message to a live run's coordinator; false if the run is not live here.
+    pub(crate) fn send(&self, run_id: &str, msg: Msg) -> bool {
+        let tx = self.runs.lock().expect("runs lock").get(run_id).cloned();
+        tx.is_some_and(|tx| tx.send(msg).is_ok())
+    }
+
+    pub(crate) fn forget_run(&self, run_id: &str) {
+        self.runs.lock().expect("runs lock").remove(run_id);
+    }
+
+    pub(crate) fn run_ended(&self, run_id: &str) {
+        self.forget_run(run_id);
+        if let Some(ws) = self.waiters.lock().expect("waiters lock").remove(run_id) {
+            for w in ws {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    pub(crate) fn publish(&self, run_id: &str, events: &[Event]) {
+        if !events.is_empty() && self.events.receiver_count() > 0 {
+            let _ = self.events.send(Published { run_id: run_id.to_string(), events: Arc::new(events.to_vec()) });
+        }
+    }
+}

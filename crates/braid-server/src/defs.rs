@@ -1,0 +1,310 @@
+//! `/api/workflow-defs`: saving and reading workflow bundles, starting runs.
+
+use crate::error::{ApiError, problem};
+use crate::extract::{self, Body, JsonBody, Path, Query};
+use crate::{AppState, convert, project_id};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use braid_api::{ErrorBody, Page, Run, RunStarted, SavedDefinition, StartRun, WorkflowSummary};
+use braid_core::definition::{Bundle, Limits, ParseError};
+use braid_store::RunStatus;
+use serde::Deserialize;
+use serde_json::Value;
+use std::time::Duration;
+use utoipa::IntoParams;
+
+/// Response header carrying the workflow id of a bundle read with `GET`.
+pub const WORKFLOW_ID_HEADER: &str = "x-braid-workflow-id";
+/// Response header carrying the version of a bundle read with `GET`.
+pub const VERSION_HEADER: &str = "x-braid-version";
+
+/// Default `timeout_s` of `?wait=true`.
+const DEFAULT_WAIT_S: i64 = 60;
+/// Longest `timeout_s` of `?wait=true` (larger values are clamped).
+const MAX_WAIT_S: i64 = 3600;
+
+/// `?project=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    /// Project name or id (default `default`).
+    project: Option<String>,
+}
+
+/// `?project=&limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Project name or id (default `default`).
+    project: Option<String>,
+    /// Page size (default 100, clamped to 1..=1000).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `?project=&version=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetQuery {
+    /// Project name or id (default `default`).
+    project: Option<String>,
+    /// Version number (default: the latest).
+    #[param(value_type = Option<i64>)]
+    version: Option<String>,
+}
+
+/// `?project=&wait=&timeout_s=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StartQuery {
+    /// Project name or id (default `default`).
+    project: Option<String>,
+    /// Wait for the run to end (up to `timeout_s`) and answer with the run.
+    #[param(value_type = Option<bool>)]
+    wait: Option<String>,
+    /// How long `wait=true` waits, in seconds (default 60, at most 3600).
+    #[param(value_type = Option<i64>)]
+    timeout_s: Option<String>,
+}
+
+/// The answer of starting a run: `{ run_id }`, or with `?wait=true` the run once it ended.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum StartRunAnswer {
+    /// The run, once ended (`?wait=true`).
+    Ended(Box<Run>),
+    /// The id of the started run.
+    Started(RunStarted),
+}
+
+/// How the body of a save is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Yaml,
+    Sniff,
+}
+
+fn body_format(headers: &HeaderMap) -> Format {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return Format::Sniff };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Format::Yaml,
+        "application/json" | "text/json" => Format::Json,
+        e if e.ends_with("+json") => Format::Json,
+        e if e.ends_with("+yaml") => Format::Yaml,
+        _ => Format::Sniff,
+    }
+}
+
+/// Reads a bundle body. Shape errors name the field's path.
+fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::malformed(format!("the body is not UTF-8 text: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::malformed("the body is empty: send a workflow bundle as JSON or YAML"));
+    }
+    let format = match format {
+        Format::Sniff if text.trim_start().starts_with('{') => Format::Json,
+        Format::Sniff => Format::Yaml,
+        f => f,
+    };
+    let value: Value = match format {
+        Format::Json => serde_json::from_str(text).map_err(|e| ApiError::malformed(format!("invalid JSON: {e}")))?,
+        _ => serde_saphyr::from_str(text).map_err(|e| ApiError::malformed(format!("invalid YAML: {e}")))?,
+    };
+    Bundle::from_value(value).map_err(|ParseError::Malformed(m)| ApiError::malformed(m))
+}
+
+/// Save a workflow bundle.
+///
+/// The body is a bundle (SPEC §2) as JSON or YAML: `Content-Type:
+/// application/yaml` (or `text/yaml`, `application/x-yaml`) reads YAML,
+/// `application/json` reads JSON, anything else is sniffed (`{` → JSON).
+/// Content equal to the latest version (key order and format do not matter)
+/// keeps that version.
+#[utoipa::path(
+    post, path = "/api/workflow-defs", tag = "workflow-defs",
+    params(ProjectQuery),
+    request_body(description = "A workflow bundle (SPEC §2)", content(
+        (Object = "application/json"),
+        (Object = "application/yaml"),
+    )),
+    responses(
+        (status = 201, description = "A new version was created", body = SavedDefinition),
+        (status = 200, description = "The content equals the latest version, which is kept", body = SavedDefinition),
+        (status = 400, description = "`MALFORMED_BODY`: not JSON/YAML or not the bundle's shape (the message names the field path)", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
+        (status = 413, description = "`BODY_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`INVALID_DEFINITION`: every problem in `details.errors` (`DefinitionProblem`)", body = ErrorBody),
+    )
+)]
+pub async fn save(State(state): State<AppState>, Query(q): Query<ProjectQuery>, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
+    let bundle = parse_bundle(&body, body_format(&headers))?;
+    let project = project_id(&state, q.project.as_deref()).await?;
+    let (outcome, warnings) = state.engine.save_definition(&project, &bundle).await?;
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let body = SavedDefinition {
+        id: outcome.workflow_id,
+        name: bundle.name,
+        version: outcome.version,
+        created: outcome.created,
+        warnings: warnings.iter().map(problem).collect(),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// List the workflows of a project, by name.
+#[utoipa::path(
+    get, path = "/api/workflow-defs", tag = "workflow-defs",
+    params(ListQuery),
+    responses(
+        (status = 200, body = Page<WorkflowSummary>),
+        (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
+    let limit = extract::limit(q.limit.as_deref())?;
+    let project = project_id(&state, q.project.as_deref()).await?;
+    let page = state.engine.store().list_workflows(&project, q.cursor.as_deref(), limit).await.map_err(crate::cursor_error)?;
+    Ok(Json(Page { items: page.items.into_iter().map(convert::workflow_summary).collect(), next_cursor: page.next_cursor }))
+}
+
+/// Read one version of a workflow as a bundle.
+///
+/// The body is the bundle itself, exactly what `POST /api/workflow-defs`
+/// takes: saving it back keeps the version. The workflow id and the version
+/// are in the `x-braid-workflow-id` and `x-braid-version` headers. With
+/// `Accept: application/yaml` the bundle is written as YAML.
+#[utoipa::path(
+    get, path = "/api/workflow-defs/{workflow}", tag = "workflow-defs",
+    params(
+        ("workflow" = String, Path, description = "Workflow id (`wf_…`) or name"),
+        GetQuery,
+    ),
+    responses(
+        (status = 200, description = "The bundle", content(
+            (Object = "application/json"),
+            (Object = "application/yaml"),
+        ), headers(
+            ("x-braid-workflow-id" = String, description = "The workflow's id (`wf_…`)"),
+            ("x-braid-version" = i64, description = "The version returned"),
+        )),
+        (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown project, workflow or version", body = ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>, Path(workflow): Path<String>, Query(q): Query<GetQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let version = version_param(q.version.as_deref())?;
+    let project = project_id(&state, q.project.as_deref()).await?;
+    let def = state.engine.store().get_def(&project, &workflow, version).await?.ok_or_else(|| not_found(&workflow, version))?;
+    let wants_yaml = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.split(',').any(|t| matches!(t.split(';').next().unwrap_or("").trim(), "application/yaml" | "application/x-yaml" | "text/yaml")));
+    let mut response = if wants_yaml {
+        let text = serde_saphyr::to_string(&def.bundle).map_err(ApiError::internal)?;
+        ([(header::CONTENT_TYPE, "application/yaml")], text).into_response()
+    } else {
+        Json(&def.bundle).into_response()
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&def.workflow_id) {
+        h.insert(WORKFLOW_ID_HEADER, v);
+    }
+    h.insert(VERSION_HEADER, HeaderValue::from(def.version));
+    Ok(response)
+}
+
+fn version_param(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
+    raw.map(|raw| {
+        raw.trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::malformed(format!("query parameter `version`: expected an integer, got {raw:?}")))
+    })
+    .transpose()
+}
+
+fn not_found(workflow: &str, version: Option<i64>) -> ApiError {
+    match version {
+        Some(v) => ApiError::not_found(format!("workflow `{workflow}` has no version {v} in this project")),
+        None => ApiError::not_found(format!("workflow `{workflow}` does not exist in this project")),
+    }
+}
+
+/// Start a run of a workflow.
+///
+/// The body is `{ input, version?, limits? }` (an empty body runs the latest
+/// version with `{}`). With `?wait=true` the answer waits until the run has
+/// ended (at most `timeout_s`, default 60): 201 with the run whatever its
+/// status, or 202 `{ run_id }` when it is still running.
+#[utoipa::path(
+    post, path = "/api/workflow-defs/{workflow}/runs", tag = "runs",
+    params(
+        ("workflow" = String, Path, description = "Workflow id (`wf_…`) or name"),
+        StartQuery,
+    ),
+    request_body = StartRun,
+    responses(
+        (status = 201, description = "Started: `{ run_id }`; with `wait=true`, the ended run", body = StartRunAnswer,
+            headers(("location" = String, description = "`/api/runs/{id}`"))),
+        (status = 202, description = "`wait=true` and the run is still running", body = RunStarted,
+            headers(("location" = String, description = "`/api/runs/{id}`"))),
+        (status = 400, description = "`MALFORMED_BODY` (the message names the field path)", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown project, workflow or version", body = ErrorBody),
+        (status = 413, description = "`BODY_TOO_LARGE`", body = ErrorBody),
+        (status = 422, description = "`INPUT_SCHEMA`: `input` is not an object or violates `input_schema` (`details.errors: [{ path, message }]`); `INVALID_DEFINITION` for a stored version that does not validate", body = ErrorBody),
+    )
+)]
+pub async fn start_run(
+    State(state): State<AppState>,
+    Path(workflow): Path<String>,
+    Query(q): Query<StartQuery>,
+    JsonBody(body): JsonBody<StartRun>,
+) -> Result<Response, ApiError> {
+    let wait = extract::boolean("wait", q.wait.as_deref())?;
+    let timeout_s = extract::non_negative("timeout_s", q.timeout_s.as_deref())?.unwrap_or(DEFAULT_WAIT_S).min(MAX_WAIT_S);
+    let project = project_id(&state, q.project.as_deref()).await?;
+    let limits = body.limits.map(|l| Limits { timeout_ms: l.timeout_ms, max_run_tokens: l.max_run_tokens });
+    let run_id = state.engine.start_run(&project, &workflow, body.version, body.input, limits).await?;
+    let location = [(header::LOCATION, format!("/api/runs/{run_id}"))];
+    if wait {
+        let ended = state.engine.wait(&run_id, Duration::from_secs(timeout_s as u64)).await?;
+        if let Some(record) = ended.filter(|r| r.status != RunStatus::Running) {
+            let run = crate::runs::run_body(&state, &record).await?;
+            return Ok((StatusCode::CREATED, location, Json(StartRunAnswer::Ended(Box::new(run)))).into_response());
+        }
+        return Ok((StatusCode::ACCEPTED, location, Json(RunStarted { run_id })).into_response());
+    }
+    Ok((StatusCode::CREATED, location, Json(StartRunAnswer::Started(RunStarted { run_id }))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_content_type_then_sniffs() {
+        let mut h = HeaderMap::new();
+        assert_eq!(body_format(&h), Format::Sniff);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));
+        assert_eq!(body_format(&h), Format::Yaml);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(body_format(&h), Format::Json);
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        assert_eq!(body_format(&h), Format::Sniff);
+        // A YAML body sent as JSON is a JSON error, not silently YAML.
+        let e = parse_bundle(b"name: x\n", Format::Json).unwrap_err();
+        assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
+        let e = parse_bundle(b"name: [unclosed\n", Format::Sniff).unwrap_err();
+        assert!(e.message.starts_with("invalid YAML"), "{}", e.message);
+    }
+}

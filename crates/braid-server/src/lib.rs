@@ -1,0 +1,157 @@
+//! Braid's HTTP API (SPEC §8): an axum [`Router`] over an [`Engine`].
+//!
+//! The app is a function, [`router`]; [`serve`] runs it on a listener until
+//! a shutdown signal. Request and response bodies are the DTOs of
+//! `braid-api`; every failure becomes `{ "error": { code, message,
+//! details? } }` in one place ([`ApiError`]), including extractor
+//! rejections, unknown routes, oversize bodies and panics. The OpenAPI
+//! document (`/api/openapi.json`) is generated from the same handler
+//! annotations that register the routes, so the two cannot drift apart.
+
+mod artifacts;
+mod convert;
+mod defs;
+mod error;
+mod extract;
+mod runs;
+
+pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use braid_api::Health;
+use braid_runtime::Engine;
+use std::future::Future;
+use std::sync::OnceLock;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Default request body limit: 10 MiB (SPEC §8).
+pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    /// The engine: writes go through it, reads through its store.
+    pub engine: Engine,
+    /// Largest accepted request body, in bytes (413 `BODY_TOO_LARGE` beyond).
+    pub body_limit: usize,
+}
+
+impl AppState {
+    /// State with the default body limit.
+    pub fn new(engine: Engine) -> AppState {
+        AppState { engine, body_limit: DEFAULT_BODY_LIMIT }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Braid",
+        description = "Durable workflow engine for AI pipelines. Errors are `{ \"error\": { code, message, details? } }` (`ErrorBody`); lists are `{ items, next_cursor }` and take `limit` (clamped to 1..=1000) and `cursor`. Times are RFC 3339 UTC.",
+    ),
+    components(schemas(braid_api::DefinitionProblem, braid_api::InputProblem)),
+    tags(
+        (name = "workflow-defs", description = "Workflow definitions (bundles) and their versions"),
+        (name = "runs", description = "Runs, their tokens and events"),
+        (name = "artifacts", description = "Typed, project-scoped outputs"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+/// Every documented route, with its OpenAPI description.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(defs::save, defs::list))
+        .routes(routes!(defs::get))
+        .routes(routes!(defs::start_run))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::tokens))
+        .routes(routes!(runs::events))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(artifacts::list))
+        .routes(routes!(artifacts::get))
+        .routes(routes!(healthz))
+        .routes(routes!(openapi_json))
+}
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// The HTTP app.
+pub fn router(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.body_limit))
+        .layer(CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves, then finishes
+/// the requests in flight.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json() -> Response {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_json().expect("the OpenAPI document serializes"));
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}; the routes are listed in /api/openapi.json", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{} does not accept {method}; see /api/openapi.json", uri.path()))
+}
+
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    ApiError::internal(format!("a request handler panicked: {what}")).into_response()
+}
+
+/// Resolves `?project=` (default `default`); unknown → 404.
+async fn project_id(state: &AppState, project: Option<&str>) -> Result<String, ApiError> {
+    let name = project.unwrap_or("default");
+    state.engine.store().project_id(name).await.map_err(|e| match e {
+        braid_store::Error::NotFound(_) => ApiError::not_found(format!("project `{name}` does not exist")),
+        e => e.into(),
+    })
+}
+
+/// In a listing, the store's only "not found" is a cursor it did not hand out.
+fn cursor_error(e: braid_store::Error) -> ApiError {
+    match e {
+        braid_store::Error::NotFound(m) => {
+            ApiError::malformed(format!("query parameter `cursor`: {m} is not a cursor of this list; pass back a `next_cursor` from a previous page"))
+        }
+        e => e.into(),
+    }
+}
+

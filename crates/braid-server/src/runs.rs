@@ -1,0 +1,180 @@
+//! `/api/runs`: runs, their tokens and events, cancellation.
+
+use crate::error::ApiError;
+use crate::extract::{self, JsonBody, Path, Query};
+use crate::{AppState, convert, cursor_error, project_id};
+use axum::Json;
+use axum::extract::State;
+use braid_api::{CancelRun, ErrorBody, Event, Page, Run, RunStatus, RunSummary, Token};
+use braid_store::{RunFilter, RunRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// `?status=&workflow=&parent=&project=&limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunsQuery {
+    /// Project name or id (default `default`).
+    project: Option<String>,
+    /// `running`, `completed`, `failed` or `cancelled`.
+    #[param(value_type = Option<RunStatus>)]
+    status: Option<String>,
+    /// Workflow id or name.
+    workflow: Option<String>,
+    /// Parent run id (lists its child runs).
+    parent: Option<String>,
+    /// Page size (default 100, clamped to 1..=1000).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `?limit=&cursor=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size (default 100, clamped to 1..=1000).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// `?after=&limit=` (or `cursor=` instead of `after=`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Return events with `seq` greater than this (default 0).
+    #[param(value_type = Option<i64>)]
+    after: Option<String>,
+    /// Same as `after` (the `next_cursor` of the previous page is the last seq).
+    cursor: Option<String>,
+    /// Page size (default 100, clamped to 1..=1000).
+    #[param(value_type = Option<i64>)]
+    limit: Option<String>,
+}
+
+/// The full run body, with its children.
+pub async fn run_body(state: &AppState, record: &RunRecord) -> Result<Run, ApiError> {
+    let children = state.engine.store().children(&record.id).await?;
+    Ok(convert::run(record, children))
+}
+
+async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
+    state.engine.store().get_run(id).await?.ok_or_else(|| ApiError::not_found(format!("run `{id}` does not exist")))
+}
+
+/// List runs, newest first.
+#[utoipa::path(
+    get, path = "/api/runs", tag = "runs",
+    params(RunsQuery),
+    responses(
+        (status = 200, body = Page<RunSummary>),
+        (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<Page<RunSummary>>, ApiError> {
+    let limit = extract::limit(q.limit.as_deref())?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            RunStatus::parse(s).map(convert::store_status).ok_or_else(|| {
+                let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::malformed(format!("query parameter `status`: {s:?} is not one of {}", all.join(", ")))
+            })
+        })
+        .transpose()?;
+    let project = project_id(&state, q.project.as_deref()).await?;
+    let filter = RunFilter { project_id: Some(project), status, workflow: q.workflow, parent: q.parent };
+    let page = state.engine.store().list_runs(&filter, q.cursor.as_deref(), limit).await.map_err(cursor_error)?;
+    Ok(Json(Page { items: page.items.iter().map(convert::run_summary).collect(), next_cursor: page.next_cursor }))
+}
+
+/// Read one run.
+#[utoipa::path(
+    get, path = "/api/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id (`run_…`)")),
+    responses(
+        (status = 200, body = Run),
+        (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
+    )
+)]
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+    let record = run_record(&state, &id).await?;
+    Ok(Json(run_body(&state, &record).await?))
+}
+
+/// The tokens (node visits) of a run, in creation order.
+#[utoipa::path(
+    get, path = "/api/runs/{id}/tokens", tag = "runs",
+    params(("id" = String, Path, description = "Run id (`run_…`)"), PageQuery),
+    responses(
+        (status = 200, body = Page<Token>),
+        (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
+    )
+)]
+pub async fn tokens(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Page<Token>>, ApiError> {
+    let limit = extract::limit(q.limit.as_deref())?;
+    run_record(&state, &id).await?;
+    let page = state.engine.store().tokens(&id, q.cursor.as_deref(), limit).await.map_err(cursor_error)?;
+    Ok(Json(Page { items: page.items.into_iter().map(convert::token).collect(), next_cursor: page.next_cursor }))
+}
+
+/// The event log of a run (SPEC §6), in `seq` order.
+///
+/// `next_cursor` is the last `seq` of a full page; pass it as `after` (or
+/// `cursor`). A page shorter than `limit` has `next_cursor: null`; a running
+/// run may still append events after it.
+#[utoipa::path(
+    get, path = "/api/runs/{id}/events", tag = "runs",
+    params(("id" = String, Path, description = "Run id (`run_…`)"), EventsQuery),
+    responses(
+        (status = 200, body = Page<Event>),
+        (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
+    )
+)]
+pub async fn events(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> Result<Json<Page<Event>>, ApiError> {
+    let limit = extract::limit(q.limit.as_deref())?;
+    let after = extract::non_negative("after", q.after.as_deref())?;
+    let cursor = extract::non_negative("cursor", q.cursor.as_deref())?;
+    let after = match (after, cursor) {
+        (Some(a), Some(c)) if a != c => {
+            return Err(ApiError::malformed("query parameters `after` and `cursor` disagree: pass only one"));
+        }
+        (a, c) => a.or(c).unwrap_or(0),
+    };
+    run_record(&state, &id).await?;
+    let items = state.engine.store().events(&id, after, limit).await?;
+    let next_cursor = if items.len() as u32 == limit { items.last().map(|e| e.seq.to_string()) } else { None };
+    Ok(Json(Page { items: items.into_iter().map(convert::event).collect(), next_cursor }))
+}
+
+/// Cancel a running run (and its children).
+///
+/// The body is optional: `{ reason }`. Answers the run once its cancellation
+/// is durable.
+#[utoipa::path(
+    post, path = "/api/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "Run id (`run_…`)")),
+    request_body(content = Option<CancelRun>, description = "Optional"),
+    responses(
+        (status = 200, description = "The cancelled run", body = Run),
+        (status = 400, description = "`MALFORMED_BODY`", body = ErrorBody),
+        (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
+        (status = 409, description = "`RUN_ENDED`: the run has already ended", body = ErrorBody),
+    )
+)]
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<CancelRun>) -> Result<Json<Run>, ApiError> {
+    let reason = body.reason.unwrap_or_else(|| "cancelled through the API".to_string());
+    state.engine.cancel(&id, &reason).await?;
+    let record = run_record(&state, &id).await?;
+    Ok(Json(run_body(&state, &record).await?))
+}

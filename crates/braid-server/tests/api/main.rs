@@ -1,0 +1,9 @@
+//! Integration tests of the HTTP API: a real server on 127.0.0.1:0 over a
+//! temporary SQLite file, driven with reqwest. No sleeps: runs are awaited
+//! with `?wait=true`.
+
+mod bad_input;
+mod common;
+mod failures;
+mod meta;
+mod story;

@@ -1,0 +1,260 @@
+//! The embedded SQLite backend of Braid's storage traits
+//! ([`DefinitionStore`], [`RunStore`], [`ArtifactStore`]).
+//!
+//! One file, WAL journal, `synchronous=FULL` by default (every acknowledged
+//! commit survives power loss; throughput comes from group commits). All
+//! writes go through one dedicated writer connection behind an async mutex —
+//! SQLite has a single writer anyway, and this avoids `SQLITE_BUSY` storms —
+//! while reads use a small pool of read-only (`query_only`) connections.
+//!
+//! The schema (`migrations/0001_init.sql`) is documented in `docs/schema.md`;
+//! definitions are stored normalized (one row per node, transition, action …)
+//! so that they can be written by hand with SQL.
+
+mod artifacts;
+mod defs;
+mod runs;
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use braid_core::definition::Bundle;
+use braid_store::{
+    ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error, EventRecord, Millis,
+    Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef, TaskRecord, TokenRecord,
+    WorkflowSummary, WriteOp,
+};
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Connection, SqlStr};
+use tokio::sync::Mutex;
+
+use crate::util::Db;
+
+/// How to open a database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// The database file (created when missing).
+    pub path: PathBuf,
+    /// `synchronous=FULL` (default, durable across power loss) rather than
+    /// `NORMAL` (durable across process crashes only).
+    pub synchronous_full: bool,
+}
+
+impl SqliteOptions {
+    /// Options for `path` with the defaults.
+    pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
+        SqliteOptions { path: path.into(), synchronous_full: true }
+    }
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions::new("braid.db")
+    }
+}
+
+/// Connections of the read pool.
+const READ_CONNECTIONS: u32 = 4;
+/// How long a connection waits for a lock held by another process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection (statements are cached by SQL text).
+const STATEMENT_CACHE: usize = 256;
+
+/// The migrations, embedded at compile time.
+///
+/// Built by hand rather than with `sqlx::migrate!()`, which needs sqlx's
+/// `macros` feature (a second build of the drivers for the proc macro); the
+/// result is the same `Migrator` (same `_sqlx_migrations` table, versions and
+/// checksums) as the macro would produce for this folder.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        SqlStr::from_static(include_str!("../migrations/0001_init.sql")),
+        false,
+    )])
+}
+
+/// The SQLite store. Cheap to share behind an `Arc`.
+pub struct SqliteStore {
+    writer: Mutex<SqliteConnection>,
+    readers: SqlitePool,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database: WAL journal, foreign
+    /// keys, busy timeout, migrations, and the `default` workspace and project.
+    pub async fn open(opts: SqliteOptions) -> Result<SqliteStore> {
+        let sync = if opts.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
+        let base = SqliteConnectOptions::from_str("sqlite:")
+            .db()?
+            .filename(&opts.path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sync)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .statement_cache_capacity(STATEMENT_CACHE);
+
+        let mut writer = base.clone().create_if_missing(true).connect().await.db()?;
+        migrator()
+            .run(&mut writer)
+            .await
+            .map_err(|e| Error::Backend(format!("migrating {}: {e}", opts.path.display())))?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO workspaces (id, name) VALUES ('ws_default', 'default');
+             INSERT OR IGNORE INTO projects (id, workspace_id, name) VALUES ('proj_default', 'ws_default', 'default')",
+        )
+        .execute(&mut writer)
+        .await
+        .db()?;
+
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .min_connections(0)
+            .connect_with(base.create_if_missing(false).pragma("query_only", "ON"))
+            .await
+            .db()?;
+        Ok(SqliteStore { writer: Mutex::new(writer), readers })
+    }
+
+    /// [`SqliteStore::open`] with the default options.
+    pub async fn open_path(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        SqliteStore::open(SqliteOptions::new(path.as_ref())).await
+    }
+
+    /// Closes every connection (checkpointing the WAL).
+    pub async fn close(self) -> Result<()> {
+        self.readers.close().await;
+        self.writer.into_inner().close().await.db()
+    }
+
+    async fn reader(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>> {
+        self.readers.acquire().await.db()
+    }
+}
+
+#[async_trait]
+impl DefinitionStore for SqliteStore {
+    async fn project_id(&self, project: &str) -> Result<String> {
+        defs::project_id(&mut *self.reader().await?, project).await
+    }
+
+    async fn save_bundle(&self, project_id: &str, bundle: &Bundle, now: Millis) -> Result<SaveOutcome> {
+        let mut w = self.writer.lock().await;
+        defs::save_bundle(&mut w, project_id, bundle, now).await
+    }
+
+    async fn get_def(&self, project_id: &str, id_or_name: &str, version: Option<i64>) -> Result<Option<StoredDef>> {
+        defs::get_def(&mut *self.reader().await?, project_id, id_or_name, version).await
+    }
+
+    async fn get_def_by_id(&self, def_id: &str) -> Result<Option<StoredDef>> {
+        defs::load_def(&mut *self.reader().await?, def_id).await
+    }
+
+    async fn list_workflows(&self, project_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<WorkflowSummary>> {
+        defs::list_workflows(&mut *self.reader().await?, project_id, cursor, limit).await
+    }
+
+    async fn artifact_types(&self, project_id: &str) -> Result<Vec<ArtifactType>> {
+        defs::artifact_types(&mut *self.reader().await?, project_id).await
+    }
+
+    async fn workflow_names(&self, project_id: &str) -> Result<Vec<String>> {
+        defs::workflow_names(&mut *self.reader().await?, project_id).await
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn commit(&self, ops: Vec<WriteOp>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.writer.lock().await;
+        runs::commit(&mut w, ops).await
+    }
+
+    async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
+        runs::get_run(&mut *self.reader().await?, run_id).await
+    }
+
+    async fn list_runs(&self, filter: &RunFilter, cursor: Option<&str>, limit: u32) -> Result<Page<RunRecord>> {
+        runs::list_runs(&mut *self.reader().await?, filter, cursor, limit).await
+    }
+
+    async fn children(&self, run_id: &str) -> Result<Vec<String>> {
+        runs::children(&mut *self.reader().await?, run_id).await
+    }
+
+    async fn live_runs(&self) -> Result<Vec<RunRecord>> {
+        runs::live_runs(&mut *self.reader().await?).await
+    }
+
+    async fn events(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<EventRecord>> {
+        runs::events(&mut *self.reader().await?, run_id, after, limit).await
+    }
+
+    async fn tokens(&self, run_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<TokenRecord>> {
+        runs::tokens(&mut *self.reader().await?, run_id, cursor, limit).await
+    }
+
+    async fn latest_snapshot(&self, run_id: &str) -> Result<Option<(i64, Value)>> {
+        runs::latest_snapshot(&mut *self.reader().await?, run_id).await
+    }
+
+    async fn claim_tasks(&self, now: Millis, lease_ms: i64, limit: u32) -> Result<Vec<TaskRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut w = self.writer.lock().await;
+        runs::claim_tasks(&mut w, now, lease_ms, limit).await
+    }
+
+    async fn renew_leases(&self, task_ids: &[String], lease_until: Millis) -> Result<()> {
+        if task_ids.is_empty() {
+            return Ok(());
+        }
+        let mut w = self.writer.lock().await;
+        runs::renew_leases(&mut w, task_ids, lease_until).await
+    }
+
+    async fn next_task_due(&self) -> Result<Option<Millis>> {
+        runs::next_task_due(&mut *self.reader().await?).await
+    }
+}
+
+#[async_trait]
+impl ArtifactStore for SqliteStore {
+    async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<String> {
+        let mut w = self.writer.lock().await;
+        artifacts::put_artifact(&mut w, artifact).await
+    }
+
+    async fn get_artifact(&self, id: &str) -> Result<Option<ArtifactRecord>> {
+        artifacts::get_artifact(&mut *self.reader().await?, id).await
+    }
+
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ArtifactRecord>> {
+        artifacts::list_artifacts(&mut *self.reader().await?, filter, cursor, limit).await
+    }
+}

@@ -1,0 +1,534 @@
+//! Runs, events, tokens, snapshots and the task queue.
+
+use std::sync::LazyLock;
+
+use braid_store::{
+    Error, EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp,
+};
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{AssertSqlSafe, Connection, Row};
+
+use crate::util::{
+    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
+    parse_json_opt, to_json,
+};
+
+static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
+    MultiRow::new("INSERT INTO events (run_id, seq, kind, ts, token_id, node, payload)", 7, "")
+});
+
+static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO tokens (run_id, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
+                             created_at, started_at, ended_at)",
+        11,
+        "ON CONFLICT (run_id, id) DO UPDATE SET
+            node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
+            sibling_set = excluded.sibling_set, branch_index = excluded.branch_index, attempts = excluded.attempts,
+            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at",
+    )
+});
+
+static INSERT_TASKS: LazyMultiRow = LazyLock::new(|| {
+    MultiRow::new(
+        "INSERT INTO tasks (id, run_id, token_id, attempt, payload, not_before, lease_until, deliveries, created_at)",
+        9,
+        "",
+    )
+});
+
+/// The ops of a batch, grouped by table. Groups touch different tables and
+/// depend on each other only through the run rows (foreign keys), which are
+/// written first, so applying group by group is equivalent to applying the
+/// ops in order; within a group the order is kept.
+#[derive(Default)]
+struct Batch {
+    runs: Vec<RunOp>,
+    events: Vec<EventRecord>,
+    tokens: Vec<TokenRecord>,
+    tasks: Vec<TaskOp>,
+    snapshots: Vec<(String, i64, Value)>,
+}
+
+enum RunOp {
+    Create(RunRecord),
+    Update(RunRecord),
+}
+
+enum TaskOp {
+    Enqueue(Vec<TaskRecord>),
+    Ack(Vec<String>),
+    DropRun(String),
+}
+
+impl Batch {
+    fn new(ops: Vec<WriteOp>) -> Batch {
+        let mut b = Batch::default();
+        for op in ops {
+            match op {
+                WriteOp::CreateRun(r) => b.runs.push(RunOp::Create(r)),
+                WriteOp::UpdateRun(r) => b.runs.push(RunOp::Update(r)),
+                WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
+                WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
+                // Consecutive enqueues and acks are merged into one statement each.
+                WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
+                    Some(TaskOp::Enqueue(v)) => v.push(t),
+                    _ => b.tasks.push(TaskOp::Enqueue(vec![t])),
+                },
+                WriteOp::AckTask(id) => match b.tasks.last_mut() {
+                    Some(TaskOp::Ack(v)) => v.push(id),
+                    _ => b.tasks.push(TaskOp::Ack(vec![id])),
+                },
+                WriteOp::DropRunTasks(run) => b.tasks.push(TaskOp::DropRun(run)),
+                WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
+            }
+        }
+        b
+    }
+}
+
+/// Applies a batch in one transaction.
+pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Result<()> {
+    let batch = Batch::new(ops);
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db()?;
+    let c: &mut SqliteConnection = &mut tx;
+
+    for op in batch.runs {
+        match op {
+            RunOp::Create(r) => insert_run(c, r).await?,
+            RunOp::Update(r) => update_run(c, r).await?,
+        }
+    }
+
+    INSERT_EVENTS
+        .run(c, &batch.events, |q, e| {
+            q.bind(e.run_id.clone())
+                .bind(e.seq)
+                .bind(e.kind.clone())
+                .bind(e.ts)
+                .bind(e.token_id.clone())
+                .bind(e.node.clone())
+                .bind(e.payload.to_string())
+        })
+        .await
+        .map_err(|e| match e {
+            Error::Conflict(m) => Error::Conflict(format!("appending events: {m} (duplicate seq)")),
+            e => e,
+        })?;
+
+    UPSERT_TOKENS
+        .run(c, &batch.tokens, |q, t| {
+            q.bind(t.run_id.clone())
+                .bind(t.id.clone())
+                .bind(t.node.clone())
+                .bind(t.status.clone())
+                .bind(t.parent_token_id.clone())
+                .bind(t.sibling_set.clone())
+                .bind(t.branch_index)
+                .bind(t.attempts)
+                .bind(t.created_at)
+                .bind(t.started_at)
+                .bind(t.ended_at)
+        })
+        .await?;
+
+    for op in batch.tasks {
+        match op {
+            TaskOp::Enqueue(tasks) => {
+                INSERT_TASKS
+                    .run(c, &tasks, |q, t| {
+                        q.bind(t.id.clone())
+                            .bind(t.run_id.clone())
+                            .bind(t.token_id.clone())
+                            .bind(t.attempt)
+                            .bind(t.payload.to_string())
+                            .bind(t.not_before)
+                            .bind(t.lease_until)
+                            .bind(t.deliveries)
+                            .bind(t.created_at)
+                    })
+                    .await?
+            }
+            TaskOp::Ack(ids) => {
+                if let [id] = ids.as_slice() {
+                    sqlx::query("DELETE FROM tasks WHERE id = ?").bind(id.clone()).execute(&mut *c).await.db()?;
+                } else {
+                    sqlx::query("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))")
+                        .bind(to_json(&ids)?)
+                        .execute(&mut *c)
+                        .await
+                        .db()?;
+                }
+            }
+            TaskOp::DropRun(run) => {
+                sqlx::query("DELETE FROM tasks WHERE run_id = ?").bind(run).execute(&mut *c).await.db()?;
+            }
+        }
+    }
+
+    for (run_id, seq, state) in batch.snapshots {
+        // Only the latest snapshot is ever read: older ones are dropped.
+        sqlx::query(
+            "INSERT INTO snapshots (run_id, seq, state) VALUES (?, ?, ?)
+             ON CONFLICT (run_id, seq) DO UPDATE SET state = excluded.state",
+        )
+        .bind(run_id.clone())
+        .bind(seq)
+        .bind(state.to_string())
+        .execute(&mut *c)
+        .await
+        .db()?;
+        sqlx::query("DELETE FROM snapshots WHERE run_id = ? AND seq < ?")
+            .bind(run_id)
+            .bind(seq)
+            .execute(&mut *c)
+            .await
+            .db()?;
+    }
+
+    tx.commit().await.db()
+}
+
+async fn insert_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, project_id, workflow_id, workflow_name, def_id, version, status, context,
+                                    error, usage, limits, parent_run_id, parent_token_id, depth, last_seq,
+                                    created_at, started_at, ended_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.id)
+    .bind(r.project_id)
+    .bind(r.workflow_id)
+    .bind(r.workflow_name)
+    .bind(r.def_id)
+    .bind(r.version)
+    .bind(r.status.as_str())
+    .bind(r.context.to_string())
+    .bind(r.error.map(|e| e.to_string()))
+    .bind(r.usage.to_string())
+    .bind(r.limits.to_string())
+    .bind(r.parent_run_id)
+    .bind(r.parent_token_id)
+    .bind(r.depth)
+    .bind(r.last_seq)
+    .bind(r.created_at)
+    .bind(r.started_at)
+    .bind(r.ended_at)
+    .execute(&mut *c)
+    .await
+    .db()?;
+    Ok(())
+}
+
+async fn update_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE workflow_runs SET status = ?, context = ?, error = ?, usage = ?, last_seq = ?,
+                                  started_at = ?, ended_at = ?
+         WHERE id = ?",
+    )
+    .bind(r.status.as_str())
+    .bind(r.context.to_string())
+    .bind(r.error.map(|e| e.to_string()))
+    .bind(r.usage.to_string())
+    .bind(r.last_seq)
+    .bind(r.started_at)
+    .bind(r.ended_at)
+    .bind(r.id.clone())
+    .execute(&mut *c)
+    .await
+    .db()?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("run {}", r.id)));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------
+
+const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_name, def_id, version, status, context, error,
+    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at";
+
+fn run_from_row(r: &SqliteRow) -> Result<RunRecord> {
+    let id: String = r.try_get("id").db()?;
+    let what = |field: &'static str| {
+        let id = id.clone();
+        move || format!("run {id}: {field}")
+    };
+    let status: String = r.try_get("status").db()?;
+    let context: String = r.try_get("context").db()?;
+    let error: Option<String> = r.try_get("error").db()?;
+    let usage: String = r.try_get("usage").db()?;
+    let limits: String = r.try_get("limits").db()?;
+    Ok(RunRecord {
+        project_id: r.try_get("project_id").db()?,
+        workflow_id: r.try_get("workflow_id").db()?,
+        workflow_name: r.try_get("workflow_name").db()?,
+        def_id: r.try_get("def_id").db()?,
+        version: r.try_get("version").db()?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| Error::Backend(format!("run {id}: unknown status {status:?}")))?,
+        context: parse_json(&context, &what("context"))?,
+        error: parse_json_opt(error.as_deref(), &what("error"))?,
+        usage: parse_json(&usage, &what("usage"))?,
+        limits: parse_json(&limits, &what("limits"))?,
+        parent_run_id: r.try_get("parent_run_id").db()?,
+        parent_token_id: r.try_get("parent_token_id").db()?,
+        depth: r.try_get("depth").db()?,
+        last_seq: r.try_get("last_seq").db()?,
+        created_at: r.try_get("created_at").db()?,
+        started_at: r.try_get("started_at").db()?,
+        ended_at: r.try_get("ended_at").db()?,
+        id,
+    })
+}
+
+pub(crate) async fn get_run(conn: &mut SqliteConnection, run_id: &str) -> Result<Option<RunRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ?"));
+    sqlx::query(AssertSqlSafe(SQL.as_str()))
+        .bind(run_id.to_owned())
+        .fetch_optional(&mut *conn)
+        .await
+        .db()?
+        .as_ref()
+        .map(run_from_row)
+        .transpose()
+}
+
+/// Runs newest first. The SQL is assembled from fixed fragments only (one
+/// text per combination of filters), so the statement cache stays bounded.
+pub(crate) async fn list_runs(
+    conn: &mut SqliteConnection,
+    filter: &RunFilter,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<RunRecord>> {
+    let limit = clamp_limit(limit);
+    let cursor = cursor.map(decode_time_cursor).transpose()?;
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE 1 = 1");
+    if filter.project_id.is_some() {
+        sql.push_str(" AND project_id = ?");
+    }
+    if filter.status.is_some() {
+        sql.push_str(" AND status = ?");
+    }
+    if filter.workflow.is_some() {
+        sql.push_str(" AND workflow_id IN (SELECT id FROM workflows WHERE id = ? OR name = ?)");
+    }
+    if filter.parent.is_some() {
+        sql.push_str(" AND parent_run_id = ?");
+    }
+    if cursor.is_some() {
+        sql.push_str(" AND created_at <= ? AND (created_at < ? OR id < ?)");
+    }
+    sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    if let Some(p) = &filter.project_id {
+        q = q.bind(p.clone());
+    }
+    if let Some(s) = filter.status {
+        q = q.bind(s.as_str());
+    }
+    if let Some(w) = &filter.workflow {
+        q = q.bind(w.clone()).bind(w.clone());
+    }
+    if let Some(p) = &filter.parent {
+        q = q.bind(p.clone());
+    }
+    if let Some((t, id)) = cursor {
+        q = q.bind(t).bind(t).bind(id);
+    }
+    let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
+    let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|r| encode_time_cursor(r.created_at, &r.id))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) async fn children(conn: &mut SqliteConnection, run_id: &str) -> Result<Vec<String>> {
+    sqlx::query_scalar("SELECT id FROM workflow_runs WHERE parent_run_id = ? ORDER BY created_at, id")
+        .bind(run_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .db()
+}
+
+pub(crate) async fn live_runs(conn: &mut SqliteConnection) -> Result<Vec<RunRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE status = 'running' ORDER BY created_at, id")
+    });
+    let rows = sqlx::query(AssertSqlSafe(SQL.as_str())).fetch_all(&mut *conn).await.db()?;
+    rows.iter().map(run_from_row).collect()
+}
+
+pub(crate) async fn events(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<EventRecord>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, ts, token_id, node, payload FROM events
+         WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(run_id.to_owned())
+    .bind(after)
+    .bind(clamp_limit(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            let seq: i64 = r.try_get("seq").db()?;
+            let payload: String = r.try_get("payload").db()?;
+            Ok(EventRecord {
+                run_id: run_id.to_owned(),
+                seq,
+                kind: r.try_get("kind").db()?,
+                ts: r.try_get("ts").db()?,
+                token_id: r.try_get("token_id").db()?,
+                node: r.try_get("node").db()?,
+                payload: parse_json(&payload, &|| format!("run {run_id}: event {seq}: payload"))?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn tokens(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<TokenRecord>> {
+    let limit = clamp_limit(limit);
+    let after: i64 = match cursor {
+        None => 0,
+        Some(c) => c.parse().map_err(|_| bad_cursor(c))?,
+    };
+    let rows = sqlx::query(
+        "SELECT seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts, created_at,
+                started_at, ended_at
+         FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(run_id.to_owned())
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut last_seq = Vec::with_capacity(rows.len());
+    let mut items = rows
+        .iter()
+        .map(|r| {
+            last_seq.push(r.try_get::<i64, _>("seq").db()?);
+            Ok(TokenRecord {
+                run_id: run_id.to_owned(),
+                id: r.try_get("id").db()?,
+                node: r.try_get("node").db()?,
+                status: r.try_get("status").db()?,
+                parent_token_id: r.try_get("parent_token_id").db()?,
+                sibling_set: r.try_get("sibling_set").db()?,
+                branch_index: r.try_get("branch_index").db()?,
+                attempts: r.try_get("attempts").db()?,
+                created_at: r.try_get("created_at").db()?,
+                started_at: r.try_get("started_at").db()?,
+                ended_at: r.try_get("ended_at").db()?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        Some(last_seq[limit as usize - 1].to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+pub(crate) async fn latest_snapshot(conn: &mut SqliteConnection, run_id: &str) -> Result<Option<(i64, Value)>> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT seq, state FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1")
+            .bind(run_id.to_owned())
+            .fetch_optional(&mut *conn)
+            .await
+            .db()?;
+    row.map(|(seq, state)| Ok((seq, parse_json(&state, &|| format!("run {run_id}: snapshot {seq}"))?)))
+        .transpose()
+}
+
+// ---------------------------------------------------------------------------
+// Task queue
+// ---------------------------------------------------------------------------
+
+fn task_from_row(r: &SqliteRow) -> Result<TaskRecord> {
+    let id: String = r.try_get("id").db()?;
+    let payload: String = r.try_get("payload").db()?;
+    Ok(TaskRecord {
+        run_id: r.try_get("run_id").db()?,
+        token_id: r.try_get("token_id").db()?,
+        attempt: r.try_get("attempt").db()?,
+        payload: parse_json(&payload, &|| format!("task {id}: payload"))?,
+        not_before: r.try_get("not_before").db()?,
+        lease_until: r.try_get("lease_until").db()?,
+        deliveries: r.try_get("deliveries").db()?,
+        created_at: r.try_get("created_at").db()?,
+        id,
+    })
+}
+
+/// Claims ready tasks: due (`not_before` passed) and not leased (no lease
+/// or an expired one). Uses the `tasks_due` expression index.
+pub(crate) async fn claim_tasks(
+    conn: &mut SqliteConnection,
+    now: Millis,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<TaskRecord>> {
+    let rows = sqlx::query(
+        "UPDATE tasks SET lease_until = ?, deliveries = deliveries + 1
+         WHERE id IN (SELECT id FROM tasks
+                      WHERE max(not_before, coalesce(lease_until, 0)) <= ?
+                      ORDER BY max(not_before, coalesce(lease_until, 0)), created_at
+                      LIMIT ?)
+         RETURNING id, run_id, token_id, attempt, payload, not_before, lease_until, deliveries, created_at",
+    )
+    .bind(now.saturating_add(lease_ms))
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
+    tasks.sort_by(|a, b| (a.not_before, a.created_at, &a.id).cmp(&(b.not_before, b.created_at, &b.id)));
+    Ok(tasks)
+}
+
+pub(crate) async fn renew_leases(conn: &mut SqliteConnection, task_ids: &[String], lease_until: Millis) -> Result<()> {
+    sqlx::query("UPDATE tasks SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(lease_until)
+        .bind(to_json(task_ids)?)
+        .execute(&mut *conn)
+        .await
+        .db()?;
+    Ok(())
+}
+
+/// The earliest time a task becomes claimable: its `not_before`, or for a
+/// claimed task the expiry of its lease (so that a task whose executor died
+/// is re-delivered without polling).
+pub(crate) async fn next_task_due(conn: &mut SqliteConnection) -> Result<Option<Millis>> {
+    sqlx::query_scalar(
+        "SELECT max(not_before, coalesce(lease_until, 0)) FROM tasks
+         ORDER BY max(not_before, coalesce(lease_until, 0)), created_at LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .db()
+}

@@ -1,0 +1,162 @@
+//! Small helpers shared by the modules: error mapping, ids, JSON columns,
+//! cursors and multi-row statements.
+
+use std::sync::LazyLock;
+
+use braid_store::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteArguments, SqliteConnection};
+use sqlx::Sqlite;
+
+/// Lists are clamped to `1..=MAX_PAGE` items.
+pub(crate) const MAX_PAGE: u32 = 1000;
+
+/// The clamped page size.
+pub(crate) fn clamp_limit(limit: u32) -> i64 {
+    i64::from(limit.clamp(1, MAX_PAGE))
+}
+
+/// Maps sqlx errors to the store's errors: constraint violations are
+/// conflicts, everything else is a backend failure.
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d)
+            if d.is_unique_violation() || d.is_foreign_key_violation() || d.is_check_violation() =>
+        {
+            Error::Conflict(d.message().to_owned())
+        }
+        _ => Error::Backend(e.to_string()),
+    }
+}
+
+/// `.db()?` on sqlx results.
+pub(crate) trait Db<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for std::result::Result<T, sqlx::Error> {
+    fn db(self) -> Result<T> {
+        self.map_err(db_error)
+    }
+}
+
+/// A new id: `<prefix>_<uuid v7, simple form>`.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// JSON text of a value.
+pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Backend(format!("serializing: {e}")))
+}
+
+/// Parses a JSON column.
+pub(crate) fn parse_json(text: &str, what: &dyn Fn() -> String) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| Error::Backend(format!("{}: invalid JSON: {e}", what())))
+}
+
+/// Parses an optional JSON column.
+pub(crate) fn parse_json_opt(text: Option<&str>, what: &dyn Fn() -> String) -> Result<Option<Value>> {
+    text.map(|t| parse_json(t, what)).transpose()
+}
+
+/// Deserializes a typed value from JSON.
+pub(crate) fn from_value<T: DeserializeOwned>(v: Value, what: &dyn Fn() -> String) -> Result<T> {
+    serde_json::from_value(v).map_err(|e| Error::Backend(format!("{}: {e}", what())))
+}
+
+/// The serde name of a unit enum variant (`first_match`, `success` …).
+pub(crate) fn enum_name<T: Serialize>(v: &T) -> Result<String> {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => Ok(s),
+        Ok(other) => Err(Error::Backend(format!("expected an enum name, got {other}"))),
+        Err(e) => Err(Error::Backend(format!("serializing: {e}"))),
+    }
+}
+
+/// A column that holds JSON but also accepts bare text for strings (hand
+/// written rows): the text is parsed as JSON when that gives a value `accept`
+/// allows, else taken as a string.
+pub(crate) fn lenient_json(text: &str, accept: fn(&Value) -> bool) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) if accept(&v) => v,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// A `created_at:id` cursor (newest-first lists).
+pub(crate) fn encode_time_cursor(created_at: i64, id: &str) -> String {
+    format!("{created_at}:{id}")
+}
+
+/// Parses a `created_at:id` cursor.
+pub(crate) fn decode_time_cursor(cursor: &str) -> Result<(i64, String)> {
+    cursor
+        .split_once(':')
+        .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
+        .ok_or_else(|| bad_cursor(cursor))
+}
+
+/// The error for a cursor this store did not hand out.
+pub(crate) fn bad_cursor(cursor: &str) -> Error {
+    Error::NotFound(format!("cursor {cursor:?}"))
+}
+
+pub(crate) type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
+
+/// A multi-row `INSERT … VALUES (…), (…) …` in a few fixed sizes, so that a
+/// batch of any length runs as few statements as possible while the set of
+/// distinct SQL texts (and so of cached prepared statements) stays small.
+pub(crate) struct MultiRow {
+    /// Rows per statement, descending, ending with 1.
+    sizes: &'static [usize],
+    /// The SQL text for each size.
+    sql: Vec<&'static str>,
+}
+
+/// Rows per statement. 100 rows × 11 columns stays far below SQLite's limit
+/// of 32 766 parameters.
+const CHUNK_SIZES: &[usize] = &[500, 50, 5, 1];
+
+impl MultiRow {
+    /// `head` is `INSERT INTO t (a, b, c)`, `tail` an optional `ON CONFLICT …`.
+    pub(crate) fn new(head: &str, columns: usize, tail: &str) -> MultiRow {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let sql = CHUNK_SIZES
+            .iter()
+            .map(|&n| {
+                let text = format!("{head} VALUES {} {tail}", vec![row.as_str(); n].join(", "));
+                &*Box::leak(text.into_boxed_str())
+            })
+            .collect();
+        MultiRow { sizes: CHUNK_SIZES, sql }
+    }
+
+    /// Inserts `rows`, binding each with `bind`.
+    pub(crate) async fn run<T>(
+        &self,
+        conn: &mut SqliteConnection,
+        rows: &[T],
+        bind: impl Fn(Query, &T) -> Query,
+    ) -> Result<()> {
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let (i, &n) = self
+                .sizes
+                .iter()
+                .enumerate()
+                .find(|&(_, &n)| n <= rest.len())
+                .expect("sizes end with 1");
+            let (chunk, tail) = rest.split_at(n);
+            let q = chunk.iter().fold(sqlx::query(self.sql[i]), |q, r| bind(q, r));
+            q.execute(&mut *conn).await.db()?;
+            rest = tail;
+        }
+        Ok(())
+    }
+}
+
+/// Lazily built [`MultiRow`] statements.
+pub(crate) type LazyMultiRow = LazyLock<MultiRow>;
