@@ -89,6 +89,7 @@ pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
     /// Opaque cursor of the next page, `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -119,6 +120,7 @@ pub struct WorkflowSummary {
     /// Latest version number.
     pub latest_version: i64,
     /// When the workflow (its first version) was created.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -154,7 +156,11 @@ pub struct StartRun {
 
 impl Default for StartRun {
     fn default() -> Self {
-        StartRun { input: empty_object(), version: None, limits: None }
+        StartRun {
+            input: empty_object(),
+            version: None,
+            limits: None,
+        }
     }
 }
 
@@ -195,7 +201,12 @@ pub enum RunStatus {
 
 impl RunStatus {
     /// Every status, for messages.
-    pub const ALL: [RunStatus; 4] = [RunStatus::Running, RunStatus::Completed, RunStatus::Failed, RunStatus::Cancelled];
+    pub const ALL: [RunStatus; 4] = [
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
 
     /// The API name.
     pub fn as_str(self) -> &'static str {
@@ -299,24 +310,30 @@ pub struct Run {
     /// `{ input, state, output, artifacts }` as of the last durable step.
     pub context: RunContext,
     /// Why the run failed; `null` unless `status` is `failed`.
+    #[schema(required = true)]
     pub error: Option<RunError>,
     /// LLM usage totals.
     pub usage: RunUsage,
     /// Effective limits.
     pub limits: Limits,
     /// Parent run, for a child run.
+    #[schema(required = true)]
     pub parent_run_id: Option<String>,
     /// The parent's `workflow_call` token, for a child run.
+    #[schema(required = true)]
     pub parent_token_id: Option<String>,
     /// Child run ids.
     pub children: Vec<String>,
     /// Seq of the latest event (pass as `after` to read only newer events).
     pub last_seq: i64,
     /// Creation time.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Start time.
+    #[schema(format = DateTime, required = true)]
     pub started_at: Option<String>,
     /// End time; `null` while running.
+    #[schema(format = DateTime, required = true)]
     pub ended_at: Option<String>,
 }
 
@@ -332,16 +349,21 @@ pub struct RunSummary {
     /// Status.
     pub status: RunStatus,
     /// Why the run failed, when it did.
+    #[schema(required = true)]
     pub error: Option<RunError>,
     /// LLM usage totals.
     pub usage: RunUsage,
     /// Parent run, for a child run.
+    #[schema(required = true)]
     pub parent_run_id: Option<String>,
     /// Creation time.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Start time.
+    #[schema(format = DateTime, required = true)]
     pub started_at: Option<String>,
     /// End time.
+    #[schema(format = DateTime, required = true)]
     pub ended_at: Option<String>,
 }
 
@@ -356,18 +378,24 @@ pub struct Token {
     /// `completed`, `failed`, `cancelled` or `merged`.
     pub status: String,
     /// The token whose visit created it.
+    #[schema(required = true)]
     pub parent_token_id: Option<String>,
     /// Sibling set id, for fan-out members.
+    #[schema(required = true)]
     pub sibling_set: Option<String>,
     /// Index in its sibling set.
+    #[schema(required = true)]
     pub branch_index: Option<i64>,
     /// Attempts made so far.
     pub attempts: i64,
     /// Creation time.
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Start of the latest attempt.
+    #[schema(format = DateTime, required = true)]
     pub started_at: Option<String>,
     /// End time.
+    #[schema(format = DateTime, required = true)]
     pub ended_at: Option<String>,
 }
 
@@ -381,6 +409,7 @@ pub struct Event {
     /// `workflow_started`, `node_completed`, … (SPEC §6).
     pub kind: String,
     /// When it happened.
+    #[schema(format = DateTime)]
     pub ts: String,
     /// The token concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -415,6 +444,7 @@ pub struct Artifact {
     /// The node that wrote it.
     pub created_by_node: String,
     /// Creation time.
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -435,7 +465,11 @@ mod tests {
         let r: StartRun = serde_json::from_value(json!({})).unwrap();
         assert_eq!(r.input, json!({}));
         let r: StartRun = serde_json::from_value(json!({ "input": null })).unwrap();
-        assert_eq!(r.input, Value::Null, "an explicit null is kept, so the server can reject it");
+        assert_eq!(
+            r.input,
+            Value::Null,
+            "an explicit null is kept, so the server can reject it"
+        );
         let e = serde_json::from_value::<StartRun>(json!({ "inputs": {} })).unwrap_err();
         assert!(e.to_string().contains("unknown field `inputs`"), "{e}");
     }

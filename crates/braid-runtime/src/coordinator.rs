@@ -76,7 +76,16 @@ impl Coordinator {
             for c in commands {
                 match c {
                     Command::Dispatch(_) => {} // queued in the commit; executors notified below
-                    Command::CancelTasks(tokens) => self.inner.executor.cancel(&self.record.id, &tokens),
+                    Command::CancelTasks(tokens) => {
+                        // Aborted attempts report nothing: drop their tasks so they are not re-delivered.
+                        let aborted = self.inner.executor.cancel(&self.record.id, &tokens);
+                        if !aborted.is_empty() && !ended {
+                            let committer = self.inner.committer.clone();
+                            tokio::spawn(async move {
+                                let _ = committer.commit(aborted.into_iter().map(WriteOp::AckTask).collect()).await;
+                            });
+                        }
+                    }
                     Command::RunEnded => {}
                 }
             }
@@ -142,8 +151,8 @@ impl Coordinator {
                         node: self.graph.nodes[t.node].ref_.clone(),
                         status: t.status.as_str().to_string(),
                         parent_token_id: t.parent.clone(),
-                        sibling_set: None,
-                        branch_index: None,
+                        sibling_set: t.scope.map(|sc| st.sets[st.scopes[sc].set].id.clone()),
+                        branch_index: t.scope.map(|sc| st.scopes[sc].index as i64),
                         attempts: i64::from(t.attempt),
                         created_at: t.created_at,
                         started_at: t.started_at,

@@ -31,7 +31,7 @@ pub(crate) struct Executor {
     capacity: usize,
     lease_ms: i64,
     poll_ms: u64,
-    wake: Notify,
+    wake: Arc<Notify>,
     draining: AtomicBool,
     http: reqwest::Client,
     /// (run, token) → the attempt in flight.
@@ -47,7 +47,7 @@ impl Executor {
             capacity: opts.workers.max(1),
             lease_ms: opts.lease_ms,
             poll_ms: opts.poll_ms,
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             draining: AtomicBool::new(false),
             http,
             inflight: Mutex::new(HashMap::new()),
@@ -62,13 +62,17 @@ impl Executor {
     }
 
     /// Aborts in-flight attempts of these tokens (the HTTP request is dropped).
-    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) {
+    /// Returns the ids of the tasks aborted.
+    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) -> Vec<String> {
         let mut map = self.inflight.lock().expect("inflight lock");
+        let mut aborted = Vec::new();
         for t in tokens {
             if let Some(f) = map.remove(&(run_id.to_string(), t.clone())) {
                 f.abort.abort();
+                aborted.push(f.task_id);
             }
         }
+        aborted
     }
 
     pub(crate) async fn drain(&self, deadline: Duration) {
@@ -115,10 +119,10 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
                 Ok(Some(due)) => (due - inner.clock.now_ms()).clamp(0, ex.poll_ms as i64) as u64,
                 _ => ex.poll_ms,
             };
-            let notified = ex.wake.notified();
+            let wake = ex.wake.clone();
             drop(inner);
             tokio::select! {
-                _ = notified => {}
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             }
         }

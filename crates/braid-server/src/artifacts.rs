@@ -40,12 +40,27 @@ pub struct ArtifactsQuery {
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ArtifactsQuery>) -> Result<Json<Page<Artifact>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ArtifactsQuery>,
+) -> Result<Json<Page<Artifact>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
     let project = project_id(&state, q.project.as_deref()).await?;
-    let filter = ArtifactFilter { project_id: Some(project), type_name: q.type_name, run_id: q.run };
-    let page = state.engine.store().list_artifacts(&filter, q.cursor.as_deref(), limit).await.map_err(cursor_error)?;
-    Ok(Json(Page { items: page.items.into_iter().map(convert::artifact).collect(), next_cursor: page.next_cursor }))
+    let filter = ArtifactFilter {
+        project_id: Some(project),
+        type_name: q.type_name,
+        run_id: q.run,
+    };
+    let page = state
+        .engine
+        .store()
+        .list_artifacts(&filter, q.cursor.as_deref(), limit)
+        .await
+        .map_err(cursor_error)?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(convert::artifact).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Read one artifact.
@@ -57,7 +72,15 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ArtifactsQuery>
         (status = 404, description = "`NOT_FOUND`: unknown artifact", body = ErrorBody),
     )
 )]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Artifact>, ApiError> {
-    let a = state.engine.store().get_artifact(&id).await?.ok_or_else(|| ApiError::not_found(format!("artifact `{id}` does not exist")))?;
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Artifact>, ApiError> {
+    let a = state
+        .engine
+        .store()
+        .get_artifact(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("artifact `{id}` does not exist")))?;
     Ok(Json(convert::artifact(a)))
 }

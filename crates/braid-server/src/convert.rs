@@ -1,7 +1,9 @@
 //! Store records → API bodies.
 
 use braid_api as api;
-use braid_store::{ArtifactRecord, EventRecord, Millis, RunRecord, RunStatus, TokenRecord, WorkflowSummary};
+use braid_store::{
+    ArtifactRecord, EventRecord, Millis, RunRecord, RunStatus, TokenRecord, WorkflowSummary,
+};
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{Map, Value};
 
@@ -36,21 +38,35 @@ pub fn store_status(s: api::RunStatus) -> RunStatus {
 }
 
 fn workflow(r: &RunRecord) -> api::WorkflowRef {
-    api::WorkflowRef { id: r.workflow_id.clone(), name: r.workflow_name.clone(), version: r.version }
+    api::WorkflowRef {
+        id: r.workflow_id.clone(),
+        name: r.workflow_name.clone(),
+        version: r.version,
+    }
 }
 
 /// The stored error, read leniently: a row written by an older version
 /// still shows its code and message.
 fn error(r: &RunRecord) -> Option<api::RunError> {
     let v = r.error.as_ref()?;
-    Some(serde_json::from_value(v.clone()).unwrap_or_else(|_| api::RunError {
-        code: v.get("code").and_then(Value::as_str).unwrap_or("INTERNAL").to_string(),
-        message: v.get("message").and_then(Value::as_str).unwrap_or_default().to_string(),
-        node: None,
-        action: None,
-        attempt: None,
-        retryable: false,
-        cause: None,
+    Some(serde_json::from_value(v.clone()).unwrap_or_else(|_| {
+        api::RunError {
+            code: v
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or("INTERNAL")
+                .to_string(),
+            message: v
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            node: None,
+            action: None,
+            attempt: None,
+            retryable: false,
+            cause: None,
+        }
     }))
 }
 
@@ -63,7 +79,12 @@ fn context(r: &RunRecord) -> api::RunContext {
         Some(v) if !v.is_null() => v.clone(),
         _ => Value::Object(Map::new()),
     };
-    api::RunContext { input: part("input"), state: part("state"), output: part("output"), artifacts: part("artifacts") }
+    api::RunContext {
+        input: part("input"),
+        state: part("state"),
+        output: part("output"),
+        artifacts: part("artifacts"),
+    }
 }
 
 /// The full run body.
@@ -121,7 +142,15 @@ pub fn token(t: TokenRecord) -> api::Token {
 
 /// An event envelope.
 pub fn event(e: EventRecord) -> api::Event {
-    api::Event { run_id: e.run_id, seq: e.seq, kind: e.kind, ts: time(e.ts), token_id: e.token_id, node: e.node, payload: e.payload }
+    api::Event {
+        run_id: e.run_id,
+        seq: e.seq,
+        kind: e.kind,
+        ts: time(e.ts),
+        token_id: e.token_id,
+        node: e.node,
+        payload: e.payload,
+    }
 }
 
 /// An artifact.
@@ -141,7 +170,12 @@ pub fn artifact(a: ArtifactRecord) -> api::Artifact {
 
 /// A workflow in a listing.
 pub fn workflow_summary(w: WorkflowSummary) -> api::WorkflowSummary {
-    api::WorkflowSummary { id: w.id, name: w.name, latest_version: w.latest_version, created_at: time(w.created_at) }
+    api::WorkflowSummary {
+        id: w.id,
+        name: w.name,
+        latest_version: w.latest_version,
+        created_at: time(w.created_at),
+    }
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 use crate::error::{ApiError, problem};
 use crate::extract::{self, Body, JsonBody, Path, Query};
-use crate::{AppState, convert, project_id};
-use axum::Json;
+use crate::{AppState, Draining, convert, project_id};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use braid_api::{ErrorBody, Page, Run, RunStarted, SavedDefinition, StartRun, WorkflowSummary};
 use braid_core::definition::{Bundle, Limits, ParseError};
 use braid_store::RunStatus;
@@ -94,8 +94,18 @@ enum Format {
 }
 
 fn body_format(headers: &HeaderMap) -> Format {
-    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return Format::Sniff };
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Format::Sniff;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Format::Yaml,
         "application/json" | "text/json" => Format::Json,
@@ -107,9 +117,12 @@ fn body_format(headers: &HeaderMap) -> Format {
 
 /// Reads a bundle body. Shape errors name the field's path.
 fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::malformed(format!("the body is not UTF-8 text: {e}")))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::malformed(format!("the body is not UTF-8 text: {e}")))?;
     if text.trim().is_empty() {
-        return Err(ApiError::malformed("the body is empty: send a workflow bundle as JSON or YAML"));
+        return Err(ApiError::malformed(
+            "the body is empty: send a workflow bundle as JSON or YAML",
+        ));
     }
     let format = match format {
         Format::Sniff if text.trim_start().starts_with('{') => Format::Json,
@@ -117,8 +130,10 @@ fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
         f => f,
     };
     let value: Value = match format {
-        Format::Json => serde_json::from_str(text).map_err(|e| ApiError::malformed(format!("invalid JSON: {e}")))?,
-        _ => serde_saphyr::from_str(text).map_err(|e| ApiError::malformed(format!("invalid YAML: {e}")))?,
+        Format::Json => serde_json::from_str(text)
+            .map_err(|e| ApiError::malformed(format!("invalid JSON: {e}")))?,
+        _ => serde_saphyr::from_str(text)
+            .map_err(|e| ApiError::malformed(format!("invalid YAML: {e}")))?,
     };
     Bundle::from_value(value).map_err(|ParseError::Malformed(m)| ApiError::malformed(m))
 }
@@ -146,11 +161,20 @@ fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
         (status = 422, description = "`INVALID_DEFINITION`: every problem in `details.errors` (`DefinitionProblem`)", body = ErrorBody),
     )
 )]
-pub async fn save(State(state): State<AppState>, Query(q): Query<ProjectQuery>, headers: HeaderMap, Body(body): Body) -> Result<Response, ApiError> {
+pub async fn save(
+    State(state): State<AppState>,
+    Query(q): Query<ProjectQuery>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     let bundle = parse_bundle(&body, body_format(&headers))?;
     let project = project_id(&state, q.project.as_deref()).await?;
     let (outcome, warnings) = state.engine.save_definition(&project, &bundle).await?;
-    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     let body = SavedDefinition {
         id: outcome.workflow_id,
         name: bundle.name,
@@ -171,11 +195,26 @@ pub async fn save(State(state): State<AppState>, Query(q): Query<ProjectQuery>, 
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Page<WorkflowSummary>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
     let project = project_id(&state, q.project.as_deref()).await?;
-    let page = state.engine.store().list_workflows(&project, q.cursor.as_deref(), limit).await.map_err(crate::cursor_error)?;
-    Ok(Json(Page { items: page.items.into_iter().map(convert::workflow_summary).collect(), next_cursor: page.next_cursor }))
+    let page = state
+        .engine
+        .store()
+        .list_workflows(&project, q.cursor.as_deref(), limit)
+        .await
+        .map_err(crate::cursor_error)?;
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(convert::workflow_summary)
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Read one version of a workflow as a bundle.
@@ -202,14 +241,31 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> 
         (status = 404, description = "`NOT_FOUND`: unknown project, workflow or version", body = ErrorBody),
     )
 )]
-pub async fn get(State(state): State<AppState>, Path(workflow): Path<String>, Query(q): Query<GetQuery>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(workflow): Path<String>,
+    Query(q): Query<GetQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let version = version_param(q.version.as_deref())?;
     let project = project_id(&state, q.project.as_deref()).await?;
-    let def = state.engine.store().get_def(&project, &workflow, version).await?.ok_or_else(|| not_found(&workflow, version))?;
+    let def = state
+        .engine
+        .store()
+        .get_def(&project, &workflow, version)
+        .await?
+        .ok_or_else(|| not_found(&workflow, version))?;
     let wants_yaml = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|t| matches!(t.split(';').next().unwrap_or("").trim(), "application/yaml" | "application/x-yaml" | "text/yaml")));
+        .is_some_and(|a| {
+            a.split(',').any(|t| {
+                matches!(
+                    t.split(';').next().unwrap_or("").trim(),
+                    "application/yaml" | "application/x-yaml" | "text/yaml"
+                )
+            })
+        });
     let mut response = if wants_yaml {
         let text = serde_saphyr::to_string(&def.bundle).map_err(ApiError::internal)?;
         ([(header::CONTENT_TYPE, "application/yaml")], text).into_response()
@@ -226,17 +282,23 @@ pub async fn get(State(state): State<AppState>, Path(workflow): Path<String>, Qu
 
 fn version_param(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
     raw.map(|raw| {
-        raw.trim()
-            .parse::<i64>()
-            .map_err(|_| ApiError::malformed(format!("query parameter `version`: expected an integer, got {raw:?}")))
+        raw.trim().parse::<i64>().map_err(|_| {
+            ApiError::malformed(format!(
+                "query parameter `version`: expected an integer, got {raw:?}"
+            ))
+        })
     })
     .transpose()
 }
 
 fn not_found(workflow: &str, version: Option<i64>) -> ApiError {
     match version {
-        Some(v) => ApiError::not_found(format!("workflow `{workflow}` has no version {v} in this project")),
-        None => ApiError::not_found(format!("workflow `{workflow}` does not exist in this project")),
+        Some(v) => ApiError::not_found(format!(
+            "workflow `{workflow}` has no version {v} in this project"
+        )),
+        None => ApiError::not_found(format!(
+            "workflow `{workflow}` does not exist in this project"
+        )),
     }
 }
 
@@ -268,23 +330,52 @@ pub async fn start_run(
     State(state): State<AppState>,
     Path(workflow): Path<String>,
     Query(q): Query<StartQuery>,
+    draining: Option<Extension<Draining>>,
     JsonBody(body): JsonBody<StartRun>,
 ) -> Result<Response, ApiError> {
     let wait = extract::boolean("wait", q.wait.as_deref())?;
-    let timeout_s = extract::non_negative("timeout_s", q.timeout_s.as_deref())?.unwrap_or(DEFAULT_WAIT_S).min(MAX_WAIT_S);
+    let timeout_s = extract::non_negative("timeout_s", q.timeout_s.as_deref())?
+        .unwrap_or(DEFAULT_WAIT_S)
+        .min(MAX_WAIT_S);
     let project = project_id(&state, q.project.as_deref()).await?;
-    let limits = body.limits.map(|l| Limits { timeout_ms: l.timeout_ms, max_run_tokens: l.max_run_tokens });
-    let run_id = state.engine.start_run(&project, &workflow, body.version, body.input, limits).await?;
+    let limits = body.limits.map(|l| Limits {
+        timeout_ms: l.timeout_ms,
+        max_run_tokens: l.max_run_tokens,
+    });
+    let run_id = state
+        .engine
+        .start_run(&project, &workflow, body.version, body.input, limits)
+        .await?;
     let location = [(header::LOCATION, format!("/api/runs/{run_id}"))];
     if wait {
-        let ended = state.engine.wait(&run_id, Duration::from_secs(timeout_s as u64)).await?;
+        let waiting = state
+            .engine
+            .wait(&run_id, Duration::from_secs(timeout_s as u64));
+        let ended = match draining {
+            // Shutting down: answer 202 now rather than hold the shutdown up.
+            Some(Extension(draining)) => tokio::select! {
+                r = waiting => r?,
+                () = std::future::pending::<()>() => { let _ = draining; None }
+            },
+            None => waiting.await?,
+        };
         if let Some(record) = ended.filter(|r| r.status != RunStatus::Running) {
             let run = crate::runs::run_body(&state, &record).await?;
-            return Ok((StatusCode::CREATED, location, Json(StartRunAnswer::Ended(Box::new(run)))).into_response());
+            return Ok((
+                StatusCode::CREATED,
+                location,
+                Json(StartRunAnswer::Ended(Box::new(run))),
+            )
+                .into_response());
         }
         return Ok((StatusCode::ACCEPTED, location, Json(RunStarted { run_id })).into_response());
     }
-    Ok((StatusCode::CREATED, location, Json(StartRunAnswer::Started(RunStarted { run_id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        location,
+        Json(StartRunAnswer::Started(RunStarted { run_id })),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
@@ -295,11 +386,20 @@ mod tests {
     fn format_follows_content_type_then_sniffs() {
         let mut h = HeaderMap::new();
         assert_eq!(body_format(&h), Format::Sniff);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/yaml; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml; charset=utf-8"),
+        );
         assert_eq!(body_format(&h), Format::Yaml);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         assert_eq!(body_format(&h), Format::Json);
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
         assert_eq!(body_format(&h), Format::Sniff);
         // A YAML body sent as JSON is a JSON error, not silently YAML.
         let e = parse_bundle(b"name: x\n", Format::Json).unwrap_err();

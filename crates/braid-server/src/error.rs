@@ -26,11 +26,17 @@ pub struct ApiError {
 }
 
 /// The message of every 500: the cause is logged, never sent.
-const INTERNAL_MESSAGE: &str = "the server failed to handle the request; the cause is in the server log";
+const INTERNAL_MESSAGE: &str =
+    "the server failed to handle the request; the cause is in the server log";
 
 impl ApiError {
     fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 400 `MALFORMED_BODY`: the body or query cannot be read.
@@ -45,7 +51,11 @@ impl ApiError {
 
     /// 405 `METHOD_NOT_ALLOWED`.
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, codes::METHOD_NOT_ALLOWED, message)
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            codes::METHOD_NOT_ALLOWED,
+            message,
+        )
     }
 
     /// 413 `BODY_TOO_LARGE`.
@@ -61,34 +71,62 @@ impl ApiError {
     pub fn invalid_definition(errors: &[DefinitionError]) -> ApiError {
         let problems: Vec<DefinitionProblem> = errors.iter().map(problem).collect();
         let message = match errors {
-            [one] => format!("the workflow definition is invalid: {} `{}`, field `{}`: {}", one.kind, one.ref_, one.field, one.message),
+            [one] => format!(
+                "the workflow definition is invalid: {} `{}`, field `{}`: {}",
+                one.kind, one.ref_, one.field, one.message
+            ),
             _ => format!(
                 "the workflow definition has {} problems (see details.errors); the first: {}",
                 errors.len(),
-                errors.first().map(|e| format!("{} `{}`, field `{}`: {}", e.kind, e.ref_, e.field, e.message)).unwrap_or_default()
+                errors
+                    .first()
+                    .map(|e| format!(
+                        "{} `{}`, field `{}`: {}",
+                        e.kind, e.ref_, e.field, e.message
+                    ))
+                    .unwrap_or_default()
             ),
         };
         ApiError {
             details: Some(json!({ "errors": problems })),
-            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INVALID_DEFINITION, message)
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                codes::INVALID_DEFINITION,
+                message,
+            )
         }
     }
 
     /// 500 `INTERNAL`: logs `cause`, answers a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error while handling an API request");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, codes::INTERNAL, INTERNAL_MESSAGE)
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            codes::INTERNAL,
+            INTERNAL_MESSAGE,
+        )
     }
 }
 
 /// The API form of a core validation problem.
 pub fn problem(e: &DefinitionError) -> DefinitionProblem {
-    DefinitionProblem { kind: e.kind.clone(), ref_: e.ref_.clone(), field: e.field.clone(), message: e.message.clone() }
+    DefinitionProblem {
+        kind: e.kind.clone(),
+        ref_: e.ref_.clone(),
+        field: e.field.clone(),
+        message: e.message.clone(),
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message, details: self.details } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -102,7 +140,11 @@ impl From<braid_runtime::Error> for ApiError {
             E::NotFound(m) => ApiError::not_found(m),
             E::InputSchema { message, errors } => ApiError {
                 details: Some(json!({ "errors": errors })),
-                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, codes::INPUT_SCHEMA, message)
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    codes::INPUT_SCHEMA,
+                    message,
+                )
             },
             E::RunEnded(run) => ApiError::new(
                 StatusCode::CONFLICT,
@@ -124,7 +166,11 @@ impl From<braid_store::Error> for ApiError {
         use braid_store::Error as E;
         match e {
             E::NotFound(_) => ApiError::not_found(e.to_string()),
-            E::Conflict(m) => ApiError::new(StatusCode::CONFLICT, codes::CONFLICT, format!("{m}; retry the request")),
+            E::Conflict(m) => ApiError::new(
+                StatusCode::CONFLICT,
+                codes::CONFLICT,
+                format!("{m}; retry the request"),
+            ),
             E::Backend(_) => ApiError::internal(e),
         }
     }

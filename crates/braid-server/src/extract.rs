@@ -17,13 +17,19 @@ impl FromRequest<AppState> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        Bytes::from_request(req, state).await.map(Body).map_err(|r| {
-            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::body_too_large(state.body_limit)
-            } else {
-                ApiError::malformed(format!("the request body could not be read: {}", r.body_text()))
-            }
-        })
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|r| {
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::body_too_large(state.body_limit)
+                } else {
+                    ApiError::malformed(format!(
+                        "the request body could not be read: {}",
+                        r.body_text()
+                    ))
+                }
+            })
     }
 }
 
@@ -57,7 +63,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::malformed(format!("invalid body at `{path}`: {inner}"))
         }
     })?;
-    de.end().map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::malformed(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
 }
 
@@ -70,11 +77,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::from_request_parts(parts, state).await.map(|q| Query(q.0)).map_err(|r| {
-            let text = r.body_text();
-            let text = text.strip_prefix("Failed to deserialize query string: ").unwrap_or(&text);
-            ApiError::malformed(format!("invalid query string: {text}"))
-        })
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|r| {
+                let text = r.body_text();
+                let text = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::malformed(format!("invalid query string: {text}"))
+            })
     }
 }
 
@@ -99,17 +111,23 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// `limit`: clamped into `1..=MAX_LIMIT`, never an error when it is an integer.
 pub fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
-    let Some(raw) = raw else { return Ok(DEFAULT_LIMIT) };
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_LIMIT);
+    };
     let t = raw.trim();
     let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::malformed(format!("query parameter `limit`: expected an integer, got {raw:?}")));
+        return Err(ApiError::malformed(format!(
+            "query parameter `limit`: expected an integer, got {raw:?}"
+        )));
     }
     if t.starts_with('-') {
         return Ok(1);
     }
     // Any digit string that does not fit is far above the maximum.
-    Ok(digits.parse::<u64>().map_or(MAX_LIMIT, |n| n.clamp(1, u64::from(MAX_LIMIT)) as u32))
+    Ok(digits
+        .parse::<u64>()
+        .map_or(MAX_LIMIT, |n| n.clamp(1, u64::from(MAX_LIMIT)) as u32))
 }
 
 /// A non-negative integer parameter.
@@ -119,7 +137,11 @@ pub fn non_negative(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiErr
             .parse::<i64>()
             .ok()
             .filter(|n| *n >= 0)
-            .ok_or_else(|| ApiError::malformed(format!("query parameter `{name}`: expected a non-negative integer, got {raw:?}")))
+            .ok_or_else(|| {
+                ApiError::malformed(format!(
+                    "query parameter `{name}`: expected a non-negative integer, got {raw:?}"
+                ))
+            })
     })
     .transpose()
 }
@@ -129,7 +151,9 @@ pub fn boolean(name: &str, raw: Option<&str>) -> Result<bool, ApiError> {
     match raw.map(str::trim) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(ApiError::malformed(format!("query parameter `{name}`: expected true or false, got {other:?}"))),
+        Some(other) => Err(ApiError::malformed(format!(
+            "query parameter `{name}`: expected true or false, got {other:?}"
+        ))),
     }
 }
 

@@ -46,7 +46,10 @@ pub struct AppState {
 impl AppState {
     /// State with the default body limit.
     pub fn new(engine: Engine) -> AppState {
-        AppState { engine, body_limit: DEFAULT_BODY_LIMIT }
+        AppState {
+            engine,
+            body_limit: DEFAULT_BODY_LIMIT,
+        }
     }
 }
 
@@ -100,31 +103,68 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, then finishes
-/// the requests in flight.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+/// the requests in flight. Requests waiting for a run (`?wait=true`) stop
+/// waiting at once and answer 202 `{ run_id }`, so shutdown is not held up
+/// by their timeouts.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (draining, drained) = tokio::sync::watch::channel(false);
+    let app = router(state).layer(axum::Extension(Draining(drained)));
+    let signal = async move {
+        shutdown.await;
+        let _ = draining.send(true);
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+}
+
+/// Set once [`serve`] is shutting down.
+#[derive(Clone)]
+struct Draining(tokio::sync::watch::Receiver<bool>);
+
+impl Draining {
+    /// Resolves once the server is shutting down (or has stopped).
+    async fn started(mut self) {
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
 }
 
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok".into() })
+    Json(Health {
+        status: "ok".into(),
+    })
 }
 
 /// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json() -> Response {
     static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| openapi().to_json().expect("the OpenAPI document serializes"));
+    let doc = DOC.get_or_init(|| {
+        openapi()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    });
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str()).into_response()
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}; the routes are listed in /api/openapi.json", uri.path()))
+    ApiError::not_found(format!(
+        "no route for {method} {}; the routes are listed in /api/openapi.json",
+        uri.path()
+    ))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::method_not_allowed(format!("{} does not accept {method}; see /api/openapi.json", uri.path()))
+    ApiError::method_not_allowed(format!(
+        "{} does not accept {method}; see /api/openapi.json",
+        uri.path()
+    ))
 }
 
 fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
@@ -139,19 +179,25 @@ fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// Resolves `?project=` (default `default`); unknown → 404.
 async fn project_id(state: &AppState, project: Option<&str>) -> Result<String, ApiError> {
     let name = project.unwrap_or("default");
-    state.engine.store().project_id(name).await.map_err(|e| match e {
-        braid_store::Error::NotFound(_) => ApiError::not_found(format!("project `{name}` does not exist")),
-        e => e.into(),
-    })
+    state
+        .engine
+        .store()
+        .project_id(name)
+        .await
+        .map_err(|e| match e {
+            braid_store::Error::NotFound(_) => {
+                ApiError::not_found(format!("project `{name}` does not exist"))
+            }
+            e => e.into(),
+        })
 }
 
 /// In a listing, the store's only "not found" is a cursor it did not hand out.
 fn cursor_error(e: braid_store::Error) -> ApiError {
     match e {
-        braid_store::Error::NotFound(m) => {
-            ApiError::malformed(format!("query parameter `cursor`: {m} is not a cursor of this list; pass back a `next_cursor` from a previous page"))
-        }
+        braid_store::Error::NotFound(m) => ApiError::malformed(format!(
+            "query parameter `cursor`: {m} is not a cursor of this list; pass back a `next_cursor` from a previous page"
+        )),
         e => e.into(),
     }
 }
-

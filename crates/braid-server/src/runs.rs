@@ -65,7 +65,12 @@ pub async fn run_body(state: &AppState, record: &RunRecord) -> Result<Run, ApiEr
 }
 
 async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
-    state.engine.store().get_run(id).await?.ok_or_else(|| ApiError::not_found(format!("run `{id}` does not exist")))
+    state
+        .engine
+        .store()
+        .get_run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("run `{id}` does not exist")))
 }
 
 /// List runs, newest first.
@@ -78,22 +83,43 @@ async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> Result<Json<Page<RunSummary>>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Page<RunSummary>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
     let status = q
         .status
         .as_deref()
         .map(|s| {
-            RunStatus::parse(s).map(convert::store_status).ok_or_else(|| {
-                let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::malformed(format!("query parameter `status`: {s:?} is not one of {}", all.join(", ")))
-            })
+            RunStatus::parse(s)
+                .map(convert::store_status)
+                .ok_or_else(|| {
+                    let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    ApiError::malformed(format!(
+                        "query parameter `status`: {s:?} is not one of {}",
+                        all.join(", ")
+                    ))
+                })
         })
         .transpose()?;
     let project = project_id(&state, q.project.as_deref()).await?;
-    let filter = RunFilter { project_id: Some(project), status, workflow: q.workflow, parent: q.parent };
-    let page = state.engine.store().list_runs(&filter, q.cursor.as_deref(), limit).await.map_err(cursor_error)?;
-    Ok(Json(Page { items: page.items.iter().map(convert::run_summary).collect(), next_cursor: page.next_cursor }))
+    let filter = RunFilter {
+        project_id: Some(project),
+        status,
+        workflow: q.workflow,
+        parent: q.parent,
+    };
+    let page = state
+        .engine
+        .store()
+        .list_runs(&filter, q.cursor.as_deref(), limit)
+        .await
+        .map_err(cursor_error)?;
+    Ok(Json(Page {
+        items: page.items.iter().map(convert::run_summary).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Read one run.
@@ -105,7 +131,10 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<RunsQuery>) -> 
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
 )]
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
     let record = run_record(&state, &id).await?;
     Ok(Json(run_body(&state, &record).await?))
 }
@@ -120,11 +149,23 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Resul
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
 )]
-pub async fn tokens(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<PageQuery>) -> Result<Json<Page<Token>>, ApiError> {
+pub async fn tokens(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<Page<Token>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
     run_record(&state, &id).await?;
-    let page = state.engine.store().tokens(&id, q.cursor.as_deref(), limit).await.map_err(cursor_error)?;
-    Ok(Json(Page { items: page.items.into_iter().map(convert::token).collect(), next_cursor: page.next_cursor }))
+    let page = state
+        .engine
+        .store()
+        .tokens(&id, q.cursor.as_deref(), limit)
+        .await
+        .map_err(cursor_error)?;
+    Ok(Json(Page {
+        items: page.items.into_iter().map(convert::token).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// The event log of a run (SPEC §6), in `seq` order.
@@ -141,20 +182,33 @@ pub async fn tokens(State(state): State<AppState>, Path(id): Path<String>, Query
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
 )]
-pub async fn events(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<EventsQuery>) -> Result<Json<Page<Event>>, ApiError> {
+pub async fn events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Page<Event>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
     let after = extract::non_negative("after", q.after.as_deref())?;
     let cursor = extract::non_negative("cursor", q.cursor.as_deref())?;
     let after = match (after, cursor) {
         (Some(a), Some(c)) if a != c => {
-            return Err(ApiError::malformed("query parameters `after` and `cursor` disagree: pass only one"));
+            return Err(ApiError::malformed(
+                "query parameters `after` and `cursor` disagree: pass only one",
+            ));
         }
         (a, c) => a.or(c).unwrap_or(0),
     };
     run_record(&state, &id).await?;
     let items = state.engine.store().events(&id, after, limit).await?;
-    let next_cursor = if items.len() as u32 == limit { items.last().map(|e| e.seq.to_string()) } else { None };
-    Ok(Json(Page { items: items.into_iter().map(convert::event).collect(), next_cursor }))
+    let next_cursor = if items.len() as u32 == limit {
+        items.last().map(|e| e.seq.to_string())
+    } else {
+        None
+    };
+    Ok(Json(Page {
+        items: items.into_iter().map(convert::event).collect(),
+        next_cursor,
+    }))
 }
 
 /// Cancel a running run (and its children).
@@ -172,8 +226,14 @@ pub async fn events(State(state): State<AppState>, Path(id): Path<String>, Query
         (status = 409, description = "`RUN_ENDED`: the run has already ended", body = ErrorBody),
     )
 )]
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>, JsonBody(body): JsonBody<CancelRun>) -> Result<Json<Run>, ApiError> {
-    let reason = body.reason.unwrap_or_else(|| "cancelled through the API".to_string());
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<CancelRun>,
+) -> Result<Json<Run>, ApiError> {
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled through the API".to_string());
     state.engine.cancel(&id, &reason).await?;
     let record = run_record(&state, &id).await?;
     Ok(Json(run_body(&state, &record).await?))

@@ -6,7 +6,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::util::{Db, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json};
 
-const COLUMNS: &str = "id, project_id, type_name, type_version, name, content, created_by_workflow_run_id,
+const COLUMNS: &str =
+    "id, project_id, type_name, type_version, name, content, created_by_workflow_run_id,
     created_by_node, idempotency_key, created_at";
 
 fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
@@ -27,7 +28,10 @@ fn artifact_from_row(r: &SqliteRow) -> Result<ArtifactRecord> {
 }
 
 /// Inserts unless the idempotency key exists; the stored id either way.
-pub(crate) async fn put_artifact(conn: &mut SqliteConnection, a: &ArtifactRecord) -> Result<String> {
+pub(crate) async fn put_artifact(
+    conn: &mut SqliteConnection,
+    a: &ArtifactRecord,
+) -> Result<String> {
     let inserted: Option<String> = sqlx::query_scalar(
         "INSERT INTO artifacts (id, project_id, type_name, type_version, name, content, created_by_workflow_run_id,
                                 created_by_node, idempotency_key, created_at)
@@ -58,7 +62,10 @@ pub(crate) async fn put_artifact(conn: &mut SqliteConnection, a: &ArtifactRecord
     }
 }
 
-pub(crate) async fn get_artifact(conn: &mut SqliteConnection, id: &str) -> Result<Option<ArtifactRecord>> {
+pub(crate) async fn get_artifact(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<ArtifactRecord>> {
     static SQL: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| format!("SELECT {COLUMNS} FROM artifacts WHERE id = ?"));
     sqlx::query(AssertSqlSafe(SQL.as_str()))
@@ -109,10 +116,15 @@ pub(crate) async fn list_artifacts(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows.iter().map(artifact_from_row).collect::<Result<Vec<_>>>()?;
+    let mut items = rows
+        .iter()
+        .map(artifact_from_row)
+        .collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|a| encode_time_cursor(a.created_at, &a.id))
+        items
+            .last()
+            .map(|a| encode_time_cursor(a.created_at, &a.id))
     } else {
         None
     };

@@ -3,17 +3,20 @@
 use std::collections::{BTreeMap, HashMap};
 
 use braid_core::definition::{
-    ActionBody, ActionDef, ActionKind, ActionRef, ArtifactTypeDef, Bundle, FanOut, Limits, ModelProfile, Node,
-    PromptSpec, Transition,
+    ActionBody, ActionDef, ActionKind, ActionRef, ArtifactTypeDef, Bundle, FanOut, Limits,
+    ModelProfile, Node, PromptSpec, Transition,
 };
-use braid_store::{ArtifactType, Error, Millis, Page, Result, SaveOutcome, StoredDef, WorkflowSummary};
+use braid_store::{
+    ArtifactType, Error, Millis, Page, Result, SaveOutcome, StoredDef, WorkflowSummary,
+};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Connection, Row};
 
 use crate::util::{
-    Db, clamp_limit, enum_name, from_value, lenient_json, new_id, parse_json, parse_json_opt, to_json,
+    Db, clamp_limit, enum_name, from_value, lenient_json, new_id, parse_json, parse_json_opt,
+    to_json,
 };
 
 // ---------------------------------------------------------------------------
@@ -79,7 +82,10 @@ pub(crate) async fn list_workflows(
 }
 
 /// Latest version of every artifact type of the project, by name.
-pub(crate) async fn artifact_types(conn: &mut SqliteConnection, project_id: &str) -> Result<Vec<ArtifactType>> {
+pub(crate) async fn artifact_types(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+) -> Result<Vec<ArtifactType>> {
     let rows = sqlx::query(
         "SELECT a.id, a.name, a.version, a.schema FROM artifact_types a
          WHERE a.project_id = ?
@@ -106,7 +112,10 @@ pub(crate) async fn artifact_types(conn: &mut SqliteConnection, project_id: &str
 }
 
 /// Names of the project's workflows.
-pub(crate) async fn workflow_names(conn: &mut SqliteConnection, project_id: &str) -> Result<Vec<String>> {
+pub(crate) async fn workflow_names(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+) -> Result<Vec<String>> {
     sqlx::query_scalar("SELECT name FROM workflows WHERE project_id = ? ORDER BY name")
         .bind(project_id.to_owned())
         .fetch_all(&mut *conn)
@@ -152,7 +161,10 @@ pub(crate) async fn get_def(
 }
 
 /// Rebuilds the stored version `def_id` from its rows.
-pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Result<Option<StoredDef>> {
+pub(crate) async fn load_def(
+    conn: &mut SqliteConnection,
+    def_id: &str,
+) -> Result<Option<StoredDef>> {
     let Some(d) = sqlx::query(
         "SELECT d.workflow_id, d.version, d.description, d.initial_node, d.input_schema, d.output_schema,
                 d.output_mapping, d.limits, d.defines_artifact_types, d.created_at, w.project_id, w.name
@@ -174,42 +186,48 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
     let created_at: i64 = d.try_get("created_at").db()?;
     let description: Option<String> = d.try_get("description").db()?;
     let initial_node: String = d.try_get("initial_node").db()?;
-    let input_schema =
-        parse_json_opt(d.try_get::<Option<String>, _>("input_schema").db()?.as_deref(), &|| ctx("input_schema"))?;
-    let output_schema =
-        parse_json_opt(d.try_get::<Option<String>, _>("output_schema").db()?.as_deref(), &|| ctx("output_schema"))?;
+    let input_schema = parse_json_opt(
+        d.try_get::<Option<String>, _>("input_schema")
+            .db()?
+            .as_deref(),
+        &|| ctx("input_schema"),
+    )?;
+    let output_schema = parse_json_opt(
+        d.try_get::<Option<String>, _>("output_schema")
+            .db()?
+            .as_deref(),
+        &|| ctx("output_schema"),
+    )?;
     let output_mapping: BTreeMap<String, String> =
-        typed_opt(d.try_get("output_mapping").db()?, &|| ctx("output_mapping"))?.unwrap_or_default();
+        typed_opt(d.try_get("output_mapping").db()?, &|| ctx("output_mapping"))?
+            .unwrap_or_default();
     let limits: Option<Limits> = typed_opt(d.try_get("limits").db()?, &|| ctx("limits"))?;
-    let defines: Vec<String> =
-        typed_opt(d.try_get("defines_artifact_types").db()?, &|| ctx("defines_artifact_types"))?.unwrap_or_default();
+    let defines: Vec<String> = typed_opt(d.try_get("defines_artifact_types").db()?, &|| {
+        ctx("defines_artifact_types")
+    })?
+    .unwrap_or_default();
 
     // Actions, in order; inline ones are taken out by their nodes below.
     let mut actions: Vec<(String, Option<ActionBody>)> = Vec::new();
-    for r in sqlx::query("SELECT ref, kind, config, execution FROM actions WHERE def_id = ? ORDER BY position, rowid")
-        .bind(def_id.to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?
-    {
+    for r in def_rows(conn, ACTIONS_SQL, def_id).await? {
         let r_: String = r.try_get("ref").db()?;
         let what = || format!("definition {def_id}: action {r_:?}");
-        let body = action_body(r.try_get("kind").db()?, r.try_get("config").db()?, r.try_get("execution").db()?, &what)?;
+        let body = action_body(
+            r.try_get("kind").db()?,
+            r.try_get("config").db()?,
+            r.try_get("execution").db()?,
+            &what,
+        )?;
         actions.push((r_, Some(body)));
     }
-    let action_index: HashMap<String, usize> = actions.iter().enumerate().map(|(i, (r, _))| (r.clone(), i)).collect();
+    let action_index: HashMap<String, usize> = actions
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (r.clone(), i))
+        .collect();
 
     let mut nodes = Vec::new();
-    for r in sqlx::query(
-        "SELECT ref, name, action_ref, action_inline, input_mapping, output_mapping, fan_out, fan_in, joins, merge,
-                on_early_complete, execution
-         FROM nodes WHERE def_id = ? ORDER BY position, rowid",
-    )
-    .bind(def_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?
-    {
+    for r in def_rows(conn, NODES_SQL, def_id).await? {
         let ref_: String = r.try_get("ref").db()?;
         let what = |field: &str| format!("definition {def_id}: node {ref_:?}: {field}");
         let action_ref: String = r.try_get("action_ref").db()?;
@@ -218,7 +236,10 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
             let body = action_index
                 .get(&action_ref)
                 .and_then(|&i| actions[i].1.take())
-                .ok_or_else(|| Error::Backend(what(&format!("inline action {action_ref:?} is missing or shared"))))?;
+                .ok_or_else(|| {
+                    let problem = format!("inline action {action_ref:?} is missing or shared");
+                    Error::Backend(what(&problem))
+                })?;
             ActionRef::Inline(Box::new(body))
         } else {
             ActionRef::Ref(action_ref)
@@ -231,14 +252,16 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
             action,
             input_mapping: typed_opt(r.try_get("input_mapping").db()?, &|| what("input_mapping"))?
                 .unwrap_or_default(),
-            output_mapping: typed_opt(r.try_get("output_mapping").db()?, &|| what("output_mapping"))?
-                .unwrap_or_default(),
+            output_mapping: typed_opt(r.try_get("output_mapping").db()?, &|| {
+                what("output_mapping")
+            })?
+            .unwrap_or_default(),
             fan_out: match fan_out {
                 Some(s) => from_value(Value::String(s), &|| what("fan_out"))?,
                 None => FanOut::default(),
             },
             fan_in: fan_in
-                .map(|t| from_value(lenient_json(&t, |v| v.is_string() || v.is_object()), &|| what("fan_in")))
+                .map(|t| from_value(lenient_json(&t, string_or_object), &|| what("fan_in")))
                 .transpose()?,
             joins: r.try_get("joins").db()?,
             merge: typed_opt(r.try_get("merge").db()?, &|| what("merge"))?,
@@ -251,15 +274,7 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
     }
 
     let mut transitions = Vec::new();
-    for r in sqlx::query(
-        "SELECT position, ref, from_node, to_node, priority, condition, on_outcome, spawn_count, foreach, loop
-         FROM transitions WHERE def_id = ? ORDER BY position, id",
-    )
-    .bind(def_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?
-    {
+    for r in def_rows(conn, TRANSITIONS_SQL, def_id).await? {
         let ref_: Option<String> = r.try_get("ref").db()?;
         let from: String = r.try_get("from_node").db()?;
         let to: String = r.try_get("to_node").db()?;
@@ -270,11 +285,11 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
         transitions.push(Transition {
             priority: r.try_get("priority").db()?,
             condition: condition
-                .map(|t| from_value(lenient_json(&t, |v| v.is_string() || v.is_object()), &|| what("condition")))
+                .map(|t| from_value(lenient_json(&t, string_or_object), &|| what("condition")))
                 .transpose()?,
             on: from_value(Value::String(on), &|| what("on_outcome"))?,
             spawn_count: spawn_count
-                .map(|t| from_value(lenient_json(&t, |v| v.is_string() || v.is_u64()), &|| what("spawn_count")))
+                .map(|t| from_value(lenient_json(&t, string_or_count), &|| what("spawn_count")))
                 .transpose()?,
             foreach: typed_opt(r.try_get("foreach").db()?, &|| what("foreach"))?,
             loop_: typed_opt(r.try_get("loop").db()?, &|| what("loop"))?,
@@ -285,14 +300,7 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
     }
 
     let mut prompt_specs = Vec::new();
-    for r in sqlx::query(
-        "SELECT ref, system, template, produces FROM prompt_specs WHERE def_id = ? ORDER BY position, rowid",
-    )
-    .bind(def_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?
-    {
+    for r in def_rows(conn, PROMPT_SPECS_SQL, def_id).await? {
         let ref_: String = r.try_get("ref").db()?;
         let produces: Option<String> = r.try_get("produces").db()?;
         prompt_specs.push(PromptSpec {
@@ -306,16 +314,7 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
     }
 
     let mut model_profiles = Vec::new();
-    for r in sqlx::query(
-        "SELECT ref, provider, model, base_url, api_key_env, parameters, max_concurrency,
-                cost_per_1k_input_tokens, cost_per_1k_output_tokens, script
-         FROM model_profiles WHERE def_id = ? ORDER BY position, rowid",
-    )
-    .bind(def_id.to_owned())
-    .fetch_all(&mut *conn)
-    .await
-    .db()?
-    {
+    for r in def_rows(conn, MODEL_PROFILES_SQL, def_id).await? {
         let ref_: String = r.try_get("ref").db()?;
         let what = |field: &str| format!("definition {def_id}: model profile {ref_:?}: {field}");
         let script: Option<String> = r.try_get("script").db()?;
@@ -325,10 +324,15 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
             model: r.try_get("model").db()?,
             base_url: r.try_get("base_url").db()?,
             api_key_env: r.try_get("api_key_env").db()?,
-            parameters: typed_opt::<Map<String, Value>>(r.try_get("parameters").db()?, &|| what("parameters"))?
-                .unwrap_or_default(),
+            parameters: typed_opt::<Map<String, Value>>(r.try_get("parameters").db()?, &|| {
+                what("parameters")
+            })?
+            .unwrap_or_default(),
             max_concurrency: max_concurrency
-                .map(|n| u32::try_from(n).map_err(|_| Error::Backend(what("max_concurrency out of range"))))
+                .map(|n| {
+                    u32::try_from(n)
+                        .map_err(|_| Error::Backend(what("max_concurrency out of range")))
+                })
                 .transpose()?,
             cost_per_1k_input_tokens: r.try_get("cost_per_1k_input_tokens").db()?,
             cost_per_1k_output_tokens: r.try_get("cost_per_1k_output_tokens").db()?,
@@ -349,9 +353,15 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
         .db()?;
         let what = || format!("definition {def_id}: artifact type {name:?}");
         let schema = schema.ok_or_else(|| {
-            Error::Backend(format!("{}: listed in defines_artifact_types but not in artifact_types", what()))
+            Error::Backend(format!(
+                "{}: listed in defines_artifact_types but not in artifact_types",
+                what()
+            ))
         })?;
-        artifact_types.push(ArtifactTypeDef { schema: parse_json(&schema, &what)?, ref_: name });
+        artifact_types.push(ArtifactTypeDef {
+            schema: parse_json(&schema, &what)?,
+            ref_: name,
+        });
     }
 
     let actions = actions
@@ -374,15 +384,62 @@ pub(crate) async fn load_def(conn: &mut SqliteConnection, def_id: &str) -> Resul
         model_profiles,
         artifact_types,
     };
-    Ok(Some(StoredDef { workflow_id, def_id: def_id.to_owned(), project_id, name, version, bundle, created_at }))
+    Ok(Some(StoredDef {
+        workflow_id,
+        def_id: def_id.to_owned(),
+        project_id,
+        name,
+        version,
+        bundle,
+        created_at,
+    }))
+}
+
+// Queries of a version's rows, in bundle order.
+const ACTIONS_SQL: &str = "SELECT ref, kind, config, execution
+     FROM actions WHERE def_id = ? ORDER BY position, rowid";
+const NODES_SQL: &str = "SELECT ref, name, action_ref, action_inline, input_mapping,
+            output_mapping, fan_out, fan_in, joins, merge, on_early_complete, execution
+     FROM nodes WHERE def_id = ? ORDER BY position, rowid";
+const TRANSITIONS_SQL: &str = "SELECT ref, from_node, to_node, priority, condition, on_outcome,
+            spawn_count, foreach, loop
+     FROM transitions WHERE def_id = ? ORDER BY position, id";
+const PROMPT_SPECS_SQL: &str = "SELECT ref, system, template, produces
+     FROM prompt_specs WHERE def_id = ? ORDER BY position, rowid";
+const MODEL_PROFILES_SQL: &str = "SELECT ref, provider, model, base_url, api_key_env, parameters,
+            max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script
+     FROM model_profiles WHERE def_id = ? ORDER BY position, rowid";
+
+/// The rows of one of a version's tables.
+async fn def_rows(
+    conn: &mut SqliteConnection,
+    sql: &'static str,
+    def_id: &str,
+) -> Result<Vec<SqliteRow>> {
+    sqlx::query(sql)
+        .bind(def_id.to_owned())
+        .fetch_all(&mut *conn)
+        .await
+        .db()
 }
 
 /// Parses an optional JSON column into a typed value.
-fn typed_opt<T: DeserializeOwned>(text: Option<String>, what: &dyn Fn() -> String) -> Result<Option<T>> {
+fn typed_opt<T: DeserializeOwned>(
+    text: Option<String>,
+    what: &dyn Fn() -> String,
+) -> Result<Option<T>> {
     match text {
         None => Ok(None),
         Some(t) => Ok(Some(from_value(parse_json(&t, what)?, what)?)),
     }
+}
+
+fn string_or_object(v: &Value) -> bool {
+    v.is_string() || v.is_object()
+}
+
+fn string_or_count(v: &Value) -> bool {
+    v.is_string() || v.is_u64()
 }
 
 /// An action from its `kind`, `config` (the kind's fields) and `execution` columns.
@@ -396,7 +453,12 @@ fn action_body(
         None => Map::new(),
         Some(t) => match parse_json(&t, &|| format!("{}: config", what()))? {
             Value::Object(m) => m,
-            _ => return Err(Error::Backend(format!("{}: config must be a JSON object", what()))),
+            _ => {
+                return Err(Error::Backend(format!(
+                    "{}: config must be a JSON object",
+                    what()
+                )));
+            }
         },
     };
     map.insert("kind".into(), Value::String(kind));
@@ -489,22 +551,40 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
 }
 
 fn map_json(m: &BTreeMap<String, String>) -> Result<Option<String>> {
-    if m.is_empty() { Ok(None) } else { to_json(m).map(Some) }
+    if m.is_empty() {
+        Ok(None)
+    } else {
+        to_json(m).map(Some)
+    }
 }
 
 fn action_row(ref_: String, position: i64, body: &ActionBody) -> Result<ActionRow> {
     let ActionBody { kind, execution } = body;
     let mut map = match serde_json::to_value(kind) {
         Ok(Value::Object(m)) => m,
-        Ok(_) => return Err(Error::Backend(format!("action {ref_:?}: kind does not serialize to an object"))),
+        Ok(_) => {
+            return Err(Error::Backend(format!(
+                "action {ref_:?}: kind does not serialize to an object"
+            )));
+        }
         Err(e) => return Err(Error::Backend(format!("action {ref_:?}: {e}"))),
     };
     let kind = match map.remove("kind") {
         Some(Value::String(k)) => k,
         _ => return Err(Error::Backend(format!("action {ref_:?}: kind missing"))),
     };
-    let config = if map.is_empty() { None } else { Some(to_json(&map)?) };
-    Ok(ActionRow { ref_, position, kind, config, execution: opt_json(execution)? })
+    let config = if map.is_empty() {
+        None
+    } else {
+        Some(to_json(&map)?)
+    };
+    Ok(ActionRow {
+        ref_,
+        position,
+        kind,
+        config,
+        execution: opt_json(execution)?,
+    })
 }
 
 impl BundleRows {
@@ -562,7 +642,11 @@ impl BundleRows {
                 action_inline,
                 input_mapping: map_json(input_mapping)?,
                 output_mapping: map_json(output_mapping)?,
-                fan_out: if *fan_out == FanOut::default() { None } else { Some(enum_name(fan_out)?) },
+                fan_out: if *fan_out == FanOut::default() {
+                    None
+                } else {
+                    Some(enum_name(fan_out)?)
+                },
                 // Bare `all` / `any`, or the `{"m_of_n": M}` object.
                 fan_in: match fan_in.as_ref().map(serde_json::to_value).transpose() {
                     Ok(None) => None,
@@ -578,7 +662,17 @@ impl BundleRows {
         }
         let mut transition_rows = Vec::with_capacity(transitions.len());
         for (i, t) in transitions.iter().enumerate() {
-            let Transition { ref_, from, to, priority, condition, on, spawn_count, foreach, loop_ } = t;
+            let Transition {
+                ref_,
+                from,
+                to,
+                priority,
+                condition,
+                on,
+                spawn_count,
+                foreach,
+                loop_,
+            } = t;
             transition_rows.push(TransitionRow {
                 position: i as i64,
                 ref_: ref_.clone(),
@@ -594,7 +688,12 @@ impl BundleRows {
         }
         let mut prompts = Vec::with_capacity(prompt_specs.len());
         for (i, p) in prompt_specs.iter().enumerate() {
-            let PromptSpec { ref_, system, template, produces } = p;
+            let PromptSpec {
+                ref_,
+                system,
+                template,
+                produces,
+            } = p;
             prompts.push(PromptRow {
                 ref_: ref_.clone(),
                 position: i as i64,
@@ -624,7 +723,11 @@ impl BundleRows {
                 model: model.clone(),
                 base_url: base_url.clone(),
                 api_key_env: api_key_env.clone(),
-                parameters: if parameters.is_empty() { None } else { Some(to_json(parameters)?) },
+                parameters: if parameters.is_empty() {
+                    None
+                } else {
+                    Some(to_json(parameters)?)
+                },
                 max_concurrency: max_concurrency.map(i64::from),
                 cost_in: *cost_per_1k_input_tokens,
                 cost_out: *cost_per_1k_output_tokens,
@@ -639,7 +742,11 @@ impl BundleRows {
             output_schema: opt_json(output_schema)?,
             output_mapping: map_json(output_mapping)?,
             limits: opt_json(limits)?,
-            defines_artifact_types: if names.is_empty() { None } else { Some(to_json(&names)?) },
+            defines_artifact_types: if names.is_empty() {
+                None
+            } else {
+                Some(to_json(&names)?)
+            },
             actions: action_rows,
             nodes: node_rows,
             transitions: transition_rows,
@@ -669,34 +776,38 @@ pub(crate) async fn save_bundle(
         return Err(Error::NotFound(format!("project {project_id:?}")));
     }
 
-    let existing: Option<String> = sqlx::query_scalar("SELECT id FROM workflows WHERE project_id = ? AND name = ?")
-        .bind(project_id.to_owned())
-        .bind(bundle.name.clone())
-        .fetch_optional(&mut *tx)
-        .await
-        .db()?;
+    let existing: Option<String> =
+        sqlx::query_scalar("SELECT id FROM workflows WHERE project_id = ? AND name = ?")
+            .bind(project_id.to_owned())
+            .bind(bundle.name.clone())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
     let workflow_id = match existing {
         Some(id) => id,
         None => {
             let id = new_id("wf");
-            sqlx::query("INSERT INTO workflows (id, project_id, name, created_at) VALUES (?, ?, ?, ?)")
-                .bind(id.clone())
-                .bind(project_id.to_owned())
-                .bind(bundle.name.clone())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            sqlx::query(
+                "INSERT INTO workflows (id, project_id, name, created_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(id.clone())
+            .bind(project_id.to_owned())
+            .bind(bundle.name.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .db()?;
             id
         }
     };
 
-    let latest: Option<(String, i64)> =
-        sqlx::query_as("SELECT id, version FROM workflow_defs WHERE workflow_id = ? ORDER BY version DESC LIMIT 1")
-            .bind(workflow_id.clone())
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
+    let latest: Option<(String, i64)> = sqlx::query_as(
+        "SELECT id, version FROM workflow_defs WHERE workflow_id = ? ORDER BY version DESC LIMIT 1",
+    )
+    .bind(workflow_id.clone())
+    .fetch_optional(&mut *tx)
+    .await
+    .db()?;
     if let Some((def_id, version)) = &latest {
         // A latest version that no longer loads (e.g. broken by hand) is
         // simply replaced by the new one.
@@ -726,7 +837,11 @@ pub(crate) async fn save_bundle(
         .await
         .db()?;
         let next = match current {
-            Some((_, schema)) if serde_json::from_str::<Value>(&schema).ok().as_ref() == Some(&at.schema) => continue,
+            Some((_, schema))
+                if serde_json::from_str::<Value>(&schema).ok().as_ref() == Some(&at.schema) =>
+            {
+                continue;
+            }
             Some((v, _)) => v + 1,
             None => 1,
         };
@@ -859,5 +974,10 @@ pub(crate) async fn save_bundle(
         .db()?;
     }
     tx.commit().await.db()?;
-    Ok(SaveOutcome { workflow_id, def_id, version, created: true })
+    Ok(SaveOutcome {
+        workflow_id,
+        def_id,
+        version,
+        created: true,
+    })
 }

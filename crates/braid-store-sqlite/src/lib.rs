@@ -17,20 +17,20 @@ mod runs;
 mod util;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use braid_core::definition::Bundle;
 use braid_store::{
-    ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error, EventRecord, Millis,
-    Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef, TaskRecord, TokenRecord,
-    WorkflowSummary, WriteOp,
+    ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
+    EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef,
+    TaskRecord, TokenRecord, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, SqlStr};
 use tokio::sync::Mutex;
@@ -50,7 +50,10 @@ pub struct SqliteOptions {
 impl SqliteOptions {
     /// Options for `path` with the defaults.
     pub fn new(path: impl Into<PathBuf>) -> SqliteOptions {
-        SqliteOptions { path: path.into(), synchronous_full: true }
+        SqliteOptions {
+            path: path.into(),
+            synchronous_full: true,
+        }
     }
 }
 
@@ -99,9 +102,12 @@ impl SqliteStore {
     /// Opens (creating when missing) the database: WAL journal, foreign
     /// keys, busy timeout, migrations, and the `default` workspace and project.
     pub async fn open(opts: SqliteOptions) -> Result<SqliteStore> {
-        let sync = if opts.synchronous_full { SqliteSynchronous::Full } else { SqliteSynchronous::Normal };
-        let base = SqliteConnectOptions::from_str("sqlite:")
-            .db()?
+        let sync = if opts.synchronous_full {
+            SqliteSynchronous::Full
+        } else {
+            SqliteSynchronous::Normal
+        };
+        let base = SqliteConnectOptions::new()
             .filename(&opts.path)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sync)
@@ -114,7 +120,8 @@ impl SqliteStore {
             .run(&mut writer)
             .await
             .map_err(|e| Error::Backend(format!("migrating {}: {e}", opts.path.display())))?;
-        sqlx::query(
+        // The migration creates them; this puts them back if they were deleted.
+        sqlx::raw_sql(
             "INSERT OR IGNORE INTO workspaces (id, name) VALUES ('ws_default', 'default');
              INSERT OR IGNORE INTO projects (id, workspace_id, name) VALUES ('proj_default', 'ws_default', 'default')",
         )
@@ -128,7 +135,10 @@ impl SqliteStore {
             .connect_with(base.create_if_missing(false).pragma("query_only", "ON"))
             .await
             .db()?;
-        Ok(SqliteStore { writer: Mutex::new(writer), readers })
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            readers,
+        })
     }
 
     /// [`SqliteStore::open`] with the default options.
@@ -153,12 +163,22 @@ impl DefinitionStore for SqliteStore {
         defs::project_id(&mut *self.reader().await?, project).await
     }
 
-    async fn save_bundle(&self, project_id: &str, bundle: &Bundle, now: Millis) -> Result<SaveOutcome> {
+    async fn save_bundle(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+        now: Millis,
+    ) -> Result<SaveOutcome> {
         let mut w = self.writer.lock().await;
         defs::save_bundle(&mut w, project_id, bundle, now).await
     }
 
-    async fn get_def(&self, project_id: &str, id_or_name: &str, version: Option<i64>) -> Result<Option<StoredDef>> {
+    async fn get_def(
+        &self,
+        project_id: &str,
+        id_or_name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredDef>> {
         defs::get_def(&mut *self.reader().await?, project_id, id_or_name, version).await
     }
 
@@ -166,7 +186,12 @@ impl DefinitionStore for SqliteStore {
         defs::load_def(&mut *self.reader().await?, def_id).await
     }
 
-    async fn list_workflows(&self, project_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<WorkflowSummary>> {
+    async fn list_workflows(
+        &self,
+        project_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<WorkflowSummary>> {
         defs::list_workflows(&mut *self.reader().await?, project_id, cursor, limit).await
     }
 
@@ -193,7 +218,12 @@ impl RunStore for SqliteStore {
         runs::get_run(&mut *self.reader().await?, run_id).await
     }
 
-    async fn list_runs(&self, filter: &RunFilter, cursor: Option<&str>, limit: u32) -> Result<Page<RunRecord>> {
+    async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<RunRecord>> {
         runs::list_runs(&mut *self.reader().await?, filter, cursor, limit).await
     }
 
@@ -209,7 +239,12 @@ impl RunStore for SqliteStore {
         runs::events(&mut *self.reader().await?, run_id, after, limit).await
     }
 
-    async fn tokens(&self, run_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<TokenRecord>> {
+    async fn tokens(
+        &self,
+        run_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenRecord>> {
         runs::tokens(&mut *self.reader().await?, run_id, cursor, limit).await
     }
 
@@ -256,5 +291,56 @@ impl ArtifactStore for SqliteStore {
         limit: u32,
     ) -> Result<Page<ArtifactRecord>> {
         artifacts::list_artifacts(&mut *self.reader().await?, filter, cursor, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pragma's value as text (some are integers, some text).
+    async fn pragma_text(conn: &mut SqliteConnection, pragma: &'static str) -> String {
+        use sqlx::Row;
+        let row = sqlx::query(pragma).fetch_one(conn).await.unwrap();
+        row.try_get::<String, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|n| n.to_string()))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_use_wal_full_sync_and_foreign_keys_and_readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_path(dir.path().join("braid.db"))
+            .await
+            .unwrap();
+        {
+            let mut w = store.writer.lock().await;
+            assert_eq!(pragma_text(&mut w, "PRAGMA journal_mode").await, "wal");
+            assert_eq!(pragma_text(&mut w, "PRAGMA synchronous").await, "2", "FULL");
+            assert_eq!(pragma_text(&mut w, "PRAGMA foreign_keys").await, "1");
+            assert_eq!(pragma_text(&mut w, "PRAGMA query_only").await, "0");
+        }
+        let mut r = store.reader().await.unwrap();
+        assert_eq!(pragma_text(&mut r, "PRAGMA query_only").await, "1");
+        assert_eq!(pragma_text(&mut r, "PRAGMA foreign_keys").await, "1");
+        let write = sqlx::query("INSERT INTO workspaces (id, name) VALUES ('ws_x', 'x')")
+            .execute(&mut *r)
+            .await;
+        assert!(write.is_err());
+        drop(r);
+        store.close().await.unwrap();
+
+        let store = SqliteStore::open(SqliteOptions {
+            path: dir.path().join("braid.db"),
+            synchronous_full: false,
+        })
+        .await
+        .unwrap();
+        let mut w = store.writer.lock().await;
+        assert_eq!(
+            pragma_text(&mut w, "PRAGMA synchronous").await,
+            "1",
+            "NORMAL"
+        );
     }
 }

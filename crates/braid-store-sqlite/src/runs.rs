@@ -3,19 +3,24 @@
 use std::sync::LazyLock;
 
 use braid_store::{
-    Error, EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp,
+    Error, EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStatus, TaskRecord,
+    TokenRecord, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
-    parse_json_opt, to_json,
+    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor,
+    parse_json, parse_json_opt, to_json,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
-    MultiRow::new("INSERT INTO events (run_id, seq, kind, ts, token_id, node, payload)", 7, "")
+    MultiRow::new(
+        "INSERT INTO events (run_id, seq, kind, ts, token_id, node, payload)",
+        7,
+        "",
+    )
 });
 
 static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
@@ -152,7 +157,11 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
             }
             TaskOp::Ack(ids) => {
                 if let [id] = ids.as_slice() {
-                    sqlx::query("DELETE FROM tasks WHERE id = ?").bind(id.clone()).execute(&mut *c).await.db()?;
+                    sqlx::query("DELETE FROM tasks WHERE id = ?")
+                        .bind(id.clone())
+                        .execute(&mut *c)
+                        .await
+                        .db()?;
                 } else {
                     sqlx::query("DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(?))")
                         .bind(to_json(&ids)?)
@@ -162,7 +171,11 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                 }
             }
             TaskOp::DropRun(run) => {
-                sqlx::query("DELETE FROM tasks WHERE run_id = ?").bind(run).execute(&mut *c).await.db()?;
+                sqlx::query("DELETE FROM tasks WHERE run_id = ?")
+                    .bind(run)
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
             }
         }
     }
@@ -285,8 +298,12 @@ fn run_from_row(r: &SqliteRow) -> Result<RunRecord> {
     })
 }
 
-pub(crate) async fn get_run(conn: &mut SqliteConnection, run_id: &str) -> Result<Option<RunRecord>> {
-    static SQL: LazyLock<String> = LazyLock::new(|| format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ?"));
+pub(crate) async fn get_run(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+) -> Result<Option<RunRecord>> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ?"));
     sqlx::query(AssertSqlSafe(SQL.as_str()))
         .bind(run_id.to_owned())
         .fetch_optional(&mut *conn)
@@ -345,7 +362,9 @@ pub(crate) async fn list_runs(
     let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
-        items.last().map(|r| encode_time_cursor(r.created_at, &r.id))
+        items
+            .last()
+            .map(|r| encode_time_cursor(r.created_at, &r.id))
     } else {
         None
     };
@@ -353,18 +372,25 @@ pub(crate) async fn list_runs(
 }
 
 pub(crate) async fn children(conn: &mut SqliteConnection, run_id: &str) -> Result<Vec<String>> {
-    sqlx::query_scalar("SELECT id FROM workflow_runs WHERE parent_run_id = ? ORDER BY created_at, id")
-        .bind(run_id.to_owned())
-        .fetch_all(&mut *conn)
-        .await
-        .db()
+    sqlx::query_scalar(
+        "SELECT id FROM workflow_runs WHERE parent_run_id = ? ORDER BY created_at, id",
+    )
+    .bind(run_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .db()
 }
 
 pub(crate) async fn live_runs(conn: &mut SqliteConnection) -> Result<Vec<RunRecord>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!("SELECT {RUN_COLUMNS} FROM workflow_runs WHERE status = 'running' ORDER BY created_at, id")
+        format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE status = 'running' ORDER BY created_at, id"
+        )
     });
-    let rows = sqlx::query(AssertSqlSafe(SQL.as_str())).fetch_all(&mut *conn).await.db()?;
+    let rows = sqlx::query(AssertSqlSafe(SQL.as_str()))
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
     rows.iter().map(run_from_row).collect()
 }
 
@@ -452,15 +478,24 @@ pub(crate) async fn tokens(
     Ok(Page { items, next_cursor })
 }
 
-pub(crate) async fn latest_snapshot(conn: &mut SqliteConnection, run_id: &str) -> Result<Option<(i64, Value)>> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT seq, state FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1")
-            .bind(run_id.to_owned())
-            .fetch_optional(&mut *conn)
-            .await
-            .db()?;
-    row.map(|(seq, state)| Ok((seq, parse_json(&state, &|| format!("run {run_id}: snapshot {seq}"))?)))
-        .transpose()
+pub(crate) async fn latest_snapshot(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+) -> Result<Option<(i64, Value)>> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, state FROM snapshots WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(run_id.to_owned())
+    .fetch_optional(&mut *conn)
+    .await
+    .db()?;
+    row.map(|(seq, state)| {
+        Ok((
+            seq,
+            parse_json(&state, &|| format!("run {run_id}: snapshot {seq}"))?,
+        ))
+    })
+    .transpose()
 }
 
 // ---------------------------------------------------------------------------
@@ -506,11 +541,17 @@ pub(crate) async fn claim_tasks(
     .await
     .db()?;
     let mut tasks = rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
-    tasks.sort_by(|a, b| (a.not_before, a.created_at, &a.id).cmp(&(b.not_before, b.created_at, &b.id)));
+    tasks.sort_by(|a, b| {
+        (a.not_before, a.created_at, &a.id).cmp(&(b.not_before, b.created_at, &b.id))
+    });
     Ok(tasks)
 }
 
-pub(crate) async fn renew_leases(conn: &mut SqliteConnection, task_ids: &[String], lease_until: Millis) -> Result<()> {
+pub(crate) async fn renew_leases(
+    conn: &mut SqliteConnection,
+    task_ids: &[String],
+    lease_until: Millis,
+) -> Result<()> {
     sqlx::query("UPDATE tasks SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?))")
         .bind(lease_until)
         .bind(to_json(task_ids)?)

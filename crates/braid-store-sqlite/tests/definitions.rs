@@ -128,50 +128,105 @@ async fn rich_bundle_round_trips_and_keeps_its_version() {
     let (_dir, store) = open().await;
     let original = bundle(rich_bundle());
 
-    let first = store.save_bundle("proj_default", &original, 100).await.unwrap();
+    let first = store
+        .save_bundle("proj_default", &original, 100)
+        .await
+        .unwrap();
     assert!(first.created);
     assert_eq!(first.version, 1);
     assert!(first.workflow_id.starts_with("wf_") && first.def_id.starts_with("def_"));
 
-    let stored = store.get_def("proj_default", "everything", None).await.unwrap().unwrap();
+    let stored = store
+        .get_def("proj_default", "everything", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.bundle, original);
     assert_eq!(stored.bundle.canonical(), original.canonical());
     assert_eq!((stored.version, stored.created_at), (1, 100));
-    assert_eq!((stored.workflow_id.as_str(), stored.def_id.as_str()), (first.workflow_id.as_str(), first.def_id.as_str()));
+    assert_eq!(
+        (stored.workflow_id.as_str(), stored.def_id.as_str()),
+        (first.workflow_id.as_str(), first.def_id.as_str())
+    );
     assert_eq!(stored.project_id, "proj_default");
     assert_eq!(stored.name, "everything");
 
     // Saving what was read back (and the original again) keeps version 1.
-    let again = store.save_bundle("proj_default", &stored.bundle, 200).await.unwrap();
-    assert_eq!(again, braid_store::SaveOutcome { created: false, ..first.clone() });
-    let same = store.save_bundle("proj_default", &original, 300).await.unwrap();
+    let again = store
+        .save_bundle("proj_default", &stored.bundle, 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        braid_store::SaveOutcome {
+            created: false,
+            ..first.clone()
+        }
+    );
+    let same = store
+        .save_bundle("proj_default", &original, 300)
+        .await
+        .unwrap();
     assert!(!same.created);
 
     // Key order and the YAML form do not matter either.
-    let yaml_like: Bundle = Bundle::parse(&serde_json::to_string_pretty(&rich_bundle()).unwrap()).unwrap();
-    assert!(!store.save_bundle("proj_default", &yaml_like, 300).await.unwrap().created);
+    let yaml_like: Bundle =
+        Bundle::parse(&serde_json::to_string_pretty(&rich_bundle()).unwrap()).unwrap();
+    assert!(
+        !store
+            .save_bundle("proj_default", &yaml_like, 300)
+            .await
+            .unwrap()
+            .created
+    );
 
     // A content change makes version 2; version 1 stays readable.
     let mut changed = original.clone();
     changed.prompt_specs[0].template.push_str(" Answer A or B.");
-    let second = store.save_bundle("proj_default", &changed, 400).await.unwrap();
+    let second = store
+        .save_bundle("proj_default", &changed, 400)
+        .await
+        .unwrap();
     assert!(second.created);
     assert_eq!(second.version, 2);
     assert_eq!(second.workflow_id, first.workflow_id);
     assert_ne!(second.def_id, first.def_id);
 
-    let latest = store.get_def("proj_default", &first.workflow_id, None).await.unwrap().unwrap();
+    let latest = store
+        .get_def("proj_default", &first.workflow_id, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.version, &latest.bundle), (2, &changed));
-    let v1 = store.get_def("proj_default", "everything", Some(1)).await.unwrap().unwrap();
+    let v1 = store
+        .get_def("proj_default", "everything", Some(1))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v1.bundle, original);
     let by_id = store.get_def_by_id(&second.def_id).await.unwrap().unwrap();
     assert_eq!(by_id.bundle, changed);
-    assert!(store.get_def("proj_default", "everything", Some(3)).await.unwrap().is_none());
-    assert!(store.get_def("proj_default", "nope", None).await.unwrap().is_none());
+    assert!(
+        store
+            .get_def("proj_default", "everything", Some(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_def("proj_default", "nope", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.get_def_by_id("def_nope").await.unwrap().is_none());
 
     // Going back to the first content is a change too (N+1, not a revert).
-    let third = store.save_bundle("proj_default", &original, 500).await.unwrap();
+    let third = store
+        .save_bundle("proj_default", &original, 500)
+        .await
+        .unwrap();
     assert_eq!((third.created, third.version), (true, 3));
 }
 
@@ -189,22 +244,44 @@ async fn artifact_types_get_a_new_version_only_when_their_schema_changes() {
     let s1 = json!({ "type": "object" });
     let s2 = json!({ "type": "object", "required": ["x"] });
 
-    store.save_bundle("proj_default", &with_type("a", s1.clone()), 1).await.unwrap();
+    store
+        .save_bundle("proj_default", &with_type("a", s1.clone()), 1)
+        .await
+        .unwrap();
     let types = store.artifact_types("proj_default").await.unwrap();
     assert_eq!(types.len(), 1);
-    assert_eq!((types[0].name.as_str(), types[0].version, &types[0].schema), ("report", 1, &s1));
+    assert_eq!(
+        (types[0].name.as_str(), types[0].version, &types[0].schema),
+        ("report", 1, &s1)
+    );
     assert!(types[0].id.starts_with("at_"));
 
     // Another workflow defining the same schema reuses version 1.
-    store.save_bundle("proj_default", &with_type("b", s1.clone()), 2).await.unwrap();
-    assert_eq!(store.artifact_types("proj_default").await.unwrap()[0].version, 1);
+    store
+        .save_bundle("proj_default", &with_type("b", s1.clone()), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.artifact_types("proj_default").await.unwrap()[0].version,
+        1
+    );
 
     // A changed schema makes version 2, and bundles read back show the latest schema.
-    let out = store.save_bundle("proj_default", &with_type("a", s2.clone()), 3).await.unwrap();
+    let out = store
+        .save_bundle("proj_default", &with_type("a", s2.clone()), 3)
+        .await
+        .unwrap();
     assert_eq!(out.version, 2);
     let types = store.artifact_types("proj_default").await.unwrap();
-    assert_eq!((types.len(), types[0].version, &types[0].schema), (1, 2, &s2));
-    let a = store.get_def("proj_default", "a", None).await.unwrap().unwrap();
+    assert_eq!(
+        (types.len(), types[0].version, &types[0].schema),
+        (1, 2, &s2)
+    );
+    let a = store
+        .get_def("proj_default", "a", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(a.bundle.artifact_types[0].schema, s2);
 }
 
@@ -249,40 +326,73 @@ fn hand_written_expected() -> Bundle {
 #[test]
 fn the_documented_sql_is_the_tested_sql() {
     let doc = include_str!("../../../docs/schema.md");
-    assert!(doc.contains(HAND_WRITTEN_SQL.trim_end()), "docs/schema.md must show docs/examples/hand_written_workflow.sql verbatim");
+    assert!(
+        doc.contains(HAND_WRITTEN_SQL.trim_end()),
+        "docs/schema.md must show docs/examples/hand_written_workflow.sql verbatim"
+    );
 }
 
 #[tokio::test]
 async fn a_definition_written_by_hand_in_sql_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("braid.db");
-    let store = braid_store_sqlite::SqliteStore::open_path(&path).await.unwrap();
+    let store = braid_store_sqlite::SqliteStore::open_path(&path)
+        .await
+        .unwrap();
 
     // A separate connection, as a user with the sqlite3 shell would have.
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    sqlx::raw_sql(HAND_WRITTEN_SQL).execute(&mut conn).await.unwrap();
+    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(HAND_WRITTEN_SQL)
+        .execute(&mut conn)
+        .await
+        .unwrap();
     conn.close().await.unwrap();
 
-    let stored = store.get_def("proj_default", "summarize", None).await.unwrap().unwrap();
+    let stored = store
+        .get_def("proj_default", "summarize", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.bundle, hand_written_expected());
     assert_eq!(
-        (stored.workflow_id.as_str(), stored.def_id.as_str(), stored.version),
+        (
+            stored.workflow_id.as_str(),
+            stored.def_id.as_str(),
+            stored.version
+        ),
         ("wf_summarize", "def_summarize_1", 1)
     );
-    assert!(stored.created_at > 1_600_000_000_000, "created_at defaults to now in millis");
+    assert!(
+        stored.created_at > 1_600_000_000_000,
+        "created_at defaults to now in millis"
+    );
 
     // Saving the same content through the store keeps the hand-written version.
-    let out = store.save_bundle("proj_default", &hand_written_expected(), 5).await.unwrap();
-    assert_eq!((out.created, out.version, out.def_id.as_str()), (false, 1, "def_summarize_1"));
-    assert_eq!(store.artifact_types("proj_default").await.unwrap()[0].id, "at_summary_1");
+    let out = store
+        .save_bundle("proj_default", &hand_written_expected(), 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.created, out.version, out.def_id.as_str()),
+        (false, 1, "def_summarize_1")
+    );
+    assert_eq!(
+        store.artifact_types("proj_default").await.unwrap()[0].id,
+        "at_summary_1"
+    );
 }
 
 #[tokio::test]
 async fn hand_written_rows_may_use_bare_text_for_cel_and_fan_in() {
     let (dir, store) = open().await;
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", dir.path().join("braid.db").display()))
-        .await
-        .unwrap();
+    let mut conn = SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("braid.db").display()
+    ))
+    .await
+    .unwrap();
     sqlx::raw_sql(
         "INSERT INTO workflows (id, project_id, name) VALUES ('wf_x', 'proj_default', 'x');
          INSERT INTO workflow_defs (id, workflow_id, version, initial_node) VALUES ('def_x', 'wf_x', 1, 'a');
@@ -301,7 +411,12 @@ async fn hand_written_rows_may_use_bare_text_for_cel_and_fan_in() {
     .unwrap();
     conn.close().await.unwrap();
 
-    let got = store.get_def("proj_default", "x", None).await.unwrap().unwrap().bundle;
+    let got = store
+        .get_def("proj_default", "x", None)
+        .await
+        .unwrap()
+        .unwrap()
+        .bundle;
     let want = bundle(json!({
         "name": "x",
         "initial_node": "a",
@@ -328,24 +443,56 @@ async fn workflows_list_by_name_with_cursors() {
     }
     let mut changed = common::tiny_bundle("bravo");
     changed.description = Some("v2".into());
-    store.save_bundle("proj_default", &changed, 2).await.unwrap();
+    store
+        .save_bundle("proj_default", &changed, 2)
+        .await
+        .unwrap();
 
     let p1 = store.list_workflows("proj_default", None, 2).await.unwrap();
-    assert_eq!(p1.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["alpha", "bravo"]);
+    assert_eq!(
+        p1.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["alpha", "bravo"]
+    );
     assert_eq!(p1.items[1].latest_version, 2);
     assert_eq!(p1.items[0].latest_version, 1);
-    let p2 = store.list_workflows("proj_default", p1.next_cursor.as_deref(), 2).await.unwrap();
-    assert_eq!(p2.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["charlie", "delta"]);
-    let p3 = store.list_workflows("proj_default", p2.next_cursor.as_deref(), 2).await.unwrap();
-    assert_eq!(p3.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["echo"]);
+    let p2 = store
+        .list_workflows("proj_default", p1.next_cursor.as_deref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        p2.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["charlie", "delta"]
+    );
+    let p3 = store
+        .list_workflows("proj_default", p2.next_cursor.as_deref(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        p3.items.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["echo"]
+    );
     assert!(p3.next_cursor.is_none());
 
     // Limits are clamped, never an error.
-    assert_eq!(store.list_workflows("proj_default", None, 0).await.unwrap().items.len(), 1);
-    let all = store.list_workflows("proj_default", None, u32::MAX).await.unwrap();
+    assert_eq!(
+        store
+            .list_workflows("proj_default", None, 0)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let all = store
+        .list_workflows("proj_default", None, u32::MAX)
+        .await
+        .unwrap();
     assert_eq!((all.items.len(), all.next_cursor), (5, None));
 
-    assert_eq!(store.workflow_names("proj_default").await.unwrap(), ["alpha", "bravo", "charlie", "delta", "echo"]);
+    assert_eq!(
+        store.workflow_names("proj_default").await.unwrap(),
+        ["alpha", "bravo", "charlie", "delta", "echo"]
+    );
     assert!(store.workflow_names("proj_other").await.unwrap().is_empty());
 }
 
@@ -353,10 +500,18 @@ async fn workflows_list_by_name_with_cursors() {
 async fn the_default_project_exists_and_unknown_projects_are_not_found() {
     let (_dir, store) = open().await;
     assert_eq!(store.project_id("default").await.unwrap(), "proj_default");
-    assert_eq!(store.project_id("proj_default").await.unwrap(), "proj_default");
-    assert!(matches!(store.project_id("nope").await, Err(Error::NotFound(_))));
+    assert_eq!(
+        store.project_id("proj_default").await.unwrap(),
+        "proj_default"
+    );
     assert!(matches!(
-        store.save_bundle("proj_nope", &common::tiny_bundle("x"), 1).await,
+        store.project_id("nope").await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .save_bundle("proj_nope", &common::tiny_bundle("x"), 1)
+            .await,
         Err(Error::NotFound(_))
     ));
 }
@@ -365,7 +520,9 @@ async fn the_default_project_exists_and_unknown_projects_are_not_found() {
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("braid.db");
-    let store = braid_store_sqlite::SqliteStore::open_path(&path).await.unwrap();
+    let store = braid_store_sqlite::SqliteStore::open_path(&path)
+        .await
+        .unwrap();
     let out = save_tiny(&store, "kept").await;
     store.close().await.unwrap();
 
@@ -375,7 +532,11 @@ async fn data_survives_reopening() {
     })
     .await
     .unwrap();
-    let def = store.get_def("proj_default", "kept", None).await.unwrap().unwrap();
+    let def = store
+        .get_def("proj_default", "kept", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(def.def_id, out.def_id);
     assert!(!save_tiny(&store, "kept").await.created);
 }

@@ -26,14 +26,23 @@ async fn runs_are_created_updated_and_read_back() {
     let mut done = run.clone();
     done.status = RunStatus::Failed;
     done.context["state"] = json!({ "x": [1, 2.5, "three"] });
-    done.error = Some(json!({ "code": "EXPRESSION", "message": "boom", "node": "only", "action": "only.action", "attempt": 1 }));
-    done.usage = json!({ "llm_calls": 2, "input_tokens": 10, "output_tokens": 3, "cost_usd": 0.25 });
+    done.error = Some(
+        json!({ "code": "EXPRESSION", "message": "boom", "node": "only", "action": "only.action", "attempt": 1 }),
+    );
+    done.usage =
+        json!({ "llm_calls": 2, "input_tokens": 10, "output_tokens": 3, "cost_usd": 0.25 });
     done.last_seq = 7;
     done.ended_at = Some(3000);
     // Fields that UpdateRun does not change keep their stored value.
     let mut update = done.clone();
     update.limits = json!({ "ignored": true });
-    store.commit(vec![WriteOp::CreateRun(child.clone()), WriteOp::UpdateRun(update)]).await.unwrap();
+    store
+        .commit(vec![
+            WriteOp::CreateRun(child.clone()),
+            WriteOp::UpdateRun(update),
+        ])
+        .await
+        .unwrap();
 
     assert_eq!(store.get_run("run_1").await.unwrap().unwrap(), done);
     assert_eq!(store.live_runs().await.unwrap(), vec![child.clone()]);
@@ -43,7 +52,10 @@ async fn runs_are_created_updated_and_read_back() {
     // Updating a run that does not exist fails the whole batch.
     let mut ghost = run.clone();
     ghost.id = "run_ghost".into();
-    let err = store.commit(vec![WriteOp::UpdateRun(ghost)]).await.unwrap_err();
+    let err = store
+        .commit(vec![WriteOp::UpdateRun(ghost)])
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
 }
 
@@ -51,7 +63,10 @@ async fn runs_are_created_updated_and_read_back() {
 async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
     let (_dir, store) = open().await;
     let run = setup_run(&store, "run_1").await;
-    store.commit(vec![WriteOp::AppendEvents(vec![event("run_1", 1)])]).await.unwrap();
+    store
+        .commit(vec![WriteOp::AppendEvents(vec![event("run_1", 1)])])
+        .await
+        .unwrap();
 
     let def = save_tiny(&store, "wf").await;
     let mut updated = run.clone();
@@ -63,7 +78,11 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
         WriteOp::AppendEvents((2..=3).map(|s| event("run_1", s)).collect()),
         WriteOp::UpsertTokens(vec![token("run_1", "tok_a", "pending", 1)]),
         WriteOp::EnqueueTask(task("run_1", "task_a", 0, 1)),
-        WriteOp::Snapshot { run_id: "run_1".into(), seq: 3, state: json!({ "s": 1 }) },
+        WriteOp::Snapshot {
+            run_id: "run_1".into(),
+            seq: 3,
+            state: json!({ "s": 1 }),
+        },
         WriteOp::UpdateRun(updated),
         // seq 1 of run_1 exists already.
         WriteOp::AppendEvents(vec![event("run_1", 1)]),
@@ -73,16 +92,35 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
 
     assert!(store.get_run("run_2").await.unwrap().is_none());
     assert_eq!(store.get_run("run_1").await.unwrap().unwrap(), run);
-    assert_eq!(store.events("run_1", 0, 100).await.unwrap(), vec![event("run_1", 1)]);
+    assert_eq!(
+        store.events("run_1", 0, 100).await.unwrap(),
+        vec![event("run_1", 1)]
+    );
     assert!(store.events("run_2", 0, 100).await.unwrap().is_empty());
-    assert!(store.tokens("run_1", None, 100).await.unwrap().items.is_empty());
+    assert!(
+        store
+            .tokens("run_1", None, 100)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     assert!(store.latest_snapshot("run_1").await.unwrap().is_none());
-    assert!(store.claim_tasks(i64::MAX / 2, 10, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(i64::MAX / 2, 10, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.next_task_due().await.unwrap(), None);
 
     // A duplicate inside one batch is caught as well.
     let err = store
-        .commit(vec![WriteOp::AppendEvents(vec![event("run_1", 2), event("run_1", 2)])])
+        .commit(vec![WriteOp::AppendEvents(vec![
+            event("run_1", 2),
+            event("run_1", 2),
+        ])])
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
@@ -97,16 +135,28 @@ async fn events_are_appended_in_batches_and_read_in_order() {
     let first: Vec<_> = (1..=257).map(|s| event("run_1", s)).collect();
     let (a, b) = first.split_at(120);
     store
-        .commit(vec![WriteOp::AppendEvents(a.to_vec()), WriteOp::AppendEvents(b.to_vec())])
+        .commit(vec![
+            WriteOp::AppendEvents(a.to_vec()),
+            WriteOp::AppendEvents(b.to_vec()),
+        ])
         .await
         .unwrap();
-    store.commit(vec![WriteOp::AppendEvents(vec![event("run_1", 258)])]).await.unwrap();
+    store
+        .commit(vec![WriteOp::AppendEvents(vec![event("run_1", 258)])])
+        .await
+        .unwrap();
 
     let all = store.events("run_1", 0, 1000).await.unwrap();
     assert_eq!(all.len(), 258);
     assert_eq!(all[..257], first[..]);
     assert_eq!(all[257], event("run_1", 258));
-    let page: Vec<i64> = store.events("run_1", 100, 5).await.unwrap().iter().map(|e| e.seq).collect();
+    let page: Vec<i64> = store
+        .events("run_1", 100, 5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(page, [101, 102, 103, 104, 105]);
     // Limits are clamped: 0 means 1, huge means 1000.
     assert_eq!(store.events("run_1", 0, 0).await.unwrap().len(), 1);
@@ -118,9 +168,11 @@ async fn events_are_appended_in_batches_and_read_in_order() {
 async fn tokens_upsert_and_page_in_creation_order() {
     let (_dir, store) = open().await;
     setup_run(&store, "run_1").await;
-    setup_run(&store, "run_2").await.id;
+    setup_run(&store, "run_2").await;
 
-    let mut toks: Vec<_> = (0..25).map(|i| token("run_1", &format!("tok_{i:02}"), "pending", i)).collect();
+    let mut toks: Vec<_> = (0..25)
+        .map(|i| token("run_1", &format!("tok_{i:02}"), "pending", i))
+        .collect();
     // Creation order is the order of first insertion, not the id order.
     toks.swap(0, 24);
     store
@@ -142,7 +194,10 @@ async fn tokens_upsert_and_page_in_creation_order() {
     let mut t5_running = t5.clone();
     t5_running.status = "running".into();
     // The same token twice in a batch: the last write wins.
-    store.commit(vec![WriteOp::UpsertTokens(vec![t5_running, t5.clone()])]).await.unwrap();
+    store
+        .commit(vec![WriteOp::UpsertTokens(vec![t5_running, t5.clone()])])
+        .await
+        .unwrap();
     toks[5] = t5;
 
     let mut seen = Vec::new();
@@ -157,8 +212,14 @@ async fn tokens_upsert_and_page_in_creation_order() {
         }
     }
     assert_eq!(seen, toks);
-    assert_eq!(store.tokens("run_2", None, 10).await.unwrap().items.len(), 1);
-    assert!(matches!(store.tokens("run_1", Some("garbage"), 10).await, Err(Error::NotFound(_))));
+    assert_eq!(
+        store.tokens("run_2", None, 10).await.unwrap().items.len(),
+        1
+    );
+    assert!(matches!(
+        store.tokens("run_1", Some("garbage"), 10).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -167,17 +228,32 @@ async fn only_the_latest_snapshot_is_kept() {
     setup_run(&store, "run_1").await;
     assert!(store.latest_snapshot("run_1").await.unwrap().is_none());
     store
-        .commit(vec![WriteOp::Snapshot { run_id: "run_1".into(), seq: 100, state: json!({ "a": 1 }) }])
+        .commit(vec![WriteOp::Snapshot {
+            run_id: "run_1".into(),
+            seq: 100,
+            state: json!({ "a": 1 }),
+        }])
         .await
         .unwrap();
     store
         .commit(vec![
-            WriteOp::Snapshot { run_id: "run_1".into(), seq: 200, state: json!({ "a": 2 }) },
-            WriteOp::Snapshot { run_id: "run_1".into(), seq: 200, state: json!({ "a": 3 }) },
+            WriteOp::Snapshot {
+                run_id: "run_1".into(),
+                seq: 200,
+                state: json!({ "a": 2 }),
+            },
+            WriteOp::Snapshot {
+                run_id: "run_1".into(),
+                seq: 200,
+                state: json!({ "a": 3 }),
+            },
         ])
         .await
         .unwrap();
-    assert_eq!(store.latest_snapshot("run_1").await.unwrap(), Some((200, json!({ "a": 3 }))));
+    assert_eq!(
+        store.latest_snapshot("run_1").await.unwrap(),
+        Some((200, json!({ "a": 3 })))
+    );
 }
 
 #[tokio::test]
@@ -213,34 +289,63 @@ async fn tasks_are_claimed_leased_redelivered_and_acked() {
         t
     });
     let rest = store.claim_tasks(100, 1000, 10).await.unwrap();
-    assert_eq!(rest.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["task_b"]);
+    assert_eq!(
+        rest.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["task_b"]
+    );
     // Leased tasks are not claimed again while their lease runs.
     assert!(store.claim_tasks(499, 1000, 10).await.unwrap().is_empty());
     // The next due time is the late task's not_before, then lease expiries.
     assert_eq!(store.next_task_due().await.unwrap(), Some(500));
 
     // Renewal extends a lease; an expired lease is re-delivered.
-    store.renew_leases(&["task_a".to_owned()], 5000).await.unwrap();
+    store
+        .renew_leases(&["task_a".to_owned()], 5000)
+        .await
+        .unwrap();
     store.renew_leases(&[], 9999).await.unwrap();
     let again = store.claim_tasks(1100, 1000, 10).await.unwrap();
-    let ids: Vec<_> = again.iter().map(|t| (t.id.as_str(), t.deliveries)).collect();
+    let ids: Vec<_> = again
+        .iter()
+        .map(|t| (t.id.as_str(), t.deliveries))
+        .collect();
     assert_eq!(ids, [("task_c", 2), ("task_b", 2), ("task_late", 1)]);
 
     // Acks delete; dropping a run's tasks deletes the rest of that run.
     store
-        .commit(vec![WriteOp::AckTask("task_c".into()), WriteOp::AckTask("task_nope".into())])
+        .commit(vec![
+            WriteOp::AckTask("task_c".into()),
+            WriteOp::AckTask("task_nope".into()),
+        ])
         .await
         .unwrap();
     store
-        .commit(vec![WriteOp::AckTask("task_b".into()), WriteOp::AckTask("task_late".into())])
+        .commit(vec![
+            WriteOp::AckTask("task_b".into()),
+            WriteOp::AckTask("task_late".into()),
+        ])
         .await
         .unwrap();
     assert_eq!(store.next_task_due().await.unwrap(), Some(5000));
     let last = store.claim_tasks(5000, 10, 10).await.unwrap();
-    assert_eq!(last.iter().map(|t| (t.id.as_str(), t.deliveries)).collect::<Vec<_>>(), [("task_a", 2)]);
-    store.commit(vec![WriteOp::DropRunTasks("run_1".into())]).await.unwrap();
+    assert_eq!(
+        last.iter()
+            .map(|t| (t.id.as_str(), t.deliveries))
+            .collect::<Vec<_>>(),
+        [("task_a", 2)]
+    );
+    store
+        .commit(vec![WriteOp::DropRunTasks("run_1".into())])
+        .await
+        .unwrap();
     assert_eq!(store.next_task_due().await.unwrap(), None);
-    assert!(store.claim_tasks(i64::MAX / 2, 10, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_tasks(i64::MAX / 2, 10, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.claim_tasks(0, 10, 0).await.unwrap().is_empty());
 }
 
@@ -248,7 +353,9 @@ async fn tasks_are_claimed_leased_redelivered_and_acked() {
 async fn enqueue_ack_and_drop_keep_their_order_in_a_batch() {
     let (_dir, store) = open().await;
     setup_run(&store, "run_1").await;
-    let many: Vec<_> = (0..123).map(|i| WriteOp::EnqueueTask(task("run_1", &format!("t{i:03}"), i, i))).collect();
+    let many: Vec<_> = (0..123)
+        .map(|i| WriteOp::EnqueueTask(task("run_1", &format!("t{i:03}"), i, i)))
+        .collect();
     store.commit(many).await.unwrap();
     store
         .commit(vec![
@@ -260,7 +367,10 @@ async fn enqueue_ack_and_drop_keep_their_order_in_a_batch() {
         .await
         .unwrap();
     let left = store.claim_tasks(1_000, 10, 1000).await.unwrap();
-    assert_eq!(left.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["after_drop"]);
+    assert_eq!(
+        left.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["after_drop"]
+    );
 }
 
 #[tokio::test]
@@ -270,7 +380,11 @@ async fn runs_list_newest_first_with_filters_and_cursors() {
     let b = save_tiny(&store, "beta").await;
     let mut ops = Vec::new();
     for i in 0..1005 {
-        let (def, name) = if i % 2 == 0 { (&a, "alpha") } else { (&b, "beta") };
+        let (def, name) = if i % 2 == 0 {
+            (&a, "alpha")
+        } else {
+            (&b, "beta")
+        };
         // Pairs share a created_at so that ties are broken by id.
         let mut r = run_record(&format!("run_{i:04}"), def, name, 1000 + i / 2);
         if i % 3 == 0 {
@@ -288,41 +402,89 @@ async fn runs_list_newest_first_with_filters_and_cursors() {
     let p1 = store.list_runs(&all, None, 5000).await.unwrap();
     assert_eq!(p1.items.len(), 1000);
     assert_eq!(p1.items[0].id, "run_1004");
-    let p2 = store.list_runs(&all, p1.next_cursor.as_deref(), 5000).await.unwrap();
-    assert_eq!(p2.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["run_0004", "run_0003", "run_0002", "run_0001", "run_0000"]);
+    let p2 = store
+        .list_runs(&all, p1.next_cursor.as_deref(), 5000)
+        .await
+        .unwrap();
+    assert_eq!(
+        p2.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["run_0004", "run_0003", "run_0002", "run_0001", "run_0000"]
+    );
     assert!(p2.next_cursor.is_none());
 
     // Small pages over ties.
     let mut ids = Vec::new();
     let mut cursor = None;
-    let filter = RunFilter { workflow: Some("alpha".into()), status: Some(RunStatus::Completed), ..Default::default() };
+    let filter = RunFilter {
+        workflow: Some("alpha".into()),
+        status: Some(RunStatus::Completed),
+        ..Default::default()
+    };
     loop {
-        let page = store.list_runs(&filter, cursor.as_deref(), 7).await.unwrap();
+        let page = store
+            .list_runs(&filter, cursor.as_deref(), 7)
+            .await
+            .unwrap();
         ids.extend(page.items.into_iter().map(|r| r.id));
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
         }
     }
-    let want: Vec<String> = (0..1005).rev().filter(|i| i % 2 == 0 && i % 3 == 0).map(|i| format!("run_{i:04}")).collect();
+    let want: Vec<String> = (0..1005)
+        .rev()
+        .filter(|i| i % 2 == 0 && i % 3 == 0)
+        .map(|i| format!("run_{i:04}"))
+        .collect();
     assert_eq!(ids, want);
 
     // Filter by workflow id, parent, project; limit 0 is 1.
-    let by_id = RunFilter { workflow: Some(b.workflow_id.clone()), ..Default::default() };
+    let by_id = RunFilter {
+        workflow: Some(b.workflow_id.clone()),
+        ..Default::default()
+    };
     let page = store.list_runs(&by_id, None, 0).await.unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].id, "run_1003");
-    let by_parent = RunFilter { parent: Some("run_0000".into()), ..Default::default() };
+    let by_parent = RunFilter {
+        parent: Some("run_0000".into()),
+        ..Default::default()
+    };
     let kids = store.list_runs(&by_parent, None, 100).await.unwrap();
     assert_eq!(kids.items.len(), 5);
     assert_eq!(store.children("run_0000").await.unwrap().len(), 5);
-    let other = RunFilter { project_id: Some("proj_other".into()), ..Default::default() };
-    assert!(store.list_runs(&other, None, 10).await.unwrap().items.is_empty());
-    let mine = RunFilter { project_id: Some("proj_default".into()), status: Some(RunStatus::Running), ..Default::default() };
-    assert_eq!(store.list_runs(&mine, None, 1000).await.unwrap().items.len(), 1005 - 335);
+    let other = RunFilter {
+        project_id: Some("proj_other".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_runs(&other, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let mine = RunFilter {
+        project_id: Some("proj_default".into()),
+        status: Some(RunStatus::Running),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_runs(&mine, None, 1000)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1005 - 335
+    );
     assert_eq!(store.live_runs().await.unwrap().len(), 1005 - 335);
 
-    assert!(matches!(store.list_runs(&all, Some("not a cursor"), 10).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.list_runs(&all, Some("not a cursor"), 10).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 fn artifact(id: &str, key: &str, type_name: &str, run: &str, created_at: i64) -> ArtifactRecord {
@@ -354,25 +516,82 @@ async fn artifacts_are_idempotent_and_listed_newest_first() {
     for i in 2..=6 {
         let ty = if i % 2 == 0 { "report" } else { "note" };
         let run = if i <= 4 { "run_1" } else { "run_2" };
-        store.put_artifact(&artifact(&format!("art_{i}"), &format!("{run}/tok_{i}"), ty, run, 10 + i / 2)).await.unwrap();
+        store
+            .put_artifact(&artifact(
+                &format!("art_{i}"),
+                &format!("{run}/tok_{i}"),
+                ty,
+                run,
+                10 + i / 2,
+            ))
+            .await
+            .unwrap();
     }
-    let all = store.list_artifacts(&ArtifactFilter::default(), None, 100).await.unwrap();
+    let all = store
+        .list_artifacts(&ArtifactFilter::default(), None, 100)
+        .await
+        .unwrap();
     let ids: Vec<_> = all.items.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(ids, ["art_6", "art_5", "art_4", "art_3", "art_2", "art_1"]);
 
-    let p1 = store.list_artifacts(&ArtifactFilter::default(), None, 4).await.unwrap();
-    let p2 = store.list_artifacts(&ArtifactFilter::default(), p1.next_cursor.as_deref(), 4).await.unwrap();
+    let p1 = store
+        .list_artifacts(&ArtifactFilter::default(), None, 4)
+        .await
+        .unwrap();
+    let p2 = store
+        .list_artifacts(&ArtifactFilter::default(), p1.next_cursor.as_deref(), 4)
+        .await
+        .unwrap();
     assert_eq!(p1.items.len() + p2.items.len(), 6);
     assert_eq!(p2.items.last().unwrap().id, "art_1");
     assert!(p2.next_cursor.is_none());
 
-    let reports = ArtifactFilter { type_name: Some("report".into()), project_id: Some("proj_default".into()), ..Default::default() };
-    let ids: Vec<_> = store.list_artifacts(&reports, None, 100).await.unwrap().items.into_iter().map(|a| a.id).collect();
+    let reports = ArtifactFilter {
+        type_name: Some("report".into()),
+        project_id: Some("proj_default".into()),
+        ..Default::default()
+    };
+    let ids: Vec<_> = store
+        .list_artifacts(&reports, None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(ids, ["art_6", "art_4", "art_2", "art_1"]);
-    let run2 = ArtifactFilter { run_id: Some("run_2".into()), ..Default::default() };
-    let ids: Vec<_> = store.list_artifacts(&run2, None, 100).await.unwrap().items.into_iter().map(|a| a.id).collect();
+    let run2 = ArtifactFilter {
+        run_id: Some("run_2".into()),
+        ..Default::default()
+    };
+    let ids: Vec<_> = store
+        .list_artifacts(&run2, None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
     assert_eq!(ids, ["art_6", "art_5"]);
-    let other = ArtifactFilter { project_id: Some("proj_other".into()), ..Default::default() };
-    assert!(store.list_artifacts(&other, None, 100).await.unwrap().items.is_empty());
-    assert_eq!(store.list_artifacts(&ArtifactFilter::default(), None, 0).await.unwrap().items.len(), 1);
+    let other = ArtifactFilter {
+        project_id: Some("proj_other".into()),
+        ..Default::default()
+    };
+    assert!(
+        store
+            .list_artifacts(&other, None, 100)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_artifacts(&ArtifactFilter::default(), None, 0)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 }

@@ -23,7 +23,10 @@ pub struct Server {
     pub http: reqwest::Client,
     /// The SQLite file behind the server.
     pub db: PathBuf,
+    /// The engine behind the server.
+    pub engine: Engine,
     stop: Option<oneshot::Sender<()>>,
+    serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,16 +43,26 @@ impl Answer {
     /// Asserts the error shape, status and code; returns the error object.
     #[track_caller]
     pub fn error(&self, status: u16, code: &str) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/json"),
             "errors are JSON: {}",
             self.text
         );
         let e = &self.body["error"];
         assert_eq!(e["code"], code, "unexpected code: {}", self.text);
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "an error has a message: {}", self.text);
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "an error has a message: {}",
+            self.text
+        );
         e
     }
 
@@ -69,19 +82,40 @@ impl Server {
     pub async fn start_with_limit(body_limit: usize) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("braid.db");
-        let store = SqliteStore::open_path(&db).await.expect("open the SQLite store");
-        let engine = Engine::start(Arc::new(store), Options::default()).await.expect("start the engine");
+        let store = SqliteStore::open_path(&db)
+            .await
+            .expect("open the SQLite store");
+        let engine = Engine::start(Arc::new(store), Options::default())
+            .await
+            .expect("start the engine");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState { engine, body_limit };
-        tokio::spawn(async move {
-            let _ = braid_server::serve(listener, state, async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
-        Server { base, http: braid_llm::http_client(), db, stop: Some(stop), _dir: dir }
+        let state = AppState {
+            engine: engine.clone(),
+            body_limit,
+        };
+        let serving = tokio::spawn(braid_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Server {
+            base,
+            http: braid_llm::http_client(),
+            db,
+            engine,
+            stop: Some(stop),
+            serving: Some(serving),
+            _dir: dir,
+        }
+    }
+
+    /// Signals shutdown; returns the serving task, which ends once the
+    /// requests in flight are answered.
+    pub fn shutdown(&mut self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.serving.take().expect("the server is running")
     }
 
     fn url(&self, path: &str) -> String {
@@ -93,7 +127,12 @@ impl Server {
         let headers = resp.headers().clone();
         let text = resp.text().await.expect("read the body");
         let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-        Answer { status, headers, text, body }
+        Answer {
+            status,
+            headers,
+            text,
+            body,
+        }
     }
 
     /// GET.
@@ -103,25 +142,59 @@ impl Server {
 
     /// GET with an `Accept` header.
     pub async fn get_accept(&self, path: &str, accept: &str) -> Answer {
-        Server::answer(self.http.get(self.url(path)).header("accept", accept).send().await.expect("GET")).await
+        Server::answer(
+            self.http
+                .get(self.url(path))
+                .header("accept", accept)
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     /// POST a JSON value.
     pub async fn post(&self, path: &str, body: &Value) -> Answer {
-        Server::answer(self.http.post(self.url(path)).json(body).send().await.expect("POST")).await
+        Server::answer(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await
     }
 
     /// POST raw text with a content type.
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Answer {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Answer {
         Server::answer(
-            self.http.post(self.url(path)).header("content-type", content_type).body(body).send().await.expect("POST"),
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .expect("POST"),
         )
         .await
     }
 
     /// Any method without a body.
     pub async fn request(&self, method: reqwest::Method, path: &str) -> Answer {
-        Server::answer(self.http.request(method, self.url(path)).send().await.expect("request")).await
+        Server::answer(
+            self.http
+                .request(method, self.url(path))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
     }
 
     /// Every item of a list, following `next_cursor` with pages of `limit`.
@@ -137,7 +210,10 @@ impl Server {
             let page = self.get(&url).await;
             assert_eq!(page.status, 200, "{}", page.text);
             let got = page.body["items"].as_array().expect("items").clone();
-            assert!(got.len() <= limit as usize, "a page holds at most `limit` items");
+            assert!(
+                got.len() <= limit as usize,
+                "a page holds at most `limit` items"
+            );
             items.extend(got);
             match page.body["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
@@ -181,12 +257,27 @@ struct MockState {
     reply: Option<Value>,
 }
 
-async fn chat_completions(State(s): State<MockState>, headers: HeaderMap, body: String) -> axum::response::Response {
+async fn chat_completions(
+    State(s): State<MockState>,
+    headers: HeaderMap,
+    body: String,
+) -> axum::response::Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    let authorization = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
-    s.requests.lock().unwrap().push(Recorded { authorization, body });
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    s.requests.lock().unwrap().push(Recorded {
+        authorization,
+        body,
+    });
     match s.reply {
-        Some(reply) => (StatusCode::OK, [("x-request-id", "req_mock_0001")], axum::Json(reply)).into_response(),
+        Some(reply) => (
+            StatusCode::OK,
+            [("x-request-id", "req_mock_0001")],
+            axum::Json(reply),
+        )
+            .into_response(),
         // Never answers: the caller's timeout or cancellation ends the call.
         None => std::future::pending().await,
     }
@@ -228,7 +319,10 @@ impl MockLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
-            .with_state(MockState { requests: requests.clone(), reply });
+            .with_state(MockState {
+                requests: requests.clone(),
+                reply,
+            });
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}/v1", listener.local_addr().expect("local addr"));
         tokio::spawn(async move {
@@ -262,8 +356,14 @@ pub fn in_child_with_env(name: &str, var: &str, value: &str) -> bool {
         .expect("run the test in a child process");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child test `{name}` failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "child test `{name}` did not run:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "child test `{name}` failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "child test `{name}` did not run:\n{stdout}"
+    );
     false
 }
 

@@ -45,9 +45,13 @@ fn artifact_schema() -> Value {
 
 /// The workflow as hand-written SQL rows (docs/schema.md).
 async fn seed_sql(server: &Server, base_url: &str, key_env: &str) {
-    let mut db = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&server.db).foreign_keys(true))
-        .await
-        .expect("open the database file");
+    let mut db = SqliteConnection::connect_with(
+        &SqliteConnectOptions::new()
+            .filename(&server.db)
+            .foreign_keys(true),
+    )
+    .await
+    .expect("open the database file");
     let mut tx = db.begin().await.unwrap();
     let rows: Vec<(&str, Vec<String>)> = vec![
         ("INSERT INTO workflows (id, project_id, name) VALUES (?, 'proj_default', 'summarize')", vec!["wf_summarize".into()]),
@@ -105,7 +109,9 @@ async fn seed_sql(server: &Server, base_url: &str, key_env: &str) {
         for b in binds {
             q = q.bind(b);
         }
-        q.execute(&mut *tx).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        q.execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     tx.commit().await.unwrap();
     db.close().await.unwrap();
@@ -189,16 +195,32 @@ const TEMPLATE: &str = "Summarize {{state.topic}} for {{state.audience}}.";
 
 /// Runs `workflow` with `?wait=true` and checks the whole story. Returns
 /// every response text (for the key-leak check).
-async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_id: &str, version: i64) -> Vec<String> {
+async fn run_and_check(
+    server: &Server,
+    llm: &MockLlm,
+    workflow: &str,
+    workflow_id: &str,
+    version: i64,
+) -> Vec<String> {
     let mut texts = Vec::new();
-    let started =
-        server.post(&format!("/api/workflow-defs/{workflow}/runs?wait=true&timeout_s=60"), &json!({ "input": { "topic": "rivers" } })).await;
+    let started = server
+        .post(
+            &format!("/api/workflow-defs/{workflow}/runs?wait=true&timeout_s=60"),
+            &json!({ "input": { "topic": "rivers" } }),
+        )
+        .await;
     assert_eq!(started.status, 201, "{}", started.text);
     let run = started.body.clone();
-    let run_id = run["id"].as_str().expect("with wait=true the answer is the run").to_string();
+    let run_id = run["id"]
+        .as_str()
+        .expect("with wait=true the answer is the run")
+        .to_string();
     assert!(run_id.starts_with("run_"), "{run_id}");
     assert_eq!(
-        started.headers.get("location").and_then(|v| v.to_str().ok()),
+        started
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok()),
         Some(format!("/api/runs/{run_id}").as_str())
     );
     texts.push(started.text.clone());
@@ -206,7 +228,10 @@ async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_
     // The run body.
     assert_eq!(run["status"], "completed", "{}", started.text);
     assert_eq!(run["error"], Value::Null);
-    assert_eq!(run["workflow"], json!({ "id": workflow_id, "name": "summarize", "version": version }));
+    assert_eq!(
+        run["workflow"],
+        json!({ "id": workflow_id, "name": "summarize", "version": version })
+    );
     assert_eq!(run["project_id"], "proj_default");
     assert_eq!(run["context"]["input"], json!({ "topic": "rivers" }));
     // The context mutation of update_context, then the LLM's parsed answer via output_mapping.
@@ -214,21 +239,39 @@ async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_
         run["context"]["state"],
         json!({ "topic": "rivers", "audience": "engineers", "summary": "Rivers carry rain back to the sea.", "score": 7 })
     );
-    assert_eq!(run["context"]["output"], json!({ "summary": "Rivers carry rain back to the sea." }));
+    assert_eq!(
+        run["context"]["output"],
+        json!({ "summary": "Rivers carry rain back to the sea." })
+    );
     assert_eq!(run["usage"]["llm_calls"], 1);
     assert_eq!(run["usage"]["input_tokens"], PROMPT_TOKENS);
     assert_eq!(run["usage"]["output_tokens"], COMPLETION_TOKENS);
-    let expected_cost = PROMPT_TOKENS as f64 / 1000.0 * COST_IN + COMPLETION_TOKENS as f64 / 1000.0 * COST_OUT;
-    let cost = run["usage"]["cost_usd"].as_f64().expect("cost_usd is a number");
-    assert!((cost - expected_cost).abs() < 1e-12, "cost {cost} != {expected_cost}");
+    let expected_cost =
+        PROMPT_TOKENS as f64 / 1000.0 * COST_IN + COMPLETION_TOKENS as f64 / 1000.0 * COST_OUT;
+    let cost = run["usage"]["cost_usd"]
+        .as_f64()
+        .expect("cost_usd is a number");
+    assert!(
+        (cost - expected_cost).abs() < 1e-12,
+        "cost {cost} != {expected_cost}"
+    );
     assert_eq!(run["parent_run_id"], Value::Null);
     assert_eq!(run["children"], json!([]));
-    let (created, started_at, ended) =
-        (run["created_at"].as_str().unwrap(), run["started_at"].as_str().unwrap(), run["ended_at"].as_str().unwrap());
+    let (created, started_at, ended) = (
+        run["created_at"].as_str().unwrap(),
+        run["started_at"].as_str().unwrap(),
+        run["ended_at"].as_str().unwrap(),
+    );
     for t in [created, started_at, ended] {
-        assert!(t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T", "RFC 3339 UTC with millis: {t}");
+        assert!(
+            t.len() == 24 && t.ends_with('Z') && &t[10..11] == "T",
+            "RFC 3339 UTC with millis: {t}"
+        );
     }
-    assert!(created <= started_at && started_at <= ended, "{created} {started_at} {ended}");
+    assert!(
+        created <= started_at && started_at <= ended,
+        "{created} {started_at} {ended}"
+    );
 
     // GET answers the same run.
     let got = server.get(&format!("/api/runs/{run_id}")).await;
@@ -240,7 +283,10 @@ async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_
     let calls = llm.recorded();
     assert_eq!(calls.len(), 1, "exactly one call: {calls:?}");
     let call = &calls[0];
-    assert_eq!(call.authorization.as_deref(), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        call.authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     let body = &call.body;
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(
@@ -268,7 +314,10 @@ async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_
     let art = server.get(&format!("/api/artifacts/{art_id}")).await;
     assert_eq!(art.status, 200);
     assert_eq!(art.body, items[0]);
-    assert_eq!(art.body["content"], json!({ "topic": "rivers", "text": "Rivers carry rain back to the sea.", "score": 7 }));
+    assert_eq!(
+        art.body["content"],
+        json!({ "topic": "rivers", "text": "Rivers carry rain back to the sea.", "score": 7 })
+    );
     assert_eq!(art.body["type"], "summary");
     assert_eq!(art.body["type_version"], 1);
     assert_eq!(art.body["name"], "summary");
@@ -277,58 +326,132 @@ async fn run_and_check(server: &Server, llm: &MockLlm, workflow: &str, workflow_
     assert_eq!(art.body["created_by_node"], "save");
     assert!(art.body["created_at"].as_str().unwrap().ends_with('Z'));
     let by_type = server.get("/api/artifacts?type=summary").await;
-    assert!(by_type.body["items"].as_array().unwrap().iter().any(|a| a["id"] == art_id));
+    assert!(
+        by_type.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == art_id)
+    );
     texts.extend([list.text.clone(), art.text.clone()]);
 
     // The events tell the story, numbered 1..N without gaps.
-    let events = server.all_pages(&format!("/api/runs/{run_id}/events"), 1000).await;
+    let events = server
+        .all_pages(&format!("/api/runs/{run_id}/events"), 1000)
+        .await;
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(seqs, (1..=events.len() as i64).collect::<Vec<_>>());
     assert_eq!(run["last_seq"], events.len() as i64);
-    assert!(events.iter().all(|e| e["run_id"] == run_id.as_str() && e["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));
+    assert!(
+        events.iter().all(|e| e["run_id"] == run_id.as_str()
+            && e["ts"].as_str().is_some_and(|t| t.ends_with('Z')))
+    );
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"workflow_started"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"workflow_completed"), "{kinds:?}");
     assert_eq!(events[0]["payload"]["input"], json!({ "topic": "rivers" }));
-    assert_eq!(events.last().unwrap()["payload"]["output"], run["context"]["output"]);
-    let of = |kind: &str| events.iter().filter(move |e| e["kind"] == kind);
-    let completed: Vec<&str> = of("node_completed").map(|e| e["node"].as_str().unwrap()).collect();
-    assert_eq!(completed, ["prepare", "summarize", "save"], "{kinds:?}");
-    let started_nodes: Vec<&str> = of("node_started").map(|e| e["node"].as_str().unwrap()).collect();
-    assert_eq!(started_nodes, ["prepare", "summarize", "save"], "{kinds:?}");
-    let hops: Vec<(String, String)> = of("transition_taken")
-        .map(|e| (e["payload"]["from"].as_str().unwrap().into(), e["payload"]["to"].as_str().unwrap().into()))
+    assert_eq!(
+        events.last().unwrap()["payload"]["output"],
+        run["context"]["output"]
+    );
+    fn of<'a>(events: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
+        events.iter().filter(move |e| e["kind"] == kind)
+    }
+    let completed: Vec<&str> = of(&events, "node_completed")
+        .map(|e| e["node"].as_str().unwrap())
         .collect();
-    assert_eq!(hops, [("prepare".into(), "summarize".into()), ("summarize".into(), "save".into())]);
-    let llm_done = of("node_completed").find(|e| e["node"] == "summarize").unwrap();
+    assert_eq!(completed, ["prepare", "summarize", "save"], "{kinds:?}");
+    let started_nodes: Vec<&str> = of(&events, "node_started")
+        .map(|e| e["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(started_nodes, ["prepare", "summarize", "save"], "{kinds:?}");
+    let hops: Vec<(String, String)> = of(&events, "transition_taken")
+        .map(|e| {
+            (
+                e["payload"]["from"].as_str().unwrap().into(),
+                e["payload"]["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hops,
+        [
+            ("prepare".into(), "summarize".into()),
+            ("summarize".into(), "save".into())
+        ]
+    );
+    let llm_done = of(&events, "node_completed")
+        .find(|e| e["node"] == "summarize")
+        .unwrap();
     assert_eq!(llm_done["payload"]["result"], llm_answer());
     assert_eq!(llm_done["payload"]["usage"]["input_tokens"], PROMPT_TOKENS);
-    assert_eq!(llm_done["payload"]["usage"]["output_tokens"], COMPLETION_TOKENS);
-    let art_event: Vec<&Value> = of("artifact_created").collect();
+    assert_eq!(
+        llm_done["payload"]["usage"]["output_tokens"],
+        COMPLETION_TOKENS
+    );
+    let art_event: Vec<&Value> = of(&events, "artifact_created").collect();
     assert_eq!(art_event.len(), 1, "{kinds:?}");
     assert_eq!(art_event[0]["payload"]["artifact_id"], art_id);
     assert_eq!(art_event[0]["payload"]["name"], "summary");
-    assert!(of("context_updated").any(|e| e["node"] == "prepare"), "{kinds:?}");
+    assert!(
+        of(&events, "context_updated").any(|e| e["node"] == "prepare"),
+        "{kinds:?}"
+    );
     // The same log in pages of 2, following next_cursor.
-    assert_eq!(server.all_pages(&format!("/api/runs/{run_id}/events"), 2).await, events);
+    assert_eq!(
+        server
+            .all_pages(&format!("/api/runs/{run_id}/events"), 2)
+            .await,
+        events
+    );
     texts.extend(events.iter().map(Value::to_string));
 
     // One token per node visit, all completed.
-    let tokens = server.all_pages(&format!("/api/runs/{run_id}/tokens"), 100).await;
-    let visits: Vec<(&str, &str)> = tokens.iter().map(|t| (t["node"].as_str().unwrap(), t["status"].as_str().unwrap())).collect();
-    assert_eq!(visits, [("prepare", "completed"), ("summarize", "completed"), ("save", "completed")]);
-    assert!(tokens.iter().all(|t| t["attempts"].as_i64().unwrap() >= 1 && t["created_at"].as_str().is_some()));
+    let tokens = server
+        .all_pages(&format!("/api/runs/{run_id}/tokens"), 100)
+        .await;
+    let visits: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|t| (t["node"].as_str().unwrap(), t["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        visits,
+        [
+            ("prepare", "completed"),
+            ("summarize", "completed"),
+            ("save", "completed")
+        ]
+    );
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t["attempts"].as_i64().unwrap() >= 1 && t["created_at"].as_str().is_some())
+    );
 
     // The run is listed.
-    let runs = server.get(&format!("/api/runs?workflow={workflow}&status=completed")).await;
-    assert!(runs.body["items"].as_array().unwrap().iter().any(|r| r["id"] == run_id.as_str()), "{}", runs.text);
+    let runs = server
+        .get(&format!("/api/runs?workflow={workflow}&status=completed"))
+        .await;
+    assert!(
+        runs.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == run_id.as_str()),
+        "{}",
+        runs.text
+    );
     texts
 }
 
 /// The seed test: a workflow inserted with SQL runs over HTTP.
 #[tokio::test]
 async fn hand_written_sql_workflow_runs_over_http() {
-    if !in_child_with_env("story::hand_written_sql_workflow_runs_over_http", SQL_KEY_ENV, KEY) {
+    if !in_child_with_env(
+        "story::hand_written_sql_workflow_runs_over_http",
+        SQL_KEY_ENV,
+        KEY,
+    ) {
         return;
     }
     let server = Server::start().await;
@@ -336,7 +459,11 @@ async fn hand_written_sql_workflow_runs_over_http() {
     seed_sql(&server, &llm.base_url, SQL_KEY_ENV).await;
 
     let listed = server.get("/api/workflow-defs").await;
-    assert_eq!(listed.body["items"][0]["id"], "wf_summarize", "{}", listed.text);
+    assert_eq!(
+        listed.body["items"][0]["id"], "wf_summarize",
+        "{}",
+        listed.text
+    );
     assert_eq!(listed.body["items"][0]["latest_version"], 1);
 
     let mut texts = run_and_check(&server, &llm, "summarize", "wf_summarize", 1).await;
@@ -344,10 +471,16 @@ async fn hand_written_sql_workflow_runs_over_http() {
     // The hand-written version reads back as a bundle that saves as the same version.
     let bundle = server.get("/api/workflow-defs/wf_summarize").await;
     assert_eq!(bundle.status, 200, "{}", bundle.text);
-    assert_eq!(bundle.headers.get(braid_server::VERSION_HEADER).unwrap(), "1");
+    assert_eq!(
+        bundle.headers.get(braid_server::VERSION_HEADER).unwrap(),
+        "1"
+    );
     let saved = server.post("/api/workflow-defs", &bundle.body).await;
     assert_eq!(saved.status, 200, "{}", saved.text);
-    assert_eq!(saved.body, json!({ "id": "wf_summarize", "name": "summarize", "version": 1, "created": false }));
+    assert_eq!(
+        saved.body,
+        json!({ "id": "wf_summarize", "name": "summarize", "version": 1, "created": false })
+    );
     texts.push(bundle.text.clone());
 
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -357,60 +490,130 @@ async fn hand_written_sql_workflow_runs_over_http() {
 /// The same workflow saved as YAML through the API, versioned, read back and run.
 #[tokio::test]
 async fn yaml_bundle_saves_versions_and_runs() {
-    if !in_child_with_env("story::yaml_bundle_saves_versions_and_runs", YAML_KEY_ENV, KEY) {
+    if !in_child_with_env(
+        "story::yaml_bundle_saves_versions_and_runs",
+        YAML_KEY_ENV,
+        KEY,
+    ) {
         return;
     }
     let server = Server::start().await;
     let llm = MockLlm::start(&llm_answer(), PROMPT_TOKENS, COMPLETION_TOKENS).await;
     let yaml = yaml_bundle(&llm.base_url, YAML_KEY_ENV, TEMPLATE);
 
-    let first = server.post_raw("/api/workflow-defs", "application/yaml", yaml.clone()).await;
+    let first = server
+        .post_raw("/api/workflow-defs", "application/yaml", yaml.clone())
+        .await;
     assert_eq!(first.status, 201, "{}", first.text);
     let wf_id = first.body["id"].as_str().unwrap().to_string();
     assert!(wf_id.starts_with("wf_"), "{wf_id}");
-    assert_eq!(first.body, json!({ "id": wf_id, "name": "summarize", "version": 1, "created": true }));
+    assert_eq!(
+        first.body,
+        json!({ "id": wf_id, "name": "summarize", "version": 1, "created": true })
+    );
 
     // Same content: same version, whatever the form (YAML again, YAML
     // sniffed without a content type, the JSON read back, YAML read back).
-    let again = server.post_raw("/api/workflow-defs", "application/yaml", yaml.clone()).await;
+    let again = server
+        .post_raw("/api/workflow-defs", "application/yaml", yaml.clone())
+        .await;
     assert_eq!(again.status, 200, "{}", again.text);
-    assert_eq!(again.body, json!({ "id": wf_id, "name": "summarize", "version": 1, "created": false }));
-    let sniffed = server.post_raw("/api/workflow-defs", "text/plain", yaml.clone()).await;
-    assert_eq!((sniffed.status, &sniffed.body["version"]), (200, &json!(1)), "{}", sniffed.text);
+    assert_eq!(
+        again.body,
+        json!({ "id": wf_id, "name": "summarize", "version": 1, "created": false })
+    );
+    let sniffed = server
+        .post_raw("/api/workflow-defs", "text/plain", yaml.clone())
+        .await;
+    assert_eq!(
+        (sniffed.status, &sniffed.body["version"]),
+        (200, &json!(1)),
+        "{}",
+        sniffed.text
+    );
 
     let read = server.get("/api/workflow-defs/summarize").await;
     assert_eq!(read.status, 200, "{}", read.text);
-    assert_eq!(read.headers.get(braid_server::WORKFLOW_ID_HEADER).unwrap(), wf_id.as_str());
+    assert_eq!(
+        read.headers.get(braid_server::WORKFLOW_ID_HEADER).unwrap(),
+        wf_id.as_str()
+    );
     assert_eq!(read.headers.get(braid_server::VERSION_HEADER).unwrap(), "1");
     assert_eq!(read.body["name"], "summarize");
     assert_eq!(read.body["prompt_specs"][0]["template"], TEMPLATE);
     assert_eq!(read.body["model_profiles"][0]["api_key_env"], YAML_KEY_ENV);
     let json_back = server.post("/api/workflow-defs", &read.body).await;
-    assert_eq!((json_back.status, &json_back.body["version"]), (200, &json!(1)), "{}", json_back.text);
+    assert_eq!(
+        (json_back.status, &json_back.body["version"]),
+        (200, &json!(1)),
+        "{}",
+        json_back.text
+    );
 
-    let read_yaml = server.get_accept(&format!("/api/workflow-defs/{wf_id}"), "application/yaml").await;
+    let read_yaml = server
+        .get_accept(&format!("/api/workflow-defs/{wf_id}"), "application/yaml")
+        .await;
     assert_eq!(read_yaml.status, 200, "{}", read_yaml.text);
-    assert_eq!(read_yaml.headers.get("content-type").unwrap(), "application/yaml");
-    let yaml_back = server.post_raw("/api/workflow-defs", "application/yaml", read_yaml.text.clone()).await;
-    assert_eq!((yaml_back.status, &yaml_back.body["version"]), (200, &json!(1)), "{}\n{}", yaml_back.text, read_yaml.text);
+    assert_eq!(
+        read_yaml.headers.get("content-type").unwrap(),
+        "application/yaml"
+    );
+    let yaml_back = server
+        .post_raw(
+            "/api/workflow-defs",
+            "application/yaml",
+            read_yaml.text.clone(),
+        )
+        .await;
+    assert_eq!(
+        (yaml_back.status, &yaml_back.body["version"]),
+        (200, &json!(1)),
+        "{}\n{}",
+        yaml_back.text,
+        read_yaml.text
+    );
 
     // Changed content: version 2; version 1 stays readable.
-    let changed = yaml_bundle(&llm.base_url, YAML_KEY_ENV, "Summarize {{state.topic}} in one sentence for {{state.audience}}.");
-    let second = server.post_raw("/api/workflow-defs", "application/yaml", changed).await;
+    let changed = yaml_bundle(
+        &llm.base_url,
+        YAML_KEY_ENV,
+        "Summarize {{state.topic}} in one sentence for {{state.audience}}.",
+    );
+    let second = server
+        .post_raw("/api/workflow-defs", "application/yaml", changed)
+        .await;
     assert_eq!(second.status, 201, "{}", second.text);
-    assert_eq!(second.body, json!({ "id": wf_id, "name": "summarize", "version": 2, "created": true }));
+    assert_eq!(
+        second.body,
+        json!({ "id": wf_id, "name": "summarize", "version": 2, "created": true })
+    );
     let v1 = server.get("/api/workflow-defs/summarize?version=1").await;
     assert_eq!(v1.body, read.body);
     let latest = server.get("/api/workflow-defs/summarize").await;
-    assert_eq!(latest.headers.get(braid_server::VERSION_HEADER).unwrap(), "2");
+    assert_eq!(
+        latest.headers.get(braid_server::VERSION_HEADER).unwrap(),
+        "2"
+    );
     assert_ne!(latest.body, read.body);
     let listed = server.get("/api/workflow-defs").await;
-    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "{}", listed.text);
+    assert_eq!(
+        listed.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.text
+    );
     assert_eq!(listed.body["items"][0]["latest_version"], 2);
 
     // Back to the first content: a new version (3), since it differs from the latest.
-    let third = server.post_raw("/api/workflow-defs", "application/yaml", yaml.clone()).await;
-    assert_eq!((third.status, &third.body["version"]), (201, &json!(3)), "{}", third.text);
+    let third = server
+        .post_raw("/api/workflow-defs", "application/yaml", yaml.clone())
+        .await;
+    assert_eq!(
+        (third.status, &third.body["version"]),
+        (201, &json!(3)),
+        "{}",
+        third.text
+    );
 
     let mut texts = run_and_check(&server, &llm, "summarize", &wf_id, 3).await;
     texts.extend([read.text, read_yaml.text, latest.text]);

@@ -2,7 +2,8 @@
 
 use braid_core::definition::Bundle;
 use braid_store::{
-    DefinitionStore, EventRecord, RunRecord, RunStatus, RunStore, SaveOutcome, TaskRecord, TokenRecord, WriteOp,
+    DefinitionStore, EventRecord, RunRecord, RunStatus, RunStore, SaveOutcome, TaskRecord,
+    TokenRecord, WriteOp,
 };
 use braid_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
@@ -11,7 +12,9 @@ use tempfile::TempDir;
 /// A fresh database in a temporary directory (kept alive by the `TempDir`).
 pub async fn open() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_path(dir.path().join("braid.db")).await.unwrap();
+    let store = SqliteStore::open_path(dir.path().join("braid.db"))
+        .await
+        .unwrap();
     (dir, store)
 }
 
@@ -29,7 +32,10 @@ pub fn tiny_bundle(name: &str) -> Bundle {
 }
 
 pub async fn save_tiny(store: &SqliteStore, name: &str) -> SaveOutcome {
-    store.save_bundle("proj_default", &tiny_bundle(name), 1).await.unwrap()
+    store
+        .save_bundle("proj_default", &tiny_bundle(name), 1)
+        .await
+        .unwrap()
 }
 
 pub fn run_record(id: &str, def: &SaveOutcome, name: &str, created_at: i64) -> RunRecord {
@@ -59,7 +65,10 @@ pub fn run_record(id: &str, def: &SaveOutcome, name: &str, created_at: i64) -> R
 pub async fn setup_run(store: &SqliteStore, run_id: &str) -> RunRecord {
     let def = save_tiny(store, "wf").await;
     let run = run_record(run_id, &def, "wf", 1000);
-    store.commit(vec![WriteOp::CreateRun(run.clone())]).await.unwrap();
+    store
+        .commit(vec![WriteOp::CreateRun(run.clone())])
+        .await
+        .unwrap();
     run
 }
 
@@ -70,7 +79,11 @@ pub fn event(run_id: &str, seq: i64) -> EventRecord {
         kind: "context_updated".into(),
         ts: 1000 + seq,
         token_id: Some(format!("tok_{}", seq % 3)),
-        node: if seq % 2 == 0 { Some("only".into()) } else { None },
+        node: if seq % 2 == 0 {
+            Some("only".into())
+        } else {
+            None
+        },
         payload: json!({ "paths": [format!("state.p{seq}")], "n": seq, "s": "quote \" and unicode é" }),
     }
 }

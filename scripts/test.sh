@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository. Installs what the tests need
+# that a fresh machine lacks. Used by CI (.ci/run) and by developers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== format"
+cargo fmt --all -- --check
+
+echo "== lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast --profile ci
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
