@@ -176,6 +176,18 @@ pub struct RunStarted {
     pub run_id: String,
 }
 
+/// The 201 answer of `POST /api/workflow-defs/{workflow}/runs`: `{ run_id }`,
+/// or with `?wait=true` the run once it has ended. (Untagged: a [`Run`] has
+/// `id`, a [`RunStarted`] has `run_id`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StartRunAnswer {
+    /// The ended run (`?wait=true`).
+    Ended(Box<Run>),
+    /// The started run's id.
+    Started(RunStarted),
+}
+
 /// Body of `POST /api/runs/{id}/cancel` (optional; an empty body is fine).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,11 @@ const DEMO: &str = include_str!("../../../examples/demo.yaml");
 const DEMO_INPUT: &str = r#"{"question": "Why do LLM pipelines need a durable workflow engine?"}"#;
 
 #[derive(Parser)]
-#[command(name = "braid", version, about = "Braid: a durable workflow engine for AI pipelines")]
+#[command(
+    name = "braid",
+    version,
+    about = "Braid: a durable workflow engine for AI pipelines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -71,7 +75,12 @@ enum Cmd {
     /// Inspect runs on a server.
     Runs {
         /// Server address.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "BRAID_SERVER", global = true)]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:8080",
+            env = "BRAID_SERVER",
+            global = true
+        )]
         server: String,
         #[command(subcommand)]
         command: RunsCmd,
@@ -123,11 +132,17 @@ enum RunsCmd {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BRAID_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BRAID_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match rt.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
@@ -139,9 +154,20 @@ fn main() -> ExitCode {
 
 async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Serve { db, bind, workers, shutdown_grace_s } => serve(&db, &bind, workers, shutdown_grace_s).await,
-        Cmd::Run { file, input, db, json } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        Cmd::Serve {
+            db,
+            bind,
+            workers,
+            shutdown_grace_s,
+        } => serve(&db, &bind, workers, shutdown_grace_s).await,
+        Cmd::Run {
+            file,
+            input,
+            db,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             let input = read_input(&input)?;
             run_local(&text, input, db.as_deref(), json).await
         }
@@ -153,22 +179,35 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
 
 fn read_input(arg: &str) -> Result<Value> {
     let text = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading input file {path}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading input file {path}"))?
+        }
         None => arg.to_string(),
     };
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
 async fn open_engine(db: &Path, workers: usize) -> Result<Engine> {
-    let store = SqliteStore::open_path(db).await.with_context(|| format!("opening database {}", db.display()))?;
-    let opts = Options { workers, ..Options::default() };
+    let store = SqliteStore::open_path(db)
+        .await
+        .with_context(|| format!("opening database {}", db.display()))?;
+    let opts = Options {
+        workers,
+        ..Options::default()
+    };
     Ok(Engine::start(Arc::new(store), opts).await?)
 }
 
 async fn serve(db: &Path, bind: &str, workers: usize, grace_s: u64) -> Result<ExitCode> {
     let engine = open_engine(db, workers).await?;
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
-    eprintln!("braid listening on http://{} (database {})", listener.local_addr()?, db.display());
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    eprintln!(
+        "braid listening on http://{} (database {})",
+        listener.local_addr()?,
+        db.display()
+    );
     let state = braid_server::AppState::new(engine.clone());
     braid_server::serve(listener, state, shutdown_signal()).await?;
     eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
@@ -180,7 +219,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -197,19 +237,30 @@ fn parse_bundle(text: &str) -> Result<Bundle> {
 }
 
 fn print_definition_errors(errors: &[braid_core::graph::DefinitionError]) {
-    eprintln!("the workflow is invalid ({} problem{}):", errors.len(), if errors.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "the workflow is invalid ({} problem{}):",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
     for e in errors {
-        eprintln!("  {} `{}`, field `{}`: {}", e.kind, e.ref_, e.field, e.message);
+        eprintln!(
+            "  {} `{}`, field `{}`: {}",
+            e.kind, e.ref_, e.field, e.message
+        );
     }
 }
 
 async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let bundle = match parse_bundle(&text) {
         Ok(b) => b,
         Err(e) => {
             if json {
-                println!("{}", serde_json::json!({ "valid": false, "error": e.to_string() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": false, "error": e.to_string() })
+                );
             } else {
                 eprintln!("{e}");
             }
@@ -224,7 +275,10 @@ async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
     match result {
         Ok(warnings) => {
             if json {
-                println!("{}", serde_json::json!({ "valid": true, "warnings": warnings }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": true, "warnings": warnings })
+                );
             } else {
                 println!("{}: valid", file.display());
             }
@@ -232,7 +286,10 @@ async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
         }
         Err(braid_runtime::Error::InvalidDefinition(errors)) => {
             if json {
-                println!("{}", serde_json::json!({ "valid": false, "errors": errors }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": false, "errors": errors })
+                );
             } else {
                 print_definition_errors(&errors);
             }
@@ -249,7 +306,10 @@ fn tempdir() -> Result<PathBuf> {
 }
 
 fn uuid_like() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// Runs a bundle in-process: save, start, show progress on stderr, print the output.
@@ -284,12 +344,19 @@ async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<
     }
     let mut events = engine.subscribe();
     let started = Instant::now();
-    let run_id = match engine.start_run(&project, &bundle.name, None, input, None).await {
+    let run_id = match engine
+        .start_run(&project, &bundle.name, None, input, None)
+        .await
+    {
         Ok(id) => id,
         Err(braid_runtime::Error::InputSchema { message, errors }) => {
             eprintln!("{message}");
             for e in errors {
-                eprintln!("  {}: {}", e["path"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+                eprintln!(
+                    "  {}: {}",
+                    e["path"].as_str().unwrap_or(""),
+                    e["message"].as_str().unwrap_or("")
+                );
             }
             return Ok(ExitCode::from(2));
         }
@@ -307,13 +374,33 @@ async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<
                 for e in p.events.iter() {
                     let node = e.node.as_deref().unwrap_or("");
                     let line = match &e.body {
-                        EventBody::NodeCompleted { duration_ms, usage, attempt, .. } => Some(match usage {
-                            Some(u) => format!("  ✓ {node} ({duration_ms} ms, attempt {attempt}, {} → {} tokens, ${:.6})", u.input_tokens, u.output_tokens, u.cost_usd),
+                        EventBody::NodeCompleted {
+                            duration_ms,
+                            usage,
+                            attempt,
+                            ..
+                        } => Some(match usage {
+                            Some(u) => format!(
+                                "  ✓ {node} ({duration_ms} ms, attempt {attempt}, {} → {} tokens, ${:.6})",
+                                u.input_tokens, u.output_tokens, u.cost_usd
+                            ),
                             None => format!("  ✓ {node}"),
                         }),
-                        EventBody::NodeRetrying { attempt, error, delay_ms, .. } => Some(format!("  ↻ {node} attempt {attempt} failed ({}: {}); retrying in {delay_ms} ms", error.code, error.message)),
-                        EventBody::NodeFailed { error, .. } => Some(format!("  ✗ {node}: {}: {}", error.code, error.message)),
-                        EventBody::ArtifactCreated { artifact_id, name, .. } => Some(format!("  ▣ artifact {name} = {artifact_id}")),
+                        EventBody::NodeRetrying {
+                            attempt,
+                            error,
+                            delay_ms,
+                            ..
+                        } => Some(format!(
+                            "  ↻ {node} attempt {attempt} failed ({}: {}); retrying in {delay_ms} ms",
+                            error.code, error.message
+                        )),
+                        EventBody::NodeFailed { error, .. } => {
+                            Some(format!("  ✗ {node}: {}: {}", error.code, error.message))
+                        }
+                        EventBody::ArtifactCreated {
+                            artifact_id, name, ..
+                        } => Some(format!("  ▣ artifact {name} = {artifact_id}")),
                         _ => None,
                     };
                     if let Some(l) = line
@@ -328,7 +415,10 @@ async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<
             }
         })
     };
-    let record = engine.wait(&run_id, Duration::from_secs(24 * 3600)).await?.context("the run disappeared")?;
+    let record = engine
+        .wait(&run_id, Duration::from_secs(24 * 3600))
+        .await?
+        .context("the run disappeared")?;
     let _ = tokio::time::timeout(Duration::from_millis(200), watcher).await;
     let elapsed = started.elapsed();
     let status = record.status.as_str();
@@ -340,10 +430,18 @@ async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
     } else if record.status == braid_store::RunStatus::Completed {
-        writeln!(out, "{}", serde_json::to_string_pretty(&record.context["output"])?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&record.context["output"])?
+        )?;
     }
     if let Some(err) = &record.error {
-        eprintln!("error: {}: {}", err["code"].as_str().unwrap_or("?"), err["message"].as_str().unwrap_or(""));
+        eprintln!(
+            "error: {}: {}",
+            err["code"].as_str().unwrap_or("?"),
+            err["message"].as_str().unwrap_or("")
+        );
     }
     Ok(match record.status {
         braid_store::RunStatus::Completed => ExitCode::SUCCESS,
@@ -358,17 +456,34 @@ async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
     let get = |url: String| {
         let http = http.clone();
         async move {
-            let resp = http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+            let resp = http
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
             let status = resp.status();
-            let body: Value = resp.json().await.with_context(|| format!("GET {url}: the answer is not JSON"))?;
+            let body: Value = resp
+                .json()
+                .await
+                .with_context(|| format!("GET {url}: the answer is not JSON"))?;
             if !status.is_success() {
-                bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("request failed"));
+                bail!(
+                    "{status}: {}",
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap_or("request failed")
+                );
             }
             Ok::<Value, anyhow::Error>(body)
         }
     };
     match cmd {
-        RunsCmd::List { status, workflow, limit, json } => {
+        RunsCmd::List {
+            status,
+            workflow,
+            limit,
+            json,
+        } => {
             let mut url = format!("{base}/api/runs?limit={limit}");
             if let Some(s) = status {
                 url.push_str(&format!("&status={s}"));
@@ -381,15 +496,28 @@ async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&body)?);
             } else {
                 for r in body["items"].as_array().into_iter().flatten() {
-                    println!("{}  {:<10} {} v{}  {}", r["id"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), r["workflow"]["name"].as_str().unwrap_or(""), r["workflow"]["version"], r["created_at"].as_str().unwrap_or(""));
+                    println!(
+                        "{}  {:<10} {} v{}  {}",
+                        r["id"].as_str().unwrap_or(""),
+                        r["status"].as_str().unwrap_or(""),
+                        r["workflow"]["name"].as_str().unwrap_or(""),
+                        r["workflow"]["version"],
+                        r["created_at"].as_str().unwrap_or("")
+                    );
                 }
             }
         }
-        RunsCmd::Show { id } => println!("{}", serde_json::to_string_pretty(&get(format!("{base}/api/runs/{id}")).await?)?),
+        RunsCmd::Show { id } => println!(
+            "{}",
+            serde_json::to_string_pretty(&get(format!("{base}/api/runs/{id}")).await?)?
+        ),
         RunsCmd::Events { id, after, json } => {
             let mut after = after;
             loop {
-                let body = get(format!("{base}/api/runs/{id}/events?after={after}&limit=1000")).await?;
+                let body = get(format!(
+                    "{base}/api/runs/{id}/events?after={after}&limit=1000"
+                ))
+                .await?;
                 let items = body["items"].as_array().cloned().unwrap_or_default();
                 for e in &items {
                     print_event(e, json);
@@ -403,13 +531,19 @@ async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
         RunsCmd::Tail { id, json } => {
             let mut after = 0;
             loop {
-                let body = get(format!("{base}/api/runs/{id}/events?after={after}&limit=1000")).await?;
+                let body = get(format!(
+                    "{base}/api/runs/{id}/events?after={after}&limit=1000"
+                ))
+                .await?;
                 let items = body["items"].as_array().cloned().unwrap_or_default();
                 let mut ended = false;
                 for e in &items {
                     print_event(e, json);
                     after = e["seq"].as_i64().unwrap_or(after);
-                    ended |= matches!(e["kind"].as_str(), Some("workflow_completed" | "workflow_failed" | "workflow_cancelled"));
+                    ended |= matches!(
+                        e["kind"].as_str(),
+                        Some("workflow_completed" | "workflow_failed" | "workflow_cancelled")
+                    );
                 }
                 if ended {
                     break;
@@ -427,6 +561,13 @@ fn print_event(e: &Value, json: bool) {
     if json {
         println!("{e}");
     } else {
-        println!("{:>5} {} {:<20} {:<14} {}", e["seq"], e["ts"].as_str().unwrap_or(""), e["kind"].as_str().unwrap_or(""), e["node"].as_str().unwrap_or(""), e["payload"]);
+        println!(
+            "{:>5} {} {:<20} {:<14} {}",
+            e["seq"],
+            e["ts"].as_str().unwrap_or(""),
+            e["kind"].as_str().unwrap_or(""),
+            e["node"].as_str().unwrap_or(""),
+            e["payload"]
+        );
     }
 }

@@ -293,7 +293,9 @@ impl EventBody {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            EventBody::WorkflowCompleted { .. } | EventBody::WorkflowFailed { .. } | EventBody::WorkflowCancelled { .. }
+            EventBody::WorkflowCompleted { .. }
+                | EventBody::WorkflowFailed { .. }
+                | EventBody::WorkflowCancelled { .. }
         )
     }
 }

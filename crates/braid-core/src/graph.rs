@@ -7,7 +7,7 @@
 
 use crate::definition::*;
 use crate::retry::RetryPolicy;
-use braid_expr::{Expr, Schema, Template, TargetPath};
+use braid_expr::{Expr, Schema, TargetPath, Template};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -231,7 +231,14 @@ impl V {
         v
     }
 
-    fn expr(&mut self, kind: &str, ref_: &str, field: &str, src: &str, extra: &[&str]) -> Option<Expr> {
+    fn expr(
+        &mut self,
+        kind: &str,
+        ref_: &str,
+        field: &str,
+        src: &str,
+        extra: &[&str],
+    ) -> Option<Expr> {
         let names = self.names(extra);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         match Expr::compile(src, &names) {
@@ -280,10 +287,20 @@ fn unique<'a>(v: &mut V, kind: &str, refs: impl Iterator<Item = &'a str>) {
     let mut seen = BTreeSet::new();
     for r in refs {
         if !is_snake(r) {
-            v.err(kind, r, "ref", format!("ref `{r}` must be snake_case (a-z, 0-9, _; starting with a letter)"));
+            v.err(
+                kind,
+                r,
+                "ref",
+                format!("ref `{r}` must be snake_case (a-z, 0-9, _; starting with a letter)"),
+            );
         }
         if !seen.insert(r) {
-            v.err(kind, r, "ref", format!("duplicate {kind} ref `{r}`: refs must be unique within their kind"));
+            v.err(
+                kind,
+                r,
+                "ref",
+                format!("duplicate {kind} ref `{r}`: refs must be unique within their kind"),
+            );
         }
     }
 }
@@ -297,20 +314,48 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     };
     let wf = bundle.name.as_str();
     if bundle.name.trim().is_empty() {
-        v.err("workflow", wf, "name", "the workflow needs a non-empty name");
+        v.err(
+            "workflow",
+            wf,
+            "name",
+            "the workflow needs a non-empty name",
+        );
     }
     unique(&mut v, "node", bundle.nodes.iter().map(|n| n.ref_.as_str()));
-    unique(&mut v, "action", bundle.actions.iter().map(|a| a.ref_.as_str()));
-    unique(&mut v, "prompt_spec", bundle.prompt_specs.iter().map(|a| a.ref_.as_str()));
-    unique(&mut v, "model_profile", bundle.model_profiles.iter().map(|a| a.ref_.as_str()));
-    unique(&mut v, "artifact_type", bundle.artifact_types.iter().map(|a| a.ref_.as_str()));
-    unique(&mut v, "transition", bundle.transitions.iter().filter_map(|t| t.ref_.as_deref()));
+    unique(
+        &mut v,
+        "action",
+        bundle.actions.iter().map(|a| a.ref_.as_str()),
+    );
+    unique(
+        &mut v,
+        "prompt_spec",
+        bundle.prompt_specs.iter().map(|a| a.ref_.as_str()),
+    );
+    unique(
+        &mut v,
+        "model_profile",
+        bundle.model_profiles.iter().map(|a| a.ref_.as_str()),
+    );
+    unique(
+        &mut v,
+        "artifact_type",
+        bundle.artifact_types.iter().map(|a| a.ref_.as_str()),
+    );
+    unique(
+        &mut v,
+        "transition",
+        bundle.transitions.iter().filter_map(|t| t.ref_.as_deref()),
+    );
 
     for t in &bundle.transitions {
         if let Some(fe) = &t.foreach
             && let Some(iv) = &fe.item_var
         {
-            let tref = t.ref_.clone().unwrap_or_else(|| format!("{}->{}", t.from, t.to));
+            let tref = t
+                .ref_
+                .clone()
+                .unwrap_or_else(|| format!("{}->{}", t.from, t.to));
             if !is_ident(iv) || CONTEXT_NAMES.contains(&iv.as_str()) || iv == "result" {
                 v.err("transition", &tref, "foreach.item_var", format!("`{iv}` is not a usable variable name (an identifier other than input, state, output, artifacts, result, _branch, _loop)"));
             } else if !v.item_vars.contains(iv) {
@@ -328,20 +373,39 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     let initial = match index.get(&bundle.initial_node) {
         Some(i) => *i,
         None => {
-            v.err("workflow", wf, "initial_node", format!("initial_node `{}` is not a node of this workflow", bundle.initial_node));
+            v.err(
+                "workflow",
+                wf,
+                "initial_node",
+                format!(
+                    "initial_node `{}` is not a node of this workflow",
+                    bundle.initial_node
+                ),
+            );
             0
         }
     };
 
-    let input_schema = bundle.input_schema.as_ref().and_then(|s| v.schema("workflow", wf, "input_schema", s));
-    let output_schema = bundle.output_schema.as_ref().and_then(|s| v.schema("workflow", wf, "output_schema", s));
+    let input_schema = bundle
+        .input_schema
+        .as_ref()
+        .and_then(|s| v.schema("workflow", wf, "input_schema", s));
+    let output_schema = bundle
+        .output_schema
+        .as_ref()
+        .and_then(|s| v.schema("workflow", wf, "output_schema", s));
     let mut output_mapping = Vec::new();
     for (path, src) in &bundle.output_mapping {
         let field = format!("output_mapping.{path}");
         let p = path.strip_prefix("output.").unwrap_or(path);
         let segs: Vec<String> = p.split('.').map(str::to_string).collect();
         if segs.iter().any(|s| s.is_empty()) {
-            v.err("workflow", wf, &field, format!("`{path}` is not a path inside output (e.g. `winner` or `summary.text`)"));
+            v.err(
+                "workflow",
+                wf,
+                &field,
+                format!("`{path}` is not a path inside output (e.g. `winner` or `summary.text`)"),
+            );
         }
         if let Some(e) = v.expr("workflow", wf, &field, src, &[]) {
             output_mapping.push((segs, e));
@@ -365,30 +429,62 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                 None
             }
         };
-        if let Some(s) = &p.produces {
-            if v.schema("prompt_spec", &p.ref_, "produces", s).is_some() && s.get("type").and_then(Value::as_str) != Some("object") {
-                v.err("prompt_spec", &p.ref_, "produces", "structured output must be an object schema (`type: object`)");
-            }
+        if let Some(s) = &p.produces
+            && v.schema("prompt_spec", &p.ref_, "produces", s).is_some()
+            && s.get("type").and_then(Value::as_str) != Some("object")
+        {
+            v.err(
+                "prompt_spec",
+                &p.ref_,
+                "produces",
+                "structured output must be an object schema (`type: object`)",
+            );
         }
         prompts.insert(&p.ref_, (system, template));
     }
     for m in &bundle.model_profiles {
-        if !["openai", "anthropic", "openai_compatible", "scripted"].contains(&m.provider.as_str()) {
-            v.err("model_profile", &m.ref_, "provider", format!("unknown provider `{}`: use openai, anthropic, openai_compatible or scripted", m.provider));
+        if !["openai", "anthropic", "openai_compatible", "scripted"].contains(&m.provider.as_str())
+        {
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "provider",
+                format!(
+                    "unknown provider `{}`: use openai, anthropic, openai_compatible or scripted",
+                    m.provider
+                ),
+            );
         }
         if m.provider == "openai_compatible" && m.base_url.is_none() {
-            v.err("model_profile", &m.ref_, "base_url", "openai_compatible needs a base_url (e.g. http://localhost:11434/v1)");
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "base_url",
+                "openai_compatible needs a base_url (e.g. http://localhost:11434/v1)",
+            );
         }
         if m.provider == "scripted" && m.script.is_none() {
-            v.err("model_profile", &m.ref_, "script", "the scripted provider needs a script");
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "script",
+                "the scripted provider needs a script",
+            );
         }
         if m.max_concurrency == Some(0) {
-            v.err("model_profile", &m.ref_, "max_concurrency", "max_concurrency must be at least 1");
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "max_concurrency",
+                "max_concurrency must be at least 1",
+            );
         }
     }
     let mut artifact_types: BTreeMap<String, (i64, Value)> = env.artifact_types.clone();
     for a in &bundle.artifact_types {
-        if v.schema("artifact_type", &a.ref_, "schema", &a.schema).is_some() {
+        if v.schema("artifact_type", &a.ref_, "schema", &a.schema)
+            .is_some()
+        {
             // The saved version is decided by the store; a changed schema
             // becomes the next version, an unchanged one keeps its number.
             let version = match env.artifact_types.get(&a.ref_) {
@@ -401,7 +497,11 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     }
 
     // Actions.
-    let actions: HashMap<&str, &ActionBody> = bundle.actions.iter().map(|a| (a.ref_.as_str(), &a.body)).collect();
+    let actions: HashMap<&str, &ActionBody> = bundle
+        .actions
+        .iter()
+        .map(|a| (a.ref_.as_str(), &a.body))
+        .collect();
     let mut compiled_actions: HashMap<String, Option<CAction>> = HashMap::new();
     let compile_action = |v: &mut V, aref: &str, body: &ActionBody| -> Option<CAction> {
         let k = "action";
@@ -420,10 +520,20 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             ActionKind::LlmCall { prompt, model } => {
                 let p = prompts.get(prompt.as_str()).cloned();
                 if p.is_none() {
-                    v.err(k, aref, "prompt", format!("prompt spec `{prompt}` is not defined in this bundle"));
+                    v.err(
+                        k,
+                        aref,
+                        "prompt",
+                        format!("prompt spec `{prompt}` is not defined in this bundle"),
+                    );
                 }
                 if !bundle.model_profiles.iter().any(|m| &m.ref_ == model) {
-                    v.err(k, aref, "model", format!("model profile `{model}` is not defined in this bundle"));
+                    v.err(
+                        k,
+                        aref,
+                        "model",
+                        format!("model profile `{model}` is not defined in this bundle"),
+                    );
                 }
                 let (system, template) = p?;
                 let spec = bundle.prompt_specs.iter().find(|s| &s.ref_ == prompt)?;
@@ -434,13 +544,18 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                     model: model.clone(),
                 })
             }
-            ActionKind::WriteArtifact { artifact_type, name, content_mapping } => {
+            ActionKind::WriteArtifact {
+                artifact_type,
+                name,
+                content_mapping,
+            } => {
                 if !is_ident(name) {
                     v.err(k, aref, "name", format!("artifact name `{name}` must be an identifier (it becomes artifacts.{name})"));
                 }
                 let mut content = Vec::new();
                 for (field, src) in content_mapping {
-                    if let Some(e) = v.expr(k, aref, &format!("content_mapping.{field}"), src, &[]) {
+                    if let Some(e) = v.expr(k, aref, &format!("content_mapping.{field}"), src, &[])
+                    {
                         content.push((field.clone(), e));
                     }
                 }
@@ -457,7 +572,12 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                     content,
                 })
             }
-            ActionKind::WorkflowCall { workflow, version, inherit_artifacts, on_failure } => {
+            ActionKind::WorkflowCall {
+                workflow,
+                version,
+                inherit_artifacts,
+                on_failure,
+            } => {
                 let workflow_expr = match workflow {
                     FromContextOr::Value(name) => {
                         if name != &bundle.name && !env.workflows.contains(name) {
@@ -465,10 +585,14 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                         }
                         None
                     }
-                    FromContextOr::FromContext { from_context } => v.expr(k, aref, "workflow.from_context", from_context, &[]),
+                    FromContextOr::FromContext { from_context } => {
+                        v.expr(k, aref, "workflow.from_context", from_context, &[])
+                    }
                 };
                 let version_expr = match version {
-                    Some(FromContextOr::FromContext { from_context }) => v.expr(k, aref, "version.from_context", from_context, &[]),
+                    Some(FromContextOr::FromContext { from_context }) => {
+                        v.expr(k, aref, "version.from_context", from_context, &[])
+                    }
                     Some(FromContextOr::Value(0)) => {
                         v.err(k, aref, "version", "versions start at 1");
                         None
@@ -490,10 +614,20 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         if let Some(p) = &e.retry_policy
             && p.max_attempts == 0
         {
-            v.err(kind, r, "execution.retry_policy.max_attempts", "max_attempts counts the first attempt: it must be at least 1");
+            v.err(
+                kind,
+                r,
+                "execution.retry_policy.max_attempts",
+                "max_attempts counts the first attempt: it must be at least 1",
+            );
         }
         if e.timeout_ms == Some(0) {
-            v.err(kind, r, "execution.timeout_ms", "timeout_ms must be positive");
+            v.err(
+                kind,
+                r,
+                "execution.timeout_ms",
+                "timeout_ms must be positive",
+            );
         }
     };
     for a in &bundle.actions {
@@ -507,20 +641,43 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     // Transitions.
     let mut outgoing: Vec<Vec<CTransition>> = vec![Vec::new(); bundle.nodes.len()];
     for (pos, t) in bundle.transitions.iter().enumerate() {
-        let tref = t.ref_.clone().unwrap_or_else(|| format!("{}->{}", t.from, t.to));
+        let tref = t
+            .ref_
+            .clone()
+            .unwrap_or_else(|| format!("{}->{}", t.from, t.to));
         let from = index.get(&t.from).copied();
         let to = index.get(&t.to).copied();
         if from.is_none() {
-            v.err("transition", &tref, "from", format!("transition from unknown node `{}`", t.from));
+            v.err(
+                "transition",
+                &tref,
+                "from",
+                format!("transition from unknown node `{}`", t.from),
+            );
         }
         if to.is_none() {
-            v.err("transition", &tref, "to", format!("transition to unknown node `{}`", t.to));
+            v.err(
+                "transition",
+                &tref,
+                "to",
+                format!("transition to unknown node `{}`", t.to),
+            );
         }
         if t.loop_.is_some() && t.ref_.is_none() {
-            v.err("transition", &tref, "ref", "a transition with `loop` needs a `ref` (it names the loop counter _loop.<ref>)");
+            v.err(
+                "transition",
+                &tref,
+                "ref",
+                "a transition with `loop` needs a `ref` (it names the loop counter _loop.<ref>)",
+            );
         }
         if t.spawn_count.is_some() && t.foreach.is_some() {
-            v.err("transition", &tref, "spawn_count", "use either spawn_count or foreach, not both");
+            v.err(
+                "transition",
+                &tref,
+                "spawn_count",
+                "use either spawn_count or foreach, not both",
+            );
         }
         let condition = match &t.condition {
             None => None,
@@ -535,12 +692,23 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         };
         let spawn = match (&t.spawn_count, &t.foreach) {
             (Some(SpawnCount::Fixed(n)), _) => Spawn::Count(*n),
-            (Some(SpawnCount::Expr(src)), _) => match v.expr("transition", &tref, "spawn_count", src, &[]) {
-                Some(e) => Spawn::CountExpr(e),
-                None => Spawn::One,
-            },
-            (None, Some(fe)) => match v.expr("transition", &tref, "foreach.collection", &fe.collection, &[]) {
-                Some(e) => Spawn::Foreach { collection: e, item_var: fe.item_var.clone() },
+            (Some(SpawnCount::Expr(src)), _) => {
+                match v.expr("transition", &tref, "spawn_count", src, &[]) {
+                    Some(e) => Spawn::CountExpr(e),
+                    None => Spawn::One,
+                }
+            }
+            (None, Some(fe)) => match v.expr(
+                "transition",
+                &tref,
+                "foreach.collection",
+                &fe.collection,
+                &[],
+            ) {
+                Some(e) => Spawn::Foreach {
+                    collection: e,
+                    item_var: fe.item_var.clone(),
+                },
                 None => Spawn::One,
             },
             (None, None) => Spawn::One,
@@ -548,7 +716,12 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         if let Some(l) = &t.loop_
             && l.max_iterations == 0
         {
-            v.err("transition", &tref, "loop.max_iterations", "max_iterations must be at least 1 (remove the transition to never loop)");
+            v.err(
+                "transition",
+                &tref,
+                "loop.max_iterations",
+                "max_iterations must be at least 1 (remove the transition to never loop)",
+            );
         }
         if let (Some(f), Some(to)) = (from, to) {
             outgoing[f].push(CTransition {
@@ -587,7 +760,12 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         }
     }
     if bundle.nodes.is_empty() {
-        v.err("workflow", wf, "nodes", "a workflow needs at least one node");
+        v.err(
+            "workflow",
+            wf,
+            "nodes",
+            "a workflow needs at least one node",
+        );
     }
 
     // Every cycle must contain a loop transition: the graph without loop
@@ -604,9 +782,18 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         let r = n.ref_.as_str();
         let (action_ref, body_exec, action) = match &n.action {
             ActionRef::Ref(a) => match actions.get(a.as_str()) {
-                Some(body) => (a.clone(), body.execution.clone(), compiled_actions.get(a).cloned().flatten()),
+                Some(body) => (
+                    a.clone(),
+                    body.execution.clone(),
+                    compiled_actions.get(a).cloned().flatten(),
+                ),
                 None => {
-                    v.err("node", r, "action", format!("action `{a}` is not defined in this bundle"));
+                    v.err(
+                        "node",
+                        r,
+                        "action",
+                        format!("action `{a}` is not defined in this bundle"),
+                    );
                     (a.clone(), None, None)
                 }
             },
@@ -634,7 +821,13 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         let mut output_mapping = Vec::new();
         for (path, src) in &n.output_mapping {
             let p = v.target("node", r, &format!("output_mapping.{path}"), path);
-            let e = v.expr("node", r, &format!("output_mapping.{path}"), src, &["result"]);
+            let e = v.expr(
+                "node",
+                r,
+                &format!("output_mapping.{path}"),
+                src,
+                &["result"],
+            );
             if let (Some(p), Some(e)) = (p, e) {
                 output_mapping.push((p, e));
             }
@@ -645,7 +838,11 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             .as_ref()
             .and_then(|e| e.timeout_ms)
             .or(body_exec.as_ref().and_then(|e| e.timeout_ms))
-            .or(if is_wfcall { None } else { Some(DEFAULT_TIMEOUT_MS) });
+            .or(if is_wfcall {
+                None
+            } else {
+                Some(DEFAULT_TIMEOUT_MS)
+            });
         let retry = n
             .execution
             .as_ref()
@@ -655,16 +852,31 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
         let join = match (&n.fan_in, &n.joins) {
             (None, None) => {
                 if n.merge.is_some() || n.on_early_complete.is_some() {
-                    v.err("node", r, "merge", "merge and on_early_complete need fan_in and joins");
+                    v.err(
+                        "node",
+                        r,
+                        "merge",
+                        "merge and on_early_complete need fan_in and joins",
+                    );
                 }
                 None
             }
             (Some(_), None) => {
-                v.err("node", r, "joins", "a fan_in node must name the fan-out node it closes in `joins`");
+                v.err(
+                    "node",
+                    r,
+                    "joins",
+                    "a fan_in node must name the fan-out node it closes in `joins`",
+                );
                 None
             }
             (None, Some(_)) => {
-                v.err("node", r, "fan_in", "`joins` needs `fan_in` (all, any or { m_of_n: M })");
+                v.err(
+                    "node",
+                    r,
+                    "fan_in",
+                    "`joins` needs `fan_in` (all, any or { m_of_n: M })",
+                );
                 None
             }
             (Some(fan_in), Some(j)) => match index.get(j) {
@@ -676,23 +888,51 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                     if !can_fan_out(&outgoing[ji], bundle.nodes[ji].fan_out) {
                         v.err("node", r, "joins", format!("node `{j}` never fans out (no spawn_count, foreach, fan_out: all or several transitions): there is nothing to join"));
                     } else if !reaches(&outgoing, ji, index[r]) {
-                        v.err("node", r, "joins", format!("node `{j}` is not upstream of `{r}`"));
+                        v.err(
+                            "node",
+                            r,
+                            "joins",
+                            format!("node `{j}` is not upstream of `{r}`"),
+                        );
                     }
                     if let Some(other) = joined.insert(ji, r.to_string()) {
-                        v.err("node", r, "joins", format!("node `{other}` already joins `{j}`: one join per fan-out node"));
+                        v.err(
+                            "node",
+                            r,
+                            "joins",
+                            format!(
+                                "node `{other}` already joins `{j}`: one join per fan-out node"
+                            ),
+                        );
                     }
                     if let FanIn::MOfN { m_of_n } = fan_in {
                         if *m_of_n == 0 {
                             v.err("node", r, "fan_in.m_of_n", "m_of_n must be at least 1");
-                        } else if let Some(total) = static_sibling_count(&outgoing[ji], bundle.nodes[ji].fan_out)
+                        } else if let Some(total) =
+                            static_sibling_count(&outgoing[ji], bundle.nodes[ji].fan_out)
                             && *m_of_n > total
                         {
-                            v.err("node", r, "fan_in.m_of_n", format!("m_of_n is {m_of_n} but `{j}` spawns only {total} branches"));
+                            v.err(
+                                "node",
+                                r,
+                                "fan_in.m_of_n",
+                                format!(
+                                    "m_of_n is {m_of_n} but `{j}` spawns only {total} branches"
+                                ),
+                            );
                         }
                     }
                     if let Some(m) = &n.merge {
                         if m.source != "*" && m.source.split('.').any(|s| s.is_empty()) {
-                            v.err("node", r, "merge.source", format!("`{}` is not a path inside the branch output (or `*`)", m.source));
+                            v.err(
+                                "node",
+                                r,
+                                "merge.source",
+                                format!(
+                                    "`{}` is not a path inside the branch output (or `*`)",
+                                    m.source
+                                ),
+                            );
                         }
                         v.target("node", r, "merge.target", &m.target);
                     }
@@ -738,7 +978,11 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             output_mapping,
             limits: bundle.limits.unwrap_or_default(),
             joined_by,
-            model_profiles: bundle.model_profiles.iter().map(|m| (m.ref_.clone(), m.clone())).collect(),
+            model_profiles: bundle
+                .model_profiles
+                .iter()
+                .map(|m| (m.ref_.clone(), m.clone()))
+                .collect(),
         },
         warnings: Vec::new(),
     })
@@ -758,8 +1002,16 @@ fn static_sibling_count(out: &[CTransition], fan_out: FanOut) -> Option<u64> {
     match fan_out {
         FanOut::FirstMatch => {
             // Only one transition is taken: known when all spawning ones agree.
-            let counts: BTreeSet<Option<u64>> = out.iter().filter(|t| t.on != On::Failure).map(count).collect();
-            if counts.len() == 1 { counts.into_iter().next().flatten() } else { None }
+            let counts: BTreeSet<Option<u64>> = out
+                .iter()
+                .filter(|t| t.on != On::Failure)
+                .map(count)
+                .collect();
+            if counts.len() == 1 {
+                counts.into_iter().next().flatten()
+            } else {
+                None
+            }
         }
         FanOut::All => {
             let groups: BTreeSet<i64> = out.iter().map(|t| t.priority).collect();
@@ -800,7 +1052,11 @@ fn find_cycle(out: &[Vec<CTransition>]) -> Option<NodeIdx> {
         color[start] = 1;
         while let Some((n, i)) = stack.last_mut() {
             let n = *n;
-            let edges: Vec<NodeIdx> = out[n].iter().filter(|t| t.max_iterations.is_none()).map(|t| t.to).collect();
+            let edges: Vec<NodeIdx> = out[n]
+                .iter()
+                .filter(|t| t.max_iterations.is_none())
+                .map(|t| t.to)
+                .collect();
             if *i < edges.len() {
                 let next = edges[*i];
                 *i += 1;

@@ -4,8 +4,8 @@
 //! events and commands it returns.
 
 pub mod definition;
-pub mod retry;
 pub mod event;
 pub mod graph;
 pub mod machine;
+pub mod retry;
 pub mod state;

@@ -11,10 +11,10 @@ use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
 use crate::graph::{CAction, CNode, CTransition, Graph, Spawn};
 use crate::state::{RunState, RunStatus, TokenStatus};
 use braid_expr::{Expr, PathRoot, TargetPath, Vars};
-use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// Something that happened to a run.
@@ -147,7 +147,14 @@ pub struct Step {
 /// for a token that is not waiting for that attempt, anything after the
 /// run ended) are ignored: they produce no events.
 pub fn apply(state: &mut RunState, graph: &Graph, input: Input, now: Millis) -> Step {
-    let mut m = Machine { st: state, g: graph, now, step: Step::default(), ready: VecDeque::new(), limits: Limits::default() };
+    let mut m = Machine {
+        st: state,
+        g: graph,
+        now,
+        step: Step::default(),
+        ready: VecDeque::new(),
+        limits: Limits::default(),
+    };
     m.limits = graph.limits;
     m.input(input);
     m.step
@@ -212,8 +219,12 @@ impl<'s> Ctx<'s> {
                 }
                 braid_expr::set_path(self.state.to_mut(), &path.segments, value.clone())
             }
-            PathRoot::Output => braid_expr::set_path(self.output.to_mut(), &path.segments, value.clone()),
-            PathRoot::Artifacts => braid_expr::set_path(self.artifacts.to_mut(), &path.segments, value.clone()),
+            PathRoot::Output => {
+                braid_expr::set_path(self.output.to_mut(), &path.segments, value.clone())
+            }
+            PathRoot::Artifacts => {
+                braid_expr::set_path(self.artifacts.to_mut(), &path.segments, value.clone())
+            }
         };
     }
 
@@ -249,7 +260,13 @@ impl<'a> Machine<'a> {
     }
 
     fn emit_raw(&mut self, token_id: Option<String>, node: Option<String>, body: EventBody) {
-        let e = Event { seq: self.st.seq + 1, ts: self.now, token_id, node, body };
+        let e = Event {
+            seq: self.st.seq + 1,
+            ts: self.now,
+            token_id,
+            node,
+            body,
+        };
         self.st.apply_event(self.g, &e);
         self.step.events.push(e);
     }
@@ -262,33 +279,70 @@ impl<'a> Machine<'a> {
                 }
                 self.limits = limits;
                 let initial = self.g.nodes[self.g.initial].ref_.clone();
-                self.emit_raw(Some(self.st.next_token_id(0)), Some(initial), EventBody::WorkflowStarted { input: input.clone() });
+                self.emit_raw(
+                    Some(self.st.next_token_id(0)),
+                    Some(initial),
+                    EventBody::WorkflowStarted {
+                        input: input.clone(),
+                    },
+                );
                 if let Some(schema) = &self.g.input_schema
                     && let Err(violations) = schema.validate(&input)
                 {
-                    self.fail_run(ErrorInfo::new("INPUT_SCHEMA", format!("the input does not match the workflow's input_schema: {}", describe(&violations))));
+                    self.fail_run(ErrorInfo::new(
+                        "INPUT_SCHEMA",
+                        format!(
+                            "the input does not match the workflow's input_schema: {}",
+                            describe(&violations)
+                        ),
+                    ));
                     return;
                 }
                 self.ready.push_back(0);
                 self.run();
             }
             Input::TaskStarted { token, attempt } => {
-                let Some(i) = self.live_token(&token) else { return };
+                let Some(i) = self.live_token(&token) else {
+                    return;
+                };
                 let t = &self.st.tokens[i];
                 if t.status == TokenStatus::RetryWait && t.attempt == attempt {
                     let action = self.g.nodes[t.node].action_ref.clone();
-                    self.emit(Some(i), EventBody::NodeStarted { attempt, action, input_digest: String::new() });
+                    self.emit(
+                        Some(i),
+                        EventBody::NodeStarted {
+                            attempt,
+                            action,
+                            input_digest: String::new(),
+                        },
+                    );
                 }
             }
-            Input::TaskResult { token, attempt, outcome } => {
-                let Some(i) = self.live_token(&token) else { return };
+            Input::TaskResult {
+                token,
+                attempt,
+                outcome,
+            } => {
+                let Some(i) = self.live_token(&token) else {
+                    return;
+                };
                 let t = &self.st.tokens[i];
-                if !matches!(t.status, TokenStatus::Running | TokenStatus::RetryWait) || t.attempt != attempt {
+                if !matches!(t.status, TokenStatus::Running | TokenStatus::RetryWait)
+                    || t.attempt != attempt
+                {
                     return; // duplicate or stale delivery: exactly-once state
                 }
                 match outcome {
-                    Outcome::Success { result, usage, duration_ms } => self.succeed(i, attempt, result, usage, duration_ms),
-                    Outcome::Failure { error, retry_after_ms, .. } => self.attempt_failed(i, attempt, error, retry_after_ms),
+                    Outcome::Success {
+                        result,
+                        usage,
+                        duration_ms,
+                    } => self.succeed(i, attempt, result, usage, duration_ms),
+                    Outcome::Failure {
+                        error,
+                        retry_after_ms,
+                        ..
+                    } => self.attempt_failed(i, attempt, error, retry_after_ms),
                 }
                 self.run();
             }
@@ -305,7 +359,10 @@ impl<'a> Machine<'a> {
                     return;
                 }
                 let ms = self.limits.timeout_ms.unwrap_or(0);
-                self.fail_run(ErrorInfo::new("RUN_TIMEOUT", format!("the run exceeded its timeout of {ms} ms (limits.timeout_ms)")));
+                self.fail_run(ErrorInfo::new(
+                    "RUN_TIMEOUT",
+                    format!("the run exceeded its timeout of {ms} ms (limits.timeout_ms)"),
+                ));
             }
         }
         self.st.dirty.clear();
@@ -351,7 +408,13 @@ impl<'a> Machine<'a> {
             state: Cow::Borrowed(self.st.state_in(scope)),
             output: Cow::Borrowed(&self.st.context.output),
             artifacts: Cow::Borrowed(self.st.artifacts_in(scope)),
-            loops: Value::Object(self.st.tokens[i].loops.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
+            loops: Value::Object(
+                self.st.tokens[i]
+                    .loops
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            ),
             branch: self.st.branch_value(self.g, scope),
             item: self.st.item_var_in(scope),
         }
@@ -384,7 +447,14 @@ impl<'a> Machine<'a> {
             return self.arrive(i, join.joins);
         }
         if node.action.is_pure() {
-            self.emit(Some(i), EventBody::NodeStarted { attempt: 1, action: node.action_ref.clone(), input_digest: String::new() });
+            self.emit(
+                Some(i),
+                EventBody::NodeStarted {
+                    attempt: 1,
+                    action: node.action_ref.clone(),
+                    input_digest: String::new(),
+                },
+            );
             match self.update_context(i) {
                 Ok(result) => self.succeed(i, 1, result, None, 0),
                 Err(error) => self.fail_node(i, Failure { error, attempt: 1 }),
@@ -397,15 +467,23 @@ impl<'a> Machine<'a> {
     /// A join node's continuation runs the node's action; other tokens arrive.
     fn is_continuation(&self, i: usize) -> bool {
         let t = &self.st.tokens[i];
-        let Some(parent) = t.parent.as_deref().and_then(crate::state::token_index) else { return false };
-        self.st.sets.iter().rev().any(|s| s.continuation == Some(i) && s.origin == parent)
+        let Some(parent) = t.parent.as_deref().and_then(crate::state::token_index) else {
+            return false;
+        };
+        self.st
+            .sets
+            .iter()
+            .rev()
+            .any(|s| s.continuation == Some(i) && s.origin == parent)
     }
 
     /// Token `i` reached a join node that closes fan-outs of `fan_out_node`.
     fn arrive(&mut self, i: usize, fan_out_node: usize) {
         let join_ref = self.node(i).ref_.clone();
         let scope = self.st.tokens[i].scope;
-        let set = scope.map(|s| self.st.scopes[s].set).filter(|&set| self.st.sets[set].fan_out_node == fan_out_node);
+        let set = scope
+            .map(|s| self.st.scopes[s].set)
+            .filter(|&set| self.st.sets[set].fan_out_node == fan_out_node);
         let Some(set) = set else {
             let inner = scope.map(|s| format!(" (its innermost branch belongs to a fan-out of `{}`, which must be joined first)", self.g.nodes[self.st.sets[self.st.scopes[s].set].fan_out_node].ref_)).unwrap_or_default();
             let error = self.node_error(i, "JOIN_SCOPE", format!("token {} reached join `{join_ref}` but is not a branch of a fan-out of `{}`{inner}", self.st.tokens[i].id, self.g.nodes[fan_out_node].ref_));
@@ -417,32 +495,77 @@ impl<'a> Machine<'a> {
             return self.late_arrival(i, set);
         }
         if self.st.scopes[s].arrived {
-            return self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: "this branch already reached the join".into() });
+            return self.emit(
+                Some(i),
+                EventBody::TokenCancelled {
+                    sibling_set: Some(set_id),
+                    reason: "this branch already reached the join".into(),
+                },
+            );
         }
-        self.emit(Some(i), EventBody::TokenWaiting { sibling_set: set_id, join_node: join_ref });
+        self.emit(
+            Some(i),
+            EventBody::TokenWaiting {
+                sibling_set: set_id,
+                join_node: join_ref,
+            },
+        );
     }
 
     fn late_arrival(&mut self, i: usize, set: usize) {
         let set_id = self.st.sets[set].id.clone();
         let join = self.node(i).join.as_ref().expect("join node");
-        let continuation = self.st.sets[set].continuation.expect("fired set has a continuation");
+        let continuation = self.st.sets[set]
+            .continuation
+            .expect("fired set has a continuation");
         let origin_scope = self.st.tokens[continuation].scope;
         let scope_live = origin_scope.is_none_or(|s| self.st.scopes[s].live > 0);
         if join.on_early_complete == EarlyComplete::AllowLateMerge && scope_live {
-            self.emit(Some(i), EventBody::TokenWaiting { sibling_set: set_id.clone(), join_node: self.node(i).ref_.clone() });
+            self.emit(
+                Some(i),
+                EventBody::TokenWaiting {
+                    sibling_set: set_id.clone(),
+                    join_node: self.node(i).ref_.clone(),
+                },
+            );
             if let Some(merge) = &join.merge {
                 match self.merge_value(set, merge) {
-                    Ok(v) => self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: merge.target.clone(), value: Some(v) }] }),
+                    Ok(v) => self.emit(
+                        Some(continuation),
+                        EventBody::ContextUpdated {
+                            writes: vec![Write {
+                                path: merge.target.clone(),
+                                value: Some(v),
+                            }],
+                        },
+                    ),
                     Err(msg) => {
                         let error = self.node_error(i, "MERGE_ERROR", msg);
-                        self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: format!("late merge failed: {}", error.message) });
+                        self.emit(
+                            Some(i),
+                            EventBody::TokenCancelled {
+                                sibling_set: Some(set_id),
+                                reason: format!("late merge failed: {}", error.message),
+                            },
+                        );
                         return;
                     }
                 }
             }
-            self.emit(Some(i), EventBody::TokenMerged { sibling_set: set_id });
+            self.emit(
+                Some(i),
+                EventBody::TokenMerged {
+                    sibling_set: set_id,
+                },
+            );
         } else {
-            self.emit(Some(i), EventBody::TokenCancelled { sibling_set: Some(set_id), reason: "arrived after the join fired".into() });
+            self.emit(
+                Some(i),
+                EventBody::TokenCancelled {
+                    sibling_set: Some(set_id),
+                    reason: "arrived after the join fired".into(),
+                },
+            );
         }
     }
 
@@ -456,7 +579,9 @@ impl<'a> Machine<'a> {
             if s.fired {
                 continue;
             }
-            let Some(join_node) = self.g.joined_by[s.fan_out_node] else { continue };
+            let Some(join_node) = self.g.joined_by[s.fan_out_node] else {
+                continue;
+            };
             let join = self.g.nodes[join_node].join.as_ref().expect("join config");
             let arrived = s.arrivals.len() as u64;
             let settled = arrived + s.ended >= s.total;
@@ -483,16 +608,26 @@ impl<'a> Machine<'a> {
         let s = &self.st.sets[set];
         let mut by_index: Vec<(u64, usize, &Value)> = Vec::with_capacity(s.arrivals.len());
         for (order, &t) in s.arrivals.iter().enumerate() {
-            let Some(scope) = self.st.tokens[t].scope else { continue };
+            let Some(scope) = self.st.tokens[t].scope else {
+                continue;
+            };
             let sc = &self.st.scopes[scope];
-            let v = if merge.source == "*" { Some(&sc.output) } else { braid_expr::get_path(&sc.output, &merge.source) };
+            let v = if merge.source == "*" {
+                Some(&sc.output)
+            } else {
+                braid_expr::get_path(&sc.output, &merge.source)
+            };
             if let Some(v) = v {
                 by_index.push((sc.index, order, v));
             }
         }
         let strategy = merge.strategy;
         if strategy == MergeStrategy::LastWins {
-            return Ok(by_index.iter().max_by_key(|x| x.1).map(|x| x.2.clone()).unwrap_or(Value::Null));
+            return Ok(by_index
+                .iter()
+                .max_by_key(|x| x.1)
+                .map(|x| x.2.clone())
+                .unwrap_or(Value::Null));
         }
         by_index.sort_by_key(|x| x.0);
         Ok(match strategy {
@@ -506,18 +641,29 @@ impl<'a> Machine<'a> {
                 }
                 Value::Array(out)
             }
-            MergeStrategy::Collect => Value::Array(by_index.into_iter().map(|x| x.2.clone()).collect()),
+            MergeStrategy::Collect => {
+                Value::Array(by_index.into_iter().map(|x| x.2.clone()).collect())
+            }
             MergeStrategy::MergeObject => {
                 let mut out = Map::new();
                 for (index, _, v) in by_index {
                     let Value::Object(m) = v else {
-                        return Err(format!("merge_object needs objects, but branch {index} has {} at `{}`", type_name(v), merge.source));
+                        return Err(format!(
+                            "merge_object needs objects, but branch {index} has {} at `{}`",
+                            type_name(v),
+                            merge.source
+                        ));
                     };
                     out.extend(m.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
                 Value::Object(out)
             }
-            MergeStrategy::KeyedByBranch => Value::Object(by_index.into_iter().map(|(i, _, v)| (i.to_string(), v.clone())).collect()),
+            MergeStrategy::KeyedByBranch => Value::Object(
+                by_index
+                    .into_iter()
+                    .map(|(i, _, v)| (i.to_string(), v.clone()))
+                    .collect(),
+            ),
             MergeStrategy::LastWins => unreachable!(),
         })
     }
@@ -538,8 +684,18 @@ impl<'a> Machine<'a> {
             Some(self.g.nodes[join_node].ref_.clone()),
             EventBody::FanInCompleted {
                 sibling_set: set_id.clone(),
-                merged: if satisfied { arrived.iter().map(|&t| self.st.tokens[t].id.clone()).collect() } else { Vec::new() },
-                strategy: join.merge.as_ref().map(|m| strategy_name(m.strategy).to_string()),
+                merged: if satisfied {
+                    arrived
+                        .iter()
+                        .map(|&t| self.st.tokens[t].id.clone())
+                        .collect()
+                } else {
+                    Vec::new()
+                },
+                strategy: join
+                    .merge
+                    .as_ref()
+                    .map(|m| strategy_name(m.strategy).to_string()),
                 target: join.merge.as_ref().map(|m| m.target.clone()),
                 continuation: self.st.next_token_id(0),
                 origin_token: self.st.tokens[origin].id.clone(),
@@ -553,15 +709,29 @@ impl<'a> Machine<'a> {
         );
         for &t in &arrived {
             if satisfied {
-                self.emit(Some(t), EventBody::TokenMerged { sibling_set: set_id.clone() });
+                self.emit(
+                    Some(t),
+                    EventBody::TokenMerged {
+                        sibling_set: set_id.clone(),
+                    },
+                );
             } else {
-                self.emit(Some(t), EventBody::TokenCancelled { sibling_set: Some(set_id.clone()), reason: "the join could not be satisfied".into() });
+                self.emit(
+                    Some(t),
+                    EventBody::TokenCancelled {
+                        sibling_set: Some(set_id.clone()),
+                        reason: "the join could not be satisfied".into(),
+                    },
+                );
             }
         }
         if join.on_early_complete == EarlyComplete::Cancel {
             let members: Vec<usize> = self.st.sets[set].members.clone();
             if members.iter().any(|&m| self.st.scopes[m].live > 0) {
-                let reason = format!("join `{}` fired without this branch", self.g.nodes[join_node].ref_);
+                let reason = format!(
+                    "join `{}` fired without this branch",
+                    self.g.nodes[join_node].ref_
+                );
                 self.cancel_tokens(|st| members.iter().any(|&m| st.in_scope(m)), &reason);
             }
         }
@@ -577,10 +747,22 @@ impl<'a> Machine<'a> {
         match merged_value {
             Some(Ok(v)) => {
                 let target = join.merge.as_ref().expect("merge").target.clone();
-                self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: target, value: Some(v) }] });
+                self.emit(
+                    Some(continuation),
+                    EventBody::ContextUpdated {
+                        writes: vec![Write {
+                            path: target,
+                            value: Some(v),
+                        }],
+                    },
+                );
             }
             Some(Err(msg)) => {
-                let error = self.node_error(continuation, "MERGE_ERROR", format!("join `{}`: {msg}", self.g.nodes[join_node].ref_));
+                let error = self.node_error(
+                    continuation,
+                    "MERGE_ERROR",
+                    format!("join `{}`: {msg}", self.g.nodes[join_node].ref_),
+                );
                 return self.fail_node(continuation, Failure { error, attempt: 1 });
             }
             None => {}
@@ -595,38 +777,91 @@ impl<'a> Machine<'a> {
             Err(error) => {
                 if attempt == 1 {
                     let action = self.node(i).action_ref.clone();
-                    self.emit(Some(i), EventBody::NodeStarted { attempt, action, input_digest: String::new() });
+                    self.emit(
+                        Some(i),
+                        EventBody::NodeStarted {
+                            attempt,
+                            action,
+                            input_digest: String::new(),
+                        },
+                    );
                 }
                 return self.fail_node(i, Failure { error, attempt });
             }
         };
         let node = self.node(i);
         if attempt == 1 {
-            self.emit(Some(i), EventBody::NodeStarted { attempt, action: node.action_ref.clone(), input_digest: digest(&payload) });
+            self.emit(
+                Some(i),
+                EventBody::NodeStarted {
+                    attempt,
+                    action: node.action_ref.clone(),
+                    input_digest: digest(&payload),
+                },
+            );
         }
         let token = self.st.tokens[i].id.clone();
-        self.step.commands.push(Command::Dispatch(Dispatch { token, node: node.ref_.clone(), attempt, not_before, timeout_ms: node.timeout_ms, payload }));
+        self.step.commands.push(Command::Dispatch(Dispatch {
+            token,
+            node: node.ref_.clone(),
+            attempt,
+            not_before,
+            timeout_ms: node.timeout_ms,
+            payload,
+        }));
     }
 
     fn resolve_payload(&self, i: usize) -> Result<TaskPayload, ErrorInfo> {
         let node = self.node(i);
         let ctx = self.ctx(i);
         let vars = ctx.vars(None);
-        let eval = |e: &Expr, what: &str| e.eval(&vars).map_err(|err| self.expr_error(i, &format!("{what} `{}`", e.source()), &err.to_string()));
+        let eval = |e: &Expr, what: &str| {
+            e.eval(&vars).map_err(|err| {
+                self.expr_error(i, &format!("{what} `{}`", e.source()), &err.to_string())
+            })
+        };
         match &node.action {
-            CAction::LlmCall { system, template, produces, model } => {
+            CAction::LlmCall {
+                system,
+                template,
+                produces,
+                model,
+            } => {
                 let mut args = Map::new();
                 for (field, e) in &node.input_mapping {
                     args.insert(field.clone(), eval(e, &format!("input_mapping.{field}"))?);
                 }
                 let data = ctx.template_data(args);
-                let render = |t: &braid_expr::Template, what: &str| t.render(&data).map_err(|e| self.node_error(i, "TEMPLATE", format!("node `{}`, {what}: {}", node.ref_, e.message)));
-                let system = system.as_ref().map(|s| render(s, "system prompt")).transpose()?;
+                let render = |t: &braid_expr::Template, what: &str| {
+                    t.render(&data).map_err(|e| {
+                        self.node_error(
+                            i,
+                            "TEMPLATE",
+                            format!("node `{}`, {what}: {}", node.ref_, e.message),
+                        )
+                    })
+                };
+                let system = system
+                    .as_ref()
+                    .map(|s| render(s, "system prompt"))
+                    .transpose()?;
                 let prompt = render(template, "prompt template")?;
                 let branch_index = self.st.tokens[i].scope.map(|s| self.st.scopes[s].index);
-                Ok(TaskPayload::LlmCall { model: model.clone(), system, prompt, produces: produces.clone(), branch_index })
+                Ok(TaskPayload::LlmCall {
+                    model: model.clone(),
+                    system,
+                    prompt,
+                    produces: produces.clone(),
+                    branch_index,
+                })
             }
-            CAction::WriteArtifact { type_name, type_version, schema, name, content } => {
+            CAction::WriteArtifact {
+                type_name,
+                type_version,
+                schema,
+                name,
+                content,
+            } => {
                 let mut out = Map::new();
                 for (field, e) in content {
                     out.insert(field.clone(), eval(e, &format!("content_mapping.{field}"))?);
@@ -635,9 +870,21 @@ impl<'a> Machine<'a> {
                 if let Err(violations) = schema.validate(&content) {
                     return Err(self.node_error(i, "SCHEMA_MISMATCH", format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
                 }
-                Ok(TaskPayload::WriteArtifact { type_name: type_name.clone(), type_version: *type_version, name: name.clone(), content })
+                Ok(TaskPayload::WriteArtifact {
+                    type_name: type_name.clone(),
+                    type_version: *type_version,
+                    name: name.clone(),
+                    content,
+                })
             }
-            CAction::WorkflowCall { .. } => Err(self.node_error(i, "NOT_SUPPORTED", format!("node `{}`: workflow_call is not available in this build", node.ref_))),
+            CAction::WorkflowCall { .. } => Err(self.node_error(
+                i,
+                "NOT_SUPPORTED",
+                format!(
+                    "node `{}`: workflow_call is not available in this build",
+                    node.ref_
+                ),
+            )),
             CAction::UpdateContext(_) => unreachable!("pure actions run inline"),
         }
     }
@@ -654,19 +901,30 @@ impl<'a> Machine<'a> {
 
     /// Runs an `update_context` action: each update sees the previous ones.
     fn update_context(&mut self, i: usize) -> Result<Value, ErrorInfo> {
-        let CAction::UpdateContext(updates) = &self.node(i).action else { unreachable!() };
+        let CAction::UpdateContext(updates) = &self.node(i).action else {
+            unreachable!()
+        };
         let mut result = Map::new();
         let mut writes = Vec::with_capacity(updates.len());
         {
             let mut ctx = self.ctx(i);
             for (n, (path, e)) in updates.iter().enumerate() {
-                let v = e.eval(&ctx.vars(None)).map_err(|err| self.expr_error(i, &format!("update `{path}` = `{}`", e.source()), &err.to_string()))?;
+                let v = e.eval(&ctx.vars(None)).map_err(|err| {
+                    self.expr_error(
+                        i,
+                        &format!("update `{path}` = `{}`", e.source()),
+                        &err.to_string(),
+                    )
+                })?;
                 self.check_write(i, path)?;
                 if n + 1 < updates.len() {
                     ctx.apply(path, &v);
                 }
                 result.insert(path.to_string(), v.clone());
-                writes.push(Write { path: path.to_string(), value: Some(v) });
+                writes.push(Write {
+                    path: path.to_string(),
+                    value: Some(v),
+                });
             }
         }
         if !writes.is_empty() {
@@ -675,7 +933,14 @@ impl<'a> Machine<'a> {
         Ok(Value::Object(result))
     }
 
-    fn succeed(&mut self, i: usize, attempt: u32, result: Value, usage: Option<Usage>, duration_ms: u64) {
+    fn succeed(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        result: Value,
+        usage: Option<Usage>,
+        duration_ms: u64,
+    ) {
         // Output mappings are decided before anything is emitted, so a
         // failing mapping fails the node without half its writes.
         let mut writes = Vec::new();
@@ -683,9 +948,21 @@ impl<'a> Machine<'a> {
             let ctx = self.ctx(i);
             let vars = ctx.vars(Some(&result));
             for (path, e) in &self.node(i).output_mapping {
-                let r = e.eval(&vars).map_err(|err| self.expr_error(i, &format!("output_mapping.{path} `{}`", e.source()), &err.to_string())).and_then(|v| self.check_write(i, path).map(|_| v));
+                let r = e
+                    .eval(&vars)
+                    .map_err(|err| {
+                        self.expr_error(
+                            i,
+                            &format!("output_mapping.{path} `{}`", e.source()),
+                            &err.to_string(),
+                        )
+                    })
+                    .and_then(|v| self.check_write(i, path).map(|_| v));
                 match r {
-                    Ok(v) => writes.push(Write { path: path.to_string(), value: Some(v) }),
+                    Ok(v) => writes.push(Write {
+                        path: path.to_string(),
+                        value: Some(v),
+                    }),
                     Err(error) => {
                         drop(vars);
                         drop(ctx);
@@ -694,17 +971,37 @@ impl<'a> Machine<'a> {
                 }
             }
             if ctx.state.get("_last_error").is_some() {
-                writes.push(Write { path: "state._last_error".into(), value: None });
+                writes.push(Write {
+                    path: "state._last_error".into(),
+                    value: None,
+                });
             }
         }
         let artifact = match &self.node(i).action {
-            CAction::WriteArtifact { type_name, type_version, name, .. } => result
-                .get("artifact_id")
-                .and_then(Value::as_str)
-                .map(|id| EventBody::ArtifactCreated { artifact_id: id.into(), type_name: type_name.clone(), type_version: *type_version, name: name.clone() }),
+            CAction::WriteArtifact {
+                type_name,
+                type_version,
+                name,
+                ..
+            } => result.get("artifact_id").and_then(Value::as_str).map(|id| {
+                EventBody::ArtifactCreated {
+                    artifact_id: id.into(),
+                    type_name: type_name.clone(),
+                    type_version: *type_version,
+                    name: name.clone(),
+                }
+            }),
             _ => None,
         };
-        self.emit(Some(i), EventBody::NodeCompleted { attempt, duration_ms, result, usage });
+        self.emit(
+            Some(i),
+            EventBody::NodeCompleted {
+                attempt,
+                duration_ms,
+                result,
+                usage,
+            },
+        );
         if let Some(a) = artifact {
             self.emit(Some(i), a);
         }
@@ -714,7 +1011,13 @@ impl<'a> Machine<'a> {
         self.route(i, On::Success, attempt);
     }
 
-    fn attempt_failed(&mut self, i: usize, attempt: u32, mut error: ErrorInfo, retry_after_ms: Option<u64>) {
+    fn attempt_failed(
+        &mut self,
+        i: usize,
+        attempt: u32,
+        mut error: ErrorInfo,
+        retry_after_ms: Option<u64>,
+    ) {
         let node = self.node(i);
         error.node = Some(node.ref_.clone());
         error.action = Some(node.action_ref.clone());
@@ -724,7 +1027,15 @@ impl<'a> Machine<'a> {
         if error.retryable && attempt < policy.max_attempts {
             let delay_ms = policy.delay_ms(attempt, self.jitter(i, attempt), retry_after_ms);
             let not_before = self.now.saturating_add(delay_ms as i64);
-            self.emit(Some(i), EventBody::NodeRetrying { attempt, error, delay_ms, not_before });
+            self.emit(
+                Some(i),
+                EventBody::NodeRetrying {
+                    attempt,
+                    error,
+                    delay_ms,
+                    not_before,
+                },
+            );
             self.dispatch(i, attempt + 1, not_before);
         } else {
             self.fail_node(i, Failure { error, attempt });
@@ -750,14 +1061,32 @@ impl<'a> Machine<'a> {
         error.action.get_or_insert_with(|| node.action_ref.clone());
         error.attempt.get_or_insert(f.attempt);
         let last = serde_json::to_value(&error).unwrap_or(Value::Null);
-        self.emit(Some(i), EventBody::ContextUpdated { writes: vec![Write { path: "state._last_error".into(), value: Some(last) }] });
-        self.emit(Some(i), EventBody::NodeFailed { attempt: f.attempt, error });
+        self.emit(
+            Some(i),
+            EventBody::ContextUpdated {
+                writes: vec![Write {
+                    path: "state._last_error".into(),
+                    value: Some(last),
+                }],
+            },
+        );
+        self.emit(
+            Some(i),
+            EventBody::NodeFailed {
+                attempt: f.attempt,
+                error,
+            },
+        );
         self.route(i, On::Failure, f.attempt);
     }
 
     fn route(&mut self, i: usize, outcome: On, attempt: u32) {
         let node = self.node(i);
-        let candidates: Vec<&CTransition> = node.transitions.iter().filter(|t| t.on == outcome || t.on == On::Always).collect();
+        let candidates: Vec<&CTransition> = node
+            .transitions
+            .iter()
+            .filter(|t| t.on == outcome || t.on == On::Always)
+            .collect();
         if candidates.is_empty() {
             if outcome == On::Failure {
                 self.unrouted(i);
@@ -783,10 +1112,22 @@ impl<'a> Machine<'a> {
                     Some(c) => match c.eval_bool(&vars) {
                         Ok(b) => b,
                         Err(err) => {
-                            let error = self.expr_error(i, &format!("condition `{}` of transition to `{}`", c.source(), self.g.nodes[t.to].ref_), &err.to_string());
+                            let error = self.expr_error(
+                                i,
+                                &format!(
+                                    "condition `{}` of transition to `{}`",
+                                    c.source(),
+                                    self.g.nodes[t.to].ref_
+                                ),
+                                &err.to_string(),
+                            );
                             drop(vars);
                             drop(ctx);
-                            return if outcome == On::Success { self.fail_node(i, Failure { error, attempt }) } else { self.fail_run(error) };
+                            return if outcome == On::Success {
+                                self.fail_node(i, Failure { error, attempt })
+                            } else {
+                                self.fail_run(error)
+                            };
                         }
                     },
                 };
@@ -807,7 +1148,8 @@ impl<'a> Machine<'a> {
             return self.unrouted(i);
         }
         // How many tokens each taken transition creates.
-        let mut plan: Vec<(&CTransition, u64, Option<Vec<Value>>)> = Vec::with_capacity(taken.len());
+        let mut plan: Vec<(&CTransition, u64, Option<Vec<Value>>)> =
+            Vec::with_capacity(taken.len());
         {
             let ctx = self.ctx(i);
             let vars = ctx.vars(None);
@@ -816,14 +1158,32 @@ impl<'a> Machine<'a> {
                     Spawn::One => Ok((1, None)),
                     Spawn::Count(n) => Ok((*n, None)),
                     Spawn::CountExpr(e) => match e.eval(&vars) {
-                        Ok(Value::Number(n)) if n.as_u64().is_some() => Ok((n.as_u64().unwrap_or(0), None)),
-                        Ok(other) => Err(self.expr_error(i, &format!("spawn_count `{}`", e.source()), &format!("expected a non-negative integer, got {}", type_name(&other)))),
-                        Err(err) => Err(self.expr_error(i, &format!("spawn_count `{}`", e.source()), &err.to_string())),
+                        Ok(Value::Number(n)) if n.as_u64().is_some() => {
+                            Ok((n.as_u64().unwrap_or(0), None))
+                        }
+                        Ok(other) => Err(self.expr_error(
+                            i,
+                            &format!("spawn_count `{}`", e.source()),
+                            &format!("expected a non-negative integer, got {}", type_name(&other)),
+                        )),
+                        Err(err) => Err(self.expr_error(
+                            i,
+                            &format!("spawn_count `{}`", e.source()),
+                            &err.to_string(),
+                        )),
                     },
                     Spawn::Foreach { collection, .. } => match collection.eval(&vars) {
                         Ok(Value::Array(items)) => Ok((items.len() as u64, Some(items))),
-                        Ok(other) => Err(self.expr_error(i, &format!("foreach collection `{}`", collection.source()), &format!("expected a list, got {}", type_name(&other)))),
-                        Err(err) => Err(self.expr_error(i, &format!("foreach collection `{}`", collection.source()), &err.to_string())),
+                        Ok(other) => Err(self.expr_error(
+                            i,
+                            &format!("foreach collection `{}`", collection.source()),
+                            &format!("expected a list, got {}", type_name(&other)),
+                        )),
+                        Err(err) => Err(self.expr_error(
+                            i,
+                            &format!("foreach collection `{}`", collection.source()),
+                            &err.to_string(),
+                        )),
                     },
                 };
                 match r {
@@ -837,9 +1197,18 @@ impl<'a> Machine<'a> {
             }
         }
         let total: u64 = plan.iter().map(|p| p.1).sum();
-        let max = self.limits.max_run_tokens.unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        let max = self
+            .limits
+            .max_run_tokens
+            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
         if self.st.tokens.len() as u64 + total > max {
-            return self.fail_run(ErrorInfo::new("TOKEN_LIMIT", format!("node `{}` would bring the run past {max} tokens (limits.max_run_tokens)", node.ref_)));
+            return self.fail_run(ErrorInfo::new(
+                "TOKEN_LIMIT",
+                format!(
+                    "node `{}` would bring the run past {max} tokens (limits.max_run_tokens)",
+                    node.ref_
+                ),
+            ));
         }
         let fan = total != 1 || plan.iter().any(|p| !matches!(p.0.spawn, Spawn::One));
         let set_id = fan.then(|| format!("ss_{}", self.st.sets.len() + 1));
@@ -851,7 +1220,15 @@ impl<'a> Machine<'a> {
             if n == 0 {
                 continue;
             }
-            self.emit(Some(i), EventBody::TransitionTaken { transition: t.ref_.clone(), from: node.ref_.clone(), to: self.g.nodes[t.to].ref_.clone(), tokens: ids });
+            self.emit(
+                Some(i),
+                EventBody::TransitionTaken {
+                    transition: t.ref_.clone(),
+                    from: node.ref_.clone(),
+                    to: self.g.nodes[t.to].ref_.clone(),
+                    tokens: ids,
+                },
+            );
             let item_var = match &t.spawn {
                 Spawn::Foreach { item_var, .. } => item_var.clone(),
                 _ => None,
@@ -875,7 +1252,8 @@ impl<'a> Machine<'a> {
             }
         }
         if total == 0
-            && let (Some(set_id), Some(join_node)) = (set_id, self.g.joined_by[node_index(self.g, node)])
+            && let (Some(set_id), Some(join_node)) =
+                (set_id, self.g.joined_by[node_index(self.g, node)])
         {
             self.fire_empty(i, set_id, join_node);
         }
@@ -891,7 +1269,10 @@ impl<'a> Machine<'a> {
             EventBody::FanInCompleted {
                 sibling_set: set_id,
                 merged: Vec::new(),
-                strategy: join.merge.as_ref().map(|m| strategy_name(m.strategy).to_string()),
+                strategy: join
+                    .merge
+                    .as_ref()
+                    .map(|m| strategy_name(m.strategy).to_string()),
                 target: join.merge.as_ref().map(|m| m.target.clone()),
                 continuation: self.st.next_token_id(0),
                 origin_token: self.st.tokens[origin].id.clone(),
@@ -904,7 +1285,15 @@ impl<'a> Machine<'a> {
                 MergeStrategy::MergeObject | MergeStrategy::KeyedByBranch => json!({}),
                 MergeStrategy::LastWins => Value::Null,
             };
-            self.emit(Some(continuation), EventBody::ContextUpdated { writes: vec![Write { path: m.target.clone(), value: Some(empty) }] });
+            self.emit(
+                Some(continuation),
+                EventBody::ContextUpdated {
+                    writes: vec![Write {
+                        path: m.target.clone(),
+                        value: Some(empty),
+                    }],
+                },
+            );
         }
         self.ready.push_back(continuation);
     }
@@ -915,7 +1304,8 @@ impl<'a> Machine<'a> {
         }
         let scope = self.st.tokens[i].scope;
         let error = match self.st.state_in(scope).get("_last_error") {
-            Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|_| ErrorInfo::new("INTERNAL", "unrouted failure")),
+            Some(v) => serde_json::from_value(v.clone())
+                .unwrap_or_else(|_| ErrorInfo::new("INTERNAL", "unrouted failure")),
             None => ErrorInfo::new("INTERNAL", format!("node `{}` failed", self.node(i).ref_)),
         };
         self.fail_run(error);
@@ -935,15 +1325,32 @@ impl<'a> Machine<'a> {
     /// Cancels the live tokens `pick` selects and aborts their in-flight attempts.
     fn cancel_tokens(&mut self, pick: impl Fn(&TokenView) -> bool, reason: &str) {
         let picked: Vec<usize> = (0..self.st.tokens.len())
-            .filter(|&i| self.st.tokens[i].status.is_live() && pick(&TokenView { st: self.st, token: i }))
+            .filter(|&i| {
+                self.st.tokens[i].status.is_live()
+                    && pick(&TokenView {
+                        st: self.st,
+                        token: i,
+                    })
+            })
             .collect();
         let mut aborted = Vec::new();
         for i in picked {
-            if matches!(self.st.tokens[i].status, TokenStatus::Running | TokenStatus::RetryWait) {
+            if matches!(
+                self.st.tokens[i].status,
+                TokenStatus::Running | TokenStatus::RetryWait
+            ) {
                 aborted.push(self.st.tokens[i].id.clone());
             }
-            let set = self.st.tokens[i].scope.map(|s| self.st.sets[self.st.scopes[s].set].id.clone());
-            self.emit(Some(i), EventBody::TokenCancelled { sibling_set: set, reason: reason.to_string() });
+            let set = self.st.tokens[i]
+                .scope
+                .map(|s| self.st.sets[self.st.scopes[s].set].id.clone());
+            self.emit(
+                Some(i),
+                EventBody::TokenCancelled {
+                    sibling_set: set,
+                    reason: reason.to_string(),
+                },
+            );
         }
         if !aborted.is_empty() {
             self.step.commands.push(Command::CancelTasks(aborted));
@@ -965,19 +1372,35 @@ impl<'a> Machine<'a> {
         let mut output = self.st.context.output.clone();
         {
             let c = &self.st.context;
-            let vars = Vars::new().with("input", &c.input).with("state", &c.state).with("output", &c.output).with("artifacts", &c.artifacts);
+            let vars = Vars::new()
+                .with("input", &c.input)
+                .with("state", &c.state)
+                .with("output", &c.output)
+                .with("artifacts", &c.artifacts);
             for (path, e) in &self.g.output_mapping {
-                let r = e.eval(&vars).map_err(|err| err.to_string()).and_then(|v| braid_expr::set_path(&mut output, path, v));
+                let r = e
+                    .eval(&vars)
+                    .map_err(|err| err.to_string())
+                    .and_then(|v| braid_expr::set_path(&mut output, path, v));
                 if let Err(msg) = r {
                     drop(vars);
-                    return self.fail_run(ErrorInfo::new("EXPRESSION", format!("workflow output_mapping `{}`: {msg}", path.join("."))));
+                    return self.fail_run(ErrorInfo::new(
+                        "EXPRESSION",
+                        format!("workflow output_mapping `{}`: {msg}", path.join(".")),
+                    ));
                 }
             }
         }
         if let Some(schema) = &self.g.output_schema
             && let Err(violations) = schema.validate(&output)
         {
-            return self.fail_run(ErrorInfo::new("OUTPUT_SCHEMA", format!("the final output does not match output_schema: {}", describe(&violations))));
+            return self.fail_run(ErrorInfo::new(
+                "OUTPUT_SCHEMA",
+                format!(
+                    "the final output does not match output_schema: {}",
+                    describe(&violations)
+                ),
+            ));
         }
         // Abandoned branches still running are cancelled when the run ends.
         self.cancel_tokens(|_| true, "the run completed");
@@ -1011,7 +1434,17 @@ fn node_index(g: &Graph, node: &CNode) -> usize {
 }
 
 fn describe(violations: &[braid_expr::SchemaViolation]) -> String {
-    violations.iter().map(|v| format!("{}: {}", if v.path.is_empty() { "/" } else { &v.path }, v.message)).collect::<Vec<_>>().join("; ")
+    violations
+        .iter()
+        .map(|v| {
+            format!(
+                "{}: {}",
+                if v.path.is_empty() { "/" } else { &v.path },
+                v.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn type_name(v: &Value) -> &'static str {

@@ -115,11 +115,20 @@ mod tests {
     #[test]
     fn delays_follow_backoff_and_cap() {
         let none = policy(Backoff::None, 100, None);
-        assert_eq!((1..=3).map(|n| none.base_delay_ms(n)).collect::<Vec<_>>(), [0, 0, 0]);
+        assert_eq!(
+            (1..=3).map(|n| none.base_delay_ms(n)).collect::<Vec<_>>(),
+            [0, 0, 0]
+        );
         let lin = policy(Backoff::Linear, 100, None);
-        assert_eq!((1..=3).map(|n| lin.base_delay_ms(n)).collect::<Vec<_>>(), [100, 200, 300]);
+        assert_eq!(
+            (1..=3).map(|n| lin.base_delay_ms(n)).collect::<Vec<_>>(),
+            [100, 200, 300]
+        );
         let exp = policy(Backoff::Exponential, 100, Some(350));
-        assert_eq!((1..=4).map(|n| exp.base_delay_ms(n)).collect::<Vec<_>>(), [100, 200, 350, 350]);
+        assert_eq!(
+            (1..=4).map(|n| exp.base_delay_ms(n)).collect::<Vec<_>>(),
+            [100, 200, 350, 350]
+        );
         // Huge attempt numbers saturate instead of overflowing.
         let exp = policy(Backoff::Exponential, u64::MAX / 2, None);
         assert_eq!(exp.base_delay_ms(200), u64::MAX);

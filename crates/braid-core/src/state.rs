@@ -1,7 +1,7 @@
 //! A run's state and the one function that changes it: [`RunState::apply_event`].
 
-use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
 use crate::definition::EarlyComplete;
+use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
 use crate::graph::{Graph, NodeIdx};
 use braid_expr::{PathRoot, TargetPath};
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,10 @@ pub enum RunStatus {
 impl RunStatus {
     /// True once the run has ended.
     pub fn is_ended(self) -> bool {
-        matches!(self, RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled)
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
     }
 }
 
@@ -61,7 +64,11 @@ impl TokenStatus {
     pub fn is_live(self) -> bool {
         matches!(
             self,
-            TokenStatus::Pending | TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingJoin | TokenStatus::WaitingChild
+            TokenStatus::Pending
+                | TokenStatus::Running
+                | TokenStatus::RetryWait
+                | TokenStatus::WaitingJoin
+                | TokenStatus::WaitingChild
         )
     }
     /// The name shown in the API.
@@ -250,12 +257,18 @@ pub struct RunState {
 
 /// Parses `tk_<n>` into its index.
 pub fn token_index(id: &str) -> Option<usize> {
-    id.strip_prefix("tk_")?.parse::<usize>().ok()?.checked_sub(1)
+    id.strip_prefix("tk_")?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
 }
 
 /// Parses `ss_<n>` into its index.
 pub fn set_index(id: &str) -> Option<usize> {
-    id.strip_prefix("ss_")?.parse::<usize>().ok()?.checked_sub(1)
+    id.strip_prefix("ss_")?
+        .parse::<usize>()
+        .ok()?
+        .checked_sub(1)
 }
 
 fn token_id(i: usize) -> String {
@@ -298,7 +311,12 @@ impl RunState {
     }
 
     fn set_status(&mut self, id: Option<&String>, status: TokenStatus, ts: Millis) {
-        let Some(i) = id.and_then(|id| token_index(id)).filter(|&i| i < self.tokens.len()) else { return };
+        let Some(i) = id
+            .and_then(|id| token_index(id))
+            .filter(|&i| i < self.tokens.len())
+        else {
+            return;
+        };
         let t = &mut self.tokens[i];
         let delta = status.is_live() as isize - t.status.is_live() as isize;
         t.status = status;
@@ -339,7 +357,14 @@ impl RunState {
         self.live = self.live.saturating_add_signed(delta);
     }
 
-    fn create_token(&mut self, node: NodeIdx, parent: Option<String>, loops: BTreeMap<String, u64>, scope: Option<usize>, ts: Millis) -> usize {
+    fn create_token(
+        &mut self,
+        node: NodeIdx,
+        parent: Option<String>,
+        loops: BTreeMap<String, u64>,
+        scope: Option<usize>,
+        ts: Millis,
+    ) -> usize {
         let id = token_id(self.tokens.len());
         self.tokens.push(Token {
             id,
@@ -382,7 +407,10 @@ impl RunState {
         m.insert("index".into(), Value::from(s.index));
         m.insert("total".into(), Value::from(set.total));
         m.insert("sibling_set".into(), Value::String(set.id.clone()));
-        m.insert("fan_out_node".into(), Value::String(graph.nodes[set.fan_out_node].ref_.clone()));
+        m.insert(
+            "fan_out_node".into(),
+            Value::String(graph.nodes[set.fan_out_node].ref_.clone()),
+        );
         if let Some(item) = &s.item {
             m.insert("item".into(), item.clone());
         }
@@ -408,10 +436,14 @@ impl RunState {
 
     /// Applies one context write in a scope (`None` = root).
     pub fn write(&mut self, scope: Option<usize>, w: &Write) {
-        let Ok(path) = TargetPath::parse(&w.path) else { return };
+        let Ok(path) = TargetPath::parse(&w.path) else {
+            return;
+        };
         let mut targets: Vec<&mut Value> = Vec::with_capacity(2);
         match (scope, path.root) {
-            (None, PathRoot::State | PathRoot::BranchOutput) => targets.push(&mut self.context.state),
+            (None, PathRoot::State | PathRoot::BranchOutput) => {
+                targets.push(&mut self.context.state)
+            }
             (_, PathRoot::Output) => targets.push(&mut self.context.output),
             (None, PathRoot::Artifacts) => targets.push(&mut self.context.artifacts),
             (Some(s), PathRoot::State | PathRoot::BranchOutput) => {
@@ -482,9 +514,18 @@ impl RunState {
                     t.attempt = attempt + 1;
                 }
             }
-            EventBody::TransitionTaken { transition, to, tokens, .. } => {
-                let Some(parent) = tok.and_then(|id| self.token(id)) else { return };
-                let Some(&to) = graph.index.get(to) else { return };
+            EventBody::TransitionTaken {
+                transition,
+                to,
+                tokens,
+                ..
+            } => {
+                let Some(parent) = tok.and_then(|id| self.token(id)) else {
+                    return;
+                };
+                let Some(&to) = graph.index.get(to) else {
+                    return;
+                };
                 let from = parent.node;
                 let scope = parent.scope;
                 let mut loops = parent.loops.clone();
@@ -502,7 +543,8 @@ impl RunState {
                         // Entering a loop's target from outside restarts it.
                         for n in &graph.nodes {
                             for lt in &n.transitions {
-                                if lt.to == to && lt.max_iterations.is_some()
+                                if lt.to == to
+                                    && lt.max_iterations.is_some()
                                     && let Some(r) = &lt.ref_
                                 {
                                     loops.remove(r);
@@ -528,10 +570,23 @@ impl RunState {
                 }
                 self.set_status(tok, TokenStatus::WaitingJoin, e.ts);
             }
-            EventBody::TokenSpawned { sibling_set, index, total, parent_token, item, item_var } => {
-                let Some(member) = tok.and_then(|id| token_index(id)) else { return };
-                let Some(origin) = token_index(parent_token) else { return };
-                let Some(set) = set_index(sibling_set) else { return };
+            EventBody::TokenSpawned {
+                sibling_set,
+                index,
+                total,
+                parent_token,
+                item,
+                item_var,
+            } => {
+                let Some(member) = tok.and_then(|id| token_index(id)) else {
+                    return;
+                };
+                let Some(origin) = token_index(parent_token) else {
+                    return;
+                };
+                let Some(set) = set_index(sibling_set) else {
+                    return;
+                };
                 if set == self.sets.len() {
                     self.sets.push(SiblingSet {
                         id: sibling_set.clone(),
@@ -566,9 +621,17 @@ impl RunState {
                 self.tokens[member].scope = Some(scope);
                 self.sets[set].members.push(scope);
             }
-            EventBody::FanInCompleted { sibling_set, origin_token, .. } => {
-                let Some(origin) = token_index(origin_token) else { return };
-                let Some(&join) = e.node.as_ref().and_then(|n| graph.index.get(n)) else { return };
+            EventBody::FanInCompleted {
+                sibling_set,
+                origin_token,
+                ..
+            } => {
+                let Some(origin) = token_index(origin_token) else {
+                    return;
+                };
+                let Some(&join) = e.node.as_ref().and_then(|n| graph.index.get(n)) else {
+                    return;
+                };
                 let (scope, loops) = (self.tokens[origin].scope, self.tokens[origin].loops.clone());
                 let c = self.create_token(join, Some(origin_token.clone()), loops, scope, e.ts);
                 if set_index(sibling_set) == Some(self.sets.len()) {
@@ -588,7 +651,10 @@ impl RunState {
                 if let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len()) {
                     self.sets[set].fired = true;
                     self.sets[set].continuation = Some(c);
-                    let abandon = graph.nodes[join].join.as_ref().is_some_and(|j| j.on_early_complete == EarlyComplete::Abandon);
+                    let abandon = graph.nodes[join]
+                        .join
+                        .as_ref()
+                        .is_some_and(|j| j.on_early_complete == EarlyComplete::Abandon);
                     if abandon {
                         // Members still running are left behind: the run stops waiting for them.
                         for m in self.sets[set].members.clone() {
@@ -608,7 +674,9 @@ impl RunState {
                     self.write(scope, w);
                 }
             }
-            EventBody::ArtifactCreated { artifact_id, name, .. } => {
+            EventBody::ArtifactCreated {
+                artifact_id, name, ..
+            } => {
                 let scope = self.token_scope(tok);
                 self.write(
                     scope,
@@ -623,7 +691,11 @@ impl RunState {
     }
 
     /// Rebuilds a run from its events alone.
-    pub fn rebuild<'a>(run_id: &str, graph: &Graph, events: impl IntoIterator<Item = &'a Event>) -> RunState {
+    pub fn rebuild<'a>(
+        run_id: &str,
+        graph: &Graph,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> RunState {
         let mut s = RunState::new(run_id);
         for e in events {
             s.apply_event(graph, e);
@@ -634,7 +706,9 @@ impl RunState {
 }
 
 fn remove_path(root: &mut Value, segments: &[String]) {
-    let Some((last, parents)) = segments.split_last() else { return };
+    let Some((last, parents)) = segments.split_last() else {
+        return;
+    };
     let mut cur = root;
     for s in parents {
         match cur.get_mut(s) {

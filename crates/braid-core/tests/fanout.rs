@@ -39,7 +39,11 @@ model_profiles:
 }
 
 fn vote(run: &mut Run, token: &str, v: &str) {
-    run.apply(Input::TaskResult { token: token.into(), attempt: 1, outcome: ok(json!({ "vote": v })) });
+    run.apply(Input::TaskResult {
+        token: token.into(),
+        attempt: 1,
+        outcome: ok(json!({ "vote": v })),
+    });
 }
 
 #[test]
@@ -51,31 +55,71 @@ fn spawn_count_creates_a_sibling_set_and_join_all_appends_in_branch_order() {
     let prompts: Vec<String> = d
         .iter()
         .map(|d| match &d.payload {
-            TaskPayload::LlmCall { prompt, branch_index, .. } => format!("{prompt}|{branch_index:?}"),
+            TaskPayload::LlmCall {
+                prompt,
+                branch_index,
+                ..
+            } => format!("{prompt}|{branch_index:?}"),
             _ => unreachable!(),
         })
         .collect();
-    assert_eq!(prompts, ["q? judge 0 of 3|Some(0)", "q? judge 1 of 3|Some(1)", "q? judge 2 of 3|Some(2)"]);
-    assert_eq!(run.kinds().iter().filter(|k| **k == "token_spawned").count(), 3);
+    assert_eq!(
+        prompts,
+        [
+            "q? judge 0 of 3|Some(0)",
+            "q? judge 1 of 3|Some(1)",
+            "q? judge 2 of 3|Some(2)"
+        ]
+    );
+    assert_eq!(
+        run.kinds()
+            .iter()
+            .filter(|k| **k == "token_spawned")
+            .count(),
+        3
+    );
     // Completion order 2, 0, 1; the merge is still in branch order.
     vote(&mut run, "tk_4", "C");
     vote(&mut run, "tk_2", "A");
     assert_eq!(run.st.status, RunStatus::Running);
-    assert!(run.st.context.state.get("vote").is_none(), "branch writes never touch the root scope");
+    assert!(
+        run.st.context.state.get("vote").is_none(),
+        "branch writes never touch the root scope"
+    );
     vote(&mut run, "tk_3", "B");
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.output, json!({ "votes": ["A", "B", "C"] }));
-    let fired: Vec<&EventBody> = run.log.iter().map(|e| &e.body).filter(|b| matches!(b, EventBody::FanInCompleted { .. })).collect();
+    let fired: Vec<&EventBody> = run
+        .log
+        .iter()
+        .map(|e| &e.body)
+        .filter(|b| matches!(b, EventBody::FanInCompleted { .. }))
+        .collect();
     assert_eq!(fired.len(), 1, "the join fires exactly once");
     match fired[0] {
-        EventBody::FanInCompleted { merged, strategy, target, .. } => {
+        EventBody::FanInCompleted {
+            merged,
+            strategy,
+            target,
+            ..
+        } => {
             // The arrived tokens (at the join), in branch order: branch 2 arrived first as tk_5.
             assert_eq!(merged, &["tk_6", "tk_7", "tk_5"].map(String::from).to_vec());
-            assert_eq!((strategy.as_deref(), target.as_deref()), (Some("append"), Some("state.votes")));
+            assert_eq!(
+                (strategy.as_deref(), target.as_deref()),
+                (Some("append"), Some("state.votes"))
+            );
         }
         _ => unreachable!(),
     }
-    assert_eq!(run.st.tokens.iter().filter(|t| t.status == TokenStatus::Merged).count(), 3);
+    assert_eq!(
+        run.st
+            .tokens
+            .iter()
+            .filter(|t| t.status == TokenStatus::Merged)
+            .count(),
+        3
+    );
 }
 
 #[test]
@@ -94,7 +138,9 @@ fn every_merge_strategy_has_its_shape() {
         assert_eq!(run.st.context.output["votes"], expected, "{strategy}");
     }
     // merge_object over `*` (the whole branch output): higher index wins.
-    let yaml = judges("all", "cancel", "merge_object").replace("source: vote", "source: '*'").replace("state.vote: \"result.vote\"", "state.k: \"result.vote\"");
+    let yaml = judges("all", "cancel", "merge_object")
+        .replace("source: vote", "source: '*'")
+        .replace("state.vote: \"result.vote\"", "state.k: \"result.vote\"");
     let mut run = Run::new(&yaml);
     run.start(json!({}));
     vote(&mut run, "tk_2", "A");
@@ -117,13 +163,31 @@ fn m_of_n_cancels_the_slow_branch_and_ignores_its_late_result() {
     let mut run = Run::new(&judges("{ m_of_n: 2 }", "cancel", "append"));
     run.start(json!({}));
     vote(&mut run, "tk_2", "A");
-    let step = run.apply(Input::TaskResult { token: "tk_4".into(), attempt: 1, outcome: ok(json!({ "vote": "C" })) });
-    assert!(step.commands.contains(&braid_core::machine::Command::CancelTasks(vec!["tk_3".into()])), "{:?}", step.commands);
+    let step = run.apply(Input::TaskResult {
+        token: "tk_4".into(),
+        attempt: 1,
+        outcome: ok(json!({ "vote": "C" })),
+    });
+    assert!(
+        step.commands
+            .contains(&braid_core::machine::Command::CancelTasks(vec![
+                "tk_3".into()
+            ])),
+        "{:?}",
+        step.commands
+    );
     assert_eq!(run.st.tokens[2].status, TokenStatus::Cancelled);
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.output["votes"], json!(["A", "C"]));
-    let late = run.apply(Input::TaskResult { token: "tk_3".into(), attempt: 1, outcome: ok(json!({ "vote": "B" })) });
-    assert!(late.events.is_empty(), "a late result after cancellation is ignored");
+    let late = run.apply(Input::TaskResult {
+        token: "tk_3".into(),
+        attempt: 1,
+        outcome: ok(json!({ "vote": "B" })),
+    });
+    assert!(
+        late.events.is_empty(),
+        "a late result after cancellation is ignored"
+    );
 }
 
 #[test]
@@ -131,9 +195,16 @@ fn any_with_abandon_completes_without_waiting_and_cancels_leftovers_at_the_end()
     let mut run = Run::new(&judges("any", "abandon", "append"));
     run.start(json!({}));
     vote(&mut run, "tk_3", "B");
-    assert_eq!(run.st.status, RunStatus::Completed, "the run does not wait for abandoned branches");
+    assert_eq!(
+        run.st.status,
+        RunStatus::Completed,
+        "the run does not wait for abandoned branches"
+    );
     assert_eq!(run.st.context.output["votes"], json!(["B"]));
-    assert!(run.st.tokens.iter().all(|t| !t.status.is_live()), "abandoned branches are cancelled when the run ends");
+    assert!(
+        run.st.tokens.iter().all(|t| !t.status.is_live()),
+        "abandoned branches are cancelled when the run ends"
+    );
 }
 
 #[test]
@@ -149,10 +220,18 @@ fn allow_late_merge_redoes_the_merge_while_the_run_is_live() {
     vote(&mut run, "tk_3", "B");
     assert_eq!(run.st.context.state["votes"], json!(["B"]));
     vote(&mut run, "tk_2", "A");
-    assert_eq!(run.st.context.state["votes"], json!(["A", "B"]), "late arrival merged in index order");
+    assert_eq!(
+        run.st.context.state["votes"],
+        json!(["A", "B"]),
+        "late arrival merged in index order"
+    );
     assert_eq!(run.st.status, RunStatus::Running);
     // The continuation finishes: the last member is still live, so the run waits for it.
-    run.apply(Input::TaskResult { token: "tk_6".into(), attempt: 1, outcome: ok(json!({ "text": "done" })) });
+    run.apply(Input::TaskResult {
+        token: "tk_6".into(),
+        attempt: 1,
+        outcome: ok(json!({ "text": "done" })),
+    });
     assert_eq!(run.st.status, RunStatus::Running);
     vote(&mut run, "tk_4", "C");
     assert_eq!(run.st.context.state["votes"], json!(["A", "B", "C"]));
@@ -183,7 +262,7 @@ transitions:
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.output, json!({ "code": "JOIN_UNSATISFIED" }));
     // With `all`, branches that end at a terminal node count as ended: the join fires with what arrived.
-    let mut run = Run::new(&yaml.replace("{ m_of_n: 2 }", "all").replace("handler\n    action", "handler\n    action"));
+    let mut run = Run::new(&yaml.replace("{ m_of_n: 2 }", "all"));
     run.start(json!({}));
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.state["vs"], json!([0]));
@@ -211,8 +290,17 @@ transitions:
     let mut run = Run::new(yaml);
     run.start(json!({}));
     assert_eq!(run.st.status, RunStatus::Completed);
-    assert_eq!(run.st.context.output["grid"], json!([["0.0:0", "0.1:0", "0.2:0"], ["1.0:1", "1.1:1", "1.2:1"]]));
-    assert_eq!(run.kinds().iter().filter(|k| **k == "fan_in_completed").count(), 3);
+    assert_eq!(
+        run.st.context.output["grid"],
+        json!([["0.0:0", "0.1:0", "0.2:0"], ["1.0:1", "1.1:1", "1.2:1"]])
+    );
+    assert_eq!(
+        run.kinds()
+            .iter()
+            .filter(|k| **k == "fan_in_completed")
+            .count(),
+        3
+    );
     assert_eq!(run.st.sets.len(), 3, "every fan-out is its own sibling set");
 }
 
@@ -263,7 +351,10 @@ transitions:
     let mut run = Run::new(yaml);
     run.start(json!({}));
     assert_eq!(run.st.status, RunStatus::Completed);
-    assert_eq!(run.st.context.output["all"], json!([[0, 1], [10, 11], [20, 21]]));
+    assert_eq!(
+        run.st.context.output["all"],
+        json!([[0, 1], [10, 11], [20, 21]])
+    );
     assert_eq!(run.st.sets.len(), 3);
 }
 
@@ -302,18 +393,28 @@ transitions:
   - {{ from: work, to: join }}
 {}
 "#,
-            if routed { "  - { from: work, to: join, on: failure }" } else { "" }
+            if routed {
+                "  - { from: work, to: join, on: failure }"
+            } else {
+                ""
+            }
         )
     };
     let mut run = Run::new(&yaml(true));
     run.start(json!({}));
     assert_eq!(run.st.status, RunStatus::Completed, "{:?}", run.st.error);
-    assert_eq!(run.st.context.output, json!({ "n": 3, "failed": "EXPRESSION" }));
+    assert_eq!(
+        run.st.context.output,
+        json!({ "n": 3, "failed": "EXPRESSION" })
+    );
     let mut run = Run::new(&yaml(false));
     run.start(json!({}));
     assert_eq!(run.st.status, RunStatus::Failed);
     let e = run.st.error.clone().unwrap();
-    assert_eq!((e.code.as_str(), e.node.as_deref()), ("EXPRESSION", Some("work")));
+    assert_eq!(
+        (e.code.as_str(), e.node.as_deref()),
+        ("EXPRESSION", Some("work"))
+    );
     assert!(run.st.tokens.iter().all(|t| !t.status.is_live()));
 }
 

@@ -32,18 +32,38 @@ transitions:
 fn pure_chain_runs_inline_in_one_step_and_completes_once() {
     let mut run = Run::new(CHAIN);
     let step = run.start(json!({ "n": 4 }));
-    assert!(dispatches(&step).is_empty(), "update_context never needs an executor");
+    assert!(
+        dispatches(&step).is_empty(),
+        "update_context never needs an executor"
+    );
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.output, json!({ "total": 13 }));
-    assert_eq!(run.st.context.state["double"], json!(8), "each update sees the previous writes");
+    assert_eq!(
+        run.st.context.state["double"],
+        json!(8),
+        "each update sees the previous writes"
+    );
     assert_eq!(step.commands.last(), Some(&Command::RunEnded));
     assert_eq!(run.kinds().first(), Some(&"workflow_started"));
     assert_eq!(run.kinds().last(), Some(&"workflow_completed"));
-    assert_eq!(run.kinds().iter().filter(|k| **k == "transition_taken").count(), 2);
-    assert!(run.st.tokens.iter().all(|t| t.status == TokenStatus::Completed));
+    assert_eq!(
+        run.kinds()
+            .iter()
+            .filter(|k| **k == "transition_taken")
+            .count(),
+        2
+    );
+    assert!(
+        run.st
+            .tokens
+            .iter()
+            .all(|t| t.status == TokenStatus::Completed)
+    );
     assert_eq!(run.st.live, 0);
     // Anything after the end is ignored.
-    let step = run.apply(Input::Cancel { reason: "late".into() });
+    let step = run.apply(Input::Cancel {
+        reason: "late".into(),
+    });
     assert!(step.events.is_empty() && step.commands.is_empty());
 }
 
@@ -97,9 +117,18 @@ fn llm_call_is_dispatched_with_rendered_prompt_and_routed_by_condition() {
     let step = run.start(json!({ "topic": "tabs vs spaces" }));
     let d = dispatches(&step);
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].token.as_str(), d[0].attempt, d[0].timeout_ms), ("tk_1", 1, Some(1000)));
+    assert_eq!(
+        (d[0].token.as_str(), d[0].attempt, d[0].timeout_ms),
+        ("tk_1", 1, Some(1000))
+    );
     match &d[0].payload {
-        TaskPayload::LlmCall { model, system, prompt, produces, .. } => {
+        TaskPayload::LlmCall {
+            model,
+            system,
+            prompt,
+            produces,
+            ..
+        } => {
             assert_eq!(model, "m");
             assert_eq!(system.as_deref(), Some("You judge tabs vs spaces."));
             assert_eq!(prompt, "Topic: tabs vs spaces; vote A or B");
@@ -110,7 +139,11 @@ fn llm_call_is_dispatched_with_rendered_prompt_and_routed_by_condition() {
     assert_eq!(run.st.tokens[0].status, TokenStatus::Running);
 
     // B: the priority-1 transition matches after the priority-0 one does not.
-    let result = Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: ok(json!({ "vote": "B" })) };
+    let result = Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 1,
+        outcome: ok(json!({ "vote": "B" })),
+    };
     run.apply(result.clone());
     assert_eq!(run.st.status, RunStatus::Completed);
     assert_eq!(run.st.context.output, json!({ "winner": "no" }));
@@ -127,7 +160,11 @@ fn retries_follow_policy_then_failure_is_routed_with_last_error() {
     let mut run = Run::new(LLM);
     run.start(json!({ "topic": "x" }));
     // Attempt 1 fails with a retryable code: retry_wait, attempt 2 queued 100 ms ±10 % later.
-    let step = run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: fail("UNAVAILABLE") });
+    let step = run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 1,
+        outcome: fail("UNAVAILABLE"),
+    });
     let d = dispatches(&step);
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].attempt, 2);
@@ -135,28 +172,70 @@ fn retries_follow_policy_then_failure_is_routed_with_last_error() {
     assert!((90..=110).contains(&delay), "delay {delay}");
     assert_eq!(run.st.tokens[0].status, TokenStatus::RetryWait);
     match &step.events[0].body {
-        EventBody::NodeRetrying { attempt, error, delay_ms, .. } => {
-            assert_eq!((*attempt, error.code.as_str(), *delay_ms as i64), (1, "UNAVAILABLE", delay));
+        EventBody::NodeRetrying {
+            attempt,
+            error,
+            delay_ms,
+            ..
+        } => {
+            assert_eq!(
+                (*attempt, error.code.as_str(), *delay_ms as i64),
+                (1, "UNAVAILABLE", delay)
+            );
         }
         other => panic!("{other:?}"),
     }
     // A stale result for attempt 1 is ignored.
-    assert!(run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: ok(json!({})) }).events.is_empty());
+    assert!(
+        run.apply(Input::TaskResult {
+            token: "tk_1".into(),
+            attempt: 1,
+            outcome: ok(json!({}))
+        })
+        .events
+        .is_empty()
+    );
     // The executor reports the start of attempt 2.
-    run.apply(Input::TaskStarted { token: "tk_1".into(), attempt: 2 });
+    run.apply(Input::TaskStarted {
+        token: "tk_1".into(),
+        attempt: 2,
+    });
     assert_eq!(run.st.tokens[0].status, TokenStatus::Running);
-    let step = run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 2, outcome: fail("UNAVAILABLE") });
+    let step = run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 2,
+        outcome: fail("UNAVAILABLE"),
+    });
     assert_eq!(dispatches(&step)[0].attempt, 3);
     let delay = dispatches(&step)[0].not_before - run.now;
     assert!((180..=220).contains(&delay), "exponential: {delay}");
-    run.apply(Input::TaskStarted { token: "tk_1".into(), attempt: 3 });
-    run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 3, outcome: fail("UNAVAILABLE") });
+    run.apply(Input::TaskStarted {
+        token: "tk_1".into(),
+        attempt: 3,
+    });
+    run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 3,
+        outcome: fail("UNAVAILABLE"),
+    });
     // Last attempt failed: routed on failure to `broken`, which reads _last_error.
     assert_eq!(run.st.status, RunStatus::Completed);
-    assert_eq!(run.st.context.output, json!({ "winner": "handled UNAVAILABLE" }));
-    assert!(run.st.context.state.get("_last_error").is_none(), "removed once the next node succeeds");
+    assert_eq!(
+        run.st.context.output,
+        json!({ "winner": "handled UNAVAILABLE" })
+    );
+    assert!(
+        run.st.context.state.get("_last_error").is_none(),
+        "removed once the next node succeeds"
+    );
     assert_eq!(run.st.tokens[0].status, TokenStatus::Failed);
-    assert_eq!(run.kinds().iter().filter(|k| **k == "node_retrying").count(), 2);
+    assert_eq!(
+        run.kinds()
+            .iter()
+            .filter(|k| **k == "node_retrying")
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -164,17 +243,36 @@ fn non_retryable_error_and_no_matching_transition_are_routed() {
     // A 400-style error is not retried; unrouted (the failure condition does not match) it fails the run.
     let mut run = Run::new(LLM);
     run.start(json!({ "topic": "x" }));
-    let step = run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: fail("INVALID_REQUEST") });
+    let step = run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 1,
+        outcome: fail("INVALID_REQUEST"),
+    });
     assert!(dispatches(&step).is_empty());
     assert_eq!(run.st.status, RunStatus::Failed);
     let err = run.st.error.clone().unwrap();
-    assert_eq!((err.code.as_str(), err.node.as_deref(), err.action.as_deref(), err.attempt), ("INVALID_REQUEST", Some("ask"), Some("judge"), Some(1)));
+    assert_eq!(
+        (
+            err.code.as_str(),
+            err.node.as_deref(),
+            err.action.as_deref(),
+            err.attempt
+        ),
+        ("INVALID_REQUEST", Some("ask"), Some("judge"), Some(1))
+    );
 
     // Success whose transitions all fail to match: NO_MATCHING_TRANSITION, routed to `broken`.
     let mut run = Run::new(LLM);
     run.start(json!({ "topic": "x" }));
-    run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: ok(json!({ "vote": "C" })) });
-    assert_eq!(run.st.context.output, json!({ "winner": "handled NO_MATCHING_TRANSITION" }));
+    run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 1,
+        outcome: ok(json!({ "vote": "C" })),
+    });
+    assert_eq!(
+        run.st.context.output,
+        json!({ "winner": "handled NO_MATCHING_TRANSITION" })
+    );
 }
 
 #[test]
@@ -190,8 +288,15 @@ nodes:
     run.start(json!({}));
     let err = run.st.error.clone().unwrap();
     assert_eq!(err.code, "EXPRESSION");
-    assert!(err.message.contains("state.missing.deeper + 1") && err.message.contains("`a`"), "{}", err.message);
-    assert!(run.st.context.state.get("x").is_none(), "nothing half-written");
+    assert!(
+        err.message.contains("state.missing.deeper + 1") && err.message.contains("`a`"),
+        "{}",
+        err.message
+    );
+    assert!(
+        run.st.context.state.get("x").is_none(),
+        "nothing half-written"
+    );
 }
 
 #[test]
@@ -205,11 +310,24 @@ fn template_errors_fail_the_node_with_template() {
 fn cancel_ends_the_run_and_ignores_late_results() {
     let mut run = Run::new(LLM);
     run.start(json!({ "topic": "x" }));
-    let step = run.apply(Input::Cancel { reason: "user asked".into() });
+    let step = run.apply(Input::Cancel {
+        reason: "user asked".into(),
+    });
     assert_eq!(run.st.status, RunStatus::Cancelled);
-    assert!(step.commands.contains(&Command::CancelTasks(vec!["tk_1".into()])));
+    assert!(
+        step.commands
+            .contains(&Command::CancelTasks(vec!["tk_1".into()]))
+    );
     assert_eq!(run.st.tokens[0].status, TokenStatus::Cancelled);
-    assert!(run.apply(Input::TaskResult { token: "tk_1".into(), attempt: 1, outcome: ok(json!({ "vote": "A" })) }).events.is_empty());
+    assert!(
+        run.apply(Input::TaskResult {
+            token: "tk_1".into(),
+            attempt: 1,
+            outcome: ok(json!({ "vote": "A" }))
+        })
+        .events
+        .is_empty()
+    );
     assert_eq!(run.kinds().last(), Some(&"workflow_cancelled"));
 }
 
@@ -249,7 +367,13 @@ fn run_timeout_fails_the_run_and_is_not_routable() {
 #[test]
 fn token_limit_fails_the_run() {
     let mut run = Run::new(CHAIN);
-    run.apply(Input::Start { input: json!({ "n": 1 }), limits: Limits { timeout_ms: None, max_run_tokens: Some(2) } });
+    run.apply(Input::Start {
+        input: json!({ "n": 1 }),
+        limits: Limits {
+            timeout_ms: None,
+            max_run_tokens: Some(2),
+        },
+    });
     assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
 }
 
@@ -282,16 +406,31 @@ transitions:
 "#;
     let es = errors(yaml);
     let has = |k: &str, r: &str, f: &str| es.iter().any(|e| e.0 == k && e.1 == r && e.2 == f);
-    assert!(has("action", "a.action", "updates[0].expr"), "bad CEL: {es:?}");
-    assert!(has("action", "a.action", "updates[1].path"), "input.* is read-only: {es:?}");
-    assert!(has("action", "island.action", "updates[0].expr"), "unknown identifier: {es:?}");
+    assert!(
+        has("action", "a.action", "updates[0].expr"),
+        "bad CEL: {es:?}"
+    );
+    assert!(
+        has("action", "a.action", "updates[1].path"),
+        "input.* is read-only: {es:?}"
+    );
+    assert!(
+        has("action", "island.action", "updates[0].expr"),
+        "unknown identifier: {es:?}"
+    );
     assert!(has("node", "a", "ref"), "duplicate ref: {es:?}");
     assert!(has("node", "island", "ref"), "unreachable: {es:?}");
     assert!(has("node", "a", "action"), "unknown action: {es:?}");
-    assert!(has("action", "c.action", "prompt") && has("action", "c.action", "model"), "{es:?}");
+    assert!(
+        has("action", "c.action", "prompt") && has("action", "c.action", "model"),
+        "{es:?}"
+    );
     assert!(has("transition", "a->ghost", "to"), "unknown node: {es:?}");
     assert!(has("transition", "a->c", "condition"), "{es:?}");
-    assert!(es.iter().any(|e| e.2 == "transitions"), "cycle without loop: {es:?}");
+    assert!(
+        es.iter().any(|e| e.2 == "transitions"),
+        "cycle without loop: {es:?}"
+    );
 }
 
 #[test]
@@ -313,7 +452,10 @@ transitions:
     );
     let has = |k: &str, r: &str, f: &str| es.iter().any(|e| e.0 == k && e.1 == r && e.2 == f);
     assert!(has("workflow", "j", "input_schema"), "{es:?}");
-    assert!(has("node", "b", "fan_in.m_of_n"), "m_of_n > static count: {es:?}");
+    assert!(
+        has("node", "b", "fan_in.m_of_n"),
+        "m_of_n > static count: {es:?}"
+    );
     assert!(has("node", "c", "joins"), "fan_in without joins: {es:?}");
     assert!(has("transition", "c->a", "ref"), "loop needs a ref: {es:?}");
     assert_eq!(es.len(), 4, "{es:?}");

@@ -47,7 +47,10 @@ impl Committer {
             return Ok(());
         }
         let (tx, rx) = oneshot::channel();
-        self.tx.send((ops, tx)).map_err(|_| "the commit task has stopped".to_string())?;
-        rx.await.map_err(|_| "the commit task has stopped".to_string())?
+        self.tx
+            .send((ops, tx))
+            .map_err(|_| "the commit task has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the commit task has stopped".to_string())?
     }
 }

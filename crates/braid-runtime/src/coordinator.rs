@@ -82,7 +82,9 @@ impl Coordinator {
                         if !aborted.is_empty() && !ended {
                             let committer = self.inner.committer.clone();
                             tokio::spawn(async move {
-                                let _ = committer.commit(aborted.into_iter().map(WriteOp::AckTask).collect()).await;
+                                let _ = committer
+                                    .commit(aborted.into_iter().map(WriteOp::AckTask).collect())
+                                    .await;
                             });
                         }
                     }
@@ -103,18 +105,27 @@ impl Coordinator {
         // Run row.
         let st = &self.state;
         self.record.status = match st.status {
-            braid_core::state::RunStatus::New | braid_core::state::RunStatus::Running => RunStatus::Running,
+            braid_core::state::RunStatus::New | braid_core::state::RunStatus::Running => {
+                RunStatus::Running
+            }
             braid_core::state::RunStatus::Completed => RunStatus::Completed,
             braid_core::state::RunStatus::Failed => RunStatus::Failed,
             braid_core::state::RunStatus::Cancelled => RunStatus::Cancelled,
         };
         self.record.context = st.context.to_json();
-        self.record.error = st.error.as_ref().map(|e| serde_json::to_value(e).unwrap_or_default());
+        self.record.error = st
+            .error
+            .as_ref()
+            .map(|e| serde_json::to_value(e).unwrap_or_default());
         self.record.usage = serde_json::to_value(&st.usage).unwrap_or_default();
         self.record.last_seq = st.seq as i64;
         self.record.started_at = st.started_at;
         self.record.ended_at = st.ended_at;
-        ops.push(if self.create { WriteOp::CreateRun(self.record.clone()) } else { WriteOp::UpdateRun(self.record.clone()) });
+        ops.push(if self.create {
+            WriteOp::CreateRun(self.record.clone())
+        } else {
+            WriteOp::UpdateRun(self.record.clone())
+        });
         if !events.is_empty() {
             ops.push(WriteOp::AppendEvents(
                 events
@@ -134,11 +145,25 @@ impl Coordinator {
         // Token rows touched by these events.
         let touched: BTreeSet<usize> = events
             .iter()
-            .filter_map(|e| e.token_id.as_deref().and_then(braid_core::state::token_index))
-            .chain(events.iter().filter_map(|e| match &e.body {
-                braid_core::event::EventBody::TransitionTaken { tokens, .. } => Some(tokens.iter().filter_map(|t| braid_core::state::token_index(t)).collect::<Vec<_>>()),
-                _ => None,
-            }).flatten())
+            .filter_map(|e| {
+                e.token_id
+                    .as_deref()
+                    .and_then(braid_core::state::token_index)
+            })
+            .chain(
+                events
+                    .iter()
+                    .filter_map(|e| match &e.body {
+                        braid_core::event::EventBody::TransitionTaken { tokens, .. } => Some(
+                            tokens
+                                .iter()
+                                .filter_map(|t| braid_core::state::token_index(t))
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => None,
+                    })
+                    .flatten(),
+            )
             .collect();
         if !touched.is_empty() {
             ops.push(WriteOp::UpsertTokens(

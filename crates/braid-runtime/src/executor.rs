@@ -5,6 +5,7 @@
 
 use crate::coordinator::Msg;
 use crate::{Inner, Options, TaskEnvelope};
+use braid_core::definition::ModelProfile;
 use braid_core::event::{ErrorInfo, Usage};
 use braid_core::machine::{Input, Outcome, TaskPayload};
 use braid_expr::Schema;
@@ -21,6 +22,8 @@ use tokio::task::AbortHandle;
 /// Default `max_concurrency` of a model profile.
 const DEFAULT_PROFILE_CONCURRENCY: usize = 16;
 
+type ProviderSlot = (Arc<dyn LlmProvider>, Arc<Semaphore>);
+
 struct InFlight {
     task_id: String,
     abort: AbortHandle,
@@ -36,7 +39,8 @@ pub(crate) struct Executor {
     http: reqwest::Client,
     /// (run, token) → the attempt in flight.
     inflight: Mutex<HashMap<(String, String), InFlight>>,
-    providers: Mutex<HashMap<(String, String), (Arc<dyn LlmProvider>, Arc<Semaphore>)>>,
+    /// (version id, model profile ref) → adapter and its `max_concurrency` slots.
+    providers: Mutex<HashMap<(String, String), ProviderSlot>>,
     schemas: Mutex<HashMap<String, Schema>>,
 }
 
@@ -133,7 +137,14 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
         loop {
             tokio::time::sleep(period).await;
             let Some(inner) = weak.upgrade() else { return };
-            let ids: Vec<String> = inner.executor.inflight.lock().expect("inflight lock").values().map(|f| f.task_id.clone()).collect();
+            let ids: Vec<String> = inner
+                .executor
+                .inflight
+                .lock()
+                .expect("inflight lock")
+                .values()
+                .map(|f| f.task_id.clone())
+                .collect();
             if !ids.is_empty() {
                 let until = inner.clock.now_ms() + inner.executor.lease_ms;
                 if let Err(e) = inner.store.renew_leases(&ids, until).await {
@@ -159,7 +170,13 @@ async fn start_task(inner: &Arc<Inner>, task: TaskRecord) {
         let _permit = permit;
         execute(&inner2, task).await;
     });
-    map.insert(key, InFlight { task_id, abort: handle.abort_handle() });
+    map.insert(
+        key,
+        InFlight {
+            task_id,
+            abort: handle.abort_handle(),
+        },
+    );
 }
 
 async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
@@ -167,12 +184,32 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
     let envelope: TaskEnvelope = match serde_json::from_value(task.payload.clone()) {
         Ok(e) => e,
         Err(e) => {
-            let error = ErrorInfo::new("INTERNAL", format!("task {} has an unreadable payload: {e}", task.id));
-            return deliver(inner, &task, Outcome::Failure { error, retry_after_ms: None, duration_ms: 0 });
+            let error = ErrorInfo::new(
+                "INTERNAL",
+                format!("task {} has an unreadable payload: {e}", task.id),
+            );
+            return deliver(
+                inner,
+                &task,
+                Outcome::Failure {
+                    error,
+                    retry_after_ms: None,
+                    duration_ms: 0,
+                },
+            );
         }
     };
     if attempt > 1 {
-        inner.send(&task.run_id, Msg::Input(Input::TaskStarted { token: task.token_id.clone(), attempt }, None));
+        inner.send(
+            &task.run_id,
+            Msg::Input(
+                Input::TaskStarted {
+                    token: task.token_id.clone(),
+                    attempt,
+                },
+                None,
+            ),
+        );
     }
     let started = Instant::now();
     let work = run_action(inner, &task, &envelope);
@@ -180,7 +217,13 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
             Ok(r) => r,
             Err(_) => {
-                let mut e = ErrorInfo::new("TIMEOUT", format!("node `{}`: attempt {attempt} exceeded its timeout of {ms} ms (execution.timeout_ms); the call was aborted", envelope.node));
+                let mut e = ErrorInfo::new(
+                    "TIMEOUT",
+                    format!(
+                        "node `{}`: attempt {attempt} exceeded its timeout of {ms} ms (execution.timeout_ms); the call was aborted",
+                        envelope.node
+                    ),
+                );
                 e.retryable = true;
                 Err((e, None))
             }
@@ -189,17 +232,34 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
     };
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
-        Ok((result, usage)) => Outcome::Success { result, usage, duration_ms },
-        Err((error, retry_after_ms)) => Outcome::Failure { error, retry_after_ms, duration_ms },
+        Ok((result, usage)) => Outcome::Success {
+            result,
+            usage,
+            duration_ms,
+        },
+        Err((error, retry_after_ms)) => Outcome::Failure {
+            error,
+            retry_after_ms,
+            duration_ms,
+        },
     };
     deliver(inner, &task, outcome);
 }
 
 fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
-    inner.executor.inflight.lock().expect("inflight lock").remove(&(task.run_id.clone(), task.token_id.clone()));
+    inner
+        .executor
+        .inflight
+        .lock()
+        .expect("inflight lock")
+        .remove(&(task.run_id.clone(), task.token_id.clone()));
     let msg = Msg::TaskResult {
         task_id: task.id.clone(),
-        input: Input::TaskResult { token: task.token_id.clone(), attempt: task.attempt as u32, outcome },
+        input: Input::TaskResult {
+            token: task.token_id.clone(),
+            attempt: task.attempt as u32,
+            outcome,
+        },
     };
     if !inner.send(&task.run_id, msg) {
         // The run is not live here (it ended): the task has nothing to report to.
@@ -215,10 +275,25 @@ type ActionResult = Result<(Value, Option<Usage>), (ErrorInfo, Option<u64>)>;
 
 async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -> ActionResult {
     match &env.payload {
-        TaskPayload::LlmCall { model, system, prompt, produces, branch_index } => {
-            let (provider, limit, profile) = provider_for(inner, &env.def_id, model).await.map_err(|e| (e, None))?;
-            let _slot = limit.acquire_owned().await.map_err(|_| (ErrorInfo::new("INTERNAL", "provider semaphore closed"), None))?;
-            let parameters: Parameters = serde_json::from_value(Value::Object(profile.parameters.clone())).unwrap_or_default();
+        TaskPayload::LlmCall {
+            model,
+            system,
+            prompt,
+            produces,
+            branch_index,
+        } => {
+            let (provider, limit, profile) = provider_for(inner, &env.def_id, model)
+                .await
+                .map_err(|e| (e, None))?;
+            let _slot = limit.acquire_owned().await.map_err(|_| {
+                (
+                    ErrorInfo::new("INTERNAL", "provider semaphore closed"),
+                    None,
+                )
+            })?;
+            let parameters: Parameters =
+                serde_json::from_value(Value::Object(profile.parameters.clone()))
+                    .unwrap_or_default();
             let req = LlmRequest {
                 model: profile.model.clone(),
                 system: system.clone(),
@@ -241,20 +316,40 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
                     match cache.get(&key) {
                         Some(s) => s.clone(),
                         None => {
-                            let s = Schema::compile(schema).map_err(|e| (ErrorInfo::new("INTERNAL", e), None))?;
+                            let s = Schema::compile(schema)
+                                .map_err(|e| (ErrorInfo::new("INTERNAL", e), None))?;
                             cache.insert(key, s.clone());
                             s
                         }
                     }
                 };
                 if let Err(v) = compiled.validate(&resp.output) {
-                    let detail: Vec<String> = v.iter().map(|v| format!("{}: {}", if v.path.is_empty() { "/" } else { &v.path }, v.message)).collect();
-                    let e = ErrorInfo::new("SCHEMA_MISMATCH", format!("model `{}` answered {} which does not match the prompt's `produces` schema: {}", profile.model, truncate(&resp.text, 200), detail.join("; ")));
+                    let detail: Vec<String> = v
+                        .iter()
+                        .map(|v| {
+                            format!(
+                                "{}: {}",
+                                if v.path.is_empty() { "/" } else { &v.path },
+                                v.message
+                            )
+                        })
+                        .collect();
+                    let e = ErrorInfo::new(
+                        "SCHEMA_MISMATCH",
+                        format!(
+                            "model `{}` answered {} which does not match the prompt's `produces` schema: {}",
+                            profile.model,
+                            truncate(&resp.text, 200),
+                            detail.join("; ")
+                        ),
+                    );
                     return Err((e, None));
                 }
             }
-            let cost = resp.usage.input_tokens as f64 / 1000.0 * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
-                + resp.usage.output_tokens as f64 / 1000.0 * profile.cost_per_1k_output_tokens.unwrap_or(0.0);
+            let cost = resp.usage.input_tokens as f64 / 1000.0
+                * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
+                + resp.usage.output_tokens as f64 / 1000.0
+                    * profile.cost_per_1k_output_tokens.unwrap_or(0.0);
             let usage = Usage {
                 input_tokens: resp.usage.input_tokens,
                 output_tokens: resp.usage.output_tokens,
@@ -265,7 +360,12 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
             };
             Ok((resp.output, Some(usage)))
         }
-        TaskPayload::WriteArtifact { type_name, type_version, name, content } => {
+        TaskPayload::WriteArtifact {
+            type_name,
+            type_version,
+            name,
+            content,
+        } => {
             let record = ArtifactRecord {
                 id: inner.ids.id("art"),
                 project_id: env.project_id.clone(),
@@ -280,7 +380,10 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
                 created_at: inner.clock.now_ms(),
             };
             let id = inner.store.put_artifact(&record).await.map_err(|e| {
-                let mut info = ErrorInfo::new("UNAVAILABLE", format!("storing artifact `{name}` failed: {e}"));
+                let mut info = ErrorInfo::new(
+                    "UNAVAILABLE",
+                    format!("storing artifact `{name}` failed: {e}"),
+                );
                 info.retryable = true;
                 (info, None)
             })?;
@@ -289,27 +392,74 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
     }
 }
 
-async fn provider_for(inner: &Arc<Inner>, def_id: &str, model: &str) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, braid_core::definition::ModelProfile), ErrorInfo> {
-    let graph = inner.graph(def_id).await.map_err(|e| ErrorInfo::new("INTERNAL", format!("loading definition {def_id}: {e}")))?;
-    let profile = graph.model_profiles.get(model).cloned().ok_or_else(|| ErrorInfo::new("INVALID_REQUEST", format!("model profile `{model}` is not defined")))?;
+async fn provider_for(
+    inner: &Arc<Inner>,
+    def_id: &str,
+    model: &str,
+) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, ModelProfile), ErrorInfo> {
+    let graph = inner
+        .graph(def_id)
+        .await
+        .map_err(|e| ErrorInfo::new("INTERNAL", format!("loading definition {def_id}: {e}")))?;
+    let profile = graph.model_profiles.get(model).cloned().ok_or_else(|| {
+        ErrorInfo::new(
+            "INVALID_REQUEST",
+            format!("model profile `{model}` is not defined"),
+        )
+    })?;
     let key = (def_id.to_string(), model.to_string());
-    if let Some((p, s)) = inner.executor.providers.lock().expect("providers lock").get(&key) {
+    if let Some((p, s)) = inner
+        .executor
+        .providers
+        .lock()
+        .expect("providers lock")
+        .get(&key)
+    {
         return Ok((p.clone(), s.clone(), profile));
     }
-    let kind: ProviderKind = serde_json::from_value(Value::String(profile.provider.clone())).map_err(|_| ErrorInfo::new("INVALID_REQUEST", format!("unknown provider `{}`", profile.provider)))?;
+    let kind: ProviderKind = serde_json::from_value(Value::String(profile.provider.clone()))
+        .map_err(|_| {
+            ErrorInfo::new(
+                "INVALID_REQUEST",
+                format!("unknown provider `{}`", profile.provider),
+            )
+        })?;
     let key_var = profile.api_key_env.clone().or(match kind {
         ProviderKind::Openai => Some("OPENAI_API_KEY".into()),
         ProviderKind::Anthropic => Some("ANTHROPIC_API_KEY".into()),
         _ => None,
     });
-    let api_key = key_var.and_then(|v| std::env::var(v).ok()).filter(|k| !k.is_empty());
-    let config = ProviderConfig { provider: kind, model: profile.model.clone(), base_url: profile.base_url.clone(), api_key, script: profile.script.clone() };
-    let provider = braid_llm::provider(config, inner.executor.http.clone()).map_err(|e| ErrorInfo::new(e.code.as_str(), e.message))?;
-    let limit = Arc::new(Semaphore::new(profile.max_concurrency.map(|c| c as usize).unwrap_or(DEFAULT_PROFILE_CONCURRENCY)));
-    inner.executor.providers.lock().expect("providers lock").insert(key, (provider.clone(), limit.clone()));
+    let api_key = key_var
+        .and_then(|v| std::env::var(v).ok())
+        .filter(|k| !k.is_empty());
+    let config = ProviderConfig {
+        provider: kind,
+        model: profile.model.clone(),
+        base_url: profile.base_url.clone(),
+        api_key,
+        script: profile.script.clone(),
+    };
+    let provider = braid_llm::provider(config, inner.executor.http.clone())
+        .map_err(|e| ErrorInfo::new(e.code.as_str(), e.message))?;
+    let limit = Arc::new(Semaphore::new(
+        profile
+            .max_concurrency
+            .map(|c| c as usize)
+            .unwrap_or(DEFAULT_PROFILE_CONCURRENCY),
+    ));
+    inner
+        .executor
+        .providers
+        .lock()
+        .expect("providers lock")
+        .insert(key, (provider.clone(), limit.clone()));
     Ok((provider, limit, profile))
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { format!("{}…", s.chars().take(n).collect::<String>()) }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
 }

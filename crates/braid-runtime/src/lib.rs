@@ -179,7 +179,9 @@ impl Engine {
             waiters: Mutex::new(HashMap::new()),
             events,
         });
-        let engine = Engine { inner: inner.clone() };
+        let engine = Engine {
+            inner: inner.clone(),
+        };
         engine.recover().await?;
         executor::spawn(inner);
         Ok(engine)
@@ -196,38 +198,72 @@ impl Engine {
     }
 
     /// Validates a bundle against a project and saves it (new version only when changed).
-    pub async fn save_definition(&self, project_id: &str, bundle: &Bundle) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
+    pub async fn save_definition(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+    ) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
         let env = self.env(project_id).await?;
         let compiled = graph::compile(bundle, &env).map_err(Error::InvalidDefinition)?;
         let now = self.inner.clock.now_ms();
-        let outcome = self.inner.store.save_bundle(project_id, bundle, now).await?;
+        let outcome = self
+            .inner
+            .store
+            .save_bundle(project_id, bundle, now)
+            .await?;
         Ok((outcome, compiled.warnings))
     }
 
     /// Validates without saving.
-    pub async fn validate(&self, project_id: &str, bundle: &Bundle) -> Result<Vec<DefinitionError>, Error> {
+    pub async fn validate(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+    ) -> Result<Vec<DefinitionError>, Error> {
         let env = self.env(project_id).await?;
-        graph::compile(bundle, &env).map(|c| c.warnings).map_err(Error::InvalidDefinition)
+        graph::compile(bundle, &env)
+            .map(|c| c.warnings)
+            .map_err(Error::InvalidDefinition)
     }
 
     async fn env(&self, project_id: &str) -> Result<Env, Error> {
         let store = &self.inner.store;
         Ok(Env {
-            artifact_types: store.artifact_types(project_id).await?.into_iter().map(|a| (a.name, (a.version, a.schema))).collect(),
-            workflows: store.workflow_names(project_id).await?.into_iter().collect(),
+            artifact_types: store
+                .artifact_types(project_id)
+                .await?
+                .into_iter()
+                .map(|a| (a.name, (a.version, a.schema)))
+                .collect(),
+            workflows: store
+                .workflow_names(project_id)
+                .await?
+                .into_iter()
+                .collect(),
         })
     }
 
     /// Starts a run of a workflow version; returns once the run is durable.
-    pub async fn start_run(&self, project_id: &str, workflow: &str, version: Option<i64>, input: Value, limits: Option<Limits>) -> Result<String, Error> {
+    pub async fn start_run(
+        &self,
+        project_id: &str,
+        workflow: &str,
+        version: Option<i64>,
+        input: Value,
+        limits: Option<Limits>,
+    ) -> Result<String, Error> {
         let def = self
             .inner
             .store
             .get_def(project_id, workflow, version)
             .await?
             .ok_or_else(|| match version {
-                Some(v) => Error::NotFound(format!("workflow `{workflow}` has no version {v} in this project")),
-                None => Error::NotFound(format!("workflow `{workflow}` does not exist in this project")),
+                Some(v) => Error::NotFound(format!(
+                    "workflow `{workflow}` has no version {v} in this project"
+                )),
+                None => Error::NotFound(format!(
+                    "workflow `{workflow}` does not exist in this project"
+                )),
             })?;
         let graph = self.inner.graph(&def.def_id).await?;
         if !input.is_object() {
@@ -240,8 +276,14 @@ impl Engine {
             && let Err(v) = schema.validate(&input)
         {
             return Err(Error::InputSchema {
-                message: format!("the input does not match the input_schema of `{}`", def.name),
-                errors: v.into_iter().map(|v| serde_json::json!({ "path": v.path, "message": v.message })).collect(),
+                message: format!(
+                    "the input does not match the input_schema of `{}`",
+                    def.name
+                ),
+                errors: v
+                    .into_iter()
+                    .map(|v| serde_json::json!({ "path": v.path, "message": v.message }))
+                    .collect(),
             });
         }
         let limits = graph.limits.overridden_by(limits);
@@ -267,11 +309,22 @@ impl Engine {
             started_at: None,
             ended_at: None,
         };
-        let coordinator = Coordinator { inner: self.inner.clone(), graph, state: RunState::new(&run_id), record, create: true };
+        let coordinator = Coordinator {
+            inner: self.inner.clone(),
+            graph,
+            state: RunState::new(&run_id),
+            record,
+            create: true,
+        };
         let tx = self.inner.spawn_coordinator(&run_id, coordinator);
         let (reply, done) = oneshot::channel();
-        tx.send(Msg::Input(Input::Start { input, limits }, Some(reply))).map_err(|_| Error::ShuttingDown)?;
-        done.await.map_err(|_| Error::Store(braid_store::Error::Backend("the run could not be persisted".into())))?;
+        tx.send(Msg::Input(Input::Start { input, limits }, Some(reply)))
+            .map_err(|_| Error::ShuttingDown)?;
+        done.await.map_err(|_| {
+            Error::Store(braid_store::Error::Backend(
+                "the run could not be persisted".into(),
+            ))
+        })?;
         if let Some(ms) = limits.timeout_ms {
             self.inner.arm_timeout(&run_id, ms);
         }
@@ -280,10 +333,25 @@ impl Engine {
 
     /// Cancels a live run (and, later, its children).
     pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), Error> {
-        let tx = self.inner.runs.lock().expect("runs lock").get(run_id).cloned();
+        let tx = self
+            .inner
+            .runs
+            .lock()
+            .expect("runs lock")
+            .get(run_id)
+            .cloned();
         if let Some(tx) = tx {
             let (reply, done) = oneshot::channel();
-            if tx.send(Msg::Input(Input::Cancel { reason: reason.into() }, Some(reply))).is_ok() && done.await.is_ok() {
+            if tx
+                .send(Msg::Input(
+                    Input::Cancel {
+                        reason: reason.into(),
+                    },
+                    Some(reply),
+                ))
+                .is_ok()
+                && done.await.is_ok()
+            {
                 return Ok(());
             }
         }
@@ -298,8 +366,16 @@ impl Engine {
     /// (whatever its status) or `None` if it does not exist.
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<Option<RunRecord>, Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner.waiters.lock().expect("waiters lock").entry(run_id.to_string()).or_default().push(tx);
-        let Some(r) = self.inner.store.get_run(run_id).await? else { return Ok(None) };
+        self.inner
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(run_id.to_string())
+            .or_default()
+            .push(tx);
+        let Some(r) = self.inner.store.get_run(run_id).await? else {
+            return Ok(None);
+        };
         if r.status != RunStatus::Running {
             return Ok(Some(r));
         }
@@ -330,8 +406,20 @@ impl Engine {
                     break;
                 }
                 for e in &page {
-                    let body = EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq)))?;
-                    let ev = Event { seq: e.seq as u64, ts: e.ts, token_id: e.token_id.clone(), node: e.node.clone(), body };
+                    let body =
+                        EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| {
+                            braid_store::Error::Backend(format!(
+                                "event {}#{}: {err}",
+                                e.run_id, e.seq
+                            ))
+                        })?;
+                    let ev = Event {
+                        seq: e.seq as u64,
+                        ts: e.ts,
+                        token_id: e.token_id.clone(),
+                        node: e.node.clone(),
+                        body,
+                    };
                     state.apply_event(&graph, &ev);
                 }
                 after = page.last().map(|e| e.seq).unwrap_or(after);
@@ -339,7 +427,13 @@ impl Engine {
             let run_id = record.id.clone();
             let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
             let started = record.started_at.unwrap_or(record.created_at);
-            let coordinator = Coordinator { inner: self.inner.clone(), graph, state, record, create: false };
+            let coordinator = Coordinator {
+                inner: self.inner.clone(),
+                graph,
+                state,
+                record,
+                create: false,
+            };
             self.inner.spawn_coordinator(&run_id, coordinator);
             if let Some(ms) = limits.timeout_ms {
                 let left = (started + ms as i64 - self.inner.clock.now_ms()).max(0);
@@ -356,20 +450,43 @@ impl Inner {
         if let Some(g) = self.graphs.lock().expect("graphs lock").get(def_id) {
             return Ok(g.clone());
         }
-        let def = self.store.get_def_by_id(def_id).await?.ok_or_else(|| Error::NotFound(format!("definition version `{def_id}` does not exist")))?;
+        let def = self.store.get_def_by_id(def_id).await?.ok_or_else(|| {
+            Error::NotFound(format!("definition version `{def_id}` does not exist"))
+        })?;
         let env = Env {
-            artifact_types: self.store.artifact_types(&def.project_id).await?.into_iter().map(|a| (a.name, (a.version, a.schema))).collect(),
-            workflows: self.store.workflow_names(&def.project_id).await?.into_iter().collect(),
+            artifact_types: self
+                .store
+                .artifact_types(&def.project_id)
+                .await?
+                .into_iter()
+                .map(|a| (a.name, (a.version, a.schema)))
+                .collect(),
+            workflows: self
+                .store
+                .workflow_names(&def.project_id)
+                .await?
+                .into_iter()
+                .collect(),
         };
         let compiled = graph::compile(&def.bundle, &env).map_err(Error::InvalidDefinition)?;
         let g = Arc::new(compiled.graph);
-        self.graphs.lock().expect("graphs lock").insert(def_id.to_string(), g.clone());
+        self.graphs
+            .lock()
+            .expect("graphs lock")
+            .insert(def_id.to_string(), g.clone());
         Ok(g)
     }
 
-    fn spawn_coordinator(self: &Arc<Self>, run_id: &str, c: Coordinator) -> mpsc::UnboundedSender<Msg> {
+    fn spawn_coordinator(
+        self: &Arc<Self>,
+        run_id: &str,
+        c: Coordinator,
+    ) -> mpsc::UnboundedSender<Msg> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.runs.lock().expect("runs lock").insert(run_id.to_string(), tx.clone());
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .insert(run_id.to_string(), tx.clone());
         tokio::spawn(c.run(rx));
         tx
     }
@@ -406,7 +523,10 @@ impl Inner {
 
     pub(crate) fn publish(&self, run_id: &str, events: &[Event]) {
         if !events.is_empty() && self.events.receiver_count() > 0 {
-            let _ = self.events.send(Published { run_id: run_id.to_string(), events: Arc::new(events.to_vec()) });
+            let _ = self.events.send(Published {
+                run_id: run_id.to_string(),
+                events: Arc::new(events.to_vec()),
+            });
         }
     }
 }

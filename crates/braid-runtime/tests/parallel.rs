@@ -39,7 +39,9 @@ model_profiles:
 }
 
 fn judge_index(body: &Value) -> usize {
-    let prompt = body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap();
+    let prompt = body["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap();
     prompt.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
@@ -49,14 +51,33 @@ async fn assert_replay_matches(t: &TestEngine, run: &braid_store::RunRecord) {
     for (i, e) in stored.iter().enumerate() {
         assert_eq!(e.seq, i as i64 + 1, "contiguous seq");
     }
-    let bundle = t.engine.store().get_def_by_id(&run.def_id).await.unwrap().unwrap().bundle;
-    let graph = braid_core::graph::compile(&bundle, &Default::default()).unwrap().graph;
+    let bundle = t
+        .engine
+        .store()
+        .get_def_by_id(&run.def_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .bundle;
+    let graph = braid_core::graph::compile(&bundle, &Default::default())
+        .unwrap()
+        .graph;
     let events: Vec<Event> = stored
         .iter()
-        .map(|e| Event { seq: e.seq as u64, ts: e.ts, token_id: e.token_id.clone(), node: e.node.clone(), body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap() })
+        .map(|e| Event {
+            seq: e.seq as u64,
+            ts: e.ts,
+            token_id: e.token_id.clone(),
+            node: e.node.clone(),
+            body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap(),
+        })
         .collect();
     let rebuilt = RunState::rebuild(&run.id, &graph, &events);
-    assert_eq!(rebuilt.context.to_json(), run.context, "replayed context equals the stored run");
+    assert_eq!(
+        rebuilt.context.to_json(),
+        run.context,
+        "replayed context equals the stored run"
+    );
     assert_eq!(serde_json::to_value(&rebuilt.usage).unwrap(), run.usage);
 }
 
@@ -73,7 +94,11 @@ async fn three_judges_are_in_flight_at_once_and_votes_merge_in_branch_order() {
     t.save(&judges(&mock.url, "all", 3, 16)).await;
     let run = t.run("panel", json!({ "question": "tabs?" })).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
-    assert_eq!(mock.state.max_inflight.load(Ordering::SeqCst), 3, "the three calls overlapped");
+    assert_eq!(
+        mock.state.max_inflight.load(Ordering::SeqCst),
+        3,
+        "the three calls overlapped"
+    );
     assert_eq!(run.context["state"]["votes"], json!(["A", "B", "A"]));
     assert_eq!(run.context["output"]["winner"], json!("A"));
     let events = t.events(&run.id).await;
@@ -100,7 +125,14 @@ async fn max_concurrency_bounds_calls_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m_of_n_aborts_the_slow_request_and_never_writes_its_result() {
     // Judge 2 never answers; the join fires after two votes and cancels it.
-    let mock = MockLlm::start(|_, body| if judge_index(body) == 2 { Plan::never() } else { Plan::ok(r#"{"vote":"B"}"#) }).await;
+    let mock = MockLlm::start(|_, body| {
+        if judge_index(body) == 2 {
+            Plan::never()
+        } else {
+            Plan::ok(r#"{"vote":"B"}"#)
+        }
+    })
+    .await;
     let t = engine().await;
     t.save(&judges(&mock.url, "{ m_of_n: 2 }", 3, 16)).await;
     let run = t.run("panel", json!({ "question": "q" })).await;
@@ -108,11 +140,25 @@ async fn m_of_n_aborts_the_slow_request_and_never_writes_its_result() {
     assert_eq!(run.context["state"]["votes"], json!(["B", "B"]));
     // The in-flight HTTP request of the slow judge is dropped.
     mock.until(|s| s.aborted.load(Ordering::SeqCst) == 1).await;
-    let tokens = t.engine.store().tokens(&run.id, None, 100).await.unwrap().items;
-    let judge2 = tokens.iter().find(|tk| tk.node == "judge" && tk.branch_index == Some(2)).unwrap();
+    let tokens = t
+        .engine
+        .store()
+        .tokens(&run.id, None, 100)
+        .await
+        .unwrap()
+        .items;
+    let judge2 = tokens
+        .iter()
+        .find(|tk| tk.node == "judge" && tk.branch_index == Some(2))
+        .unwrap();
     assert_eq!(judge2.status, "cancelled");
     let events = t.events(&run.id).await;
-    assert!(events.iter().any(|e| e.kind == "token_cancelled" && e.token_id.as_deref() == Some(judge2.id.as_str())));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "token_cancelled"
+                && e.token_id.as_deref() == Some(judge2.id.as_str()))
+    );
     assert_eq!(events.last().unwrap().kind, "workflow_completed");
     assert_replay_matches(&t, &run).await;
 }
@@ -137,16 +183,25 @@ transitions:
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let is = run.context["state"]["is"].as_array().unwrap();
     assert_eq!(is.len(), 10_000);
-    assert!(is.iter().enumerate().all(|(k, v)| v == &json!(k)), "branch order");
+    assert!(
+        is.iter().enumerate().all(|(k, v)| v == &json!(k)),
+        "branch order"
+    );
     assert_eq!(run.context["output"]["sum"], json!(10_000));
     let events = t.events(&run.id).await;
-    assert_eq!(events.iter().filter(|e| e.kind == "token_spawned").count(), 10_000);
+    assert_eq!(
+        events.iter().filter(|e| e.kind == "token_spawned").count(),
+        10_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreach_over_input_calls_one_model_per_item() {
     let mock = MockLlm::start(|_, body| {
-        let prompt = body["messages"].as_array().unwrap().last().unwrap()["content"].as_str().unwrap().to_string();
+        let prompt = body["messages"].as_array().unwrap().last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
         Plan::ok(&json!({ "summary": prompt.to_uppercase() }).to_string())
     })
     .await;
@@ -172,9 +227,21 @@ model_profiles:
     );
     let t = engine().await;
     t.save(&yaml).await;
-    let run = t.run("summaries", json!({ "docs": [ { "title": "a" }, { "title": "b" } ] })).await;
+    let run = t
+        .run(
+            "summaries",
+            json!({ "docs": [ { "title": "a" }, { "title": "b" } ] }),
+        )
+        .await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
-    assert_eq!(run.context["output"]["all"], json!({ "0": "DOC A", "1": "DOC B" }));
+    assert_eq!(
+        run.context["output"]["all"],
+        json!({ "0": "DOC A", "1": "DOC B" })
+    );
     let run = t.run("summaries", json!({ "docs": [] })).await;
-    assert_eq!(run.context["output"]["all"], json!({}), "an empty foreach fires the join at once");
+    assert_eq!(
+        run.context["output"]["all"],
+        json!({}),
+        "an empty foreach fires the join at once"
+    );
 }

@@ -7,7 +7,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use braid_api::{ErrorBody, Page, Run, RunStarted, SavedDefinition, StartRun, WorkflowSummary};
+use braid_api::{
+    ErrorBody, Page, RunStarted, SavedDefinition, StartRun, StartRunAnswer, WorkflowSummary,
+};
 use braid_core::definition::{Bundle, Limits, ParseError};
 use braid_store::RunStatus;
 use serde::Deserialize;
@@ -73,16 +75,6 @@ pub struct StartQuery {
     /// How long `wait=true` waits, in seconds (default 60, at most 3600).
     #[param(value_type = Option<i64>)]
     timeout_s: Option<String>,
-}
-
-/// The answer of starting a run: `{ run_id }`, or with `?wait=true` the run once it ended.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
-pub enum StartRunAnswer {
-    /// The run, once ended (`?wait=true`).
-    Ended(Box<Run>),
-    /// The id of the started run.
-    Started(RunStarted),
 }
 
 /// How the body of a save is written.
@@ -355,7 +347,7 @@ pub async fn start_run(
             // Shutting down: answer 202 now rather than hold the shutdown up.
             Some(Extension(draining)) => tokio::select! {
                 r = waiting => r?,
-                () = std::future::pending::<()>() => { let _ = draining; None }
+                () = draining.started() => None,
             },
             None => waiting.await?,
         };

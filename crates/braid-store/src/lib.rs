@@ -110,13 +110,28 @@ pub trait DefinitionStore: Send + Sync {
     /// Saves `bundle` as a new version when its canonical content differs
     /// from the latest one (and saves the artifact types it defines as new
     /// versions when their schema changed). Atomic.
-    async fn save_bundle(&self, project_id: &str, bundle: &Bundle, now: Millis) -> Result<SaveOutcome>;
+    async fn save_bundle(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+        now: Millis,
+    ) -> Result<SaveOutcome>;
     /// A version by workflow id or name; latest when `version` is `None`.
-    async fn get_def(&self, project_id: &str, id_or_name: &str, version: Option<i64>) -> Result<Option<StoredDef>>;
+    async fn get_def(
+        &self,
+        project_id: &str,
+        id_or_name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<StoredDef>>;
     /// A version by its row id.
     async fn get_def_by_id(&self, def_id: &str) -> Result<Option<StoredDef>>;
     /// Workflows of a project by name.
-    async fn list_workflows(&self, project_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<WorkflowSummary>>;
+    async fn list_workflows(
+        &self,
+        project_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<WorkflowSummary>>;
     /// Latest version of every artifact type of the project.
     async fn artifact_types(&self, project_id: &str) -> Result<Vec<ArtifactType>>;
     /// Names of the project's workflows (for `workflow_call` validation).
@@ -354,7 +369,12 @@ pub trait RunStore: Send + Sync {
     /// A run.
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>>;
     /// Runs, newest first.
-    async fn list_runs(&self, filter: &RunFilter, cursor: Option<&str>, limit: u32) -> Result<Page<RunRecord>>;
+    async fn list_runs(
+        &self,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<RunRecord>>;
     /// Child run ids of a run.
     async fn children(&self, run_id: &str) -> Result<Vec<String>>;
     /// Runs with status `running` (for recovery).
@@ -362,7 +382,12 @@ pub trait RunStore: Send + Sync {
     /// Events with `seq > after`, ascending.
     async fn events(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<EventRecord>>;
     /// Tokens of a run in creation order.
-    async fn tokens(&self, run_id: &str, cursor: Option<&str>, limit: u32) -> Result<Page<TokenRecord>>;
+    async fn tokens(
+        &self,
+        run_id: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenRecord>>;
     /// Latest snapshot: `(seq, state)`.
     async fn latest_snapshot(&self, run_id: &str) -> Result<Option<(i64, Value)>>;
     /// Claims up to `limit` ready tasks whose `not_before <= now` and whose
@@ -383,7 +408,12 @@ pub trait ArtifactStore: Send + Sync {
     /// One artifact.
     async fn get_artifact(&self, id: &str) -> Result<Option<ArtifactRecord>>;
     /// Artifacts, newest first.
-    async fn list_artifacts(&self, filter: &ArtifactFilter, cursor: Option<&str>, limit: u32) -> Result<Page<ArtifactRecord>>;
+    async fn list_artifacts(
+        &self,
+        filter: &ArtifactFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<ArtifactRecord>>;
 }
 
 /// Everything a backend provides.

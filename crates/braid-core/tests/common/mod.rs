@@ -27,13 +27,19 @@ pub struct Run {
 
 impl Run {
     pub fn new(yaml: &str) -> Run {
-        Run { g: graph(yaml), st: RunState::new("run_test"), log: Vec::new(), now: 1_000 }
+        Run {
+            g: graph(yaml),
+            st: RunState::new("run_test"),
+            log: Vec::new(),
+            now: 1_000,
+        }
     }
 
     pub fn apply(&mut self, input: Input) -> machine::Step {
         self.now += 10;
         // A snapshot taken before the step, serialized as it is stored.
-        let snapshot: RunState = serde_json::from_value(serde_json::to_value(&self.st).unwrap()).unwrap();
+        let snapshot: RunState =
+            serde_json::from_value(serde_json::to_value(&self.st).unwrap()).unwrap();
         let step = machine::apply(&mut self.st, &self.g, input, self.now);
         let mut from_snapshot = snapshot;
         for e in &step.events {
@@ -50,14 +56,24 @@ impl Run {
         let finals = self.log.iter().filter(|e| e.body.is_final()).count();
         assert!(finals <= 1, "a run ends exactly once");
         if finals == 1 {
-            assert!(self.log.last().unwrap().body.is_final(), "no event follows the final one");
+            assert!(
+                self.log.last().unwrap().body.is_final(),
+                "no event follows the final one"
+            );
         }
-        assert_eq!(RunState::rebuild("run_test", &self.g, &self.log), self.st, "replay must equal live");
+        assert_eq!(
+            RunState::rebuild("run_test", &self.g, &self.log),
+            self.st,
+            "replay must equal live"
+        );
         step
     }
 
     pub fn start(&mut self, input: Value) -> machine::Step {
-        self.apply(Input::Start { input, limits: Limits::default() })
+        self.apply(Input::Start {
+            input,
+            limits: Limits::default(),
+        })
     }
 
     pub fn kinds(&self) -> Vec<&'static str> {
@@ -76,10 +92,17 @@ pub fn dispatches(step: &machine::Step) -> Vec<Dispatch> {
 }
 
 pub fn ok(result: Value) -> Outcome {
-    Outcome::Success { result, usage: None, duration_ms: 5 }
+    Outcome::Success {
+        result,
+        usage: None,
+        duration_ms: 5,
+    }
 }
 
 pub fn fail(code: &str) -> Outcome {
-    Outcome::Failure { error: ErrorInfo::new(code, format!("{code} from test")), retry_after_ms: None, duration_ms: 5 }
+    Outcome::Failure {
+        error: ErrorInfo::new(code, format!("{code} from test")),
+        retry_after_ms: None,
+        duration_ms: 5,
+    }
 }
-

@@ -23,11 +23,21 @@ pub struct TestEngine {
 }
 
 pub async fn engine() -> TestEngine {
+    engine_with(Options::default()).await
+}
+
+pub async fn engine_with(opts: Options) -> TestEngine {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open_path(dir.path().join("braid.db")).await.unwrap();
-    let engine = Engine::start(Arc::new(store), Options::default()).await.unwrap();
+    let store = SqliteStore::open_path(dir.path().join("braid.db"))
+        .await
+        .unwrap();
+    let engine = Engine::start(Arc::new(store), opts).await.unwrap();
     let project = engine.store().project_id("default").await.unwrap();
-    TestEngine { engine, project, dir }
+    TestEngine {
+        engine,
+        project,
+        dir,
+    }
 }
 
 impl TestEngine {
@@ -39,16 +49,32 @@ impl TestEngine {
     }
 
     pub async fn run(&self, workflow: &str, input: Value) -> RunRecord {
-        let id = self.engine.start_run(&self.project, workflow, None, input, None).await.unwrap();
-        self.engine.wait(&id, Duration::from_secs(60)).await.unwrap().unwrap()
+        let id = self
+            .engine
+            .start_run(&self.project, workflow, None, input, None)
+            .await
+            .unwrap();
+        self.engine
+            .wait(&id, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap()
     }
 
     /// Every stored event of a run (paged).
     pub async fn events(&self, run_id: &str) -> Vec<braid_store::EventRecord> {
         let mut all = Vec::new();
         loop {
-            let after = all.last().map(|e: &braid_store::EventRecord| e.seq).unwrap_or(0);
-            let page = self.engine.store().events(run_id, after, 1000).await.unwrap();
+            let after = all
+                .last()
+                .map(|e: &braid_store::EventRecord| e.seq)
+                .unwrap_or(0);
+            let page = self
+                .engine
+                .store()
+                .events(run_id, after, 1000)
+                .await
+                .unwrap();
             if page.is_empty() {
                 return all;
             }
@@ -69,17 +95,32 @@ pub struct Plan {
 
 impl Plan {
     pub fn ok(content: &str) -> Plan {
-        Plan { delay_ms: Some(0), status: 200, headers: vec![], body: chat_completion(content) }
+        Plan {
+            delay_ms: Some(0),
+            status: 200,
+            headers: vec![],
+            body: chat_completion(content),
+        }
     }
     pub fn status(status: u16) -> Plan {
-        Plan { delay_ms: Some(0), status, headers: vec![], body: json!({ "error": { "message": format!("mock status {status}"), "type": "server_error" } }) }
+        Plan {
+            delay_ms: Some(0),
+            status,
+            headers: vec![],
+            body: json!({ "error": { "message": format!("mock status {status}"), "type": "server_error" } }),
+        }
     }
     pub fn after(mut self, ms: u64) -> Plan {
         self.delay_ms = Some(ms);
         self
     }
     pub fn never() -> Plan {
-        Plan { delay_ms: None, status: 200, headers: vec![], body: Value::Null }
+        Plan {
+            delay_ms: None,
+            status: 200,
+            headers: vec![],
+            body: Value::Null,
+        }
     }
     pub fn header(mut self, k: &'static str, v: &str) -> Plan {
         self.headers.push((k, v.into()));
@@ -142,7 +183,11 @@ async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: Str
         None => std::future::pending::<()>().await,
     }
     guard.1 = true;
-    let mut resp = (StatusCode::from_u16(plan.status).unwrap(), axum::Json(plan.body)).into_response();
+    let mut resp = (
+        StatusCode::from_u16(plan.status).unwrap(),
+        axum::Json(plan.body),
+    )
+        .into_response();
     for (k, v) in plan.headers {
         resp.headers_mut().insert(k, v.parse().unwrap());
     }
@@ -159,7 +204,9 @@ impl MockLlm {
             changed: Notify::new(),
             planner: Box::new(planner),
         });
-        let app = Router::new().route("/v1/chat/completions", axum::routing::post(handle)).with_state(state.clone());
+        let app = Router::new()
+            .route("/v1/chat/completions", axum::routing::post(handle))
+            .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -167,11 +214,23 @@ impl MockLlm {
     }
 
     pub fn requests(&self) -> Vec<Value> {
-        self.state.requests.lock().unwrap().iter().map(|r| r.1.clone()).collect()
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.1.clone())
+            .collect()
     }
 
     pub fn request_times(&self) -> Vec<std::time::Instant> {
-        self.state.requests.lock().unwrap().iter().map(|r| r.0).collect()
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect()
     }
 
     /// Waits (on signals, bounded) until `cond` holds.
@@ -191,5 +250,7 @@ impl MockLlm {
 
 /// A model profile block pointing at the mock.
 pub fn openai_profile(url: &str, extra: &str) -> String {
-    format!("  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: \"{url}\", cost_per_1k_input_tokens: 0.5, cost_per_1k_output_tokens: 1.5{extra} }}")
+    format!(
+        "  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: \"{url}\", cost_per_1k_input_tokens: 0.5, cost_per_1k_output_tokens: 1.5{extra} }}"
+    )
 }
