@@ -120,13 +120,29 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 /// A node's action: a ref or an inline action (whose ref becomes `<node>.action`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ActionRef {
     /// Ref of an action in the bundle.
     Ref(String),
     /// An inline action.
     Inline(Box<ActionBody>),
+}
+
+impl<'de> Deserialize<'de> for ActionRef {
+    // Not `untagged`: a misspelt inline kind must say which kinds exist,
+    // not that nothing matched.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(ActionRef::Ref(s)),
+            v @ Value::Object(_) => ActionBody::deserialize(v)
+                .map(|b| ActionRef::Inline(Box::new(b)))
+                .map_err(serde::de::Error::custom),
+            other => Err(serde::de::Error::custom(format!(
+                "expected an action ref (string) or an inline action (object), got {other}"
+            ))),
+        }
+    }
 }
 
 /// `first_match` (default) or `all`.

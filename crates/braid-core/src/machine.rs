@@ -576,8 +576,8 @@ impl<'a> Machine<'a> {
                 return;
             }
             let s = &self.st.sets[set];
-            if s.fired {
-                continue;
+            if s.fired || self.st.in_cancelled_branch(self.st.tokens[s.origin].scope) {
+                continue; // a join inside a cancelled branch never fires
             }
             let Some(join_node) = self.g.joined_by[s.fan_out_node] else {
                 continue;
@@ -608,6 +608,12 @@ impl<'a> Machine<'a> {
         let s = &self.st.sets[set];
         let mut by_index: Vec<(u64, usize, &Value)> = Vec::with_capacity(s.arrivals.len());
         for (order, &t) in s.arrivals.iter().enumerate() {
+            if !matches!(
+                self.st.tokens[t].status,
+                TokenStatus::WaitingJoin | TokenStatus::Merged
+            ) {
+                continue; // cancelled after arriving
+            }
             let Some(scope) = self.st.tokens[t].scope else {
                 continue;
             };
@@ -672,7 +678,12 @@ impl<'a> Machine<'a> {
     fn fire(&mut self, set: usize, join_node: usize, satisfied: bool) {
         let join = self.g.nodes[join_node].join.as_ref().expect("join config");
         let (origin, set_id) = (self.st.sets[set].origin, self.st.sets[set].id.clone());
-        let mut arrived: Vec<usize> = self.st.sets[set].arrivals.clone();
+        let mut arrived: Vec<usize> = self.st.sets[set]
+            .arrivals
+            .iter()
+            .copied()
+            .filter(|&t| self.st.tokens[t].status == TokenStatus::WaitingJoin)
+            .collect();
         arrived.sort_by_key(|&t| self.st.tokens[t].scope.map(|s| self.st.scopes[s].index));
         let merged_value = match (&join.merge, satisfied) {
             (Some(m), true) => Some(self.merge_value(set, m)),

@@ -198,6 +198,8 @@ pub struct Scope {
     pub arrived: bool,
     /// Left behind by an `abandon` join: no longer counted as live.
     pub abandoned: bool,
+    /// Cancelled by a `cancel` join: nothing inside it continues.
+    pub cancelled: bool,
 }
 
 /// The tokens created by one fan-out.
@@ -421,6 +423,18 @@ impl RunState {
         Some(Value::Object(m))
     }
 
+    /// True when a scope in the chain was cancelled by a join.
+    pub fn in_cancelled_branch(&self, scope: Option<usize>) -> bool {
+        let mut cur = scope;
+        while let Some(s) = cur {
+            if self.scopes[s].cancelled {
+                return true;
+            }
+            cur = self.scopes[s].parent;
+        }
+        false
+    }
+
     /// The foreach item variable visible in a scope chain: (name, value).
     pub fn item_var_in(&self, scope: Option<usize>) -> Option<(&str, &Value)> {
         let mut cur = scope;
@@ -617,6 +631,7 @@ impl RunState {
                     live,
                     arrived: false,
                     abandoned: false,
+                    cancelled: false,
                 });
                 self.tokens[member].scope = Some(scope);
                 self.sets[set].members.push(scope);

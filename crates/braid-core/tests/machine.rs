@@ -481,3 +481,18 @@ fn canonical_content_ignores_key_order_and_format() {
     let c = Bundle::parse(&CHAIN.replace("input.n", "input.n + 0")).unwrap();
     assert_ne!(a.canonical(), c.canonical());
 }
+
+#[test]
+fn a_misspelt_inline_action_kind_names_the_known_kinds() {
+    let err = Bundle::parse(
+        "name: x\ninitial_node: a\nnodes:\n  - ref: a\n    action: { kind: update_contxt }\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nodes[0].action")
+            && err.contains("update_contxt")
+            && err.contains("update_context"),
+        "{err}"
+    );
+}

@@ -256,7 +256,8 @@ impl Engine {
             .inner
             .store
             .get_def(project_id, workflow, version)
-            .await?
+            .await
+            .map_err(bad_definition)?
             .ok_or_else(|| match version {
                 Some(v) => Error::NotFound(format!(
                     "workflow `{workflow}` has no version {v} in this project"
@@ -528,5 +529,20 @@ impl Inner {
                 events: Arc::new(events.to_vec()),
             });
         }
+    }
+}
+
+/// Stored rows that do not decode are reported like a validation failure (422).
+fn bad_definition(e: braid_store::Error) -> Error {
+    match e {
+        braid_store::Error::BadDefinition(message) => {
+            Error::InvalidDefinition(vec![DefinitionError {
+                kind: "workflow".into(),
+                ref_: String::new(),
+                field: String::new(),
+                message,
+            }])
+        }
+        other => Error::Store(other),
     }
 }

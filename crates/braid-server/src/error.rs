@@ -171,6 +171,15 @@ impl From<braid_store::Error> for ApiError {
                 codes::CONFLICT,
                 format!("{m}; retry the request"),
             ),
+            E::Invalid(m) => ApiError::malformed(m),
+            E::BadDefinition(message) => {
+                ApiError::invalid_definition(&[braid_core::graph::DefinitionError {
+                    kind: "workflow".into(),
+                    ref_: String::new(),
+                    field: String::new(),
+                    message,
+                }])
+            }
             E::Backend(_) => ApiError::internal(e),
         }
     }

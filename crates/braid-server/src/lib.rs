@@ -192,12 +192,12 @@ async fn project_id(state: &AppState, project: Option<&str>) -> Result<String, A
         })
 }
 
-/// In a listing, the store's only "not found" is a cursor it did not hand out.
+/// In a listing, an invalid argument is a cursor the store did not hand out.
 fn cursor_error(e: braid_store::Error) -> ApiError {
     match e {
-        braid_store::Error::NotFound(m) => ApiError::malformed(format!(
-            "query parameter `cursor`: {m} is not a cursor of this list; pass back a `next_cursor` from a previous page"
-        )),
+        braid_store::Error::Invalid(m) => {
+            ApiError::malformed(format!("query parameter `cursor`: {m}"))
+        }
         e => e.into(),
     }
 }

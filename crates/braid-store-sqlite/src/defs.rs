@@ -160,11 +160,20 @@ pub(crate) async fn get_def(
     }
 }
 
-/// Rebuilds the stored version `def_id` from its rows.
+/// Rebuilds the stored version `def_id` from its rows. Rows that do not
+/// decode (hand-written SQL with bad JSON or unknown values) are
+/// [`Error::BadDefinition`], naming the definition, object and column.
 pub(crate) async fn load_def(
     conn: &mut SqliteConnection,
     def_id: &str,
 ) -> Result<Option<StoredDef>> {
+    load_def_rows(conn, def_id).await.map_err(|e| match e {
+        Error::Backend(m) if m.starts_with("definition ") => Error::BadDefinition(m),
+        other => other,
+    })
+}
+
+async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Option<StoredDef>> {
     let Some(d) = sqlx::query(
         "SELECT d.workflow_id, d.version, d.description, d.initial_node, d.input_schema, d.output_schema,
                 d.output_mapping, d.limits, d.defines_artifact_types, d.created_at, w.project_id, w.name

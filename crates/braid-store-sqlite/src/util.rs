@@ -108,7 +108,9 @@ pub(crate) fn decode_time_cursor(cursor: &str) -> Result<(i64, String)> {
 
 /// The error for a cursor this store did not hand out.
 pub(crate) fn bad_cursor(cursor: &str) -> Error {
-    Error::NotFound(format!("cursor {cursor:?}"))
+    Error::Invalid(format!(
+        "cursor {cursor:?} was not issued by this server: pass back a `next_cursor` value"
+    ))
 }
 
 pub(crate) type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;

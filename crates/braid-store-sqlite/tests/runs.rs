@@ -218,7 +218,7 @@ async fn tokens_upsert_and_page_in_creation_order() {
     );
     assert!(matches!(
         store.tokens("run_1", Some("garbage"), 10).await,
-        Err(Error::NotFound(_))
+        Err(Error::Invalid(_))
     ));
 }
 
@@ -483,7 +483,7 @@ async fn runs_list_newest_first_with_filters_and_cursors() {
 
     assert!(matches!(
         store.list_runs(&all, Some("not a cursor"), 10).await,
-        Err(Error::NotFound(_))
+        Err(Error::Invalid(_))
     ));
 }
 
