@@ -6,4 +6,5 @@ mod bad_input;
 mod common;
 mod failures;
 mod meta;
+mod parallel;
 mod story;

@@ -1,0 +1,188 @@
+//! Test support shared by the integration tests of several crates: a local
+//! HTTP server that speaks the OpenAI Chat Completions wire format, answers
+//! each request according to a plan, and records what it saw (bodies, times,
+//! calls in flight, requests the client aborted).
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// What the mock answers to one request.
+#[derive(Clone)]
+pub struct Plan {
+    /// `None`: never answer (until the client gives up).
+    pub delay_ms: Option<u64>,
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+impl Plan {
+    pub fn ok(content: &str) -> Plan {
+        Plan {
+            delay_ms: Some(0),
+            status: 200,
+            headers: vec![],
+            body: chat_completion(content),
+        }
+    }
+    pub fn status(status: u16) -> Plan {
+        Plan {
+            delay_ms: Some(0),
+            status,
+            headers: vec![],
+            body: json!({ "error": { "message": format!("mock status {status}"), "type": "server_error" } }),
+        }
+    }
+    pub fn after(mut self, ms: u64) -> Plan {
+        self.delay_ms = Some(ms);
+        self
+    }
+    pub fn never() -> Plan {
+        Plan {
+            delay_ms: None,
+            status: 200,
+            headers: vec![],
+            body: Value::Null,
+        }
+    }
+    pub fn header(mut self, k: &'static str, v: &str) -> Plan {
+        self.headers.push((k, v.into()));
+        self
+    }
+}
+
+/// A realistic Chat Completions body.
+pub fn chat_completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1_700_000_000, "model": "gpt-test",
+        "choices": [ { "index": 0, "message": { "role": "assistant", "content": content }, "finish_reason": "stop" } ],
+        "usage": { "prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15 }
+    })
+}
+
+type Planner = dyn Fn(usize, &Value) -> Plan + Send + Sync;
+
+/// What the mock has seen.
+pub struct MockState {
+    pub requests: Mutex<Vec<(std::time::Instant, Value)>>,
+    pub inflight: AtomicUsize,
+    pub max_inflight: AtomicUsize,
+    pub aborted: AtomicUsize,
+    pub changed: Notify,
+    planner: Box<Planner>,
+}
+
+/// A running mock provider.
+pub struct MockLlm {
+    pub url: String,
+    pub state: Arc<MockState>,
+}
+
+struct InFlight(Arc<MockState>, bool);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
+        if !self.1 {
+            // The client went away before the answer: the request was aborted.
+            self.0.aborted.fetch_add(1, Ordering::SeqCst);
+        }
+        self.0.changed.notify_waiters();
+    }
+}
+
+async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: String) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let n = {
+        let mut r = st.requests.lock().unwrap();
+        r.push((std::time::Instant::now(), body.clone()));
+        r.len() - 1
+    };
+    let now = st.inflight.fetch_add(1, Ordering::SeqCst) + 1;
+    st.max_inflight.fetch_max(now, Ordering::SeqCst);
+    st.changed.notify_waiters();
+    let mut guard = InFlight(st.clone(), false);
+    let plan = (st.planner)(n, &body);
+    match plan.delay_ms {
+        Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        None => std::future::pending::<()>().await,
+    }
+    guard.1 = true;
+    let mut resp = (
+        StatusCode::from_u16(plan.status).unwrap(),
+        axum::Json(plan.body),
+    )
+        .into_response();
+    for (k, v) in plan.headers {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}
+
+impl MockLlm {
+    pub async fn start(planner: impl Fn(usize, &Value) -> Plan + Send + Sync + 'static) -> MockLlm {
+        let state = Arc::new(MockState {
+            requests: Mutex::new(Vec::new()),
+            inflight: AtomicUsize::new(0),
+            max_inflight: AtomicUsize::new(0),
+            aborted: AtomicUsize::new(0),
+            changed: Notify::new(),
+            planner: Box::new(planner),
+        });
+        let app = Router::new()
+            .route("/v1/chat/completions", axum::routing::post(handle))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        MockLlm { url, state }
+    }
+
+    pub fn requests(&self) -> Vec<Value> {
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.1.clone())
+            .collect()
+    }
+
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.state
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect()
+    }
+
+    /// Waits (on signals, bounded) until `cond` holds.
+    pub async fn until(&self, cond: impl Fn(&MockState) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let notified = self.state.changed.notified();
+            if cond(&self.state) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("condition not reached in 20 s");
+            }
+        }
+    }
+}
+
+/// A model profile block pointing at the mock.
+pub fn openai_profile(url: &str, extra: &str) -> String {
+    format!(
+        "  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: \"{url}\", cost_per_1k_input_tokens: 0.5, cost_per_1k_output_tokens: 1.5{extra} }}"
+    )
+}
