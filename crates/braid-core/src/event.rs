@@ -105,6 +105,9 @@ pub enum EventBody {
     WorkflowStarted {
         /// Validated input.
         input: Value,
+        /// Artifacts inherited from a parent run (`inherit_artifacts`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifacts: Option<Value>,
     },
     /// The run completed.
     WorkflowCompleted {
@@ -245,6 +248,31 @@ pub enum EventBody {
         /// Name.
         name: String,
     },
+    /// A `workflow_call` started its child run (the envelope's token waits for it).
+    SubworkflowStarted {
+        /// The child run.
+        child_run_id: String,
+        /// The workflow called.
+        workflow: String,
+        /// The version resolved at call time.
+        version: i64,
+        /// Attempt of the calling node.
+        attempt: u32,
+    },
+    /// The child run completed.
+    SubworkflowCompleted {
+        /// The child run.
+        child_run_id: String,
+        /// Its final output (the node's `result`).
+        output: Value,
+    },
+    /// The child run failed or was cancelled.
+    SubworkflowFailed {
+        /// The child run.
+        child_run_id: String,
+        /// Its error.
+        error: ErrorInfo,
+    },
     /// A snapshot covers events up to `seq`.
     SnapshotCreated {
         /// Highest seq covered.
@@ -272,6 +300,9 @@ impl EventBody {
             EventBody::TokenCancelled { .. } => "token_cancelled",
             EventBody::ContextUpdated { .. } => "context_updated",
             EventBody::ArtifactCreated { .. } => "artifact_created",
+            EventBody::SubworkflowStarted { .. } => "subworkflow_started",
+            EventBody::SubworkflowCompleted { .. } => "subworkflow_completed",
+            EventBody::SubworkflowFailed { .. } => "subworkflow_failed",
             EventBody::SnapshotCreated { .. } => "snapshot_created",
         }
     }

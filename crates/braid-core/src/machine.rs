@@ -6,7 +6,9 @@
 //! events, so replay equals live execution. Pure actions (`update_context`)
 //! run inline; the others become [`Command::Dispatch`] for the runtime.
 
-use crate::definition::{EarlyComplete, FanIn, FanOut, Limits, Merge, MergeStrategy, On};
+use crate::definition::{
+    EarlyComplete, FanIn, FanOut, FromContextOr, Limits, Merge, MergeStrategy, On, OnChildFailure,
+};
 use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
 use crate::graph::{CAction, CNode, CTransition, Graph, Spawn};
 use crate::state::{RunState, RunStatus, TokenStatus};
@@ -26,6 +28,30 @@ pub enum Input {
         input: Value,
         /// Effective limits.
         limits: Limits,
+        /// Artifacts inherited from a parent (`inherit_artifacts: true`).
+        artifacts: Option<Value>,
+    },
+    /// The runtime created the child run of a `workflow_call` attempt.
+    ChildStarted {
+        /// The calling token.
+        token: String,
+        /// Its attempt.
+        attempt: u32,
+        /// The child run (as given in [`Command::StartChild`]).
+        child_run_id: String,
+        /// The workflow called.
+        workflow: String,
+        /// The version resolved at call time.
+        version: i64,
+    },
+    /// A child run ended.
+    ChildFinished {
+        /// The calling token.
+        token: String,
+        /// The child run.
+        child_run_id: String,
+        /// How it ended.
+        outcome: ChildOutcome,
     },
     /// An executor started an attempt (reported for retries).
     TaskStarted {
@@ -75,6 +101,41 @@ pub enum Outcome {
     },
 }
 
+/// How a child run ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ChildOutcome {
+    /// With this output.
+    Completed(Value),
+    /// With this error.
+    Failed(ErrorInfo),
+    /// Cancelled, for this reason.
+    Cancelled(String),
+}
+
+/// A child run to start for a `workflow_call` attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildCall {
+    /// The calling token.
+    pub token: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// The child's id, derived from (run, token, attempt) so that starting it
+    /// again after a crash is idempotent.
+    pub child_run_id: String,
+    /// Workflow name (resolved from context when dynamic).
+    pub workflow: String,
+    /// Version; `None` = the latest at call time.
+    pub version: Option<i64>,
+    /// The child's input (the node's `input_mapping`).
+    pub input: Value,
+    /// Artifacts passed down (`inherit_artifacts: true`).
+    pub artifacts: Option<Value>,
+    /// Bound on the child run (the node's `timeout_ms`).
+    pub timeout_ms: Option<u64>,
+    /// Not before (a retry's delay).
+    pub not_before: Millis,
+}
+
 /// What the runtime must do after persisting the events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -82,6 +143,10 @@ pub enum Command {
     Dispatch(Dispatch),
     /// Abort in-flight attempts of these tokens; their late results are ignored.
     CancelTasks(Vec<String>),
+    /// Start a child run.
+    StartChild(ChildCall),
+    /// Cancel these child runs.
+    CancelRuns(Vec<String>),
     /// The run ended: release it.
     RunEnded,
 }
@@ -273,7 +338,11 @@ impl<'a> Machine<'a> {
 
     fn input(&mut self, input: Input) {
         match input {
-            Input::Start { input, limits } => {
+            Input::Start {
+                input,
+                limits,
+                artifacts,
+            } => {
                 if self.st.status != RunStatus::New {
                     return;
                 }
@@ -284,6 +353,7 @@ impl<'a> Machine<'a> {
                     Some(initial),
                     EventBody::WorkflowStarted {
                         input: input.clone(),
+                        artifacts,
                     },
                 );
                 if let Some(schema) = &self.g.input_schema
@@ -327,8 +397,10 @@ impl<'a> Machine<'a> {
                     return;
                 };
                 let t = &self.st.tokens[i];
-                if !matches!(t.status, TokenStatus::Running | TokenStatus::RetryWait)
-                    || t.attempt != attempt
+                if !matches!(
+                    t.status,
+                    TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingChild
+                ) || t.attempt != attempt
                 {
                     return; // duplicate or stale delivery: exactly-once state
                 }
@@ -342,8 +414,91 @@ impl<'a> Machine<'a> {
                         error,
                         retry_after_ms,
                         ..
-                    } => self.attempt_failed(i, attempt, error, retry_after_ms),
+                    } => {
+                        // A child run that outlived its node's timeout is cancelled.
+                        if let Some(child) = self.st.tokens[i].child.clone() {
+                            self.emit(
+                                Some(i),
+                                EventBody::SubworkflowFailed {
+                                    child_run_id: child.clone(),
+                                    error: error.clone(),
+                                },
+                            );
+                            self.step.commands.push(Command::CancelRuns(vec![child]));
+                        }
+                        self.attempt_failed(i, attempt, error, retry_after_ms)
+                    }
                 }
+                self.run();
+            }
+            Input::ChildStarted {
+                token,
+                attempt,
+                child_run_id,
+                workflow,
+                version,
+            } => {
+                let live = self.live_token(&token).filter(|&i| {
+                    let t = &self.st.tokens[i];
+                    t.attempt == attempt
+                        && t.child.is_none()
+                        && matches!(t.status, TokenStatus::Running | TokenStatus::RetryWait)
+                });
+                let Some(i) = live else {
+                    // Nobody waits for this child (cancelled meanwhile, or a
+                    // duplicate start): stop it unless it is the current one.
+                    let current = crate::state::token_index(&token)
+                        .and_then(|i| self.st.tokens.get(i))
+                        .and_then(|t| t.child.as_deref())
+                        == Some(child_run_id.as_str());
+                    if !current {
+                        self.step
+                            .commands
+                            .push(Command::CancelRuns(vec![child_run_id]));
+                    }
+                    return;
+                };
+                let t = &self.st.tokens[i];
+                match t.status {
+                    TokenStatus::RetryWait => {
+                        let action = self.node(i).action_ref.clone();
+                        self.emit(
+                            Some(i),
+                            EventBody::NodeStarted {
+                                attempt,
+                                action,
+                                input_digest: String::new(),
+                            },
+                        );
+                    }
+                    TokenStatus::Running => {}
+                    _ => return,
+                }
+                self.emit(
+                    Some(i),
+                    EventBody::SubworkflowStarted {
+                        child_run_id,
+                        workflow,
+                        version,
+                        attempt,
+                    },
+                );
+            }
+            Input::ChildFinished {
+                token,
+                child_run_id,
+                outcome,
+            } => {
+                let Some(i) = self.live_token(&token) else {
+                    return;
+                };
+                let t = &self.st.tokens[i];
+                if t.status != TokenStatus::WaitingChild
+                    || t.child.as_deref() != Some(child_run_id.as_str())
+                {
+                    return; // not the child this attempt waits for: a duplicate or a stale child
+                }
+                self.child_finished(i, child_run_id, outcome);
                 self.run();
             }
             Input::Cancel { reason } => {
@@ -783,8 +938,8 @@ impl<'a> Machine<'a> {
 
     /// Resolves the invocation of a non-pure action and queues it.
     fn dispatch(&mut self, i: usize, attempt: u32, not_before: Millis) {
-        let payload = match self.resolve_payload(i) {
-            Ok(p) => p,
+        let work = match self.resolve_payload(i) {
+            Ok(w) => w,
             Err(error) => {
                 if attempt == 1 {
                     let action = self.node(i).action_ref.clone();
@@ -802,27 +957,115 @@ impl<'a> Machine<'a> {
         };
         let node = self.node(i);
         if attempt == 1 {
+            let input_digest = match &work {
+                Work::Task(p) => digest(p),
+                Work::Child { input, .. } => digest(input),
+            };
             self.emit(
                 Some(i),
                 EventBody::NodeStarted {
                     attempt,
                     action: node.action_ref.clone(),
-                    input_digest: digest(&payload),
+                    input_digest,
                 },
             );
         }
         let token = self.st.tokens[i].id.clone();
-        self.step.commands.push(Command::Dispatch(Dispatch {
-            token,
-            node: node.ref_.clone(),
-            attempt,
-            not_before,
-            timeout_ms: node.timeout_ms,
-            payload,
-        }));
+        match work {
+            Work::Task(payload) => self.step.commands.push(Command::Dispatch(Dispatch {
+                token,
+                node: node.ref_.clone(),
+                attempt,
+                not_before,
+                timeout_ms: node.timeout_ms,
+                payload,
+            })),
+            Work::Child {
+                workflow,
+                version,
+                input,
+                artifacts,
+            } => {
+                let child_run_id = child_run_id(&self.st.run_id, &token, attempt);
+                self.step.commands.push(Command::StartChild(ChildCall {
+                    token,
+                    attempt,
+                    child_run_id,
+                    workflow,
+                    version,
+                    input,
+                    artifacts,
+                    timeout_ms: node.timeout_ms,
+                    not_before,
+                }));
+            }
+        }
     }
 
-    fn resolve_payload(&self, i: usize) -> Result<TaskPayload, ErrorInfo> {
+    /// A child run ended: the node succeeds with its output, or fails
+    /// (`propagate`) / succeeds with `result.error` (`catch`).
+    fn child_finished(&mut self, i: usize, child_run_id: String, outcome: ChildOutcome) {
+        let attempt = self.st.tokens[i].attempt;
+        let node = self.node(i);
+        let CAction::WorkflowCall { on_failure, .. } = &node.action else {
+            return;
+        };
+        let error = match outcome {
+            ChildOutcome::Completed(output) => {
+                self.emit(
+                    Some(i),
+                    EventBody::SubworkflowCompleted {
+                        child_run_id,
+                        output: output.clone(),
+                    },
+                );
+                return self.succeed(i, attempt, output, None, 0);
+            }
+            ChildOutcome::Failed(e) => e,
+            ChildOutcome::Cancelled(reason) => {
+                let mut e = ErrorInfo::new(
+                    "CANCELLED",
+                    format!("child run {child_run_id} was cancelled: {reason}"),
+                );
+                e.retryable = false;
+                e
+            }
+        };
+        self.emit(
+            Some(i),
+            EventBody::SubworkflowFailed {
+                child_run_id: child_run_id.clone(),
+                error: error.clone(),
+            },
+        );
+        if error.code == "CANCELLED" {
+            let mut e = self.node_error(i, "CANCELLED", error.message.clone());
+            e.cause = Some(Box::new(error));
+            return self.attempt_failed(i, attempt, e, None);
+        }
+        match on_failure {
+            OnChildFailure::Catch => {
+                let result = json!({ "error": {
+                    "workflow_run_id": child_run_id, "code": error.code, "message": error.message,
+                } });
+                self.succeed(i, attempt, result, None, 0)
+            }
+            OnChildFailure::Propagate => {
+                let mut e = self.node_error(
+                    i,
+                    "SUBWORKFLOW_FAILED",
+                    format!(
+                        "node `{}`: child run {child_run_id} failed with {}: {}",
+                        node.ref_, error.code, error.message
+                    ),
+                );
+                e.cause = Some(Box::new(error));
+                self.attempt_failed(i, attempt, e, None)
+            }
+        }
+    }
+
+    fn resolve_payload(&self, i: usize) -> Result<Work, ErrorInfo> {
         let node = self.node(i);
         let ctx = self.ctx(i);
         let vars = ctx.vars(None);
@@ -858,13 +1101,13 @@ impl<'a> Machine<'a> {
                     .transpose()?;
                 let prompt = render(template, "prompt template")?;
                 let branch_index = self.st.tokens[i].scope.map(|s| self.st.scopes[s].index);
-                Ok(TaskPayload::LlmCall {
+                Ok(Work::Task(TaskPayload::LlmCall {
                     model: model.clone(),
                     system,
                     prompt,
                     produces: produces.clone(),
                     branch_index,
-                })
+                }))
             }
             CAction::WriteArtifact {
                 type_name,
@@ -881,21 +1124,66 @@ impl<'a> Machine<'a> {
                 if let Err(violations) = schema.validate(&content) {
                     return Err(self.node_error(i, "SCHEMA_MISMATCH", format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
                 }
-                Ok(TaskPayload::WriteArtifact {
+                Ok(Work::Task(TaskPayload::WriteArtifact {
                     type_name: type_name.clone(),
                     type_version: *type_version,
                     name: name.clone(),
                     content,
+                }))
+            }
+            CAction::WorkflowCall {
+                workflow,
+                workflow_expr,
+                version,
+                version_expr,
+                inherit_artifacts,
+                ..
+            } => {
+                let workflow = match (workflow, workflow_expr) {
+                    (FromContextOr::Value(name), _) => name.clone(),
+                    (_, Some(e)) => match eval(e, "workflow.from_context")? {
+                        Value::String(name) => name,
+                        other => {
+                            return Err(self.expr_error(
+                                i,
+                                &format!("workflow.from_context `{}`", e.source()),
+                                &format!(
+                                    "expected a workflow name (string), got {}",
+                                    type_name(&other)
+                                ),
+                            ));
+                        }
+                    },
+                    _ => unreachable!("compiled"),
+                };
+                let version = match (version, version_expr) {
+                    (None, _) => None,
+                    (Some(FromContextOr::Value(v)), _) => Some(*v as i64),
+                    (_, Some(e)) => match eval(e, "version.from_context")? {
+                        Value::Null => None,
+                        Value::Number(n) if n.as_i64().is_some_and(|v| v >= 1) => n.as_i64(),
+                        other => {
+                            return Err(self.expr_error(
+                                i,
+                                &format!("version.from_context `{}`", e.source()),
+                                &format!("expected a version number ≥ 1 or null, got {other}"),
+                            ));
+                        }
+                    },
+                    _ => unreachable!("compiled"),
+                };
+                let mut input = Map::new();
+                for (field, e) in &node.input_mapping {
+                    input.insert(field.clone(), eval(e, &format!("input_mapping.{field}"))?);
+                }
+                let artifacts = inherit_artifacts.then(|| ctx.artifacts.as_ref().clone());
+                Ok(Work::Child {
+                    workflow,
+                    version,
+                    input: Value::Object(input),
+                    artifacts,
                 })
             }
-            CAction::WorkflowCall { .. } => Err(self.node_error(
-                i,
-                "NOT_SUPPORTED",
-                format!(
-                    "node `{}`: workflow_call is not available in this build",
-                    node.ref_
-                ),
-            )),
             CAction::UpdateContext(_) => unreachable!("pure actions run inline"),
         }
     }
@@ -1345,12 +1633,16 @@ impl<'a> Machine<'a> {
             })
             .collect();
         let mut aborted = Vec::new();
+        let mut children = Vec::new();
         for i in picked {
             if matches!(
                 self.st.tokens[i].status,
                 TokenStatus::Running | TokenStatus::RetryWait
             ) {
                 aborted.push(self.st.tokens[i].id.clone());
+            }
+            if let Some(child) = &self.st.tokens[i].child {
+                children.push(child.clone());
             }
             let set = self.st.tokens[i]
                 .scope
@@ -1365,6 +1657,9 @@ impl<'a> Machine<'a> {
         }
         if !aborted.is_empty() {
             self.step.commands.push(Command::CancelTasks(aborted));
+        }
+        if !children.is_empty() {
+            self.step.commands.push(Command::CancelRuns(children));
         }
     }
 
@@ -1418,6 +1713,81 @@ impl<'a> Machine<'a> {
         self.emit(None, EventBody::WorkflowCompleted { output });
         self.step.commands.push(Command::RunEnded);
     }
+}
+
+/// The child starts a recovered run still owes: `workflow_call` attempts
+/// whose child was requested but never reported started (the command was
+/// lost with the process), and calls waiting on a child (the runtime checks
+/// whether that child ended while nobody listened). Starting a child is
+/// idempotent, so re-issuing is always safe.
+pub fn pending_children(state: &mut RunState, graph: &Graph, now: Millis) -> Vec<ChildCall> {
+    let waiting: Vec<usize> = (0..state.tokens.len())
+        .filter(|&i| {
+            let t = &state.tokens[i];
+            matches!(graph.nodes[t.node].action, CAction::WorkflowCall { .. })
+                && matches!(
+                    t.status,
+                    TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingChild
+                )
+        })
+        .collect();
+    let m = Machine {
+        st: state,
+        g: graph,
+        now,
+        step: Step::default(),
+        ready: VecDeque::new(),
+        limits: graph.limits,
+    };
+    let mut calls = Vec::new();
+    for i in waiting {
+        let t = &m.st.tokens[i];
+        let node = m.node(i);
+        if let Ok(Work::Child {
+            workflow,
+            version,
+            input,
+            artifacts,
+        }) = m.resolve_payload(i)
+        {
+            calls.push(ChildCall {
+                token: t.id.clone(),
+                attempt: t.attempt,
+                child_run_id: t
+                    .child
+                    .clone()
+                    .unwrap_or_else(|| child_run_id(&m.st.run_id, &t.id, t.attempt)),
+                workflow,
+                version,
+                input,
+                artifacts,
+                timeout_ms: node.timeout_ms,
+                not_before: now,
+            });
+        }
+    }
+    calls
+}
+
+/// What starting a non-pure node means.
+enum Work {
+    /// A task for the executor pool.
+    Task(TaskPayload),
+    /// A child run.
+    Child {
+        workflow: String,
+        version: Option<i64>,
+        input: Value,
+        artifacts: Option<Value>,
+    },
+}
+
+/// The id of the child run of a `workflow_call` attempt: derived, so that
+/// re-issuing the start after a crash finds the same run.
+pub fn child_run_id(run_id: &str, token: &str, attempt: u32) -> String {
+    let d = Sha256::digest(format!("{run_id}/{token}/{attempt}").as_bytes());
+    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("run_{hex}")
 }
 
 /// A token seen by a cancellation filter.
@@ -1479,7 +1849,7 @@ fn strategy_name(s: MergeStrategy) -> &'static str {
     }
 }
 
-fn digest(p: &TaskPayload) -> String {
+fn digest(p: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(p).unwrap_or_default();
     let d = Sha256::digest(&bytes);
     d[..8].iter().map(|b| format!("{b:02x}")).collect()

@@ -104,6 +104,9 @@ pub struct Token {
     pub loops: BTreeMap<String, u64>,
     /// Its branch scope (index into [`RunState::scopes`]); `None` = the root scope.
     pub scope: Option<usize>,
+    /// The child run a `workflow_call` token waits for (current attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<String>,
     /// Creation time.
     pub created_at: Millis,
     /// Last start.
@@ -376,6 +379,7 @@ impl RunState {
             attempt: 0,
             loops,
             scope,
+            child: None,
             created_at: ts,
             started_at: None,
             ended_at: None,
@@ -488,9 +492,12 @@ impl RunState {
         self.seq = e.seq;
         let tok = e.token_id.as_ref();
         match &e.body {
-            EventBody::WorkflowStarted { input } => {
+            EventBody::WorkflowStarted { input, artifacts } => {
                 self.status = RunStatus::Running;
                 self.context.input = input.clone();
+                if let Some(a) = artifacts {
+                    self.context.artifacts = a.clone();
+                }
                 self.started_at = Some(e.ts);
                 self.create_token(graph.initial, None, BTreeMap::new(), None, e.ts);
             }
@@ -700,6 +707,17 @@ impl RunState {
                         value: Some(Value::String(artifact_id.clone())),
                     },
                 );
+            }
+            EventBody::SubworkflowStarted { child_run_id, .. } => {
+                self.set_status(tok, TokenStatus::WaitingChild, e.ts);
+                if let Some(t) = self.token_mut(tok) {
+                    t.child = Some(child_run_id.clone());
+                }
+            }
+            EventBody::SubworkflowCompleted { .. } | EventBody::SubworkflowFailed { .. } => {
+                if let Some(t) = self.token_mut(tok) {
+                    t.child = None;
+                }
             }
             EventBody::SnapshotCreated { .. } => {}
         }

@@ -373,6 +373,7 @@ fn token_limit_fails_the_run() {
             timeout_ms: None,
             max_run_tokens: Some(2),
         },
+        artifacts: None,
     });
     assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
 }

@@ -88,14 +88,46 @@ impl Coordinator {
                             });
                         }
                     }
+                    Command::StartChild(call) => {
+                        tokio::spawn(self.inner.clone().start_child(self.record.clone(), call));
+                    }
+                    Command::CancelRuns(runs) => {
+                        for r in runs {
+                            self.inner
+                                .cancel_run(&r, "its parent run no longer waits for it");
+                        }
+                    }
                     Command::RunEnded => {}
                 }
             }
             self.inner.executor.notify();
             if ended {
                 self.inner.run_ended(&self.record.id);
+                self.notify_parent();
                 return;
             }
+        }
+    }
+
+    /// A child run tells its parent how it ended (idempotent on the parent's side).
+    fn notify_parent(&self) {
+        let (Some(parent), Some(token)) =
+            (&self.record.parent_run_id, &self.record.parent_token_id)
+        else {
+            return;
+        };
+        if let Some(outcome) = crate::child_outcome(&self.record) {
+            self.inner.send(
+                parent,
+                Msg::Input(
+                    Input::ChildFinished {
+                        token: token.clone(),
+                        child_run_id: self.record.id.clone(),
+                        outcome,
+                    },
+                    None,
+                ),
+            );
         }
     }
 

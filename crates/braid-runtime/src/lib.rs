@@ -14,9 +14,10 @@ mod coordinator;
 mod executor;
 
 use braid_core::definition::{Bundle, Limits};
+use braid_core::event::ErrorInfo;
 use braid_core::event::{Event, EventBody};
 use braid_core::graph::{self, DefinitionError, Env, Graph};
-use braid_core::machine::{Input, TaskPayload};
+use braid_core::machine::{ChildCall, ChildOutcome, Input, Outcome, TaskPayload};
 use braid_core::state::RunState;
 use braid_store::{RunRecord, RunStatus, SaveOutcome, Store};
 use committer::Committer;
@@ -288,51 +289,27 @@ impl Engine {
             });
         }
         let limits = graph.limits.overridden_by(limits);
-        let now = self.inner.clock.now_ms();
         let run_id = self.inner.ids.id("run");
-        let record = RunRecord {
-            id: run_id.clone(),
-            project_id: project_id.to_string(),
-            workflow_id: def.workflow_id.clone(),
-            workflow_name: def.name.clone(),
-            def_id: def.def_id.clone(),
-            version: def.version,
-            status: RunStatus::Running,
-            context: Value::Null,
-            error: None,
-            usage: Value::Null,
-            limits: serde_json::to_value(limits).unwrap_or_default(),
-            parent_run_id: None,
-            parent_token_id: None,
-            depth: 0,
-            last_seq: 0,
-            created_at: now,
-            started_at: None,
-            ended_at: None,
-        };
-        let coordinator = Coordinator {
-            inner: self.inner.clone(),
-            graph,
-            state: RunState::new(&run_id),
-            record,
-            create: true,
-        };
-        let tx = self.inner.spawn_coordinator(&run_id, coordinator);
+        let tx = self.inner.spawn_run(&run_id, &def, graph, limits, None);
         let (reply, done) = oneshot::channel();
-        tx.send(Msg::Input(Input::Start { input, limits }, Some(reply)))
-            .map_err(|_| Error::ShuttingDown)?;
+        tx.send(Msg::Input(
+            Input::Start {
+                input,
+                limits,
+                artifacts: None,
+            },
+            Some(reply),
+        ))
+        .map_err(|_| Error::ShuttingDown)?;
         done.await.map_err(|_| {
             Error::Store(braid_store::Error::Backend(
                 "the run could not be persisted".into(),
             ))
         })?;
-        if let Some(ms) = limits.timeout_ms {
-            self.inner.arm_timeout(&run_id, ms);
-        }
         Ok(run_id)
     }
 
-    /// Cancels a live run (and, later, its children).
+    /// Cancels a live run and its live child runs.
     pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), Error> {
         let tx = self
             .inner
@@ -428,6 +405,12 @@ impl Engine {
             let run_id = record.id.clone();
             let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
             let started = record.started_at.unwrap_or(record.created_at);
+            let children = braid_core::machine::pending_children(
+                &mut state,
+                &graph,
+                self.inner.clock.now_ms(),
+            );
+            let parent = record.clone();
             let coordinator = Coordinator {
                 inner: self.inner.clone(),
                 graph,
@@ -436,6 +419,9 @@ impl Engine {
                 create: false,
             };
             self.inner.spawn_coordinator(&run_id, coordinator);
+            for call in children {
+                tokio::spawn(self.inner.clone().start_child(parent.clone(), call));
+            }
             if let Some(ms) = limits.timeout_ms {
                 let left = (started + ms as i64 - self.inner.clock.now_ms()).max(0);
                 self.inner.arm_timeout(&run_id, left as u64);
@@ -476,6 +462,233 @@ impl Inner {
             .expect("graphs lock")
             .insert(def_id.to_string(), g.clone());
         Ok(g)
+    }
+
+    /// Creates the coordinator of a new run (not yet durable: its first
+    /// commit creates the row) and arms its run timeout.
+    fn spawn_run(
+        self: &Arc<Self>,
+        run_id: &str,
+        def: &braid_store::StoredDef,
+        graph: Arc<Graph>,
+        limits: Limits,
+        parent: Option<(&RunRecord, &str)>,
+    ) -> mpsc::UnboundedSender<Msg> {
+        let record = RunRecord {
+            id: run_id.to_string(),
+            project_id: def.project_id.clone(),
+            workflow_id: def.workflow_id.clone(),
+            workflow_name: def.name.clone(),
+            def_id: def.def_id.clone(),
+            version: def.version,
+            status: RunStatus::Running,
+            context: Value::Null,
+            error: None,
+            usage: Value::Null,
+            limits: serde_json::to_value(limits).unwrap_or_default(),
+            parent_run_id: parent.map(|(p, _)| p.id.clone()),
+            parent_token_id: parent.map(|(_, t)| t.to_string()),
+            depth: parent.map(|(p, _)| p.depth + 1).unwrap_or(0),
+            last_seq: 0,
+            created_at: self.clock.now_ms(),
+            started_at: None,
+            ended_at: None,
+        };
+        let coordinator = Coordinator {
+            inner: self.clone(),
+            graph,
+            state: RunState::new(run_id),
+            record,
+            create: true,
+        };
+        let tx = self.spawn_coordinator(run_id, coordinator);
+        if let Some(ms) = limits.timeout_ms {
+            self.arm_timeout(run_id, ms);
+        }
+        tx
+    }
+
+    /// Starts the child run of a `workflow_call` attempt and tells the parent.
+    /// Idempotent: the child's id is derived from (parent, token, attempt).
+    pub(crate) async fn start_child(self: Arc<Self>, parent: RunRecord, call: ChildCall) {
+        let wait = call.not_before - self.clock.now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        let fail = |code: &str, message: String| {
+            let mut error = ErrorInfo::new(code, message);
+            error.retryable = false;
+            Msg::Input(
+                Input::TaskResult {
+                    token: call.token.clone(),
+                    attempt: call.attempt,
+                    outcome: Outcome::Failure {
+                        error,
+                        retry_after_ms: None,
+                        duration_ms: 0,
+                    },
+                },
+                None,
+            )
+        };
+        if let Ok(Some(existing)) = self.store.get_run(&call.child_run_id).await {
+            // Started before a restart: re-announce it, and its end if it ended.
+            self.send(
+                &parent.id,
+                Msg::Input(
+                    Input::ChildStarted {
+                        token: call.token.clone(),
+                        attempt: call.attempt,
+                        child_run_id: existing.id.clone(),
+                        workflow: existing.workflow_name.clone(),
+                        version: existing.version,
+                    },
+                    None,
+                ),
+            );
+            if let Some(outcome) = child_outcome(&existing) {
+                self.send(
+                    &parent.id,
+                    Msg::Input(
+                        Input::ChildFinished {
+                            token: call.token.clone(),
+                            child_run_id: existing.id,
+                            outcome,
+                        },
+                        None,
+                    ),
+                );
+            }
+            return;
+        }
+        if parent.depth + 1 > MAX_DEPTH {
+            let msg = format!(
+                "workflow_call of `{}` would nest runs {} deep; the limit is {MAX_DEPTH}: look for unbounded recursion",
+                call.workflow,
+                parent.depth + 1
+            );
+            self.send(&parent.id, fail("DEPTH_LIMIT", msg));
+            return;
+        }
+        let def = match self
+            .store
+            .get_def(&parent.project_id, &call.workflow, call.version)
+            .await
+        {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                let what = match call.version {
+                    Some(v) => format!("version {v} of workflow `{}`", call.workflow),
+                    None => format!("workflow `{}`", call.workflow),
+                };
+                self.send(
+                    &parent.id,
+                    fail(
+                        "NOT_FOUND",
+                        format!("{what} does not exist in this project"),
+                    ),
+                );
+                return;
+            }
+            Err(e) => {
+                self.send(
+                    &parent.id,
+                    fail("INTERNAL", format!("loading `{}`: {e}", call.workflow)),
+                );
+                return;
+            }
+        };
+        let graph = match self.graph(&def.def_id).await {
+            Ok(g) => g,
+            Err(e) => {
+                self.send(
+                    &parent.id,
+                    fail(
+                        "INVALID_DEFINITION",
+                        format!("workflow `{}` v{}: {e}", def.name, def.version),
+                    ),
+                );
+                return;
+            }
+        };
+        // The parent learns of the child before the child can end, so the
+        // child's "finished" always finds the parent waiting for it.
+        let announced = self.send(
+            &parent.id,
+            Msg::Input(
+                Input::ChildStarted {
+                    token: call.token.clone(),
+                    attempt: call.attempt,
+                    child_run_id: call.child_run_id.clone(),
+                    workflow: def.name.clone(),
+                    version: def.version,
+                },
+                None,
+            ),
+        );
+        if !announced {
+            return; // the parent is gone: nobody waits for this child
+        }
+        let limits = graph.limits;
+        let tx = self.spawn_run(
+            &call.child_run_id,
+            &def,
+            graph,
+            limits,
+            Some((&parent, &call.token)),
+        );
+        let _ = tx.send(Msg::Input(
+            Input::Start {
+                input: call.input.clone(),
+                limits,
+                artifacts: call.artifacts.clone(),
+            },
+            None,
+        ));
+        if let Some(ms) = call.timeout_ms {
+            let inner = Arc::downgrade(&self);
+            let (parent_id, token, attempt) = (parent.id.clone(), call.token.clone(), call.attempt);
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                if let Some(inner) = inner.upgrade() {
+                    let mut error = ErrorInfo::new(
+                        "TIMEOUT",
+                        format!(
+                            "the child run exceeded the node's timeout of {ms} ms and was cancelled"
+                        ),
+                    );
+                    error.retryable = true;
+                    inner.send(
+                        &parent_id,
+                        Msg::Input(
+                            Input::TaskResult {
+                                token,
+                                attempt,
+                                outcome: Outcome::Failure {
+                                    error,
+                                    retry_after_ms: None,
+                                    duration_ms: ms,
+                                },
+                            },
+                            None,
+                        ),
+                    );
+                }
+            });
+        }
+    }
+
+    /// Asks a live run to cancel itself (no wait).
+    pub(crate) fn cancel_run(&self, run_id: &str, reason: &str) {
+        self.send(
+            run_id,
+            Msg::Input(
+                Input::Cancel {
+                    reason: reason.to_string(),
+                },
+                None,
+            ),
+        );
     }
 
     fn spawn_coordinator(
@@ -544,5 +757,25 @@ fn bad_definition(e: braid_store::Error) -> Error {
             }])
         }
         other => Error::Store(other),
+    }
+}
+
+/// Nesting limit of `workflow_call`.
+pub const MAX_DEPTH: i64 = 32;
+
+/// How an ended run ended, as its parent sees it; `None` while it runs.
+pub(crate) fn child_outcome(r: &RunRecord) -> Option<ChildOutcome> {
+    match r.status {
+        RunStatus::Running => None,
+        RunStatus::Completed => Some(ChildOutcome::Completed(r.context["output"].clone())),
+        RunStatus::Failed => Some(ChildOutcome::Failed(
+            r.error
+                .clone()
+                .and_then(|e| serde_json::from_value(e).ok())
+                .unwrap_or_else(|| ErrorInfo::new("INTERNAL", "the child run failed")),
+        )),
+        RunStatus::Cancelled => Some(ChildOutcome::Cancelled(
+            "the child run was cancelled".into(),
+        )),
     }
 }

@@ -73,6 +73,7 @@ impl Run {
         self.apply(Input::Start {
             input,
             limits: Limits::default(),
+            artifacts: None,
         })
     }
 
