@@ -8,3 +8,4 @@ mod failures;
 mod meta;
 mod parallel;
 mod story;
+mod subworkflows;
