@@ -135,14 +135,54 @@ impl<'de> Deserialize<'de> for ActionRef {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
             Value::String(s) => Ok(ActionRef::Ref(s)),
-            v @ Value::Object(_) => ActionBody::deserialize(v)
-                .map(|b| ActionRef::Inline(Box::new(b)))
-                .map_err(serde::de::Error::custom),
+            v @ Value::Object(_) => {
+                check_action_keys(&v, false).map_err(serde::de::Error::custom)?;
+                ActionBody::deserialize(v)
+                    .map(|b| ActionRef::Inline(Box::new(b)))
+                    .map_err(serde::de::Error::custom)
+            }
             other => Err(serde::de::Error::custom(format!(
                 "expected an action ref (string) or an inline action (object), got {other}"
             ))),
         }
     }
+}
+
+/// Rejects unknown fields of an action object. (`#[serde(flatten)]` of the
+/// kind enum rules out `deny_unknown_fields`, so a misplaced `timeout_ms`
+/// would otherwise be silently dropped.)
+fn check_action_keys(v: &Value, with_ref: bool) -> Result<(), String> {
+    let Value::Object(m) = v else { return Ok(()) };
+    let kind_fields: &[&str] = match m.get("kind").and_then(Value::as_str) {
+        Some("update_context") => &["updates"],
+        Some("llm_call") => &["prompt", "model"],
+        Some("write_artifact") => &["artifact_type", "name", "content_mapping"],
+        Some("workflow_call") => &["workflow", "version", "inherit_artifacts", "on_failure"],
+        _ => return Ok(()), // serde names the unknown or missing kind
+    };
+    for key in m.keys() {
+        let known = key == "kind"
+            || key == "execution"
+            || (with_ref && key == "ref")
+            || kind_fields.contains(&key.as_str());
+        if !known {
+            let mut allowed: Vec<&str> = vec!["kind", "execution"];
+            if with_ref {
+                allowed.push("ref");
+            }
+            allowed.extend(kind_fields);
+            return Err(format!(
+                "unknown field `{key}` in a {} action, expected one of {}",
+                m["kind"].as_str().unwrap_or_default(),
+                allowed
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `first_match` (default) or `all`.
@@ -299,7 +339,7 @@ pub enum Condition {
 pub use braid_expr::Structured;
 
 /// An action defined at bundle level.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionDef {
     /// Unique ref among actions.
     #[serde(rename = "ref")]
@@ -307,6 +347,25 @@ pub struct ActionDef {
     /// The action's body.
     #[serde(flatten)]
     pub body: ActionBody,
+}
+
+impl<'de> Deserialize<'de> for ActionDef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(rename = "ref")]
+            ref_: String,
+            #[serde(flatten)]
+            body: ActionBody,
+        }
+        let v = Value::deserialize(d)?;
+        check_action_keys(&v, true).map_err(serde::de::Error::custom)?;
+        let raw = Raw::deserialize(v).map_err(serde::de::Error::custom)?;
+        Ok(ActionDef {
+            ref_: raw.ref_,
+            body: raw.body,
+        })
+    }
 }
 
 /// An action: kind-specific configuration plus execution policy.

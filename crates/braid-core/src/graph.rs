@@ -262,6 +262,10 @@ impl V {
 
     fn target(&mut self, kind: &str, ref_: &str, field: &str, path: &str) -> Option<TargetPath> {
         match TargetPath::parse(path) {
+            Ok(p) if p.root == braid_expr::PathRoot::Artifacts => {
+                self.err(kind, ref_, field, format!("`{path}`: artifacts.* is written by write_artifact only; write state.*, output.* or _branch.output.*"));
+                None
+            }
             Ok(p) => Some(p),
             Err(e) => {
                 self.err(kind, ref_, field, e);
@@ -407,7 +411,15 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                 format!("`{path}` is not a path inside output (e.g. `winner` or `summary.text`)"),
             );
         }
-        if let Some(e) = v.expr("workflow", wf, &field, src, &[]) {
+        // At completion there is no token: no `_branch`, `_loop` or item.
+        let e = match Expr::compile(src, &["input", "state", "output", "artifacts"]) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                v.err("workflow", wf, &field, e.message);
+                None
+            }
+        };
+        if let Some(e) = e {
             output_mapping.push((segs, e));
         }
     }

@@ -840,6 +840,19 @@ impl<'a> Machine<'a> {
             .filter(|&t| self.st.tokens[t].status == TokenStatus::WaitingJoin)
             .collect();
         arrived.sort_by_key(|&t| self.st.tokens[t].scope.map(|s| self.st.scopes[s].index));
+        let max = self
+            .limits
+            .max_run_tokens
+            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        if self.st.tokens.len() as u64 >= max {
+            return self.fail_run(ErrorInfo::new(
+                "TOKEN_LIMIT",
+                format!(
+                    "join `{}` would bring the run past {max} tokens (limits.max_run_tokens)",
+                    self.g.nodes[join_node].ref_
+                ),
+            ));
+        }
         let merged_value = match (&join.merge, satisfied) {
             (Some(m), true) => Some(self.merge_value(set, m)),
             _ => None,
@@ -865,12 +878,7 @@ impl<'a> Machine<'a> {
                 target: join.merge.as_ref().map(|m| m.target.clone()),
                 continuation: self.st.next_token_id(0),
                 origin_token: self.st.tokens[origin].id.clone(),
-                fan_in: match join.fan_in {
-                    FanIn::All => "all",
-                    FanIn::Any => "any",
-                    FanIn::MOfN { .. } => "m_of_n",
-                }
-                .into(),
+                fan_in: fan_in_name(join.fan_in).into(),
             },
         );
         for &t in &arrived {
@@ -913,6 +921,11 @@ impl<'a> Machine<'a> {
         match merged_value {
             Some(Ok(v)) => {
                 let target = join.merge.as_ref().expect("merge").target.clone();
+                if let Ok(path) = TargetPath::parse(&target)
+                    && let Err(error) = self.check_write(continuation, &path)
+                {
+                    return self.fail_node(continuation, Failure { error, attempt: 1 });
+                }
                 self.emit(
                     Some(continuation),
                     EventBody::ContextUpdated {
@@ -1490,7 +1503,12 @@ impl<'a> Machine<'a> {
                     Err(error) => {
                         drop(vars);
                         drop(ctx);
-                        return self.fail_node(i, Failure { error, attempt });
+                        // Routing a failure that itself fails cannot be routed again.
+                        return if outcome == On::Success {
+                            self.fail_node(i, Failure { error, attempt })
+                        } else {
+                            self.fail_run(error)
+                        };
                     }
                 }
             }
@@ -1575,7 +1593,7 @@ impl<'a> Machine<'a> {
                 target: join.merge.as_ref().map(|m| m.target.clone()),
                 continuation: self.st.next_token_id(0),
                 origin_token: self.st.tokens[origin].id.clone(),
-                fan_in: "all".into(),
+                fan_in: fan_in_name(join.fan_in).into(),
             },
         );
         if let Some(m) = &join.merge {
@@ -1715,6 +1733,26 @@ impl<'a> Machine<'a> {
     }
 }
 
+/// Records that a snapshot of `state` is being taken: appends (and applies)
+/// a `snapshot_created` event covering itself, so the snapshot taken right
+/// after includes it. `None` once the run has ended: no event follows the
+/// final one.
+pub fn mark_snapshot(state: &mut RunState, graph: &Graph, now: Millis) -> Option<Event> {
+    if state.status != RunStatus::Running {
+        return None;
+    }
+    let seq = state.seq + 1;
+    let e = Event {
+        seq,
+        ts: now,
+        token_id: None,
+        node: None,
+        body: EventBody::SnapshotCreated { seq },
+    };
+    state.apply_event(graph, &e);
+    Some(e)
+}
+
 /// The child starts a recovered run still owes: `workflow_call` attempts
 /// whose child was requested but never reported started (the command was
 /// lost with the process), and calls waiting on a child (the runtime checks
@@ -1836,6 +1874,14 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
+    }
+}
+
+fn fan_in_name(f: FanIn) -> &'static str {
+    match f {
+        FanIn::All => "all",
+        FanIn::Any => "any",
+        FanIn::MOfN { .. } => "m_of_n",
     }
 }
 

@@ -90,7 +90,11 @@ impl RetryPolicy {
     pub fn delay_ms(&self, n: u32, jitter: f64, retry_after_ms: Option<u64>) -> u64 {
         let base = self.base_delay_ms(n) as f64;
         let j = jitter.clamp(-1.0, 1.0) * 0.1;
-        let jittered = (base * (1.0 + j)).round().max(0.0) as u64;
+        let mut jittered = (base * (1.0 + j)).round().max(0.0) as u64;
+        // The cap is a hard bound: jitter never pushes past it.
+        if let Some(cap) = self.max_delay_ms {
+            jittered = jittered.min(cap);
+        }
         match retry_after_ms {
             Some(ra) if ra > jittered => ra,
             _ => jittered,
@@ -136,6 +140,12 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_ten_percent_and_retry_after_wins_when_longer() {
+        let capped = policy(Backoff::Linear, 1000, Some(1000));
+        assert_eq!(
+            capped.delay_ms(3, 1.0, None),
+            1000,
+            "jitter never exceeds the cap"
+        );
         let p = policy(Backoff::Linear, 1000, Some(1500));
         for i in -10..=10 {
             let d = p.delay_ms(1, f64::from(i) / 10.0, None);

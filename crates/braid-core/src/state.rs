@@ -673,11 +673,16 @@ impl RunState {
                 if let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len()) {
                     self.sets[set].fired = true;
                     self.sets[set].continuation = Some(c);
-                    let abandon = graph.nodes[join]
-                        .join
-                        .as_ref()
-                        .is_some_and(|j| j.on_early_complete == EarlyComplete::Abandon);
-                    if abandon {
+                    let early = graph.nodes[join].join.as_ref().map(|j| j.on_early_complete);
+                    if early == Some(EarlyComplete::Cancel) {
+                        // Nothing inside a cancelled branch continues (its inner joins never fire).
+                        for m in self.sets[set].members.clone() {
+                            if !self.scopes[m].arrived {
+                                self.scopes[m].cancelled = true;
+                            }
+                        }
+                    }
+                    if early == Some(EarlyComplete::Abandon) {
                         // Members still running are left behind: the run stops waiting for them.
                         for m in self.sets[set].members.clone() {
                             let sc = &self.scopes[m];

@@ -443,3 +443,53 @@ transitions:
     assert_eq!(bs[0]["output"], json!({}), "output before the write");
     let _: Value = bs[0]["id"].clone();
 }
+
+#[test]
+fn a_join_inside_a_cancelled_branch_never_fires() {
+    let yaml = r#"
+name: nested_cancel
+initial_node: outer
+nodes:
+  - { ref: outer, action: { kind: update_context } }
+  - { ref: inner, action: { kind: update_context } }
+  - { ref: work, action: call }
+  - { ref: inner_join, fan_in: all, joins: inner, action: { kind: update_context } }
+  - { ref: outer_join, fan_in: any, joins: outer, action: { kind: update_context, updates: [ { path: output.done, expr: "true" } ] } }
+transitions:
+  - { from: outer, to: inner, spawn_count: 2 }
+  - { from: inner, to: work, spawn_count: 1 }
+  - { from: work, to: inner_join }
+  - { from: inner_join, to: outer_join }
+actions:
+  - { ref: call, kind: llm_call, prompt: p, model: m }
+prompt_specs:
+  - { ref: p, template: x }
+model_profiles:
+  - { ref: m, provider: scripted, model: s, script: { responses: [ x ] } }
+"#;
+    let mut run = Run::new(yaml);
+    let step = run.start(json!({}));
+    let d = dispatches(&step);
+    assert_eq!(d.len(), 2);
+    // Branch 0 finishes: its inner join fires, the outer `any` join fires and cancels branch 1.
+    let step = run.apply(Input::TaskResult {
+        token: d[0].token.clone(),
+        attempt: 1,
+        outcome: ok(json!({ "text": "x" })),
+    });
+    assert!(
+        step.commands
+            .contains(&braid_core::machine::Command::CancelTasks(vec![
+                d[1].token.clone()
+            ]))
+    );
+    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(
+        run.kinds()
+            .iter()
+            .filter(|k| **k == "fan_in_completed")
+            .count(),
+        2,
+        "branch 1's inner join never fires"
+    );
+}

@@ -497,3 +497,45 @@ fn a_misspelt_inline_action_kind_names_the_known_kinds() {
         "{err}"
     );
 }
+
+#[test]
+fn unknown_fields_in_actions_are_rejected_not_dropped() {
+    let err = Bundle::parse("name: x\ninitial_node: a\nnodes:\n  - ref: a\n    action: { kind: update_context, timeout_ms: 5 }\n").unwrap_err().to_string();
+    assert!(
+        err.contains("nodes[0].action")
+            && err.contains("unknown field `timeout_ms`")
+            && err.contains("`execution`"),
+        "{err}"
+    );
+    let err = Bundle::parse("name: x\ninitial_node: a\nnodes:\n  - { ref: a, action: c }\nactions:\n  - { ref: c, kind: llm_call, prompt: p, model: m, temperature: 1 }\n").unwrap_err().to_string();
+    assert!(
+        err.contains("actions[0]") && err.contains("unknown field `temperature`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn targets_and_names_that_cannot_work_are_rejected_at_save() {
+    let es = errors(
+        r#"
+name: t
+initial_node: a
+output_mapping: { x: "_loop.again" }
+nodes:
+  - { ref: a, action: { kind: update_context, updates: [ { path: artifacts.doc, expr: "'forged'" } ] }, output_mapping: { input.y: "1" } }
+"#,
+    );
+    let has = |k: &str, r: &str, f: &str| es.iter().any(|e| e.0 == k && e.1 == r && e.2 == f);
+    assert!(
+        has("action", "a.action", "updates[0].path"),
+        "artifacts.* is not writable: {es:?}"
+    );
+    assert!(
+        has("node", "a", "output_mapping.input.y"),
+        "input.* is not writable: {es:?}"
+    );
+    assert!(
+        has("workflow", "t", "output_mapping.x"),
+        "no _loop at completion: {es:?}"
+    );
+}

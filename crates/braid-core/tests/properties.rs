@@ -216,7 +216,7 @@ proptest! {
         prop_assert!(fired.values().all(|&n| n == 1), "a join fired twice: {:?}", fired);
         if run.st.status == RunStatus::Completed {
             // Every joined set fired, unless it lived in a branch left behind
-            // by an `abandon` join (cancelled when the run ended).
+            // by an `abandon` join or cancelled by a `cancel` join.
             let st = &run.st;
             let abandoned = |mut scope: Option<usize>| {
                 while let Some(s) = scope {
@@ -230,7 +230,10 @@ proptest! {
             let joined: BTreeSet<String> = st
                 .sets
                 .iter()
-                .filter(|s| run.g.joined_by[s.fan_out_node].is_some() && !abandoned(st.tokens[s.origin].scope))
+                .filter(|s| {
+                    let origin = st.tokens[s.origin].scope;
+                    run.g.joined_by[s.fan_out_node].is_some() && !abandoned(origin) && !st.in_cancelled_branch(origin)
+                })
                 .map(|s| s.id.clone())
                 .collect();
             for s in joined {

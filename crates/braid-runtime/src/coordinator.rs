@@ -20,6 +20,8 @@ pub(crate) enum Msg {
     Input(Input, Option<oneshot::Sender<()>>),
     /// Ack of a task whose result this input carries (deleted in the same commit).
     TaskResult { task_id: String, input: Input },
+    /// Reply once everything sent before is durable (graceful shutdown).
+    Barrier(oneshot::Sender<()>),
 }
 
 pub(crate) struct Coordinator {
@@ -29,6 +31,10 @@ pub(crate) struct Coordinator {
     pub(crate) record: RunRecord,
     /// Set for a run that is not in the database yet.
     pub(crate) create: bool,
+    /// Events written since the last snapshot.
+    pub(crate) since_snapshot: u64,
+    /// The project's `snapshot_every_events`.
+    pub(crate) snapshot_every: u64,
 }
 
 impl Coordinator {
@@ -50,14 +56,28 @@ impl Coordinator {
                         acks.push(task_id);
                         input
                     }
+                    Msg::Barrier(reply) => {
+                        replies.push(reply);
+                        continue;
+                    }
                 };
                 let step = machine::apply(&mut self.state, &self.graph, input, now);
                 events.extend(step.events);
                 commands.extend(step.commands);
             }
             let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
+            let snapshot = self.snapshot_due(&events).then(|| {
+                events.extend(machine::mark_snapshot(&mut self.state, &self.graph, now));
+                self.since_snapshot = 0;
+                WriteOp::Snapshot {
+                    run_id: self.record.id.clone(),
+                    seq: self.state.seq as i64,
+                    state: serde_json::to_value(&self.state).unwrap_or_default(),
+                }
+            });
             let mut ops = self.ops(&events, &commands, now);
             ops.extend(acks.into_iter().map(WriteOp::AckTask));
+            ops.extend(snapshot);
             if ended {
                 ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
             }
@@ -77,16 +97,8 @@ impl Coordinator {
                 match c {
                     Command::Dispatch(_) => {} // queued in the commit; executors notified below
                     Command::CancelTasks(tokens) => {
-                        // Aborted attempts report nothing: drop their tasks so they are not re-delivered.
-                        let aborted = self.inner.executor.cancel(&self.record.id, &tokens);
-                        if !aborted.is_empty() && !ended {
-                            let committer = self.inner.committer.clone();
-                            tokio::spawn(async move {
-                                let _ = committer
-                                    .commit(aborted.into_iter().map(WriteOp::AckTask).collect())
-                                    .await;
-                            });
-                        }
+                        // Their task rows were deleted in the commit above.
+                        self.inner.executor.cancel(&self.record.id, &tokens);
                     }
                     Command::StartChild(call) => {
                         tokio::spawn(self.inner.clone().start_child(self.record.clone(), call));
@@ -107,6 +119,23 @@ impl Coordinator {
                 return;
             }
         }
+    }
+
+    /// Whether to snapshot after this batch. The replay tail stays under
+    /// `snapshot_every_events`; a fan-in snapshots early (its merge is the
+    /// costly part to replay). Snapshot cost grows with the run's size, so
+    /// the interval grows with the token count: snapshots stay amortized
+    /// O(1) per event even for 100,000-way fan-outs.
+    fn snapshot_due(&mut self, events: &[Event]) -> bool {
+        self.since_snapshot += events.len() as u64;
+        if self.state.status != braid_core::state::RunStatus::Running {
+            return false;
+        }
+        let every = self.snapshot_every.max(self.state.tokens.len() as u64 / 2);
+        let fan_in = events
+            .iter()
+            .any(|e| matches!(e.body, braid_core::event::EventBody::FanInCompleted { .. }));
+        self.since_snapshot >= every || (fan_in && self.since_snapshot >= every / 2)
     }
 
     /// A child run tells its parent how it ended (idempotent on the parent's side).
@@ -219,6 +248,12 @@ impl Coordinator {
             ));
         }
         for c in commands {
+            if let Command::CancelTasks(tokens) = c {
+                ops.push(WriteOp::DropTokenTasks {
+                    run_id: run_id.clone(),
+                    tokens: tokens.clone(),
+                });
+            }
             if let Command::Dispatch(d) = c {
                 let envelope = TaskEnvelope {
                     def_id: self.record.def_id.clone(),

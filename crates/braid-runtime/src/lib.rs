@@ -78,6 +78,8 @@ pub struct Options {
     pub ids: Arc<dyn IdGen>,
     /// HTTP client for providers.
     pub http: Option<reqwest::Client>,
+    /// Default `snapshot_every_events` (a project's setting wins; default 100).
+    pub snapshot_every_events: u64,
 }
 
 impl Default for Options {
@@ -89,6 +91,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidIds),
             http: None,
+            snapshot_every_events: 100,
         }
     }
 }
@@ -153,6 +156,8 @@ pub(crate) struct Inner {
     runs: Mutex<HashMap<String, mpsc::UnboundedSender<Msg>>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     events: broadcast::Sender<Published>,
+    settings: Mutex<HashMap<String, u64>>,
+    snapshot_default: u64,
 }
 
 /// The handle to a running engine.
@@ -179,6 +184,8 @@ impl Engine {
             runs: Mutex::new(HashMap::new()),
             waiters: Mutex::new(HashMap::new()),
             events,
+            settings: Mutex::new(HashMap::new()),
+            snapshot_default: opts.snapshot_every_events.max(1),
         });
         let engine = Engine {
             inner: inner.clone(),
@@ -204,15 +211,14 @@ impl Engine {
         project_id: &str,
         bundle: &Bundle,
     ) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
-        let env = self.env(project_id).await?;
-        let compiled = graph::compile(bundle, &env).map_err(Error::InvalidDefinition)?;
+        let warnings = self.validate(project_id, bundle).await?;
         let now = self.inner.clock.now_ms();
         let outcome = self
             .inner
             .store
             .save_bundle(project_id, bundle, now)
             .await?;
-        Ok((outcome, compiled.warnings))
+        Ok((outcome, warnings))
     }
 
     /// Validates without saving.
@@ -222,9 +228,15 @@ impl Engine {
         bundle: &Bundle,
     ) -> Result<Vec<DefinitionError>, Error> {
         let env = self.env(project_id).await?;
-        graph::compile(bundle, &env)
-            .map(|c| c.warnings)
-            .map_err(Error::InvalidDefinition)
+        let profile_errors = check_profiles(bundle);
+        match graph::compile(bundle, &env) {
+            Ok(c) if profile_errors.is_empty() => Ok(c.warnings),
+            Ok(_) => Err(Error::InvalidDefinition(profile_errors)),
+            Err(mut errors) => {
+                errors.extend(profile_errors);
+                Err(Error::InvalidDefinition(errors))
+            }
+        }
     }
 
     async fn env(&self, project_id: &str) -> Result<Env, Error> {
@@ -290,7 +302,10 @@ impl Engine {
         }
         let limits = graph.limits.overridden_by(limits);
         let run_id = self.inner.ids.id("run");
-        let tx = self.inner.spawn_run(&run_id, &def, graph, limits, None);
+        let every = self.inner.snapshot_every(project_id).await;
+        let tx = self
+            .inner
+            .spawn_run(&run_id, &def, graph, limits, None, every);
         let (reply, done) = oneshot::channel();
         tx.send(Msg::Input(
             Input::Start {
@@ -363,7 +378,25 @@ impl Engine {
 
     /// Stops claiming new tasks and waits up to `deadline` for in-flight attempts.
     pub async fn shutdown(&self, deadline: Duration) {
+        let end = tokio::time::Instant::now() + deadline;
         self.inner.executor.drain(deadline).await;
+        // Every result handed to a coordinator is committed before we return.
+        let runs: Vec<_> = self
+            .inner
+            .runs
+            .lock()
+            .expect("runs lock")
+            .values()
+            .cloned()
+            .collect();
+        let mut pending = Vec::with_capacity(runs.len());
+        for tx in runs {
+            let (reply, done) = oneshot::channel();
+            if tx.send(Msg::Barrier(reply)).is_ok() {
+                pending.push(done);
+            }
+        }
+        let _ = tokio::time::timeout_at(end, futures::future::join_all(pending)).await;
     }
 
     /// Adopts every run that was live when the process stopped.
@@ -376,8 +409,17 @@ impl Engine {
                     continue;
                 }
             };
-            let mut state = RunState::new(&record.id);
-            let mut after = 0;
+            // The latest snapshot, then the events after it.
+            let (mut state, mut after) = match self.inner.store.latest_snapshot(&record.id).await? {
+                Some((seq, snapshot)) => match serde_json::from_value::<RunState>(snapshot) {
+                    Ok(s) => (s, seq),
+                    Err(e) => {
+                        tracing::warn!(run = %record.id, error = %e, "unreadable snapshot; replaying every event");
+                        (RunState::new(&record.id), 0)
+                    }
+                },
+                None => (RunState::new(&record.id), 0),
+            };
             loop {
                 let page = self.inner.store.events(&record.id, after, 10_000).await?;
                 if page.is_empty() {
@@ -405,6 +447,7 @@ impl Engine {
             let run_id = record.id.clone();
             let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
             let started = record.started_at.unwrap_or(record.created_at);
+            let parent_project = record.project_id.clone();
             let children = braid_core::machine::pending_children(
                 &mut state,
                 &graph,
@@ -417,6 +460,8 @@ impl Engine {
                 state,
                 record,
                 create: false,
+                since_snapshot: 0,
+                snapshot_every: self.inner.snapshot_every(&parent_project).await,
             };
             self.inner.spawn_coordinator(&run_id, coordinator);
             for call in children {
@@ -473,6 +518,7 @@ impl Inner {
         graph: Arc<Graph>,
         limits: Limits,
         parent: Option<(&RunRecord, &str)>,
+        snapshot_every: u64,
     ) -> mpsc::UnboundedSender<Msg> {
         let record = RunRecord {
             id: run_id.to_string(),
@@ -500,6 +546,8 @@ impl Inner {
             state: RunState::new(run_id),
             record,
             create: true,
+            since_snapshot: 0,
+            snapshot_every,
         };
         let tx = self.spawn_coordinator(run_id, coordinator);
         if let Some(ms) = limits.timeout_ms {
@@ -611,6 +659,7 @@ impl Inner {
                 return;
             }
         };
+        let every = self.snapshot_every(&def.project_id).await;
         // The parent learns of the child before the child can end, so the
         // child's "finished" always finds the parent waiting for it.
         let announced = self.send(
@@ -636,6 +685,7 @@ impl Inner {
             graph,
             limits,
             Some((&parent, &call.token)),
+            every,
         );
         let _ = tx.send(Msg::Input(
             Input::Start {
@@ -676,6 +726,22 @@ impl Inner {
                 }
             });
         }
+    }
+
+    /// The project's `snapshot_every_events` (cached), else the engine default.
+    pub(crate) async fn snapshot_every(&self, project_id: &str) -> u64 {
+        if let Some(n) = self.settings.lock().expect("settings lock").get(project_id) {
+            return *n;
+        }
+        let n = match self.store.project_settings(project_id).await {
+            Ok(s) => s.snapshot_every_events.unwrap_or(self.snapshot_default),
+            Err(_) => self.snapshot_default,
+        };
+        self.settings
+            .lock()
+            .expect("settings lock")
+            .insert(project_id.to_string(), n);
+        n
     }
 
     /// Asks a live run to cancel itself (no wait).
@@ -778,4 +844,43 @@ pub(crate) fn child_outcome(r: &RunRecord) -> Option<ChildOutcome> {
             "the child run was cancelled".into(),
         )),
     }
+}
+
+/// Checks of model profiles that need the provider layer: the `scripted`
+/// script's shape and the types of `parameters`.
+fn check_profiles(bundle: &Bundle) -> Vec<DefinitionError> {
+    let mut errors = Vec::new();
+    let mut err = |r: &str, field: &str, message: String| {
+        errors.push(DefinitionError {
+            kind: "model_profile".into(),
+            ref_: r.into(),
+            field: field.into(),
+            message,
+        })
+    };
+    for m in &bundle.model_profiles {
+        if m.provider == "scripted"
+            && let Some(script) = &m.script
+            && let Err(e) = braid_llm::validate_script(script)
+        {
+            err(&m.ref_, "script", e);
+        }
+        for key in m.parameters.keys() {
+            if !["temperature", "max_tokens", "top_p", "stop"].contains(&key.as_str()) {
+                err(
+                    &m.ref_,
+                    &format!("parameters.{key}"),
+                    format!(
+                        "unknown parameter `{key}`: use temperature, max_tokens, top_p or stop"
+                    ),
+                );
+            }
+        }
+        if let Err(e) =
+            serde_json::from_value::<braid_llm::Parameters>(Value::Object(m.parameters.clone()))
+        {
+            err(&m.ref_, "parameters", format!("invalid parameters: {e}"));
+        }
+    }
+    errors
 }

@@ -302,3 +302,48 @@ async fn run_timeout_from_the_run_overrides_the_definition() {
     assert_eq!(run.limits["timeout_ms"], json!(150));
     mock.until(|s| s.aborted.load(Ordering::SeqCst) == 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_scripts_and_parameters_are_rejected_at_save() {
+    let t = engine().await;
+    let bundle = braid_core::definition::Bundle::parse(
+        r#"
+name: bad_profiles
+initial_node: a
+nodes:
+  - { ref: a, action: { kind: llm_call, prompt: p, model: s } }
+prompt_specs:
+  - { ref: p, template: x }
+model_profiles:
+  - { ref: s, provider: scripted, model: x, script: { responses: [], unknown_knob: 1 }, parameters: { temperature: "hot", seed: 3 } }
+"#,
+    )
+    .unwrap();
+    match t.engine.save_definition(&t.project, &bundle).await {
+        Err(braid_runtime::Error::InvalidDefinition(errors)) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert!(
+                fields.contains(&"script")
+                    && fields.contains(&"parameters.seed")
+                    && fields.contains(&"parameters"),
+                "{errors:?}"
+            );
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| e.kind == "model_profile" && e.ref_ == "s")
+            );
+        }
+        other => panic!("expected InvalidDefinition, got {other:?}"),
+    }
+    assert!(
+        t.engine
+            .store()
+            .list_workflows(&t.project, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "nothing written"
+    );
+}

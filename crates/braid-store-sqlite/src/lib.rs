@@ -77,13 +77,23 @@ const STATEMENT_CACHE: usize = 256;
 /// result is the same `Migrator` (same `_sqlx_migrations` table, versions and
 /// checksums) as the macro would produce for this folder.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        SqlStr::from_static(include_str!("../migrations/0001_init.sql")),
-        false,
-    )])
+    let m = |version: i64, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        m(1, "init", include_str!("../migrations/0001_init.sql")),
+        m(
+            2,
+            "project_settings",
+            include_str!("../migrations/0002_project_settings.sql"),
+        ),
+    ])
 }
 
 /// The SQLite store. Cheap to share behind an `Arc`.
@@ -161,6 +171,23 @@ impl SqliteStore {
 impl DefinitionStore for SqliteStore {
     async fn project_id(&self, project: &str) -> Result<String> {
         defs::project_id(&mut *self.reader().await?, project).await
+    }
+
+    async fn project_settings(&self, project_id: &str) -> Result<braid_store::ProjectSettings> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT snapshot_every_events FROM projects WHERE id = ?")
+                .bind(project_id.to_owned())
+                .fetch_optional(&mut *self.reader().await?)
+                .await
+                .map_err(|e| braid_store::Error::Backend(e.to_string()))?;
+        let Some((snapshot_every_events,)) = row else {
+            return Err(braid_store::Error::NotFound(format!(
+                "project {project_id}"
+            )));
+        };
+        Ok(braid_store::ProjectSettings {
+            snapshot_every_events: snapshot_every_events.map(|n| n as u64),
+        })
     }
 
     async fn save_bundle(

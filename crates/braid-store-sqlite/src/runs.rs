@@ -65,6 +65,7 @@ enum TaskOp {
     Enqueue(Vec<TaskRecord>),
     Ack(Vec<String>),
     DropRun(String),
+    DropToken(String, String),
 }
 
 impl Batch {
@@ -86,6 +87,11 @@ impl Batch {
                     _ => b.tasks.push(TaskOp::Ack(vec![id])),
                 },
                 WriteOp::DropRunTasks(run) => b.tasks.push(TaskOp::DropRun(run)),
+                WriteOp::DropTokenTasks { run_id, tokens } => {
+                    for t in tokens {
+                        b.tasks.push(TaskOp::DropToken(run_id.clone(), t));
+                    }
+                }
                 WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
             }
         }
@@ -173,6 +179,14 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
             TaskOp::DropRun(run) => {
                 sqlx::query("DELETE FROM tasks WHERE run_id = ?")
                     .bind(run)
+                    .execute(&mut *c)
+                    .await
+                    .db()?;
+            }
+            TaskOp::DropToken(run, token) => {
+                sqlx::query("DELETE FROM tasks WHERE run_id = ? AND token_id = ?")
+                    .bind(run)
+                    .bind(token)
                     .execute(&mut *c)
                     .await
                     .db()?;

@@ -109,11 +109,20 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Per-project engine settings (`projects` columns; NULL = engine default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    /// Snapshot a run at least every this many events.
+    pub snapshot_every_events: Option<u64>,
+}
+
 /// Definitions, projects and artifact types.
 #[async_trait]
 pub trait DefinitionStore: Send + Sync {
     /// Resolves a project name (or id) to its id; `default` always exists.
     async fn project_id(&self, project: &str) -> Result<String>;
+    /// Per-project engine settings.
+    async fn project_settings(&self, project_id: &str) -> Result<ProjectSettings>;
     /// Saves `bundle` as a new version when its canonical content differs
     /// from the latest one (and saves the artifact types it defines as new
     /// versions when their schema changed). Atomic.
@@ -357,6 +366,13 @@ pub enum WriteOp {
     AckTask(String),
     /// Delete every task of a run (at its end).
     DropRunTasks(String),
+    /// Delete the queued tasks of cancelled tokens (they must never run).
+    DropTokenTasks {
+        /// Run.
+        run_id: String,
+        /// Token ids.
+        tokens: Vec<String>,
+    },
     /// Store a snapshot of a run's state covering events up to `seq`.
     Snapshot {
         /// Run.
