@@ -43,6 +43,9 @@ enum Cmd {
         /// Seconds to let in-flight actions finish at shutdown.
         #[arg(long, default_value_t = 30)]
         shutdown_grace_s: u64,
+        /// Task lease in milliseconds (renewed while an attempt runs).
+        #[arg(long, default_value_t = 30_000, env = "BRAID_LEASE_MS")]
+        lease_ms: i64,
     },
     /// Run a workflow file in-process and print its output as JSON.
     Run {
@@ -159,7 +162,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             bind,
             workers,
             shutdown_grace_s,
-        } => serve(&db, &bind, workers, shutdown_grace_s).await,
+            lease_ms,
+        } => serve(&db, &bind, workers, shutdown_grace_s, lease_ms).await,
         Cmd::Run {
             file,
             input,
@@ -187,19 +191,26 @@ fn read_input(arg: &str) -> Result<Value> {
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
-async fn open_engine(db: &Path, workers: usize) -> Result<Engine> {
+async fn open_engine(db: &Path, workers: usize, lease_ms: i64) -> Result<Engine> {
     let store = SqliteStore::open_path(db)
         .await
         .with_context(|| format!("opening database {}", db.display()))?;
     let opts = Options {
         workers,
+        lease_ms,
         ..Options::default()
     };
     Ok(Engine::start(Arc::new(store), opts).await?)
 }
 
-async fn serve(db: &Path, bind: &str, workers: usize, grace_s: u64) -> Result<ExitCode> {
-    let engine = open_engine(db, workers).await?;
+async fn serve(
+    db: &Path,
+    bind: &str,
+    workers: usize,
+    grace_s: u64,
+    lease_ms: i64,
+) -> Result<ExitCode> {
+    let engine = open_engine(db, workers, lease_ms).await?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
@@ -268,7 +279,7 @@ async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
         }
     };
     let dir = tempdir()?;
-    let engine = open_engine(&dir.join("validate.db"), 1).await?;
+    let engine = open_engine(&dir.join("validate.db"), 1, 30_000).await?;
     let project = engine.store().project_id("default").await?;
     let result = engine.validate(&project, &bundle).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -332,7 +343,7 @@ async fn run_local(text: &str, input: Value, db: Option<&Path>, json: bool) -> R
 }
 
 async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<ExitCode> {
-    let engine = open_engine(db, 512).await?;
+    let engine = open_engine(db, 512, 30_000).await?;
     let project = engine.store().project_id("default").await?;
     match engine.save_definition(&project, bundle).await {
         Ok(_) => {}

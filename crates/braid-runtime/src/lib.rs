@@ -80,6 +80,11 @@ pub struct Options {
     pub http: Option<reqwest::Client>,
     /// Default `snapshot_every_events` (a project's setting wins; default 100).
     pub snapshot_every_events: u64,
+    /// The store is used by this process alone (the embedded SQLite file):
+    /// leases left by a previous process are released at start-up, so its
+    /// in-flight tasks are delivered again at once instead of after their
+    /// lease. Default true; false when several processes share a database.
+    pub exclusive: bool,
 }
 
 impl Default for Options {
@@ -92,6 +97,7 @@ impl Default for Options {
             ids: Arc::new(UuidIds),
             http: None,
             snapshot_every_events: 100,
+            exclusive: true,
         }
     }
 }
@@ -190,6 +196,12 @@ impl Engine {
         let engine = Engine {
             inner: inner.clone(),
         };
+        if opts.exclusive {
+            let released = inner.store.release_all_leases().await?;
+            if released > 0 {
+                tracing::info!(released, "released the task leases of a previous process");
+            }
+        }
         engine.recover().await?;
         executor::spawn(inner);
         Ok(engine)

@@ -287,6 +287,15 @@ impl RunStore for SqliteStore {
         runs::claim_tasks(&mut w, now, lease_ms, limit).await
     }
 
+    async fn release_all_leases(&self) -> Result<u64> {
+        let mut w = self.writer.lock().await;
+        let r = sqlx::query("UPDATE tasks SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&mut *w)
+            .await
+            .map_err(|e| braid_store::Error::Backend(e.to_string()))?;
+        Ok(r.rows_affected())
+    }
+
     async fn renew_leases(&self, task_ids: &[String], lease_until: Millis) -> Result<()> {
         if task_ids.is_empty() {
             return Ok(());

@@ -416,6 +416,10 @@ pub trait RunStore: Send + Sync {
     /// Claims up to `limit` ready tasks whose `not_before <= now` and whose
     /// lease is absent or expired, setting `lease_until = now + lease_ms`.
     async fn claim_tasks(&self, now: Millis, lease_ms: i64, limit: u32) -> Result<Vec<TaskRecord>>;
+    /// Clears every lease. Only for a store served by one process (the
+    /// embedded SQLite file): at start-up, leases held by a process that
+    /// died are void, so its tasks can be delivered again at once.
+    async fn release_all_leases(&self) -> Result<u64>;
     /// Extends the lease of claimed tasks.
     async fn renew_leases(&self, task_ids: &[String], lease_until: Millis) -> Result<()>;
     /// Earliest `not_before` of an unclaimed task, to sleep until it.
