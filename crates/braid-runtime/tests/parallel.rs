@@ -3,8 +3,6 @@
 
 mod common;
 
-use braid_core::event::{Event, EventBody};
-use braid_core::state::RunState;
 use braid_store::RunStatus;
 use common::*;
 use serde_json::{Value, json};
@@ -45,42 +43,6 @@ fn judge_index(body: &Value) -> usize {
     prompt.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-/// Replay equals live: the state folded from the stored events is the stored run.
-async fn assert_replay_matches(t: &TestEngine, run: &braid_store::RunRecord) {
-    let stored = t.events(&run.id).await;
-    for (i, e) in stored.iter().enumerate() {
-        assert_eq!(e.seq, i as i64 + 1, "contiguous seq");
-    }
-    let bundle = t
-        .engine
-        .store()
-        .get_def_by_id(&run.def_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .bundle;
-    let graph = braid_core::graph::compile(&bundle, &Default::default())
-        .unwrap()
-        .graph;
-    let events: Vec<Event> = stored
-        .iter()
-        .map(|e| Event {
-            seq: e.seq as u64,
-            ts: e.ts,
-            token_id: e.token_id.clone(),
-            node: e.node.clone(),
-            body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap(),
-        })
-        .collect();
-    let rebuilt = RunState::rebuild(&run.id, &graph, &events);
-    assert_eq!(
-        rebuilt.context.to_json(),
-        run.context,
-        "replayed context equals the stored run"
-    );
-    assert_eq!(serde_json::to_value(&rebuilt.usage).unwrap(), run.usage);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_judges_are_in_flight_at_once_and_votes_merge_in_branch_order() {
     // Judge 0 answers last, judge 2 first: the merge must still be in branch order.
@@ -108,7 +70,7 @@ async fn three_judges_are_in_flight_at_once_and_votes_merge_in_branch_order() {
     assert_eq!(count("node_completed"), 3 + 2);
     assert_eq!(run.usage["llm_calls"], json!(3));
     assert_eq!(run.usage["input_tokens"], json!(36));
-    assert_replay_matches(&t, &run).await;
+    t.assert_replay_matches(&run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +122,7 @@ async fn m_of_n_aborts_the_slow_request_and_never_writes_its_result() {
                 && e.token_id.as_deref() == Some(judge2.id.as_str()))
     );
     assert_eq!(events.last().unwrap().kind, "workflow_completed");
-    assert_replay_matches(&t, &run).await;
+    t.assert_replay_matches(&run).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -43,17 +43,90 @@ impl TestEngine {
         }
     }
 
+    /// Runs a workflow to its end and checks that replay equals live.
     pub async fn run(&self, workflow: &str, input: Value) -> RunRecord {
         let id = self
             .engine
             .start_run(&self.project, workflow, None, input, None)
             .await
             .unwrap();
-        self.engine
+        let run = self
+            .engine
             .wait(&id, Duration::from_secs(60))
             .await
             .unwrap()
+            .unwrap();
+        self.assert_replay_matches(&run).await;
+        run
+    }
+
+    /// Replay equals live: the state folded from the stored events alone,
+    /// and from the latest snapshot plus the events after it, is the stored run.
+    pub async fn assert_replay_matches(&self, run: &RunRecord) {
+        use braid_core::event::{Event, EventBody};
+        use braid_core::state::RunState;
+        let stored = self.events(&run.id).await;
+        for (i, e) in stored.iter().enumerate() {
+            assert_eq!(e.seq, i as i64 + 1, "contiguous seq");
+        }
+        assert_eq!(
+            stored
+                .iter()
+                .filter(|e| matches!(
+                    e.kind.as_str(),
+                    "workflow_completed" | "workflow_failed" | "workflow_cancelled"
+                ))
+                .count(),
+            1,
+            "one final event"
+        );
+        let store = self.engine.store();
+        let bundle = store
+            .get_def_by_id(&run.def_id)
+            .await
             .unwrap()
+            .unwrap()
+            .bundle;
+        let env = braid_core::graph::Env {
+            artifact_types: store
+                .artifact_types(&run.project_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.name, (a.version, a.schema)))
+                .collect(),
+            workflows: store
+                .workflow_names(&run.project_id)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect(),
+        };
+        let graph = braid_core::graph::compile(&bundle, &env).unwrap().graph;
+        let events: Vec<Event> = stored
+            .iter()
+            .map(|e| Event {
+                seq: e.seq as u64,
+                ts: e.ts,
+                token_id: e.token_id.clone(),
+                node: e.node.clone(),
+                body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap(),
+            })
+            .collect();
+        let full = RunState::rebuild(&run.id, &graph, &events);
+        assert_eq!(
+            full.context.to_json(),
+            run.context,
+            "replayed context equals the stored run"
+        );
+        assert_eq!(serde_json::to_value(&full.usage).unwrap(), run.usage);
+        if let Some((seq, snapshot)) = store.latest_snapshot(&run.id).await.unwrap() {
+            let mut s: RunState = serde_json::from_value(snapshot).unwrap();
+            for e in events.iter().filter(|e| e.seq as i64 > seq) {
+                s.apply_event(&graph, e);
+            }
+            assert_eq!(s, full, "snapshot + tail equals a full replay");
+        }
     }
 
     /// Every stored event of a run (paged).
