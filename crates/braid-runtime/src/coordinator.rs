@@ -35,6 +35,8 @@ pub(crate) struct Coordinator {
     pub(crate) since_snapshot: u64,
     /// The project's `snapshot_every_events`.
     pub(crate) snapshot_every: u64,
+    /// Tasks of the current batch handed to workers after the commit.
+    pub(crate) direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
 }
 
 impl Coordinator {
@@ -89,6 +91,9 @@ impl Coordinator {
                 return;
             }
             self.create = false;
+            for (task, permit) in self.direct.drain(..) {
+                crate::executor::launch(&self.inner, task, permit);
+            }
             for r in replies {
                 let _ = r.send(());
             }
@@ -262,17 +267,28 @@ impl Coordinator {
                     timeout_ms: d.timeout_ms,
                     payload: d.payload.clone(),
                 };
-                ops.push(WriteOp::EnqueueTask(TaskRecord {
+                // A task due now goes straight to a free worker once the
+                // commit is durable: it is inserted already leased.
+                let permit = (d.not_before <= now)
+                    .then(|| self.inner.executor.try_reserve())
+                    .flatten();
+                let task = TaskRecord {
                     id: self.inner.ids.id("task"),
                     run_id: run_id.clone(),
                     token_id: d.token.clone(),
                     attempt: i64::from(d.attempt),
                     payload: serde_json::to_value(&envelope).unwrap_or_default(),
                     not_before: d.not_before.max(now),
-                    lease_until: None,
-                    deliveries: 0,
+                    lease_until: permit
+                        .as_ref()
+                        .map(|_| now + self.inner.executor.lease_ms()),
+                    deliveries: i64::from(permit.is_some()),
                     created_at: now,
-                }));
+                };
+                if let Some(p) = permit {
+                    self.direct.push((task.clone(), p));
+                }
+                ops.push(WriteOp::EnqueueTask(task));
             }
         }
         ops

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 
 /// Default `max_concurrency` of a model profile.
@@ -58,6 +58,20 @@ impl Executor {
             providers: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A free worker slot, if any, for a task handed over directly by its
+    /// coordinator (inserted already leased: no claim round trip).
+    pub(crate) fn try_reserve(&self) -> Option<OwnedSemaphorePermit> {
+        if self.draining.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.workers.clone().try_acquire_owned().ok()
+    }
+
+    /// The lease given to a task when it is handed over or claimed.
+    pub(crate) fn lease_ms(&self) -> i64 {
+        self.lease_ms
     }
 
     /// New tasks may be claimable.
@@ -160,6 +174,11 @@ async fn start_task(inner: &Arc<Inner>, task: TaskRecord) {
         Ok(p) => p,
         Err(_) => return,
     };
+    launch(inner, task, permit);
+}
+
+/// Runs a claimed task on a reserved worker slot.
+pub(crate) fn launch(inner: &Arc<Inner>, task: TaskRecord, permit: OwnedSemaphorePermit) {
     let key = (task.run_id.clone(), task.token_id.clone());
     let task_id = task.id.clone();
     let inner2 = inner.clone();

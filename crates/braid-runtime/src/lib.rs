@@ -474,6 +474,7 @@ impl Engine {
                 create: false,
                 since_snapshot: 0,
                 snapshot_every: self.inner.snapshot_every(&parent_project).await,
+                direct: Vec::new(),
             };
             self.inner.spawn_coordinator(&run_id, coordinator);
             for call in children {
@@ -560,6 +561,7 @@ impl Inner {
             create: true,
             since_snapshot: 0,
             snapshot_every,
+            direct: Vec::new(),
         };
         let tx = self.spawn_coordinator(run_id, coordinator);
         if let Some(ms) = limits.timeout_ms {
