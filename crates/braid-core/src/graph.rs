@@ -65,6 +65,8 @@ pub struct Graph {
     pub limits: Limits,
     /// For each node, the join node that closes its fan-outs (if any).
     pub joined_by: Vec<Option<NodeIdx>>,
+    /// For each node, the refs of the loop transitions that enter it.
+    pub loops_into: Vec<Vec<String>>,
     /// Model profiles by ref.
     pub model_profiles: BTreeMap<String, ModelProfile>,
 }
@@ -975,6 +977,14 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     if !v.errors.is_empty() {
         return Err(v.errors);
     }
+    let mut loops_into: Vec<Vec<String>> = vec![Vec::new(); bundle.nodes.len()];
+    for n in &nodes {
+        for t in &n.transitions {
+            if let (Some(_), Some(r)) = (t.max_iterations, &t.ref_) {
+                loops_into[t.to].push(r.clone());
+            }
+        }
+    }
     let mut joined_by = vec![None; bundle.nodes.len()];
     for (fan_out, join) in &joined {
         joined_by[*fan_out] = index.get(join).copied();
@@ -990,6 +1000,7 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             output_mapping,
             limits: bundle.limits.unwrap_or_default(),
             joined_by,
+            loops_into,
             model_profiles: bundle
                 .model_profiles
                 .iter()

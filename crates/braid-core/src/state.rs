@@ -562,14 +562,9 @@ impl RunState {
                     }
                     _ => {
                         // Entering a loop's target from outside restarts it.
-                        for n in &graph.nodes {
-                            for lt in &n.transitions {
-                                if lt.to == to
-                                    && lt.max_iterations.is_some()
-                                    && let Some(r) = &lt.ref_
-                                {
-                                    loops.remove(r);
-                                }
+                        if !loops.is_empty() {
+                            for r in &graph.loops_into[to] {
+                                loops.remove(r);
                             }
                         }
                     }
