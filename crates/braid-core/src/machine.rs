@@ -840,18 +840,8 @@ impl<'a> Machine<'a> {
             .filter(|&t| self.st.tokens[t].status == TokenStatus::WaitingJoin)
             .collect();
         arrived.sort_by_key(|&t| self.st.tokens[t].scope.map(|s| self.st.scopes[s].index));
-        let max = self
-            .limits
-            .max_run_tokens
-            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
-        if self.st.tokens.len() as u64 >= max {
-            return self.fail_run(ErrorInfo::new(
-                "TOKEN_LIMIT",
-                format!(
-                    "join `{}` would bring the run past {max} tokens (limits.max_run_tokens)",
-                    self.g.nodes[join_node].ref_
-                ),
-            ));
+        if !self.continuation_fits(join_node) {
+            return;
         }
         let merged_value = match (&join.merge, satisfied) {
             (Some(m), true) => Some(self.merge_value(set, m)),
@@ -921,20 +911,9 @@ impl<'a> Machine<'a> {
         match merged_value {
             Some(Ok(v)) => {
                 let target = join.merge.as_ref().expect("merge").target.clone();
-                if let Ok(path) = TargetPath::parse(&target)
-                    && let Err(error) = self.check_write(continuation, &path)
-                {
-                    return self.fail_node(continuation, Failure { error, attempt: 1 });
+                if !self.write_merge(continuation, target, v) {
+                    return;
                 }
-                self.emit(
-                    Some(continuation),
-                    EventBody::ContextUpdated {
-                        writes: vec![Write {
-                            path: target,
-                            value: Some(v),
-                        }],
-                    },
-                );
             }
             Some(Err(msg)) => {
                 let error = self.node_error(
@@ -1579,6 +1558,9 @@ impl<'a> Machine<'a> {
     /// An empty sibling set: its join fires at once with an empty merge.
     fn fire_empty(&mut self, origin: usize, set_id: String, join_node: usize) {
         let join = self.g.nodes[join_node].join.as_ref().expect("join config");
+        if !self.continuation_fits(join_node) {
+            return;
+        }
         let continuation = self.st.tokens.len();
         self.emit_raw(
             Some(self.st.next_token_id(0)),
@@ -1602,17 +1584,49 @@ impl<'a> Machine<'a> {
                 MergeStrategy::MergeObject | MergeStrategy::KeyedByBranch => json!({}),
                 MergeStrategy::LastWins => Value::Null,
             };
-            self.emit(
-                Some(continuation),
-                EventBody::ContextUpdated {
-                    writes: vec![Write {
-                        path: m.target.clone(),
-                        value: Some(empty),
-                    }],
-                },
-            );
+            if !self.write_merge(continuation, m.target.clone(), empty) {
+                return;
+            }
         }
         self.ready.push_back(continuation);
+    }
+
+    /// A join's continuation is a token too: false (and the run failed) past `max_run_tokens`.
+    fn continuation_fits(&mut self, join_node: usize) -> bool {
+        let max = self
+            .limits
+            .max_run_tokens
+            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        if (self.st.tokens.len() as u64) < max {
+            return true;
+        }
+        let join = &self.g.nodes[join_node].ref_;
+        self.fail_run(ErrorInfo::new(
+            "TOKEN_LIMIT",
+            format!("join `{join}` would bring the run past {max} tokens (limits.max_run_tokens)"),
+        ));
+        false
+    }
+
+    /// Writes a merge result into the continuation's scope; false (and the
+    /// continuation failed) when the target is not writable there.
+    fn write_merge(&mut self, continuation: usize, target: String, value: Value) -> bool {
+        if let Ok(path) = TargetPath::parse(&target)
+            && let Err(error) = self.check_write(continuation, &path)
+        {
+            self.fail_node(continuation, Failure { error, attempt: 1 });
+            return false;
+        }
+        self.emit(
+            Some(continuation),
+            EventBody::ContextUpdated {
+                writes: vec![Write {
+                    path: target,
+                    value: Some(value),
+                }],
+            },
+        );
+        true
     }
 
     fn unrouted(&mut self, i: usize) {

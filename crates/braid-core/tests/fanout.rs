@@ -493,3 +493,29 @@ model_profiles:
         "branch 1's inner join never fires"
     );
 }
+
+#[test]
+fn an_empty_inner_set_cannot_merge_into_output_from_a_branch() {
+    let yaml = r#"
+name: empty_inner
+initial_node: outer
+nodes:
+  - { ref: outer, action: { kind: update_context } }
+  - { ref: inner, action: { kind: update_context } }
+  - { ref: leaf, action: { kind: update_context } }
+  - { ref: inner_join, fan_in: all, joins: inner, merge: { source: v, target: output.x, strategy: append }, action: { kind: update_context } }
+  - { ref: outer_join, fan_in: all, joins: outer, action: { kind: update_context } }
+transitions:
+  - { from: outer, to: inner, spawn_count: 2 }
+  - { from: inner, to: leaf, spawn_count: 0 }
+  - { from: leaf, to: inner_join }
+  - { from: inner_join, to: outer_join }
+"#;
+    let mut run = Run::new(yaml);
+    run.start(json!({}));
+    assert_eq!(run.st.error.clone().unwrap().code, "BRANCH_OUTPUT_WRITE");
+    assert!(
+        run.st.context.output.get("x").is_none(),
+        "nothing written to the run's output"
+    );
+}

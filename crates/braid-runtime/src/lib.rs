@@ -513,7 +513,15 @@ impl Inner {
                 .into_iter()
                 .collect(),
         };
-        let compiled = graph::compile(&def.bundle, &env).map_err(Error::InvalidDefinition)?;
+        let profile_errors = check_profiles(&def.bundle);
+        let compiled = match graph::compile(&def.bundle, &env) {
+            Ok(c) if profile_errors.is_empty() => c,
+            Ok(_) => return Err(Error::InvalidDefinition(profile_errors)),
+            Err(mut errors) => {
+                errors.extend(profile_errors);
+                return Err(Error::InvalidDefinition(errors));
+            }
+        };
         let g = Arc::new(compiled.graph);
         self.graphs
             .lock()
