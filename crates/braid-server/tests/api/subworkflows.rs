@@ -4,31 +4,9 @@
 use crate::common::Server;
 use serde_json::json;
 
-const ROUTINE: &str = r#"
-name: research_routine
-input_schema: { type: object, required: [query], properties: { query: { type: string } } }
-initial_node: look
-nodes:
-  - ref: look
-    action: { kind: update_context, updates: [ { path: output.answer, expr: "'found: ' + input.query" }, { path: output.saw_parent_state, expr: "has(state.secret)" } ] }
-"#;
+const ROUTINE: &str = include_str!("../../../../examples/research_routine.yaml");
 
-const MAIN: &str = r#"
-name: main
-initial_node: prep
-nodes:
-  - ref: prep
-    action: { kind: update_context, updates: [ { path: state.secret, expr: "'parent only'" }, { path: state.topic, expr: "input.topic" } ] }
-  - ref: research
-    action: { kind: workflow_call, workflow: research_routine }
-    input_mapping: { query: "state.topic + ' history'" }
-    output_mapping: { state.research: "result" }
-  - ref: aggregate
-    action: { kind: update_context, updates: [ { path: output.summary, expr: "state.research.answer" }, { path: output.child_saw_parent_state, expr: "state.research.saw_parent_state" } ] }
-transitions:
-  - { from: prep, to: research }
-  - { from: research, to: aggregate }
-"#;
+const MAIN: &str = include_str!("../../../../examples/research_main.yaml");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn main_calls_a_routine_and_the_api_links_parent_and_child() {
@@ -49,7 +27,7 @@ async fn main_calls_a_routine_and_the_api_links_parent_and_child() {
     assert_eq!(run.body["status"], "completed", "{}", run.text);
     assert_eq!(
         run.body["context"]["output"],
-        json!({ "summary": "found: rust history", "child_saw_parent_state": false })
+        json!({ "summary": "found: rust history", "isolated": true })
     );
     let children = run.body["children"].as_array().expect("children").clone();
     assert_eq!(children.len(), 1);
