@@ -191,7 +191,36 @@ fn read_input(arg: &str) -> Result<Value> {
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
+/// Locks `<db>.lock` for the life of the process. The engine owns the file
+/// alone (`Options::exclusive`): at start-up it releases every task lease and
+/// adopts every live run, which would break a process already serving it.
+fn lock_database(db: &Path) -> Result<()> {
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // Held until the process exits (the OS releases it even after SIGKILL).
+            std::mem::forget(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "database {} is in use by another braid process (lock file {}); stop it first",
+            db.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
 async fn open_engine(db: &Path, workers: usize, lease_ms: i64) -> Result<Engine> {
+    lock_database(db)?;
     let store = SqliteStore::open_path(db)
         .await
         .with_context(|| format!("opening database {}", db.display()))?;

@@ -78,17 +78,26 @@ impl Coordinator {
                 }
             });
             let mut ops = self.ops(&events, &commands, now);
+            let unapplied = acks.clone();
             ops.extend(acks.into_iter().map(WriteOp::AckTask));
             ops.extend(snapshot);
             if ended {
                 ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
             }
             if let Err(e) = self.inner.committer.commit(ops).await {
-                // Nothing was acknowledged: stop this coordinator; recovery
-                // rebuilds the run from what is durable.
-                tracing::error!(run = %self.record.id, error = %e, "commit failed; run paused until restart");
-                self.inner.forget_run(&self.record.id);
-                return;
+                // Nothing of this batch is durable and nobody was answered.
+                // Its handed-over tasks were not inserted (their slots go back).
+                self.direct.clear();
+                if self.create {
+                    tracing::error!(run = %self.record.id, error = %e, "commit failed; the run was not created");
+                    self.inner.forget_run(&self.record.id);
+                    return;
+                }
+                // Go on from what is durable: later messages still reach this
+                // coordinator, and the results of this batch are delivered again.
+                tracing::error!(run = %self.record.id, error = %e, "commit failed; reloading the run from the database");
+                self.reload(&unapplied).await;
+                continue;
             }
             self.create = false;
             for (task, permit) in self.direct.drain(..) {
@@ -122,6 +131,45 @@ impl Coordinator {
                 self.inner.run_ended(&self.record.id);
                 self.notify_parent();
                 return;
+            }
+        }
+    }
+
+    /// After a failed commit: releases the leases of the tasks whose results
+    /// were not applied (so they are delivered again), and rebuilds the
+    /// state from the database (snapshot + events), retrying while the store
+    /// fails.
+    async fn reload(&mut self, unapplied: &[String]) {
+        let mut delay = std::time::Duration::from_millis(50);
+        loop {
+            let loaded = match self.inner.store.renew_leases(unapplied, 0).await {
+                Ok(()) => self
+                    .inner
+                    .load_state(&self.record.id, &self.graph)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match loaded {
+                Ok(mut state) => {
+                    let children = machine::pending_children(
+                        &mut state,
+                        &self.graph,
+                        self.inner.clock.now_ms(),
+                    );
+                    self.state = state;
+                    self.since_snapshot = 0;
+                    for call in children {
+                        tokio::spawn(self.inner.clone().start_child(self.record.clone(), call));
+                    }
+                    self.inner.executor.notify();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %self.record.id, error = %e, "reloading the run failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(5));
+                }
             }
         }
     }

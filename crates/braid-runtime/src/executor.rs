@@ -36,6 +36,8 @@ pub(crate) struct Executor {
     poll_ms: u64,
     wake: Arc<Notify>,
     draining: AtomicBool,
+    /// Set when the drain starts: attempts that have not begun give up.
+    drained: tokio::sync::watch::Sender<bool>,
     http: reqwest::Client,
     /// (run, token) → the attempt in flight.
     inflight: Mutex<HashMap<(String, String), InFlight>>,
@@ -53,6 +55,7 @@ impl Executor {
             poll_ms: opts.poll_ms,
             wake: Arc::new(Notify::new()),
             draining: AtomicBool::new(false),
+            drained: tokio::sync::watch::Sender::new(false),
             http,
             inflight: Mutex::new(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
@@ -95,6 +98,7 @@ impl Executor {
 
     pub(crate) async fn drain(&self, deadline: Duration) {
         self.draining.store(true, Ordering::SeqCst);
+        self.drained.send_replace(true);
         self.wake.notify_one();
         let end = Instant::now() + deadline;
         while Instant::now() < end && self.workers.available_permits() < self.capacity {
@@ -249,6 +253,9 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
         },
         None => work.await,
     };
+    if matches!(&result, Err((e, _)) if e.code == NOT_STARTED) {
+        return release(inner, &task).await;
+    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
         Ok((result, usage)) => Outcome::Success {
@@ -281,16 +288,56 @@ fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
         },
     };
     if !inner.send(&task.run_id, msg) {
-        // The run is not live here (it ended): the task has nothing to report to.
-        let committer = inner.committer.clone();
-        let id = task.id.clone();
+        // The run is not live here. Ack only if it has ended (nothing waits
+        // for the result); a running run that this process does not drive
+        // needs the task again: leave it queued.
+        let inner = inner.clone();
+        let (id, run_id) = (task.id.clone(), task.run_id.clone());
         tokio::spawn(async move {
-            let _ = committer.commit(vec![WriteOp::AckTask(id)]).await;
+            match inner.store.get_run(&run_id).await {
+                Ok(Some(r)) if r.status == braid_store::RunStatus::Running => {
+                    tracing::warn!(run = %run_id, task = %id, "a result for a run that is not live in this process; the task stays queued");
+                }
+                Ok(_) => {
+                    let _ = inner.committer.commit(vec![WriteOp::AckTask(id)]).await;
+                }
+                Err(e) => {
+                    tracing::warn!(run = %run_id, task = %id, error = %e, "cannot read the run of a result; the task stays queued");
+                }
+            }
         });
     }
 }
 
 type ActionResult = Result<(Value, Option<Usage>), (ErrorInfo, Option<u64>)>;
+
+/// Internal code of an attempt that did not begin because the executor is
+/// draining: the task is not reported but given back to the queue.
+const NOT_STARTED: &str = "_NOT_STARTED";
+
+fn not_started() -> (ErrorInfo, Option<u64>) {
+    (
+        ErrorInfo::new(NOT_STARTED, "the executor is shutting down"),
+        None,
+    )
+}
+
+/// Gives a task that did not begin back to the queue.
+async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
+    inner
+        .executor
+        .inflight
+        .lock()
+        .expect("inflight lock")
+        .remove(&(task.run_id.clone(), task.token_id.clone()));
+    if let Err(e) = inner
+        .store
+        .renew_leases(std::slice::from_ref(&task.id), 0)
+        .await
+    {
+        tracing::warn!(task = %task.id, error = %e, "releasing the lease of a task that did not start failed");
+    }
+}
 
 async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -> ActionResult {
     match &env.payload {
@@ -304,12 +351,20 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
             let (provider, limit, profile) = provider_for(inner, &env.def_id, model)
                 .await
                 .map_err(|e| (e, None))?;
-            let _slot = limit.acquire_owned().await.map_err(|_| {
-                (
-                    ErrorInfo::new("INTERNAL", "provider semaphore closed"),
-                    None,
-                )
-            })?;
+            // Wait for a `max_concurrency` slot, unless the drain starts first:
+            // a graceful shutdown finishes the calls in flight, it does not
+            // start new ones.
+            let mut drained = inner.executor.drained.subscribe();
+            let _slot = tokio::select! {
+                biased;
+                _ = drained.wait_for(|d| *d) => return Err(not_started()),
+                slot = limit.acquire_owned() => slot.map_err(|_| {
+                    (
+                        ErrorInfo::new("INTERNAL", "provider semaphore closed"),
+                        None,
+                    )
+                })?,
+            };
             let parameters: Parameters =
                 serde_json::from_value(Value::Object(profile.parameters.clone()))
                     .unwrap_or_default();

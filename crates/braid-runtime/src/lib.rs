@@ -421,41 +421,7 @@ impl Engine {
                     continue;
                 }
             };
-            // The latest snapshot, then the events after it.
-            let (mut state, mut after) = match self.inner.store.latest_snapshot(&record.id).await? {
-                Some((seq, snapshot)) => match serde_json::from_value::<RunState>(snapshot) {
-                    Ok(s) => (s, seq),
-                    Err(e) => {
-                        tracing::warn!(run = %record.id, error = %e, "unreadable snapshot; replaying every event");
-                        (RunState::new(&record.id), 0)
-                    }
-                },
-                None => (RunState::new(&record.id), 0),
-            };
-            loop {
-                let page = self.inner.store.events(&record.id, after, 10_000).await?;
-                if page.is_empty() {
-                    break;
-                }
-                for e in &page {
-                    let body =
-                        EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| {
-                            braid_store::Error::Backend(format!(
-                                "event {}#{}: {err}",
-                                e.run_id, e.seq
-                            ))
-                        })?;
-                    let ev = Event {
-                        seq: e.seq as u64,
-                        ts: e.ts,
-                        token_id: e.token_id.clone(),
-                        node: e.node.clone(),
-                        body,
-                    };
-                    state.apply_event(&graph, &ev);
-                }
-                after = page.last().map(|e| e.seq).unwrap_or(after);
-            }
+            let mut state = self.inner.load_state(&record.id, &graph).await?;
             let run_id = record.id.clone();
             let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
             let started = record.started_at.unwrap_or(record.created_at);
@@ -490,6 +456,43 @@ impl Engine {
 }
 
 impl Inner {
+    /// A run's state as the database has it: the latest snapshot, then the
+    /// events after it (recovery, and a coordinator whose commit failed).
+    pub(crate) async fn load_state(&self, run_id: &str, graph: &Graph) -> Result<RunState, Error> {
+        // The latest snapshot, then the events after it.
+        let (mut state, mut after) = match self.store.latest_snapshot(run_id).await? {
+            Some((seq, snapshot)) => match serde_json::from_value::<RunState>(snapshot) {
+                Ok(s) => (s, seq),
+                Err(e) => {
+                    tracing::warn!(run = %run_id, error = %e, "unreadable snapshot; replaying every event");
+                    (RunState::new(run_id), 0)
+                }
+            },
+            None => (RunState::new(run_id), 0),
+        };
+        loop {
+            let page = self.store.events(run_id, after, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                let body = EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| {
+                    braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq))
+                })?;
+                let ev = Event {
+                    seq: e.seq as u64,
+                    ts: e.ts,
+                    token_id: e.token_id.clone(),
+                    node: e.node.clone(),
+                    body,
+                };
+                state.apply_event(graph, &ev);
+            }
+            after = page.last().map(|e| e.seq).unwrap_or(after);
+        }
+        Ok(state)
+    }
+
     /// The compiled graph of a stored version (compiled once, then cached).
     pub(crate) async fn graph(&self, def_id: &str) -> Result<Arc<Graph>, Error> {
         if let Some(g) = self.graphs.lock().expect("graphs lock").get(def_id) {
