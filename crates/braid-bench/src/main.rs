@@ -45,7 +45,7 @@ struct Cli {
     #[arg(long)]
     max_size: Option<u64>,
     /// Fresh-process executions per (workload, size) after one untimed one
-    /// (0: none). Not done for W2 100,000.
+    /// (0: none). For W2 100,000: one, with no untimed one.
     #[arg(long, default_value_t = 5)]
     cold_runs: usize,
     /// Where the temp databases go (must be the real disk) [default: the system temp dir].
@@ -163,34 +163,39 @@ fn parent(cli: Cli, db_parent: PathBuf) -> anyhow::Result<()> {
                 ),
                 warm.error.as_deref().unwrap_or("")
             );
-            let cold = (cli.cold_runs > 0
-                && warm.status == Status::Ok
-                && !(w == Workload::W2 && size >= 100_000))
-                .then(|| {
-                    let mut c = Cold {
-                        warmup: 1,
-                        ..Cold::default()
-                    };
-                    for k in 0..=cli.cold_runs {
-                        match spec.run(w, size, 1, 0) {
-                            Ok(r) if r.result.status == Status::Ok => {
-                                if k > 0 {
-                                    c.internal_s
-                                        .extend(r.result.samples.first().map(|s| s.secs));
-                                    c.process_s.push(r.process_s);
-                                }
+            // The biggest size: one fresh process, no untimed one before it.
+            let big = w == Workload::W2 && size >= 100_000;
+            let (cold_warmup, cold_runs) = if big {
+                (0, cli.cold_runs.min(1))
+            } else {
+                (1, cli.cold_runs)
+            };
+            let cold = (cold_runs > 0 && warm.status == Status::Ok).then(|| {
+                let mut c = Cold {
+                    warmup: cold_warmup,
+                    ..Cold::default()
+                };
+                for k in 0..cold_warmup + cold_runs {
+                    match spec.run(w, size, 1, 0) {
+                        Ok(r) if r.result.status == Status::Ok => {
+                            if k >= cold_warmup {
+                                c.internal_s
+                                    .extend(r.result.samples.first().map(|s| s.secs));
+                                c.process_s.push(r.process_s);
+                                c.vmhwm_kib.extend(r.result.vmhwm_kib);
                             }
-                            Ok(r) => c.failures.push(r.result.error.unwrap_or_default()),
-                            Err(e) => c.failures.push(format!("{e:#}")),
                         }
+                        Ok(r) => c.failures.push(r.result.error.unwrap_or_default()),
+                        Err(e) => c.failures.push(format!("{e:#}")),
                     }
-                    eprintln!(
-                        "  fresh processes: run median {:?} s, process median {:?} s",
-                        braid_bench::stats::median(&c.internal_s),
-                        braid_bench::stats::median(&c.process_s)
-                    );
-                    c
-                });
+                }
+                eprintln!(
+                    "  fresh processes: run median {:?} s, process median {:?} s",
+                    braid_bench::stats::median(&c.internal_s),
+                    braid_bench::stats::median(&c.process_s)
+                );
+                c
+            });
             entries.push(Entry { warm, cold });
         }
     }
