@@ -315,6 +315,17 @@ impl EventBody {
         }
     }
 
+    /// The payload as JSON text, without building a JSON tree.
+    pub fn payload_json(&self) -> String {
+        // Adjacently tagged: `{"kind":"<kind>","payload":<payload>}`.
+        let full = serde_json::to_string(self).unwrap_or_default();
+        let prefix = format!("{{\"kind\":\"{}\",\"payload\":", self.kind());
+        match full.strip_prefix(&prefix).and_then(|s| s.strip_suffix('}')) {
+            Some(p) => p.to_string(),
+            None => self.payload().to_string(),
+        }
+    }
+
     /// Rebuilds a body from a stored kind and payload.
     pub fn from_parts(kind: &str, payload: Value) -> Result<EventBody, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
@@ -328,5 +339,42 @@ impl EventBody {
                 | EventBody::WorkflowFailed { .. }
                 | EventBody::WorkflowCancelled { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payload_text_equals_the_payload_tree() {
+        let bodies = [
+            EventBody::WorkflowStarted {
+                input: json!({ "q": "a \"quoted\" }" }),
+                artifacts: None,
+            },
+            EventBody::TransitionTaken {
+                transition: None,
+                from: "a".into(),
+                to: "b".into(),
+                tokens: vec!["tk_2".into()],
+            },
+            EventBody::ContextUpdated {
+                writes: vec![Write {
+                    path: "state.x".into(),
+                    value: Some(json!([1, { "k": null }])),
+                }],
+            },
+            EventBody::NodeFailed {
+                attempt: 2,
+                error: ErrorInfo::new("TIMEOUT", "slow}"),
+            },
+        ];
+        for b in bodies {
+            let text: Value = serde_json::from_str(&b.payload_json()).unwrap();
+            assert_eq!(text, b.payload(), "{}", b.kind());
+            assert_eq!(EventBody::from_parts(b.kind(), text).unwrap(), b);
+        }
     }
 }

@@ -9,7 +9,7 @@ use braid_core::event::Event;
 use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
-use braid_store::{EventRecord, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp};
+use braid_store::{NewEvent, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -78,12 +78,23 @@ impl Coordinator {
                 }
             });
             let mut ops = self.ops(&events, &commands, now);
+            if !self.inner.has_subscribers() {
+                // Nobody streams them: do not hold two copies until the commit.
+                events = Vec::new();
+            }
             let unapplied = acks.clone();
             ops.extend(acks.into_iter().map(WriteOp::AckTask));
             ops.extend(snapshot);
             if ended {
                 ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
             }
+            // The claim loop only has work if this commit queued a task no
+            // worker took directly, or freed a worker (an ack).
+            let wake_executor = ops.iter().any(|o| match o {
+                WriteOp::EnqueueTask(t) => t.lease_until.is_none(),
+                WriteOp::AckTask(_) => true,
+                _ => false,
+            });
             if let Err(e) = self.inner.committer.commit(ops).await {
                 // Nothing of this batch is durable and nobody was answered.
                 // Its handed-over tasks were not inserted (their slots go back).
@@ -126,7 +137,9 @@ impl Coordinator {
                     Command::RunEnded => {}
                 }
             }
-            self.inner.executor.notify();
+            if wake_executor {
+                self.inner.executor.notify();
+            }
             if ended {
                 self.inner.run_ended(&self.record.id);
                 self.notify_parent();
@@ -244,14 +257,14 @@ impl Coordinator {
             ops.push(WriteOp::AppendEvents(
                 events
                     .iter()
-                    .map(|e| EventRecord {
+                    .map(|e| NewEvent {
                         run_id: run_id.clone(),
                         seq: e.seq as i64,
-                        kind: e.body.kind().to_string(),
+                        kind: e.body.kind().into(),
                         ts: e.ts,
                         token_id: e.token_id.clone(),
                         node: e.node.clone(),
-                        payload: e.body.payload(),
+                        payload: e.body.payload_json(),
                     })
                     .collect(),
             ));

@@ -223,14 +223,21 @@ impl Engine {
         project_id: &str,
         bundle: &Bundle,
     ) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
-        let warnings = self.validate(project_id, bundle).await?;
+        let compiled = self.compile_checked(project_id, bundle).await?;
         let now = self.inner.clock.now_ms();
         let outcome = self
             .inner
             .store
             .save_bundle(project_id, bundle, now)
             .await?;
-        Ok((outcome, warnings))
+        // The first run of this version needs no second compilation.
+        self.inner
+            .graphs
+            .lock()
+            .expect("graphs lock")
+            .entry(outcome.def_id.clone())
+            .or_insert_with(|| Arc::new(compiled.graph));
+        Ok((outcome, compiled.warnings))
     }
 
     /// Validates without saving.
@@ -239,10 +246,20 @@ impl Engine {
         project_id: &str,
         bundle: &Bundle,
     ) -> Result<Vec<DefinitionError>, Error> {
+        Ok(self.compile_checked(project_id, bundle).await?.warnings)
+    }
+
+    /// Every save-time check: compilation against the project, and the
+    /// model profiles' scripts and parameters.
+    async fn compile_checked(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+    ) -> Result<graph::Compiled, Error> {
         let env = self.env(project_id).await?;
         let profile_errors = check_profiles(bundle);
         match graph::compile(bundle, &env) {
-            Ok(c) if profile_errors.is_empty() => Ok(c.warnings),
+            Ok(c) if profile_errors.is_empty() => Ok(c),
             Ok(_) => Err(Error::InvalidDefinition(profile_errors)),
             Err(mut errors) => {
                 errors.extend(profile_errors);
@@ -824,6 +841,10 @@ impl Inner {
                 let _ = w.send(());
             }
         }
+    }
+
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.events.receiver_count() > 0
     }
 
     pub(crate) fn publish(&self, run_id: &str, events: &[Event]) {

@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use braid_store::{
-    Error, EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStatus, TaskRecord,
-    TokenRecord, WriteOp,
+    Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
+    TaskRecord, TokenRecord, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -50,7 +50,7 @@ static INSERT_TASKS: LazyMultiRow = LazyLock::new(|| {
 #[derive(Default)]
 struct Batch {
     runs: Vec<RunOp>,
-    events: Vec<EventRecord>,
+    events: Vec<NewEvent>,
     tokens: Vec<TokenRecord>,
     tasks: Vec<TaskOp>,
     snapshots: Vec<(String, i64, Value)>,
@@ -116,11 +116,11 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         .run(c, &batch.events, |q, e| {
             q.bind(e.run_id.clone())
                 .bind(e.seq)
-                .bind(e.kind.clone())
+                .bind(e.kind.to_string())
                 .bind(e.ts)
                 .bind(e.token_id.clone())
                 .bind(e.node.clone())
-                .bind(e.payload.to_string())
+                .bind(e.payload.clone())
         })
         .await
         .map_err(|e| match e {

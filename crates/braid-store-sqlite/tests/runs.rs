@@ -64,7 +64,7 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
     let (_dir, store) = open().await;
     let run = setup_run(&store, "run_1").await;
     store
-        .commit(vec![WriteOp::AppendEvents(vec![event("run_1", 1)])])
+        .commit(vec![WriteOp::append(vec![event("run_1", 1)])])
         .await
         .unwrap();
 
@@ -74,8 +74,8 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
     updated.status = RunStatus::Completed;
     let batch = vec![
         WriteOp::CreateRun(run_record("run_2", &def, "wf", 5000)),
-        WriteOp::AppendEvents(vec![event("run_2", 1), event("run_2", 2)]),
-        WriteOp::AppendEvents((2..=3).map(|s| event("run_1", s)).collect()),
+        WriteOp::append(vec![event("run_2", 1), event("run_2", 2)]),
+        WriteOp::append((2..=3).map(|s| event("run_1", s)).collect()),
         WriteOp::UpsertTokens(vec![token("run_1", "tok_a", "pending", 1)]),
         WriteOp::EnqueueTask(task("run_1", "task_a", 0, 1)),
         WriteOp::Snapshot {
@@ -85,7 +85,7 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
         },
         WriteOp::UpdateRun(updated),
         // seq 1 of run_1 exists already.
-        WriteOp::AppendEvents(vec![event("run_1", 1)]),
+        WriteOp::append(vec![event("run_1", 1)]),
     ];
     let err = store.commit(batch).await.unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
@@ -117,7 +117,7 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
 
     // A duplicate inside one batch is caught as well.
     let err = store
-        .commit(vec![WriteOp::AppendEvents(vec![
+        .commit(vec![WriteOp::append(vec![
             event("run_1", 2),
             event("run_1", 2),
         ])])
@@ -136,13 +136,13 @@ async fn events_are_appended_in_batches_and_read_in_order() {
     let (a, b) = first.split_at(120);
     store
         .commit(vec![
-            WriteOp::AppendEvents(a.to_vec()),
-            WriteOp::AppendEvents(b.to_vec()),
+            WriteOp::append(a.to_vec()),
+            WriteOp::append(b.to_vec()),
         ])
         .await
         .unwrap();
     store
-        .commit(vec![WriteOp::AppendEvents(vec![event("run_1", 258)])])
+        .commit(vec![WriteOp::append(vec![event("run_1", 258)])])
         .await
         .unwrap();
 

@@ -290,6 +290,46 @@ pub struct EventRecord {
     pub payload: Value,
 }
 
+/// An event to append: like [`EventRecord`], with the payload already
+/// serialized (the hot path never builds a JSON tree per event).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Run.
+    pub run_id: String,
+    /// 1, 2, 3 … per run.
+    pub seq: i64,
+    /// Event kind.
+    pub kind: std::borrow::Cow<'static, str>,
+    /// Time.
+    pub ts: Millis,
+    /// Token.
+    pub token_id: Option<String>,
+    /// Node ref.
+    pub node: Option<String>,
+    /// Payload as JSON text.
+    pub payload: String,
+}
+
+impl WriteOp {
+    /// [`WriteOp::AppendEvents`] from records (serializes their payloads).
+    pub fn append(events: Vec<EventRecord>) -> WriteOp {
+        WriteOp::AppendEvents(
+            events
+                .into_iter()
+                .map(|e| NewEvent {
+                    run_id: e.run_id,
+                    seq: e.seq,
+                    kind: e.kind.into(),
+                    ts: e.ts,
+                    token_id: e.token_id,
+                    node: e.node,
+                    payload: e.payload.to_string(),
+                })
+                .collect(),
+        )
+    }
+}
+
 /// A task row: one attempt of one non-pure action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRecord {
@@ -357,7 +397,7 @@ pub enum WriteOp {
     /// Update a run's mutable fields (status, context, error, usage, last_seq, times).
     UpdateRun(RunRecord),
     /// Append events (seq must continue the run's sequence; a duplicate seq is an error).
-    AppendEvents(Vec<EventRecord>),
+    AppendEvents(Vec<NewEvent>),
     /// Insert or replace token rows.
     UpsertTokens(Vec<TokenRecord>),
     /// Insert a task.
