@@ -1235,7 +1235,7 @@ impl<'a> Machine<'a> {
         // Output mappings are decided before anything is emitted, so a
         // failing mapping fails the node without half its writes.
         let mut writes = Vec::new();
-        {
+        if !self.node(i).output_mapping.is_empty() {
             let ctx = self.ctx(i);
             let vars = ctx.vars(Some(&result));
             for (path, e) in &self.node(i).output_mapping {
@@ -1261,7 +1261,10 @@ impl<'a> Machine<'a> {
                     }
                 }
             }
-            if ctx.state.get("_last_error").is_some() {
+        }
+        {
+            let scope = self.st.tokens[i].scope;
+            if self.st.state_in(scope).get("_last_error").is_some() {
                 writes.push(Write {
                     path: "state._last_error".into(),
                     value: None,
@@ -1387,8 +1390,12 @@ impl<'a> Machine<'a> {
         let mut taken: Vec<&CTransition> = Vec::new();
         let mut group: Option<i64> = None;
         {
-            let ctx = self.ctx(i);
-            let vars = ctx.vars(None);
+            // The context is built only when a condition needs it.
+            let ctx = candidates
+                .iter()
+                .any(|t| t.condition.is_some())
+                .then(|| self.ctx(i));
+            let vars = ctx.as_ref().map(|c| c.vars(None)).unwrap_or_default();
             for t in candidates {
                 if group.is_some_and(|g| g != t.priority) {
                     break; // a lower group already matched
@@ -1442,8 +1449,11 @@ impl<'a> Machine<'a> {
         let mut plan: Vec<(&CTransition, u64, Option<Vec<Value>>)> =
             Vec::with_capacity(taken.len());
         {
-            let ctx = self.ctx(i);
-            let vars = ctx.vars(None);
+            let ctx = taken
+                .iter()
+                .any(|t| matches!(t.spawn, Spawn::CountExpr(_) | Spawn::Foreach { .. }))
+                .then(|| self.ctx(i));
+            let vars = ctx.as_ref().map(|c| c.vars(None)).unwrap_or_default();
             for t in &taken {
                 let r = match &t.spawn {
                     Spawn::One => Ok((1, None)),
