@@ -24,6 +24,9 @@ pub(crate) enum Msg {
     Barrier(oneshot::Sender<()>),
 }
 
+/// Retry delays up to this are waited by a reserved worker instead of the claim loop.
+const DIRECT_DELAY_MS: i64 = 2_000;
+
 pub(crate) struct Coordinator {
     pub(crate) inner: Arc<Inner>,
     pub(crate) graph: Arc<Graph>,
@@ -330,7 +333,10 @@ impl Coordinator {
                 };
                 // A task due now goes straight to a free worker once the
                 // commit is durable: it is inserted already leased.
-                let permit = (d.not_before <= now)
+                // A short retry delay is waited in-process on a reserved
+                // worker (its lease covers the wait and is renewed); a long
+                // one goes through the queue's not-before.
+                let permit = (d.not_before <= now + DIRECT_DELAY_MS)
                     .then(|| self.inner.executor.try_reserve())
                     .flatten();
                 let task = TaskRecord {
@@ -342,7 +348,7 @@ impl Coordinator {
                     not_before: d.not_before.max(now),
                     lease_until: permit
                         .as_ref()
-                        .map(|_| now + self.inner.executor.lease_ms()),
+                        .map(|_| d.not_before.max(now) + self.inner.executor.lease_ms()),
                     deliveries: i64::from(permit.is_some()),
                     created_at: now,
                 };

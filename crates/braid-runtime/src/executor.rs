@@ -203,6 +203,11 @@ pub(crate) fn launch(inner: &Arc<Inner>, task: TaskRecord, permit: OwnedSemaphor
 }
 
 async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
+    // A task handed over before its not-before (a short retry delay).
+    let wait = task.not_before - inner.clock.now_ms();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    }
     let attempt = task.attempt as u32;
     let envelope: TaskEnvelope = match serde_json::from_value(task.payload.clone()) {
         Ok(e) => e,
