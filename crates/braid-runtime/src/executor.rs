@@ -526,12 +526,16 @@ async fn provider_for(
             .map(|c| c as usize)
             .unwrap_or(DEFAULT_PROFILE_CONCURRENCY),
     ));
-    inner
+    // Two first calls may race here: the first entry wins, so every call of
+    // this profile shares one `max_concurrency` semaphore.
+    let (provider, limit) = inner
         .executor
         .providers
         .lock()
         .expect("providers lock")
-        .insert(key, (provider.clone(), limit.clone()));
+        .entry(key)
+        .or_insert((provider, limit))
+        .clone();
     Ok((provider, limit, profile))
 }
 
