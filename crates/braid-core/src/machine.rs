@@ -1877,17 +1877,7 @@ fn node_index(g: &Graph, node: &CNode) -> usize {
 }
 
 fn describe(violations: &[braid_expr::SchemaViolation]) -> String {
-    violations
-        .iter()
-        .map(|v| {
-            format!(
-                "{}: {}",
-                if v.path.is_empty() { "/" } else { &v.path },
-                v.message
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
+    braid_expr::SchemaViolation::describe_all(violations)
 }
 
 fn type_name(v: &Value) -> &'static str {

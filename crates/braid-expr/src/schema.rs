@@ -40,6 +40,21 @@ impl fmt::Display for SchemaViolation {
     }
 }
 
+impl SchemaViolation {
+    /// Every violation on one line: `/path: message; /other: message`
+    /// (`/` for the instance itself).
+    pub fn describe_all(violations: &[SchemaViolation]) -> String {
+        violations
+            .iter()
+            .map(|v| {
+                let path = if v.path.is_empty() { "/" } else { &v.path };
+                format!("{path}: {}", v.message)
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl Schema {
     /// Compiles `schema`; an invalid schema is an error saying why and where.
     pub fn compile(schema: &Value) -> Result<Schema, String> {

@@ -277,13 +277,18 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
     deliver(inner, &task, outcome);
 }
 
-fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
+/// The attempt is no longer in flight (finished or given back).
+fn forget(inner: &Arc<Inner>, task: &TaskRecord) {
     inner
         .executor
         .inflight
         .lock()
         .expect("inflight lock")
         .remove(&(task.run_id.clone(), task.token_id.clone()));
+}
+
+fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
+    forget(inner, task);
     let msg = Msg::TaskResult {
         task_id: task.id.clone(),
         input: Input::TaskResult {
@@ -329,12 +334,7 @@ fn not_started() -> (ErrorInfo, Option<u64>) {
 
 /// Gives a task that did not begin back to the queue.
 async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
-    inner
-        .executor
-        .inflight
-        .lock()
-        .expect("inflight lock")
-        .remove(&(task.run_id.clone(), task.token_id.clone()));
+    forget(inner, task);
     if let Err(e) = inner
         .store
         .renew_leases(std::slice::from_ref(&task.id), 0)
@@ -403,23 +403,14 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
                     }
                 };
                 if let Err(v) = compiled.validate(&resp.output) {
-                    let detail: Vec<String> = v
-                        .iter()
-                        .map(|v| {
-                            format!(
-                                "{}: {}",
-                                if v.path.is_empty() { "/" } else { &v.path },
-                                v.message
-                            )
-                        })
-                        .collect();
+                    let detail = braid_expr::SchemaViolation::describe_all(&v);
                     let e = ErrorInfo::new(
                         "SCHEMA_MISMATCH",
                         format!(
                             "model `{}` answered {} which does not match the prompt's `produces` schema: {}",
                             profile.model,
                             truncate(&resp.text, 200),
-                            detail.join("; ")
+                            detail
                         ),
                     );
                     return Err((e, None));
