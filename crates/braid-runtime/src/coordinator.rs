@@ -5,7 +5,7 @@
 //! and only then acts on the commands.
 
 use crate::{Inner, TaskEnvelope};
-use braid_core::event::Event;
+use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
@@ -23,6 +23,12 @@ pub(crate) enum Msg {
     /// Reply once everything sent before is durable (graceful shutdown).
     Barrier(oneshot::Sender<()>),
 }
+
+/// Larger `node_completed` payloads keep their result in the results table.
+const INLINE_RESULT_BYTES: usize = 64 * 1024;
+
+/// The key of a stored event's reference to an out-of-line result.
+pub(crate) const RESULT_REF: &str = "$result";
 
 /// Retry delays up to this are waited by a reserved worker instead of the claim loop.
 const DIRECT_DELAY_MS: i64 = 2_000;
@@ -257,20 +263,49 @@ impl Coordinator {
             WriteOp::UpdateRun(self.record.clone())
         });
         if !events.is_empty() {
-            ops.push(WriteOp::AppendEvents(
-                events
-                    .iter()
-                    .map(|e| NewEvent {
+            let mut results = Vec::new();
+            let rows = events
+                .iter()
+                .map(|e| {
+                    let mut payload = e.body.payload_json();
+                    // A large result moves to the results table; the event keeps a reference.
+                    if payload.len() > INLINE_RESULT_BYTES
+                        && let EventBody::NodeCompleted {
+                            attempt,
+                            duration_ms,
+                            result,
+                            usage,
+                        } = &e.body
+                    {
+                        let id = self.inner.ids.id("res");
+                        results.push(WriteOp::PutResult {
+                            id: id.clone(),
+                            run_id: run_id.clone(),
+                            token_id: e.token_id.clone().unwrap_or_default(),
+                            attempt: i64::from(*attempt),
+                            payload: result.to_string(),
+                        });
+                        payload = EventBody::NodeCompleted {
+                            attempt: *attempt,
+                            duration_ms: *duration_ms,
+                            result: serde_json::json!({ RESULT_REF: id }),
+                            usage: usage.clone(),
+                        }
+                        .payload_json();
+                    }
+                    NewEvent {
                         run_id: run_id.clone(),
                         seq: e.seq as i64,
                         kind: e.body.kind().into(),
                         ts: e.ts,
                         token_id: e.token_id.clone(),
                         node: e.node.clone(),
-                        payload: e.body.payload_json(),
-                    })
-                    .collect(),
-            ));
+                        payload,
+                    }
+                })
+                .collect();
+            ops.extend(results);
+            ops.push(WriteOp::AppendEvents(rows));
         }
         // Token rows touched by these events.
         let touched: BTreeSet<usize> = events

@@ -488,24 +488,12 @@ impl Inner {
             None => (RunState::new(run_id), 0),
         };
         loop {
-            let page = self.store.events(run_id, after, 10_000).await?;
-            if page.is_empty() {
-                break;
+            let page = stored_events(self.store.as_ref(), run_id, after).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq as i64;
+            for ev in &page {
+                state.apply_event(graph, ev);
             }
-            for e in &page {
-                let body = EventBody::from_parts(&e.kind, e.payload.clone()).map_err(|err| {
-                    braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq))
-                })?;
-                let ev = Event {
-                    seq: e.seq as u64,
-                    ts: e.ts,
-                    token_id: e.token_id.clone(),
-                    node: e.node.clone(),
-                    body,
-                };
-                state.apply_event(graph, &ev);
-            }
-            after = page.last().map(|e| e.seq).unwrap_or(after);
         }
         Ok(state)
     }
@@ -929,4 +917,40 @@ fn check_profiles(bundle: &Bundle) -> Vec<DefinitionError> {
         }
     }
     errors
+}
+
+/// One page (up to 1,000) of a run's stored events after `after`, as core
+/// events, with results stored out of line put back in place.
+pub async fn stored_events(
+    store: &dyn Store,
+    run_id: &str,
+    after: i64,
+) -> Result<Vec<Event>, Error> {
+    let page = store.events(run_id, after, 1_000).await?;
+    let mut out = Vec::with_capacity(page.len());
+    for e in page {
+        let mut payload = e.payload;
+        if e.kind == "node_completed"
+            && let Some(id) = payload["result"][coordinator::RESULT_REF].as_str()
+        {
+            let id = id.to_string();
+            payload["result"] = store.result(&id).await?.ok_or_else(|| {
+                braid_store::Error::Backend(format!(
+                    "event {}#{}: result {id} is missing",
+                    run_id, e.seq
+                ))
+            })?;
+        }
+        let body = EventBody::from_parts(&e.kind, payload).map_err(|err| {
+            braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq))
+        })?;
+        out.push(Event {
+            seq: e.seq as u64,
+            ts: e.ts,
+            token_id: e.token_id,
+            node: e.node,
+            body,
+        });
+    }
+    Ok(out)
 }

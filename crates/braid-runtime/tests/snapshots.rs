@@ -3,7 +3,6 @@
 
 mod common;
 
-use braid_core::event::{Event, EventBody};
 use braid_core::state::RunState;
 use common::*;
 use serde_json::json;
@@ -61,16 +60,7 @@ async fn snapshot_plus_tail_equals_full_replay() {
     let graph = braid_core::graph::compile(&def.bundle, &Default::default())
         .unwrap()
         .graph;
-    let events: Vec<Event> = stored
-        .iter()
-        .map(|e| Event {
-            seq: e.seq as u64,
-            ts: e.ts,
-            token_id: e.token_id.clone(),
-            node: e.node.clone(),
-            body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap(),
-        })
-        .collect();
+    let events = t.core_events(&id).await;
     let full = RunState::rebuild(&id, &graph, &events);
     let mut from_snapshot: RunState = serde_json::from_value(snapshot).unwrap();
     for e in events.iter().filter(|e| e.seq as i64 > seq) {
@@ -83,4 +73,42 @@ async fn snapshot_plus_tail_equals_full_replay() {
         store.get_run(&id).await.unwrap().unwrap().context
     );
     t.engine.cancel(&id, "done").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_results_are_stored_out_of_line_and_replay_puts_them_back() {
+    let big = "x".repeat(100 * 1024);
+    let answer = big.clone();
+    let mock = MockLlm::start(move |_, _| Plan::ok(&answer)).await;
+    let t = engine().await;
+    t.save(&format!(
+        "name: big\ninitial_node: ask\nnodes:\n  - {{ ref: ask, action: {{ kind: llm_call, prompt: p, model: m }}, output_mapping: {{ output.size: \"size(result.text)\" }} }}\nprompt_specs:\n  - {{ ref: p, template: x }}\nmodel_profiles:\n{}\n",
+        openai_profile(&mock.url, "")
+    ))
+    .await;
+    // `run` also checks that the replay (with the result put back) equals the run.
+    let run = t.run("big", json!({})).await;
+    assert_eq!(run.context["output"]["size"], json!(100 * 1024));
+    let stored = t.events(&run.id).await;
+    let completed = stored.iter().find(|e| e.kind == "node_completed").unwrap();
+    let id = completed.payload["result"]["$result"]
+        .as_str()
+        .expect("a reference, not the result");
+    assert!(
+        completed.payload.to_string().len() < 1024,
+        "the event stays small"
+    );
+    let result = t.engine.store().result(id).await.unwrap().unwrap();
+    assert_eq!(result["text"].as_str().map(str::len), Some(100 * 1024));
+    let core = t.core_events(&run.id).await;
+    let back = core
+        .iter()
+        .find(|e| e.body.kind() == "node_completed")
+        .unwrap();
+    match &back.body {
+        braid_core::event::EventBody::NodeCompleted { result, .. } => {
+            assert_eq!(result["text"], json!(big))
+        }
+        _ => unreachable!(),
+    }
 }

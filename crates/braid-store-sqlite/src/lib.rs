@@ -275,6 +275,19 @@ impl RunStore for SqliteStore {
         runs::tokens(&mut *self.reader().await?, run_id, cursor, limit).await
     }
 
+    async fn result(&self, id: &str) -> Result<Option<Value>> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT payload FROM results WHERE id = ?")
+            .bind(id.to_owned())
+            .fetch_optional(&mut *self.reader().await?)
+            .await
+            .map_err(|e| braid_store::Error::Backend(e.to_string()))?;
+        row.map(|(p,)| {
+            serde_json::from_str(&p)
+                .map_err(|e| braid_store::Error::Backend(format!("result {id}: {e}")))
+        })
+        .transpose()
+    }
+
     async fn latest_snapshot(&self, run_id: &str) -> Result<Option<(i64, Value)>> {
         runs::latest_snapshot(&mut *self.reader().await?, run_id).await
     }

@@ -54,6 +54,7 @@ struct Batch {
     tokens: Vec<TokenRecord>,
     tasks: Vec<TaskOp>,
     snapshots: Vec<(String, i64, Value)>,
+    results: Vec<(String, String, String, i64, String)>,
 }
 
 enum RunOp {
@@ -93,6 +94,13 @@ impl Batch {
                     }
                 }
                 WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
+                WriteOp::PutResult {
+                    id,
+                    run_id,
+                    token_id,
+                    attempt,
+                    payload,
+                } => b.results.push((id, run_id, token_id, attempt, payload)),
             }
         }
         b
@@ -192,6 +200,20 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                     .db()?;
             }
         }
+    }
+
+    for (id, run_id, token_id, attempt, payload) in batch.results {
+        sqlx::query(
+            "INSERT INTO results (id, run_id, token_id, attempt, payload) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(run_id)
+        .bind(token_id)
+        .bind(attempt)
+        .bind(payload)
+        .execute(&mut *c)
+        .await
+        .db()?;
     }
 
     for (run_id, seq, state) in batch.snapshots {

@@ -413,6 +413,20 @@ pub enum WriteOp {
         /// Token ids.
         tokens: Vec<String>,
     },
+    /// Store a node result too large to stay inline in its event
+    /// (`node_completed.result` then holds `{ "$result": id }`).
+    PutResult {
+        /// `res_…`.
+        id: String,
+        /// Run.
+        run_id: String,
+        /// Token.
+        token_id: String,
+        /// Attempt.
+        attempt: i64,
+        /// The result as JSON text.
+        payload: String,
+    },
     /// Store a snapshot of a run's state covering events up to `seq`.
     Snapshot {
         /// Run.
@@ -451,6 +465,8 @@ pub trait RunStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<TokenRecord>>;
+    /// A result stored out of line by [`WriteOp::PutResult`].
+    async fn result(&self, id: &str) -> Result<Option<Value>>;
     /// Latest snapshot: `(seq, state)`.
     async fn latest_snapshot(&self, run_id: &str) -> Result<Option<(i64, Value)>>;
     /// Claims up to `limit` ready tasks whose `not_before <= now` and whose

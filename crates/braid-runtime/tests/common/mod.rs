@@ -63,7 +63,6 @@ impl TestEngine {
     /// Replay equals live: the state folded from the stored events alone,
     /// and from the latest snapshot plus the events after it, is the stored run.
     pub async fn assert_replay_matches(&self, run: &RunRecord) {
-        use braid_core::event::{Event, EventBody};
         use braid_core::state::RunState;
         let stored = self.events(&run.id).await;
         for (i, e) in stored.iter().enumerate() {
@@ -103,16 +102,8 @@ impl TestEngine {
                 .collect(),
         };
         let graph = braid_core::graph::compile(&bundle, &env).unwrap().graph;
-        let events: Vec<Event> = stored
-            .iter()
-            .map(|e| Event {
-                seq: e.seq as u64,
-                ts: e.ts,
-                token_id: e.token_id.clone(),
-                node: e.node.clone(),
-                body: EventBody::from_parts(&e.kind, e.payload.clone()).unwrap(),
-            })
-            .collect();
+        let events = self.core_events(&run.id).await;
+        assert_eq!(events.len(), stored.len());
         let full = RunState::rebuild(&run.id, &graph, &events);
         assert_eq!(
             full.context.to_json(),
@@ -126,6 +117,21 @@ impl TestEngine {
                 s.apply_event(&graph, e);
             }
             assert_eq!(s, full, "snapshot + tail equals a full replay");
+        }
+    }
+
+    /// Every stored event of a run as core events (results put back in place).
+    pub async fn core_events(&self, run_id: &str) -> Vec<braid_core::event::Event> {
+        let mut all: Vec<braid_core::event::Event> = Vec::new();
+        loop {
+            let after = all.last().map(|e| e.seq as i64).unwrap_or(0);
+            let page = braid_runtime::stored_events(self.engine.store().as_ref(), run_id, after)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                return all;
+            }
+            all.extend(page);
         }
     }
 
