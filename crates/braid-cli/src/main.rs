@@ -321,6 +321,12 @@ async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
                 );
             } else {
                 println!("{}: valid", file.display());
+                for w in &warnings {
+                    eprintln!(
+                        "warning: {} `{}`, field `{}`: {}",
+                        w.kind, w.ref_, w.field, w.message
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

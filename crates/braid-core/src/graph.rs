@@ -989,6 +989,7 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
     for (fan_out, join) in &joined {
         joined_by[*fan_out] = index.get(join).copied();
     }
+    let warnings = branch_warnings(&nodes, &joined_by);
     Ok(Compiled {
         graph: Graph {
             bundle: bundle.clone(),
@@ -1007,8 +1008,59 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                 .map(|m| (m.ref_.clone(), m.clone()))
                 .collect(),
         },
-        warnings: Vec::new(),
+        warnings,
     })
+}
+
+/// Warnings (SPEC §2): a fan-out whose branches can reach a terminal node
+/// without passing its join — their writes would be discarded.
+fn branch_warnings(nodes: &[CNode], joined_by: &[Option<NodeIdx>]) -> Vec<DefinitionError> {
+    let mut warnings = Vec::new();
+    for (f, node) in nodes.iter().enumerate() {
+        if !can_fan_out(&node.transitions, node.fan_out) {
+            continue;
+        }
+        let join = joined_by[f];
+        // Search from the branch starts, never entering the join.
+        let mut seen = vec![false; nodes.len()];
+        let mut stack: Vec<NodeIdx> = node.transitions.iter().map(|t| t.to).collect();
+        let mut terminal = None;
+        while let Some(n) = stack.pop() {
+            if Some(n) == join || std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            let out: Vec<NodeIdx> = nodes[n]
+                .transitions
+                .iter()
+                .filter(|t| t.on != On::Failure)
+                .map(|t| t.to)
+                .collect();
+            if out.is_empty() {
+                terminal = Some(n);
+                break;
+            }
+            stack.extend(out);
+        }
+        if let Some(t) = terminal {
+            let message = match join {
+                Some(j) => format!(
+                    "a branch of `{}` can end at `{}` without reaching its join `{}`: that branch's writes are discarded",
+                    node.ref_, nodes[t].ref_, nodes[j].ref_
+                ),
+                None => format!(
+                    "`{}` fans out but no node joins it: its branches' writes are discarded when they end (at `{}`)",
+                    node.ref_, nodes[t].ref_
+                ),
+            };
+            warnings.push(DefinitionError {
+                kind: "node".into(),
+                ref_: node.ref_.clone(),
+                field: "transitions".into(),
+                message,
+            });
+        }
+    }
+    warnings
 }
 
 fn can_fan_out(out: &[CTransition], fan_out: FanOut) -> bool {

@@ -539,3 +539,37 @@ nodes:
         "no _loop at completion: {es:?}"
     );
 }
+
+#[test]
+fn branches_that_can_miss_their_join_are_warned_about() {
+    let warnings = |yaml: &str| {
+        graph::compile(&Bundle::parse(yaml).unwrap(), &Env::default())
+            .unwrap()
+            .warnings
+            .into_iter()
+            .map(|w| (w.ref_, w.field))
+            .collect::<Vec<_>>()
+    };
+    let joined = r#"
+name: w
+initial_node: fan
+nodes:
+  - { ref: fan, action: { kind: update_context } }
+  - { ref: work, action: { kind: update_context } }
+  - { ref: join, fan_in: all, joins: fan, action: { kind: update_context } }
+transitions:
+  - { from: fan, to: work, spawn_count: 2 }
+  - { from: work, to: join }
+"#;
+    assert!(warnings(joined).is_empty(), "every branch reaches the join");
+    let leaky = joined.replace(
+        "transitions:\n",
+        "  - { ref: dead_end, action: { kind: update_context } }\ntransitions:\n  - { from: work, to: dead_end, priority: 1 }\n",
+    );
+    assert_eq!(
+        warnings(&leaky),
+        [("fan".to_string(), "transitions".to_string())]
+    );
+    let unjoined = "name: u\ninitial_node: fan\nnodes:\n  - { ref: fan, action: { kind: update_context } }\n  - { ref: work, action: { kind: update_context } }\ntransitions:\n  - { from: fan, to: work, spawn_count: 2 }\n";
+    assert_eq!(warnings(unjoined).len(), 1, "a fan-out nobody joins");
+}
