@@ -1162,3 +1162,43 @@ async fn a_second_server_on_the_same_file_is_refused() {
         check_panel_run(&api, id, *c).await;
     }
 }
+
+/// A `workflow_call` whose child is still running when the server is killed:
+/// after the restart the node's `timeout_ms` still bounds the child (counted
+/// from the child's creation), the attempt fails with TIMEOUT and is routed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_run_stays_bounded_by_its_timeout_across_a_restart() {
+    let llm = MockLlm::start(|_, _| Plan::never()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("braid.db");
+    let mut server = Braid::start(&db, &[]).await;
+    let api = server.api();
+    api.save(format!(
+        "name: stuck\ninitial_node: think\nnodes:\n  - {{ ref: think, action: {{ kind: llm_call, prompt: p, model: m }} }}\nprompt_specs:\n  - {{ ref: p, template: x }}\nmodel_profiles:\n  - {{ ref: m, provider: openai_compatible, model: x, base_url: \"{}\" }}\n",
+        llm.url
+    ))
+    .await;
+    api.save(
+        "name: bounded\ninitial_node: call\nnodes:\n  - { ref: call, action: { kind: workflow_call, workflow: stuck, execution: { timeout_ms: 1500 } } }\n  - { ref: gave_up, action: { kind: update_context, updates: [ { path: output.code, expr: \"state._last_error.code\" } ] } }\ntransitions:\n  - { from: call, to: gave_up, on: failure }\n"
+            .to_string(),
+    )
+    .await;
+    let id = api.start_run("bounded", json!({})).await;
+    api.until_event(&id, "subworkflow_started", Duration::from_secs(10))
+        .await;
+    server.kill();
+
+    let server = Braid::start(&db, &[]).await;
+    let api = server.api();
+    api.until_all_ended("bounded", RECOVERY_DEADLINE, &server)
+        .await;
+    let run = api.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["context"]["output"], json!({ "code": "TIMEOUT" }));
+    let child = run["children"][0].as_str().expect("a child").to_string();
+    let child = api.get(&format!("/api/runs/{child}")).await;
+    assert_eq!(
+        child["status"], "cancelled",
+        "the timed-out child is cancelled: {child:#}"
+    );
+}

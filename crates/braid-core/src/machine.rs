@@ -1824,7 +1824,8 @@ pub fn pending_children(state: &mut RunState, graph: &Graph, now: Millis) -> Vec
                 input,
                 artifacts,
                 timeout_ms: node.timeout_ms,
-                not_before: now,
+                // A pending retry keeps its durable delay across a restart.
+                not_before: t.not_before.unwrap_or(now).max(now),
             });
         }
     }

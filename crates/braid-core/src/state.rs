@@ -107,6 +107,9 @@ pub struct Token {
     /// The child run a `workflow_call` token waits for (current attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child: Option<String>,
+    /// Earliest start of the pending retry attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Millis>,
     /// Creation time.
     pub created_at: Millis,
     /// Last start.
@@ -380,6 +383,7 @@ impl RunState {
             loops,
             scope,
             child: None,
+            not_before: None,
             created_at: ts,
             started_at: None,
             ended_at: None,
@@ -529,10 +533,15 @@ impl RunState {
                 }
             }
             EventBody::NodeFailed { .. } => self.set_status(tok, TokenStatus::Failed, e.ts),
-            EventBody::NodeRetrying { attempt, .. } => {
+            EventBody::NodeRetrying {
+                attempt,
+                not_before,
+                ..
+            } => {
                 self.set_status(tok, TokenStatus::RetryWait, e.ts);
                 if let Some(t) = self.token_mut(tok) {
                     t.attempt = attempt + 1;
+                    t.not_before = Some(*not_before);
                 }
             }
             EventBody::TransitionTaken {

@@ -624,18 +624,27 @@ impl Inner {
                     None,
                 ),
             );
-            if let Some(outcome) = child_outcome(&existing) {
-                self.send(
-                    &parent.id,
-                    Msg::Input(
-                        Input::ChildFinished {
-                            token: call.token.clone(),
-                            child_run_id: existing.id,
-                            outcome,
-                        },
-                        None,
-                    ),
-                );
+            match child_outcome(&existing) {
+                Some(outcome) => {
+                    self.send(
+                        &parent.id,
+                        Msg::Input(
+                            Input::ChildFinished {
+                                token: call.token.clone(),
+                                child_run_id: existing.id,
+                                outcome,
+                            },
+                            None,
+                        ),
+                    );
+                }
+                None => {
+                    // Still running: its bound runs from when it was created.
+                    if let Some(ms) = call.timeout_ms {
+                        let elapsed = (self.clock.now_ms() - existing.created_at).max(0) as u64;
+                        self.arm_child_timeout(&parent.id, &call, ms, ms.saturating_sub(elapsed));
+                    }
+                }
             }
             return;
         }
@@ -726,10 +735,25 @@ impl Inner {
             None,
         ));
         if let Some(ms) = call.timeout_ms {
-            let inner = Arc::downgrade(&self);
-            let (parent_id, token, attempt) = (parent.id.clone(), call.token.clone(), call.attempt);
+            self.arm_child_timeout(&parent.id, &call, ms, ms);
+        }
+    }
+
+    /// The node's `timeout_ms` bounds its child: after `left_ms` the attempt
+    /// fails with TIMEOUT (retryable) and the child is cancelled.
+    fn arm_child_timeout(
+        self: &Arc<Self>,
+        parent_id: &str,
+        call: &ChildCall,
+        ms: u64,
+        left_ms: u64,
+    ) {
+        {
+            let inner = Arc::downgrade(self);
+            let (parent_id, token, attempt) =
+                (parent_id.to_string(), call.token.clone(), call.attempt);
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
+                tokio::time::sleep(Duration::from_millis(left_ms)).await;
                 if let Some(inner) = inner.upgrade() {
                     let mut error = ErrorInfo::new(
                         "TIMEOUT",
