@@ -1458,34 +1458,23 @@ impl<'a> Machine<'a> {
                 let r = match &t.spawn {
                     Spawn::One => Ok((1, None)),
                     Spawn::Count(n) => Ok((*n, None)),
-                    Spawn::CountExpr(e) => match e.eval(&vars) {
-                        Ok(Value::Number(n)) if n.as_u64().is_some() => {
-                            Ok((n.as_u64().unwrap_or(0), None))
-                        }
-                        Ok(other) => Err(self.expr_error(
-                            i,
-                            &format!("spawn_count `{}`", e.source()),
-                            &format!("expected a non-negative integer, got {}", type_name(&other)),
-                        )),
-                        Err(err) => Err(self.expr_error(
-                            i,
-                            &format!("spawn_count `{}`", e.source()),
-                            &err.to_string(),
-                        )),
-                    },
-                    Spawn::Foreach { collection, .. } => match collection.eval(&vars) {
-                        Ok(Value::Array(items)) => Ok((items.len() as u64, Some(items))),
-                        Ok(other) => Err(self.expr_error(
-                            i,
-                            &format!("foreach collection `{}`", collection.source()),
-                            &format!("expected a list, got {}", type_name(&other)),
-                        )),
-                        Err(err) => Err(self.expr_error(
-                            i,
-                            &format!("foreach collection `{}`", collection.source()),
-                            &err.to_string(),
-                        )),
-                    },
+                    Spawn::CountExpr(e) => {
+                        self.eval_spawn(i, "spawn_count", e, &vars, |v| match v {
+                            Value::Number(n) if n.as_u64().is_some() => {
+                                Ok((n.as_u64().unwrap_or(0), None))
+                            }
+                            other => Err(format!(
+                                "expected a non-negative integer, got {}",
+                                type_name(&other)
+                            )),
+                        })
+                    }
+                    Spawn::Foreach { collection, .. } => {
+                        self.eval_spawn(i, "foreach collection", collection, &vars, |v| match v {
+                            Value::Array(items) => Ok((items.len() as u64, Some(items))),
+                            other => Err(format!("expected a list, got {}", type_name(&other))),
+                        })
+                    }
                 };
                 match r {
                     Ok((n, items)) => plan.push((t, n, items)),
@@ -1563,6 +1552,23 @@ impl<'a> Machine<'a> {
         {
             self.fire_empty(i, set_id, join_node);
         }
+    }
+
+    /// Evaluates a `spawn_count` or `foreach` expression and reads its value
+    /// as (token count, foreach items); any error names the expression.
+    fn eval_spawn(
+        &self,
+        i: usize,
+        what: &str,
+        e: &Expr,
+        vars: &Vars,
+        read: impl FnOnce(Value) -> Result<(u64, Option<Vec<Value>>), String>,
+    ) -> Result<(u64, Option<Vec<Value>>), ErrorInfo> {
+        let what = format!("{what} `{}`", e.source());
+        let v = e
+            .eval(vars)
+            .map_err(|err| self.expr_error(i, &what, &err.to_string()))?;
+        read(v).map_err(|msg| self.expr_error(i, &what, &msg))
     }
 
     /// An empty sibling set: its join fires at once with an empty merge.

@@ -6,7 +6,7 @@ use braid_core::event::EventBody;
 use braid_core::machine::{Input, TaskPayload};
 use braid_core::state::{RunStatus, TokenStatus};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn judges(fan_in: &str, early: &str, strategy: &str) -> String {
     format!(
@@ -441,7 +441,7 @@ transitions:
     assert_eq!(bs[3]["fan_out_node"], json!("fan"));
     assert_eq!(bs[3]["sibling_set"], json!("ss_1"));
     assert_eq!(bs[0]["output"], json!({}), "output before the write");
-    let _: Value = bs[0]["id"].clone();
+    assert_eq!(bs[0]["id"], json!("tk_2"), "_branch.id is the member token");
 }
 
 #[test]

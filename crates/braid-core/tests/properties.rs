@@ -10,7 +10,7 @@ mod common;
 use braid_core::definition::Bundle;
 use braid_core::event::EventBody;
 use braid_core::graph::{self, Env};
-use braid_core::machine::{self, Command, Dispatch, Input, Outcome};
+use braid_core::machine::{Command, Dispatch, Input, Outcome};
 use braid_core::state::{RunState, RunStatus};
 use common::Run;
 use proptest::prelude::*;
@@ -298,5 +298,4 @@ fn merges_do_not_depend_on_arrival_order() {
         }
         assert_eq!(results.len(), 1, "{strategy}: {results:?}");
     }
-    let _ = machine::apply;
 }

@@ -30,8 +30,18 @@ transitions:
     )
 }
 
-fn started(run: &Run, step: &braid_core::machine::Step) -> ChildCall {
-    let _ = run;
+/// The runtime reports the child of `call` started.
+fn announce(run: &mut Run, call: &ChildCall) {
+    run.apply(Input::ChildStarted {
+        token: call.token.clone(),
+        attempt: call.attempt,
+        child_run_id: call.child_run_id.clone(),
+        workflow: "parent".into(),
+        version: 1,
+    });
+}
+
+fn started(step: &braid_core::machine::Step) -> ChildCall {
     step.commands
         .iter()
         .find_map(|c| {
@@ -48,7 +58,7 @@ fn started(run: &Run, step: &braid_core::machine::Step) -> ChildCall {
 fn the_child_gets_the_mapped_input_and_its_output_comes_back_as_result() {
     let mut run = Run::new(&parent("propagate", "{ max_attempts: 1 }"));
     let step = run.start(json!({ "topic": "rust" }));
-    let call = started(&run, &step);
+    let call = started(&step);
     assert_eq!(
         call.input,
         json!({ "query": "rust?" }),
@@ -68,13 +78,7 @@ fn the_child_gets_the_mapped_input_and_its_output_comes_back_as_result() {
         Some(json!({})),
         "inherit_artifacts passes the artifacts map"
     );
-    run.apply(Input::ChildStarted {
-        token: call.token.clone(),
-        attempt: 1,
-        child_run_id: call.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    announce(&mut run, &call);
     assert_eq!(run.st.tokens[1].status, TokenStatus::WaitingChild);
     let finished = Input::ChildFinished {
         token: call.token.clone(),
@@ -99,14 +103,8 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
         "{ max_attempts: 2, retryable_errors: [SUBWORKFLOW_FAILED] }",
     ));
     let step = run.start(json!({ "topic": "x" }));
-    let first = started(&run, &step);
-    run.apply(Input::ChildStarted {
-        token: first.token.clone(),
-        attempt: 1,
-        child_run_id: first.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    let first = started(&step);
+    announce(&mut run, &first);
     let mut root = ErrorInfo::new("RATE_LIMITED", "too many");
     root.node = Some("inner".into());
     let step = run.apply(Input::ChildFinished {
@@ -114,7 +112,7 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
         child_run_id: first.child_run_id.clone(),
         outcome: ChildOutcome::Failed(root.clone()),
     });
-    let second = started(&run, &step);
+    let second = started(&step);
     assert_eq!(second.attempt, 2);
     assert_ne!(
         second.child_run_id, first.child_run_id,
@@ -132,13 +130,7 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
         late.commands
             .contains(&Command::CancelRuns(vec!["run_stray".into()]))
     );
-    run.apply(Input::ChildStarted {
-        token: second.token.clone(),
-        attempt: 2,
-        child_run_id: second.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    announce(&mut run, &second);
     assert!(
         run.kinds().iter().filter(|k| **k == "node_started").count() >= 3,
         "attempt 2 has its node_started"
@@ -165,14 +157,8 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
 fn catch_succeeds_with_result_error() {
     let mut run = Run::new(&parent("catch", "{ max_attempts: 1 }"));
     let step = run.start(json!({ "topic": "x" }));
-    let call = started(&run, &step);
-    run.apply(Input::ChildStarted {
-        token: call.token.clone(),
-        attempt: 1,
-        child_run_id: call.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    let call = started(&step);
+    announce(&mut run, &call);
     run.apply(Input::ChildFinished {
         token: call.token,
         child_run_id: call.child_run_id.clone(),
@@ -189,14 +175,8 @@ fn catch_succeeds_with_result_error() {
 fn cancelling_the_parent_cancels_its_child_and_a_cancelled_child_fails_the_node() {
     let mut run = Run::new(&parent("propagate", "{ max_attempts: 1 }"));
     let step = run.start(json!({ "topic": "x" }));
-    let call = started(&run, &step);
-    run.apply(Input::ChildStarted {
-        token: call.token.clone(),
-        attempt: 1,
-        child_run_id: call.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    let call = started(&step);
+    announce(&mut run, &call);
     let step = run.apply(Input::Cancel {
         reason: "user".into(),
     });
@@ -208,14 +188,8 @@ fn cancelling_the_parent_cancels_its_child_and_a_cancelled_child_fails_the_node(
 
     let mut run = Run::new(&parent("catch", "{ max_attempts: 1 }"));
     let step = run.start(json!({ "topic": "x" }));
-    let call = started(&run, &step);
-    run.apply(Input::ChildStarted {
-        token: call.token.clone(),
-        attempt: 1,
-        child_run_id: call.child_run_id.clone(),
-        workflow: "parent".into(),
-        version: 1,
-    });
+    let call = started(&step);
+    announce(&mut run, &call);
     run.apply(Input::ChildFinished {
         token: call.token,
         child_run_id: call.child_run_id,

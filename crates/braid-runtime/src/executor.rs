@@ -13,7 +13,6 @@ use braid_llm::{LlmProvider, LlmRequest, Parameters, ProviderConfig, ProviderKin
 use braid_store::{ArtifactRecord, TaskRecord, WriteOp};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -35,7 +34,6 @@ pub(crate) struct Executor {
     lease_ms: i64,
     poll_ms: u64,
     wake: Arc<Notify>,
-    draining: AtomicBool,
     /// Set when the drain starts: attempts that have not begun give up.
     drained: tokio::sync::watch::Sender<bool>,
     http: reqwest::Client,
@@ -54,7 +52,6 @@ impl Executor {
             lease_ms: opts.lease_ms,
             poll_ms: opts.poll_ms,
             wake: Arc::new(Notify::new()),
-            draining: AtomicBool::new(false),
             drained: tokio::sync::watch::Sender::new(false),
             http,
             inflight: Mutex::new(HashMap::new()),
@@ -66,10 +63,15 @@ impl Executor {
     /// A free worker slot, if any, for a task handed over directly by its
     /// coordinator (inserted already leased: no claim round trip).
     pub(crate) fn try_reserve(&self) -> Option<OwnedSemaphorePermit> {
-        if self.draining.load(Ordering::SeqCst) {
+        if self.is_draining() {
             return None;
         }
         self.workers.clone().try_acquire_owned().ok()
+    }
+
+    /// The drain has started: nothing new is claimed or started.
+    fn is_draining(&self) -> bool {
+        *self.drained.borrow()
     }
 
     /// The lease given to a task when it is handed over or claimed.
@@ -82,22 +84,18 @@ impl Executor {
         self.wake.notify_one();
     }
 
-    /// Aborts in-flight attempts of these tokens (the HTTP request is dropped).
-    /// Returns the ids of the tasks aborted.
-    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) -> Vec<String> {
+    /// Aborts in-flight attempts of these tokens (the HTTP request is
+    /// dropped); their task rows are deleted by the coordinator's commit.
+    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) {
         let mut map = self.inflight.lock().expect("inflight lock");
-        let mut aborted = Vec::new();
         for t in tokens {
             if let Some(f) = map.remove(&(run_id.to_string(), t.clone())) {
                 f.abort.abort();
-                aborted.push(f.task_id);
             }
         }
-        aborted
     }
 
     pub(crate) async fn drain(&self, deadline: Duration) {
-        self.draining.store(true, Ordering::SeqCst);
         self.drained.send_replace(true);
         self.wake.notify_one();
         let end = Instant::now() + deadline;
@@ -114,7 +112,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
         loop {
             let Some(inner) = weak.upgrade() else { return };
             let ex = &inner.executor;
-            if ex.draining.load(Ordering::SeqCst) {
+            if ex.is_draining() {
                 return;
             }
             let free = ex.workers.available_permits().min(1000) as u32;
