@@ -1202,3 +1202,77 @@ async fn a_child_run_stays_bounded_by_its_timeout_across_a_restart() {
         "the timed-out child is cancelled: {child:#}"
     );
 }
+
+/// A child tells its parent that it ended before its own final commit is
+/// durable (the parent's commit is ordered after it, so a chain of nested
+/// runs costs one or two fsyncs, not one per level). When that final
+/// commit fails, the parent must not record the end either: it may never
+/// be durably "done" with a child that is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_never_records_the_end_of_a_child_whose_final_commit_failed() {
+    let llm = MockLlm::start(|_, _| Plan::ok(r#"{"value":41}"#)).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("braid.db");
+    let server = Braid::start(&db, &[]).await;
+    let api = server.api();
+    api.save(format!(
+        "name: inner\ninitial_node: think\nnodes:\n  - {{ ref: think, action: {{ kind: llm_call, prompt: p, model: m }}, output_mapping: {{ output.value: \"result.value + 1\" }} }}\nprompt_specs:\n  - {{ ref: p, template: x, produces: {{ type: object, required: [value], properties: {{ value: {{ type: integer }} }} }} }}\nmodel_profiles:\n  - {{ ref: m, provider: openai_compatible, model: x, base_url: \"{}\" }}\n",
+        llm.url
+    ))
+    .await;
+    api.save(
+        "name: outer\ninitial_node: call\nnodes:\n  - { ref: call, action: { kind: workflow_call, workflow: inner }, output_mapping: { output.value: \"result.value\" } }\n"
+            .to_string(),
+    )
+    .await;
+    // Every final commit of a child run fails until the trigger is dropped.
+    sql(
+        &db,
+        "CREATE TRIGGER inject_commit_failure BEFORE INSERT ON events
+         WHEN NEW.kind = 'workflow_completed'
+          AND (SELECT parent_run_id FROM workflow_runs WHERE id = NEW.run_id) IS NOT NULL
+         BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END",
+    )
+    .await;
+    let id = api.start_run("outer", json!({})).await;
+    // The parent's commit that applies the child's end fails with it: in
+    // the same transaction, or refused as depending on a failed write.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !server
+        .log()
+        .lines()
+        .any(|l| l.contains("commit failed") && l.contains(&id))
+    {
+        assert!(
+            Instant::now() < end,
+            "the parent's commit never failed:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let recorded = sql_count(
+        &db,
+        &format!(
+            "SELECT count(*) FROM events WHERE run_id = '{id}' AND kind = 'subworkflow_completed'"
+        ),
+    )
+    .await;
+    assert_eq!(
+        recorded, 0,
+        "the parent recorded the end of a child whose end was not written"
+    );
+    let status = api.get(&format!("/api/runs/{id}")).await["status"].clone();
+    assert_eq!(status, "running");
+    sql(&db, "DROP TRIGGER inject_commit_failure").await;
+
+    api.until_all_ended("outer", Duration::from_secs(10), &server)
+        .await;
+    let run = api.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["context"]["output"], json!({ "value": 42 }));
+    let events = check_event_log(&api, &id).await;
+    assert_eq!(count(&events, "subworkflow_completed", Some("call")), 1);
+    let child = run["children"][0].as_str().expect("a child").to_string();
+    let child_events = check_event_log(&api, &child).await;
+    assert_eq!(count(&child_events, "workflow_completed", None), 1);
+}

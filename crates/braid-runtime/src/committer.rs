@@ -1,17 +1,40 @@
 //! Group commit: one writer task that turns the write batches of many
 //! coordinators into one transaction (one fsync) and answers each caller
 //! only once its writes are durable.
+//!
+//! Every request gets a [`Ticket`]. A request may name tickets it depends
+//! on: it is then written only if they were written too, in the same
+//! transaction or an earlier one. Requests are written in the order they
+//! were submitted, so a dependency submitted before its dependent is never
+//! behind it. This lets one run act on another run's writes before they
+//! are durable (a parent starts its child, a child tells its parent it
+//! ended) without ever making the dependent durable alone: a chain of
+//! nested runs costs one or two fsyncs instead of one per level.
 
 use braid_store::{RunStore, WriteOp};
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-type Reply = oneshot::Sender<Result<(), String>>;
+/// The number of a commit request, in submission order.
+pub(crate) type Ticket = u64;
+
+/// How a request ended: `Ok` once durable.
+pub(crate) type Outcome = Result<(), String>;
+
+struct Request {
+    ticket: Ticket,
+    ops: Vec<WriteOp>,
+    after: Vec<Ticket>,
+    reply: oneshot::Sender<Outcome>,
+}
 
 /// Handle to the commit task.
 #[derive(Clone)]
 pub(crate) struct Committer {
-    tx: mpsc::UnboundedSender<(Vec<WriteOp>, Reply)>,
+    tx: mpsc::UnboundedSender<Request>,
+    next: Arc<AtomicU64>,
 }
 
 /// How many queued requests at most go into one transaction.
@@ -19,38 +42,79 @@ const MAX_BATCH_REQUESTS: usize = 1024;
 
 impl Committer {
     pub(crate) fn start(store: Arc<dyn RunStore>) -> Committer {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Vec<WriteOp>, Reply)>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
             let mut buf = Vec::new();
+            // Tickets whose writes were not made (rare: a failing store).
+            let mut failed: HashSet<Ticket> = HashSet::new();
             while rx.recv_many(&mut buf, MAX_BATCH_REQUESTS).await > 0 {
                 let mut ops = Vec::new();
                 let mut replies = Vec::with_capacity(buf.len());
-                for (o, r) in buf.drain(..) {
-                    ops.extend(o);
-                    replies.push(r);
+                let mut tickets = Vec::with_capacity(buf.len());
+                for r in buf.drain(..) {
+                    if let Some(t) = r.after.iter().find(|t| failed.contains(t)) {
+                        failed.insert(r.ticket);
+                        let _ = r.reply.send(Err(format!(
+                            "a write this one depends on (commit {t}) failed"
+                        )));
+                        continue;
+                    }
+                    ops.extend(r.ops);
+                    replies.push(r.reply);
+                    tickets.push(r.ticket);
                 }
-                let result = store.commit(ops).await.map_err(|e| e.to_string());
+                let result = if ops.is_empty() {
+                    Ok(())
+                } else {
+                    store.commit(ops).await.map_err(|e| e.to_string())
+                };
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "group commit failed");
+                    failed.extend(tickets);
                 }
                 for r in replies {
                     let _ = r.send(result.clone());
                 }
             }
         });
-        Committer { tx }
+        Committer {
+            tx,
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Queues `ops`, to be written with whatever else is queued and only
+    /// if every ticket in `after` is written too. The receiver answers once
+    /// they are durable (or not written).
+    pub(crate) fn submit(
+        &self,
+        ops: Vec<WriteOp>,
+        after: Vec<Ticket>,
+    ) -> (Ticket, oneshot::Receiver<Outcome>) {
+        let ticket = self.next.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError(r)) = self.tx.send(Request {
+            ticket,
+            ops,
+            after,
+            reply,
+        }) {
+            let _ = r.reply.send(Err("the commit task has stopped".to_string()));
+        }
+        (ticket, rx)
+    }
+
+    /// Waits for a submitted request.
+    pub(crate) async fn done(rx: oneshot::Receiver<Outcome>) -> Outcome {
+        rx.await
+            .map_err(|_| "the commit task has stopped".to_string())?
     }
 
     /// Writes `ops` durably (together with whatever else is queued).
-    pub(crate) async fn commit(&self, ops: Vec<WriteOp>) -> Result<(), String> {
+    pub(crate) async fn commit(&self, ops: Vec<WriteOp>) -> Outcome {
         if ops.is_empty() {
             return Ok(());
         }
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send((ops, tx))
-            .map_err(|_| "the commit task has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the commit task has stopped".to_string())?
+        Self::done(self.submit(ops, Vec::new()).1).await
     }
 }

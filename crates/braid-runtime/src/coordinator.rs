@@ -4,6 +4,7 @@
 //! state change (and the tasks they dispatch) through the group committer,
 //! and only then acts on the commands.
 
+use crate::committer::{Committer, Ticket};
 use crate::{Inner, TaskEnvelope};
 use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
@@ -18,6 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) enum Msg {
     /// Apply an input; reply once its effects are durable.
     Input(Input, Option<oneshot::Sender<()>>),
+    /// Apply an input caused by another run's writes in commit `Ticket`,
+    /// which may not be durable yet: this run's commit is written only
+    /// with it or after it.
+    After(Input, Ticket),
     /// Ack of a task whose result this input carries (deleted in the same commit).
     TaskResult { task_id: String, input: Input },
     /// Reply once everything sent before is durable (graceful shutdown).
@@ -29,6 +34,10 @@ const INLINE_RESULT_BYTES: usize = 64 * 1024;
 
 /// The key of a stored event's reference to an out-of-line result.
 pub(crate) const RESULT_REF: &str = "$result";
+
+/// How long the start of a retry attempt waits for company before it is
+/// committed alone.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Retry delays up to this are waited by a reserved worker instead of the claim loop.
 const DIRECT_DELAY_MS: i64 = 2_000;
@@ -56,25 +65,50 @@ impl Coordinator {
             let mut commands = Vec::new();
             let mut acks = Vec::new();
             let mut replies = Vec::new();
-            let now = self.inner.clock.now_ms();
-            for msg in batch.drain(..) {
-                let input = match msg {
-                    Msg::Input(input, reply) => {
-                        replies.extend(reply);
-                        input
-                    }
-                    Msg::TaskResult { task_id, input } => {
-                        acks.push(task_id);
-                        input
-                    }
-                    Msg::Barrier(reply) => {
-                        replies.push(reply);
-                        continue;
-                    }
-                };
-                let step = machine::apply(&mut self.state, &self.graph, input, now);
-                events.extend(step.events);
-                commands.extend(step.commands);
+            let mut after = Vec::new();
+            let mut now;
+            // Only the start of a retry attempt so far: nothing waits for it
+            // to be durable (a lost start is redone with its attempt), so it
+            // lingers and shares the commit of what comes next, usually the
+            // attempt's result, instead of taking an fsync of its own.
+            let mut lingering = true;
+            loop {
+                now = self.inner.clock.now_ms();
+                for msg in batch.drain(..) {
+                    let input = match msg {
+                        Msg::Input(input, reply) => {
+                            lingering &=
+                                reply.is_none() && matches!(input, Input::TaskStarted { .. });
+                            replies.extend(reply);
+                            input
+                        }
+                        Msg::After(input, ticket) => {
+                            lingering = false;
+                            after.push(ticket);
+                            input
+                        }
+                        Msg::TaskResult { task_id, input } => {
+                            lingering = false;
+                            acks.push(task_id);
+                            input
+                        }
+                        Msg::Barrier(reply) => {
+                            lingering = false;
+                            replies.push(reply);
+                            continue;
+                        }
+                    };
+                    let step = machine::apply(&mut self.state, &self.graph, input, now);
+                    events.extend(step.events);
+                    commands.extend(step.commands);
+                }
+                if !lingering || !commands.is_empty() {
+                    break;
+                }
+                match tokio::time::timeout(LINGER, rx.recv_many(&mut batch, 4096)).await {
+                    Ok(n) if n > 0 => continue,
+                    _ => break,
+                }
             }
             let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
             let snapshot = self.snapshot_due(&events).then(|| {
@@ -104,7 +138,27 @@ impl Coordinator {
                 WriteOp::AckTask(_) => true,
                 _ => false,
             });
-            if let Err(e) = self.inner.committer.commit(ops).await {
+            let (ticket, written) = self.inner.committer.submit(ops, after);
+            // What only needs this commit to be written first, not to be
+            // durable yet, goes now: children start (their first commit
+            // depends on this one) and a parent learns that its child ended
+            // (its commit depends on this one).
+            commands.retain(|c| match c {
+                Command::StartChild(call) => {
+                    tokio::spawn(self.inner.clone().start_child(
+                        self.record.clone(),
+                        call.clone(),
+                        Some(ticket),
+                    ));
+                    false
+                }
+                _ => true,
+            });
+            if ended {
+                self.notify_parent(ticket);
+            }
+            let r = Committer::done(written).await;
+            if let Err(e) = r {
                 // Nothing of this batch is durable and nobody was answered.
                 // Its handed-over tasks were not inserted (their slots go back).
                 self.direct.clear();
@@ -134,9 +188,7 @@ impl Coordinator {
                         // Their task rows were deleted in the commit above.
                         self.inner.executor.cancel(&self.record.id, &tokens);
                     }
-                    Command::StartChild(call) => {
-                        tokio::spawn(self.inner.clone().start_child(self.record.clone(), call));
-                    }
+                    Command::StartChild(_) => {} // started before the commit
                     Command::CancelRuns(runs) => {
                         for r in runs {
                             self.inner
@@ -151,7 +203,6 @@ impl Coordinator {
             }
             if ended {
                 self.inner.run_ended(&self.record.id);
-                self.notify_parent();
                 return;
             }
         }
@@ -182,7 +233,11 @@ impl Coordinator {
                     self.state = state;
                     self.since_snapshot = 0;
                     for call in children {
-                        tokio::spawn(self.inner.clone().start_child(self.record.clone(), call));
+                        tokio::spawn(self.inner.clone().start_child(
+                            self.record.clone(),
+                            call,
+                            None,
+                        ));
                     }
                     self.inner.executor.notify();
                     return;
@@ -213,8 +268,11 @@ impl Coordinator {
         self.since_snapshot >= every || (fan_in && self.since_snapshot >= every / 2)
     }
 
-    /// A child run tells its parent how it ended (idempotent on the parent's side).
-    fn notify_parent(&self) {
+    /// A child run tells its parent how it ended (idempotent on the
+    /// parent's side), before its own final commit (`ticket`) is durable:
+    /// the parent's commit is written only with it or after it. Should that
+    /// commit fail, the child reloads, ends again and tells again.
+    fn notify_parent(&self, ticket: Ticket) {
         let (Some(parent), Some(token)) =
             (&self.record.parent_run_id, &self.record.parent_token_id)
         else {
@@ -223,13 +281,13 @@ impl Coordinator {
         if let Some(outcome) = crate::child_outcome(&self.record) {
             self.inner.send(
                 parent,
-                Msg::Input(
+                Msg::After(
                     Input::ChildFinished {
                         token: token.clone(),
                         child_run_id: self.record.id.clone(),
                         outcome,
                     },
-                    None,
+                    ticket,
                 ),
             );
         }

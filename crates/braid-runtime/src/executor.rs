@@ -202,10 +202,7 @@ pub(crate) fn launch(inner: &Arc<Inner>, task: TaskRecord, permit: OwnedSemaphor
 
 async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
     // A task handed over before its not-before (a short retry delay).
-    let wait = task.not_before - inner.clock.now_ms();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-    }
+    wait_until(inner, task.not_before).await;
     let attempt = task.attempt as u32;
     let envelope: TaskEnvelope = match serde_json::from_value(task.payload.clone()) {
         Ok(e) => e,
@@ -273,6 +270,32 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
         },
     };
     deliver(inner, &task, outcome);
+}
+
+/// Below this, the end of a wait is slept on a blocking thread (the OS
+/// timer is precise to tens of µs); tokio's timer rounds each sleep up to
+/// its next millisecond tick.
+const FINE_WAIT_US: i64 = 1_500;
+
+/// Waits until `not_before` (ms since the epoch) on the engine's clock,
+/// within tens of µs rather than tokio's millisecond ticks: a retry delay
+/// of 10 ms is 10 ms, not 11–12.
+async fn wait_until(inner: &Arc<Inner>, not_before: i64) {
+    let deadline_us = not_before.saturating_mul(1000);
+    let coarse = deadline_us - inner.clock.now_us() - FINE_WAIT_US;
+    if coarse > 0 {
+        tokio::time::sleep(Duration::from_micros(coarse as u64)).await;
+    }
+    let rest = deadline_us - inner.clock.now_us();
+    if rest > 0 {
+        let rest = Duration::from_micros(rest as u64);
+        if tokio::task::spawn_blocking(move || std::thread::sleep(rest))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(rest).await;
+        }
+    }
 }
 
 /// The attempt is no longer in flight (finished or given back).

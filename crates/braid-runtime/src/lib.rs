@@ -34,6 +34,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> i64;
+
+    /// Microseconds since the Unix epoch (precise waits for short retry
+    /// delays). Defaults to [`Clock::now_ms`] in microseconds.
+    fn now_us(&self) -> i64 {
+        self.now_ms().saturating_mul(1000)
+    }
 }
 
 /// The system clock.
@@ -44,6 +50,13 @@ impl Clock for SystemClock {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    fn now_us(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
             .unwrap_or(0)
     }
 }
@@ -461,7 +474,7 @@ impl Engine {
             };
             self.inner.spawn_coordinator(&run_id, coordinator);
             for call in children {
-                tokio::spawn(self.inner.clone().start_child(parent.clone(), call));
+                tokio::spawn(self.inner.clone().start_child(parent.clone(), call, None));
             }
             if let Some(ms) = limits.timeout_ms {
                 let left = (started + ms as i64 - self.inner.clock.now_ms()).max(0);
@@ -588,7 +601,15 @@ impl Inner {
 
     /// Starts the child run of a `workflow_call` attempt and tells the parent.
     /// Idempotent: the child's id is derived from (parent, token, attempt).
-    pub(crate) async fn start_child(self: Arc<Self>, parent: RunRecord, call: ChildCall) {
+    /// Starts the child run of `call`. `after` is the parent's commit that
+    /// dispatched it when that may not be durable yet: the child's first
+    /// commit is written only with it or after it.
+    pub(crate) async fn start_child(
+        self: Arc<Self>,
+        parent: RunRecord,
+        call: ChildCall,
+        after: Option<committer::Ticket>,
+    ) {
         let wait = call.not_before - self.clock.now_ms();
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
@@ -726,14 +747,15 @@ impl Inner {
             Some((&parent, &call.token)),
             every,
         );
-        let _ = tx.send(Msg::Input(
-            Input::Start {
-                input: call.input.clone(),
-                limits,
-                artifacts: call.artifacts.clone(),
-            },
-            None,
-        ));
+        let start = Input::Start {
+            input: call.input.clone(),
+            limits,
+            artifacts: call.artifacts.clone(),
+        };
+        let _ = tx.send(match after {
+            Some(ticket) => Msg::After(start, ticket),
+            None => Msg::Input(start, None),
+        });
         if let Some(ms) = call.timeout_ms {
             self.arm_child_timeout(&parent.id, &call, ms, ms);
         }

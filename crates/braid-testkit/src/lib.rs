@@ -111,6 +111,9 @@ async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: Str
     let mut guard = InFlight(st.clone(), false);
     let plan = (st.planner)(n, &body);
     match plan.delay_ms {
+        // No timer for an immediate answer: tokio's sleep rounds up to its
+        // next millisecond tick, so `sleep(0)` would add up to 1 ms.
+        Some(0) => {}
         Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         None => std::future::pending::<()>().await,
     }
