@@ -6,6 +6,11 @@
 //! braid-bench --one W2 --size 100000      # one (workload, size): one JSON line
 //! ```
 
+/// mimalloc: 10-15 % less wall time than glibc malloc on the fan-out
+/// workloads (decisions.md, "mimalloc").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context, bail};
 use braid_bench::limit;
 use braid_bench::one::{ChildSpec, OneResult, Status, measure};

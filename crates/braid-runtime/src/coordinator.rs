@@ -392,9 +392,10 @@ impl Coordinator {
             ops.push(WriteOp::UpsertTokens(
                 touched
                     .into_iter()
-                    .filter_map(|i| st.tokens.get(i))
-                    .map(|t| TokenRecord {
+                    .filter_map(|i| st.tokens.get(i).map(|t| (i, t)))
+                    .map(|(i, t)| TokenRecord {
                         run_id: run_id.clone(),
+                        seq: i as i64 + 1,
                         id: t.id.clone(),
                         node: self.graph.nodes[t.node].ref_.clone(),
                         status: t.status.as_str().to_string(),

@@ -12,6 +12,7 @@
 //! so that they can be written by hand with SQL.
 
 mod artifacts;
+mod checkpoint;
 mod defs;
 mod runs;
 mod util;
@@ -93,6 +94,11 @@ fn migrator() -> Migrator {
             "project_settings",
             include_str!("../migrations/0002_project_settings.sql"),
         ),
+        m(
+            3,
+            "keyed_event_tables",
+            include_str!("../migrations/0003_keyed_event_tables.sql"),
+        ),
     ])
 }
 
@@ -100,6 +106,8 @@ fn migrator() -> Migrator {
 pub struct SqliteStore {
     writer: Mutex<SqliteConnection>,
     readers: SqlitePool,
+    checkpointer: Mutex<checkpoint::Checkpointer>,
+    written: std::sync::Arc<checkpoint::Signal>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -125,7 +133,14 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .statement_cache_capacity(STATEMENT_CACHE);
 
-        let mut writer = base.clone().create_if_missing(true).connect().await.db()?;
+        // Checkpoints run on a connection of their own, off the commit path.
+        let mut writer = base
+            .clone()
+            .create_if_missing(true)
+            .pragma("wal_autocheckpoint", "0")
+            .connect()
+            .await
+            .db()?;
         migrator()
             .run(&mut writer)
             .await
@@ -139,6 +154,9 @@ impl SqliteStore {
         .await
         .db()?;
 
+        let checkpointer = checkpoint::Checkpointer::start(
+            base.clone().create_if_missing(false).connect().await.db()?,
+        );
         let readers = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .min_connections(0)
@@ -148,6 +166,8 @@ impl SqliteStore {
         Ok(SqliteStore {
             writer: Mutex::new(writer),
             readers,
+            written: checkpointer.signal.clone(),
+            checkpointer: Mutex::new(checkpointer),
         })
     }
 
@@ -158,6 +178,7 @@ impl SqliteStore {
 
     /// Closes every connection (checkpointing the WAL).
     pub async fn close(self) -> Result<()> {
+        self.checkpointer.lock().await.stop().await;
         self.readers.close().await;
         self.writer.into_inner().close().await.db()
     }
@@ -238,7 +259,9 @@ impl RunStore for SqliteStore {
             return Ok(());
         }
         let mut w = self.writer.lock().await;
-        runs::commit(&mut w, ops).await
+        let bytes = runs::commit(&mut w, ops).await?;
+        self.written.wrote(bytes);
+        Ok(())
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {

@@ -25,11 +25,11 @@ static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
 
 static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
-        "INSERT INTO tokens (run_id, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
+        "INSERT INTO tokens (run_id, seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
                              created_at, started_at, ended_at)",
-        11,
-        "ON CONFLICT (run_id, id) DO UPDATE SET
-            node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
+        12,
+        "ON CONFLICT (run_id, seq) DO UPDATE SET
+            id = excluded.id, node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
             sibling_set = excluded.sibling_set, branch_index = excluded.branch_index, attempts = excluded.attempts,
             created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at",
     )
@@ -55,6 +55,22 @@ struct Batch {
     tasks: Vec<TaskOp>,
     snapshots: Vec<(String, i64, Value)>,
     results: Vec<(String, String, String, i64, String)>,
+}
+
+impl Batch {
+    /// Row bytes plus a fixed cost per row for its keys and page overhead;
+    /// a run row counts as its context's page.
+    fn approx_bytes(&self) -> u64 {
+        const ROW: usize = 128;
+        let events: usize = self.events.iter().map(|e| e.payload.len() + ROW).sum();
+        let results: usize = self.results.iter().map(|r| r.4.len() + ROW).sum();
+        (self.runs.len() * 4096
+            + events
+            + self.tokens.len() * ROW
+            + self.tasks.len() * 2 * ROW
+            + self.snapshots.len() * 16 * 4096
+            + results) as u64
+    }
 }
 
 enum RunOp {
@@ -107,9 +123,11 @@ impl Batch {
     }
 }
 
-/// Applies a batch in one transaction.
-pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Result<()> {
+/// Applies a batch in one transaction. Returns about how many bytes it
+/// wrote to the WAL (rows, their keys and indexes): the checkpoint pace.
+pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Result<u64> {
     let batch = Batch::new(ops);
+    let bytes = batch.approx_bytes();
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db()?;
     let c: &mut SqliteConnection = &mut tx;
 
@@ -121,14 +139,14 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
     }
 
     INSERT_EVENTS
-        .run(c, &batch.events, |q, e| {
-            q.bind(e.run_id.clone())
+        .run(c, batch.events, |q, e| {
+            q.bind(e.run_id)
                 .bind(e.seq)
-                .bind(e.kind.to_string())
+                .bind(e.kind)
                 .bind(e.ts)
-                .bind(e.token_id.clone())
-                .bind(e.node.clone())
-                .bind(e.payload.clone())
+                .bind(e.token_id)
+                .bind(e.node)
+                .bind(e.payload)
         })
         .await
         .map_err(|e| match e {
@@ -137,13 +155,14 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         })?;
 
     UPSERT_TOKENS
-        .run(c, &batch.tokens, |q, t| {
-            q.bind(t.run_id.clone())
-                .bind(t.id.clone())
-                .bind(t.node.clone())
-                .bind(t.status.clone())
-                .bind(t.parent_token_id.clone())
-                .bind(t.sibling_set.clone())
+        .run(c, batch.tokens, |q, t| {
+            q.bind(t.run_id)
+                .bind(t.seq)
+                .bind(t.id)
+                .bind(t.node)
+                .bind(t.status)
+                .bind(t.parent_token_id)
+                .bind(t.sibling_set)
                 .bind(t.branch_index)
                 .bind(t.attempts)
                 .bind(t.created_at)
@@ -156,10 +175,10 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         match op {
             TaskOp::Enqueue(tasks) => {
                 INSERT_TASKS
-                    .run(c, &tasks, |q, t| {
-                        q.bind(t.id.clone())
-                            .bind(t.run_id.clone())
-                            .bind(t.token_id.clone())
+                    .run(c, tasks, |q, t| {
+                        q.bind(t.id)
+                            .bind(t.run_id)
+                            .bind(t.token_id)
                             .bind(t.attempt)
                             .bind(t.payload.to_string())
                             .bind(t.not_before)
@@ -236,7 +255,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
             .db()?;
     }
 
-    tx.commit().await.db()
+    tx.commit().await.db().map(|()| bytes)
 }
 
 async fn insert_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
@@ -492,6 +511,7 @@ pub(crate) async fn tokens(
             last_seq.push(r.try_get::<i64, _>("seq").db()?);
             Ok(TokenRecord {
                 run_id: run_id.to_owned(),
+                seq: r.try_get("seq").db()?,
                 id: r.try_get("id").db()?,
                 node: r.try_get("node").db()?,
                 status: r.try_get("status").db()?,

@@ -148,25 +148,26 @@ impl MultiRow {
         }
     }
 
-    /// Inserts `rows`, binding each with `bind`.
+    /// Inserts `rows`, binding each with `bind` (which takes the row, so
+    /// its strings are moved into the statement rather than copied).
     pub(crate) async fn run<T>(
         &self,
         conn: &mut SqliteConnection,
-        rows: &[T],
-        bind: impl Fn(Query, &T) -> Query,
+        rows: Vec<T>,
+        bind: impl Fn(Query, T) -> Query,
     ) -> Result<()> {
-        let mut rest = rows;
-        while !rest.is_empty() {
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
             let (i, &n) = self
                 .sizes
                 .iter()
                 .enumerate()
-                .find(|&(_, &n)| n <= rest.len())
+                .find(|&(_, &n)| n <= left)
                 .expect("sizes end with 1");
-            let (chunk, tail) = rest.split_at(n);
-            let q = chunk.iter().fold(sqlx::query(self.sql[i]), &bind);
+            let q = rows.by_ref().take(n).fold(sqlx::query(self.sql[i]), &bind);
             q.execute(&mut *conn).await.db()?;
-            rest = tail;
+            left -= n;
         }
         Ok(())
     }

@@ -76,7 +76,7 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
         WriteOp::CreateRun(run_record("run_2", &def, "wf", 5000)),
         WriteOp::append(vec![event("run_2", 1), event("run_2", 2)]),
         WriteOp::append((2..=3).map(|s| event("run_1", s)).collect()),
-        WriteOp::UpsertTokens(vec![token("run_1", "tok_a", "pending", 1)]),
+        WriteOp::UpsertTokens(vec![token("run_1", 1, "tok_a", "pending", 1)]),
         WriteOp::EnqueueTask(task("run_1", "task_a", 0, 1)),
         WriteOp::Snapshot {
             run_id: "run_1".into(),
@@ -170,15 +170,18 @@ async fn tokens_upsert_and_page_in_creation_order() {
     setup_run(&store, "run_1").await;
     setup_run(&store, "run_2").await;
 
+    // Listed by `seq` (the creation number), not by id, nor in the order
+    // the rows were written.
     let mut toks: Vec<_> = (0..25)
-        .map(|i| token("run_1", &format!("tok_{i:02}"), "pending", i))
+        .map(|i| token("run_1", i + 1, &format!("tok_{:02}", 24 - i), "pending", i))
         .collect();
-    // Creation order is the order of first insertion, not the id order.
-    toks.swap(0, 24);
+    let mut shuffled = toks.clone();
+    shuffled.swap(0, 24);
+    shuffled.swap(3, 11);
     store
         .commit(vec![
-            WriteOp::UpsertTokens(toks.clone()),
-            WriteOp::UpsertTokens(vec![token("run_2", "tok_00", "pending", 0)]),
+            WriteOp::UpsertTokens(shuffled),
+            WriteOp::UpsertTokens(vec![token("run_2", 1, "tok_00", "pending", 0)]),
         ])
         .await
         .unwrap();
@@ -594,4 +597,42 @@ async fn artifacts_are_idempotent_and_listed_newest_first() {
             .len(),
         1
     );
+}
+
+/// Commits never checkpoint the WAL themselves (`wal_autocheckpoint=0`);
+/// the store's own checkpointer copies the log into the database file once
+/// about 4 MiB were written. Without it the database file would keep only
+/// what was checkpointed when the store was opened.
+#[tokio::test]
+async fn the_wal_is_checkpointed_beside_the_commits() {
+    let (dir, store) = open().await;
+    setup_run(&store, "run_1").await;
+    let db = dir.path().join("braid.db");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let payload = "x".repeat(4000);
+    for batch in 0..12 {
+        let events = (1..=128)
+            .map(|i| {
+                let mut e = event("run_1", batch * 128 + i);
+                e.payload = json!({ "pad": payload });
+                e
+            })
+            .collect();
+        store.commit(vec![WriteOp::append(events)]).await.unwrap();
+    }
+    // 12 × 128 × 4 kB ≈ 6 MB written: one checkpoint is due. It runs on its
+    // own connection, so wait for its effect (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&db).unwrap().len();
+        if size > before + (4 << 20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {size} bytes (was {before}): no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    store.close().await.unwrap();
 }

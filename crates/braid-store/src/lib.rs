@@ -249,6 +249,9 @@ pub struct RunFilter {
 pub struct TokenRecord {
     /// Run.
     pub run_id: String,
+    /// The token's number in its run (1, 2, 3 … in creation order; `tk_7`
+    /// is 7): its key with `run_id`, and the listing order.
+    pub seq: i64,
     /// Token id (unique within the run).
     pub id: String,
     /// Node ref.

@@ -88,9 +88,10 @@ pub fn event(run_id: &str, seq: i64) -> EventRecord {
     }
 }
 
-pub fn token(run_id: &str, id: &str, status: &str, created_at: i64) -> TokenRecord {
+pub fn token(run_id: &str, seq: i64, id: &str, status: &str, created_at: i64) -> TokenRecord {
     TokenRecord {
         run_id: run_id.to_owned(),
+        seq,
         id: id.to_owned(),
         node: "only".into(),
         status: status.to_owned(),
