@@ -1276,3 +1276,78 @@ async fn a_parent_never_records_the_end_of_a_child_whose_final_commit_failed() {
     let child_events = check_event_log(&api, &child).await;
     assert_eq!(count(&child_events, "workflow_completed", None), 1);
 }
+
+/// A burst of pure steps (here a fan-out of 2,000 `update_context`
+/// branches, about 14,000 events) reaches the store in slices of at most
+/// about 8,192 events, each written while the next is computed. When the
+/// process dies after a slice is durable, the tokens the next slice would
+/// have started are `pending` in the database: recovery starts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
+    const N: u64 = 2_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("braid.db");
+    let mut server = Braid::start(&db, &[]).await;
+    let api = server.api();
+    api.save(
+        "name: burst\ninitial_node: fan\nnodes:\n  - { ref: fan, action: { kind: update_context } }\n  - { ref: branch, action: { kind: update_context, updates: [ { path: state.i, expr: \"_branch.index\" } ] } }\n  - { ref: join, fan_in: all, joins: fan, merge: { source: i, target: state.is, strategy: append }, action: { kind: update_context, updates: [ { path: output.count, expr: \"state.is.size()\" } ] } }\ntransitions:\n  - { from: fan, to: branch, spawn_count: \"input.n\" }\n  - { from: branch, to: join }\n"
+            .to_string(),
+    )
+    .await;
+    // The first slice is written; every later one fails.
+    sql(
+        &db,
+        "CREATE TRIGGER inject_commit_failure BEFORE INSERT ON events WHEN NEW.seq > 9000
+         BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END",
+    )
+    .await;
+    let id = api.start_run("burst", json!({ "n": N })).await;
+    let end = Instant::now() + Duration::from_secs(60);
+    while !server
+        .log()
+        .lines()
+        .any(|l| l.contains("commit failed") && l.contains(&id))
+    {
+        assert!(
+            Instant::now() < end,
+            "the second slice was never tried:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    server.kill();
+    let written = sql_count(
+        &db,
+        &format!("SELECT count(*) FROM events WHERE run_id = '{id}'"),
+    )
+    .await;
+    let pending = sql_count(
+        &db,
+        &format!("SELECT count(*) FROM tokens WHERE run_id = '{id}' AND status = 'pending'"),
+    )
+    .await;
+    println!("durable before the kill: {written} events, {pending} pending tokens");
+    assert!(
+        (4_000..=9_000).contains(&written),
+        "one slice is durable, not the whole burst: {written} events"
+    );
+    assert!(pending > 0, "the branches not yet started are pending");
+    sql(&db, "DROP TRIGGER inject_commit_failure").await;
+
+    let server = Braid::start(&db, &[]).await;
+    let api = server.api();
+    api.until_all_ended("burst", RECOVERY_DEADLINE, &server)
+        .await;
+    let run = api.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["context"]["output"], json!({ "count": N }));
+    let sum: u64 = run["context"]["state"]["is"]
+        .as_array()
+        .expect("state.is")
+        .iter()
+        .map(|v| v.as_u64().expect("an index"))
+        .sum();
+    assert_eq!(sum, N * (N - 1) / 2, "every branch merged exactly once");
+    let events = check_event_log(&api, &id).await;
+    assert_eq!(count(&events, "node_completed", Some("branch")), N as usize);
+}

@@ -76,6 +76,9 @@ pub enum Input {
     },
     /// The run's `timeout_ms` elapsed.
     RunTimeout,
+    /// Go on with the tokens a step left pending when it reached its event
+    /// budget ([`Step::more`], [`apply_bounded`]).
+    Continue,
 }
 
 /// Result of one attempt.
@@ -206,23 +209,55 @@ pub struct Step {
     pub events: Vec<Event>,
     /// Commands to run once the events are durable.
     pub commands: Vec<Command>,
+    /// The step stopped at its event budget with tokens still pending:
+    /// apply [`Input::Continue`] to go on. (Until then the pending tokens
+    /// are in the state like any other, so a recovered run goes on too:
+    /// see [`has_pending`].)
+    pub more: bool,
 }
 
 /// Applies `input` to `state`. Inputs that do not fit the state (a result
 /// for a token that is not waiting for that attempt, anything after the
 /// run ended) are ignored: they produce no events.
 pub fn apply(state: &mut RunState, graph: &Graph, input: Input, now: Millis) -> Step {
+    apply_bounded(state, graph, input, now, usize::MAX)
+}
+
+/// [`apply`], but once the step holds `max_events` events it starts no
+/// further token: those stay `pending` and [`Step::more`] is set. A chain
+/// or fan-out of pure actions then reaches the store in bounded slices
+/// that can be written while the next one is computed. Any order of
+/// starting ready tokens is a valid execution, so the outcome is the same
+/// as one unbounded step.
+pub fn apply_bounded(
+    state: &mut RunState,
+    graph: &Graph,
+    input: Input,
+    now: Millis,
+    max_events: usize,
+) -> Step {
     let mut m = Machine {
         st: state,
         g: graph,
         now,
         step: Step::default(),
         ready: VecDeque::new(),
-        limits: Limits::default(),
+        limits: graph.limits,
+        budget: max_events.max(1),
     };
-    m.limits = graph.limits;
     m.input(input);
     m.step
+}
+
+/// Whether a running run has tokens waiting to be started: a step stopped
+/// at its budget ([`Step::more`]) and [`Input::Continue`] is owed, also
+/// after a recovery.
+pub fn has_pending(state: &RunState) -> bool {
+    state.status == RunStatus::Running
+        && state
+            .tokens
+            .iter()
+            .any(|t| t.status == TokenStatus::Pending)
 }
 
 struct Machine<'a> {
@@ -232,6 +267,8 @@ struct Machine<'a> {
     step: Step,
     ready: VecDeque<usize>,
     limits: Limits,
+    /// Events after which no further token is started in this step.
+    budget: usize,
 }
 
 /// Why a node failed, before it is routed.
@@ -509,6 +546,18 @@ impl<'a> Machine<'a> {
                 self.emit(None, EventBody::WorkflowCancelled { reason });
                 self.step.commands.push(Command::RunEnded);
             }
+            Input::Continue => {
+                if self.st.status != RunStatus::Running {
+                    return;
+                }
+                // Every token still pending was ready when the step stopped;
+                // token order is creation order, the order they were queued.
+                self.ready.extend(
+                    (0..self.st.tokens.len())
+                        .filter(|&i| self.st.tokens[i].status == TokenStatus::Pending),
+                );
+                self.run();
+            }
             Input::RunTimeout => {
                 if self.st.status != RunStatus::Running {
                     return;
@@ -537,6 +586,12 @@ impl<'a> Machine<'a> {
         loop {
             while let Some(i) = self.ready.pop_front() {
                 if self.st.status != RunStatus::Running {
+                    return;
+                }
+                if self.step.events.len() >= self.budget {
+                    // The rest stays pending in the state until Continue.
+                    self.ready.clear();
+                    self.step.more = true;
                     return;
                 }
                 self.start(i);
@@ -1806,6 +1861,7 @@ pub fn pending_children(state: &mut RunState, graph: &Graph, now: Millis) -> Vec
         step: Step::default(),
         ready: VecDeque::new(),
         limits: graph.limits,
+        budget: usize::MAX,
     };
     let mut calls = Vec::new();
     for i in waiting {

@@ -10,7 +10,7 @@ mod common;
 use braid_core::definition::Bundle;
 use braid_core::event::EventBody;
 use braid_core::graph::{self, Env};
-use braid_core::machine::{Command, Dispatch, Input, Outcome};
+use braid_core::machine::{self, Command, Dispatch, Input, Outcome};
 use braid_core::state::{RunState, RunStatus};
 use common::Run;
 use proptest::prelude::*;
@@ -169,23 +169,29 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_graphs_and_orders_keep_the_invariants(b in block(), choices in prop::collection::vec(any::<u32>(), 200), fail_mask in any::<u64>()) {
+    fn random_graphs_and_orders_keep_the_invariants(b in block(), choices in prop::collection::vec(any::<u32>(), 200), fail_mask in any::<u64>(), budget in prop_oneof![Just(usize::MAX), 1usize..6]) {
         let yaml = bundle_yaml(&b);
         let bundle = Bundle::parse(&yaml).unwrap();
         prop_assume!(graph::compile(&bundle, &Env::default()).is_ok());
         let mut run = Run::new(&yaml);
+        // A small budget cuts steps anywhere; results and Continue then
+        // arrive in any interleaving.
+        run.budget = budget;
         let step = run.start(json!({}));
         let mut pending: Vec<Dispatch> = dispatches(&step.commands);
+        let mut more = machine::has_pending(&run.st);
         let mut delivered: Vec<Input> = Vec::new();
         let mut k = 0usize;
         let mut guard = 0;
         while run.st.status == RunStatus::Running {
             guard += 1;
             prop_assert!(guard < 10_000, "no progress");
-            prop_assert!(!pending.is_empty(), "run is stuck: running with nothing in flight");
+            prop_assert!(!pending.is_empty() || more, "run is stuck: running with nothing in flight");
             let c = choices[k % choices.len()] as usize;
             k += 1;
-            let input = if c.is_multiple_of(5) && !delivered.is_empty() {
+            let input = if more && (pending.is_empty() || c.is_multiple_of(3)) {
+                Input::Continue
+            } else if c.is_multiple_of(5) && !delivered.is_empty() {
                 delivered[c / 5 % delivered.len()].clone() // duplicate delivery
             } else {
                 let d = pending.remove(c % pending.len());
@@ -197,8 +203,12 @@ proptest! {
                 };
                 Input::TaskResult { token: d.token.clone(), attempt: d.attempt, outcome }
             };
-            delivered.push(input.clone());
+            if input != Input::Continue {
+                delivered.push(input.clone());
+            }
             let step = run.apply(input);
+            prop_assert!(!step.more || machine::has_pending(&run.st), "a step cut short leaves pending tokens");
+            more = machine::has_pending(&run.st);
             pending.extend(dispatches(&step.commands));
         }
         // Results still in flight after the end are ignored.

@@ -105,7 +105,7 @@ impl Committer {
     }
 
     /// Waits for a submitted request.
-    pub(crate) async fn done(rx: oneshot::Receiver<Outcome>) -> Outcome {
+    pub(crate) async fn done(rx: &mut oneshot::Receiver<Outcome>) -> Outcome {
         rx.await
             .map_err(|_| "the commit task has stopped".to_string())?
     }
@@ -115,6 +115,6 @@ impl Committer {
         if ops.is_empty() {
             return Ok(());
         }
-        Self::done(self.submit(ops, Vec::new()).1).await
+        Self::done(&mut self.submit(ops, Vec::new()).1).await
     }
 }

@@ -11,7 +11,7 @@ use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
 use braid_store::{NewEvent, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -57,155 +57,296 @@ pub(crate) struct Coordinator {
     pub(crate) direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
 }
 
+/// A batch submitted to the committer and not yet durable, with what is
+/// done once it is: answers, hand-offs, published events, commands.
+struct Flight {
+    ticket: Ticket,
+    written: oneshot::Receiver<crate::committer::Outcome>,
+    replies: Vec<oneshot::Sender<()>>,
+    events: Vec<Event>,
+    commands: Vec<Command>,
+    direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
+    /// Tasks acked in this batch (their leases go back if it fails).
+    acks: Vec<String>,
+    ended: bool,
+    wake_executor: bool,
+    /// The batch creates the run's row.
+    creates: bool,
+}
+
+/// Batches of one run written but not yet durable at most. The next batch
+/// is computed while the previous ones are written; each depends on the
+/// one before, so they become durable in order or not at all.
+const MAX_IN_FLIGHT: usize = 4;
+
+/// Events per step of the core: a long chain or a wide fan-out of pure
+/// actions reaches the store in slices of about this size, each written
+/// while the next is computed.
+const STEP_EVENTS: usize = 8192;
+
+/// Waits for the oldest batch in flight (never, when there is none).
+async fn oldest(inflight: &mut VecDeque<Flight>) -> crate::committer::Outcome {
+    match inflight.front_mut() {
+        Some(f) => Committer::done(&mut f.written).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Coordinator {
     pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut batch = Vec::new();
-        while rx.recv_many(&mut batch, 4096).await > 0 {
-            let mut events: Vec<Event> = Vec::new();
-            let mut commands = Vec::new();
-            let mut acks = Vec::new();
-            let mut replies = Vec::new();
-            let mut after = Vec::new();
-            let mut now;
-            // Only the start of a retry attempt so far: nothing waits for it
-            // to be durable (a lost start is redone with its attempt), so it
-            // lingers and shares the commit of what comes next, usually the
-            // attempt's result, instead of taking an fsync of its own.
-            let mut lingering = true;
-            loop {
-                now = self.inner.clock.now_ms();
-                for msg in batch.drain(..) {
-                    let input = match msg {
-                        Msg::Input(input, reply) => {
-                            lingering &=
-                                reply.is_none() && matches!(input, Input::TaskStarted { .. });
-                            replies.extend(reply);
-                            input
+        let mut inflight: VecDeque<Flight> = VecDeque::new();
+        // Tokens left pending by a step cut at its budget (also after a recovery).
+        let mut more = machine::has_pending(&self.state);
+        // No input is taken after the batch that ended the run.
+        let mut ending = false;
+        let mut closed = false;
+        loop {
+            let may_apply = !ending && inflight.len() < MAX_IN_FLIGHT;
+            if may_apply && more {
+                batch.push(Msg::Input(Input::Continue, None));
+                while batch.len() < 4096 {
+                    match rx.try_recv() {
+                        Ok(m) => batch.push(m),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
                         }
-                        Msg::After(input, ticket) => {
-                            lingering = false;
-                            after.push(ticket);
-                            input
-                        }
-                        Msg::TaskResult { task_id, input } => {
-                            lingering = false;
-                            acks.push(task_id);
-                            input
-                        }
-                        Msg::Barrier(reply) => {
-                            lingering = false;
-                            replies.push(reply);
-                            continue;
-                        }
-                    };
-                    let step = machine::apply(&mut self.state, &self.graph, input, now);
-                    events.extend(step.events);
-                    commands.extend(step.commands);
+                    }
                 }
-                if !lingering || !commands.is_empty() {
-                    break;
-                }
-                match tokio::time::timeout(LINGER, rx.recv_many(&mut batch, 4096)).await {
-                    Ok(n) if n > 0 => continue,
-                    _ => break,
-                }
-            }
-            let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
-            let snapshot = self.snapshot_due(&events).then(|| {
-                events.extend(machine::mark_snapshot(&mut self.state, &self.graph, now));
-                self.since_snapshot = 0;
-                WriteOp::Snapshot {
-                    run_id: self.record.id.clone(),
-                    seq: self.state.seq as i64,
-                    state: serde_json::to_value(&self.state).unwrap_or_default(),
-                }
-            });
-            let mut ops = self.ops(&events, &commands, now);
-            if !self.inner.has_subscribers() {
-                // Nobody streams them: do not hold two copies until the commit.
-                events = Vec::new();
-            }
-            let unapplied = acks.clone();
-            ops.extend(acks.into_iter().map(WriteOp::AckTask));
-            ops.extend(snapshot);
-            if ended {
-                ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
-            }
-            // The claim loop only has work if this commit queued a task no
-            // worker took directly, or freed a worker (an ack).
-            let wake_executor = ops.iter().any(|o| match o {
-                WriteOp::EnqueueTask(t) => t.lease_until.is_none(),
-                WriteOp::AckTask(_) => true,
-                _ => false,
-            });
-            let (ticket, written) = self.inner.committer.submit(ops, after);
-            // What only needs this commit to be written first, not to be
-            // durable yet, goes now: children start (their first commit
-            // depends on this one) and a parent learns that its child ended
-            // (its commit depends on this one).
-            commands.retain(|c| match c {
-                Command::StartChild(call) => {
-                    tokio::spawn(self.inner.clone().start_child(
-                        self.record.clone(),
-                        call.clone(),
-                        Some(ticket),
-                    ));
-                    false
-                }
-                _ => true,
-            });
-            if ended {
-                self.notify_parent(ticket);
-            }
-            let r = Committer::done(written).await;
-            if let Err(e) = r {
-                // Nothing of this batch is durable and nobody was answered.
-                // Its handed-over tasks were not inserted (their slots go back).
-                self.direct.clear();
-                if self.create {
-                    tracing::error!(run = %self.record.id, error = %e, "commit failed; the run was not created");
-                    self.inner.forget_run(&self.record.id);
+            } else {
+                if inflight.is_empty() && (closed || ending) {
                     return;
                 }
-                // Go on from what is durable: later messages still reach this
-                // coordinator, and the results of this batch are delivered again.
-                tracing::error!(run = %self.record.id, error = %e, "commit failed; reloading the run from the database");
-                self.reload(&unapplied).await;
-                continue;
-            }
-            self.create = false;
-            for (task, permit) in self.direct.drain(..) {
-                crate::executor::launch(&self.inner, task, permit);
-            }
-            for r in replies {
-                let _ = r.send(());
-            }
-            self.inner.publish(&self.record.id, &events);
-            for c in commands {
-                match c {
-                    Command::Dispatch(_) => {} // queued in the commit; executors notified below
-                    Command::CancelTasks(tokens) => {
-                        // Their task rows were deleted in the commit above.
-                        self.inner.executor.cancel(&self.record.id, &tokens);
+                tokio::select! {
+                    biased;
+                    r = oldest(&mut inflight) => {
+                        let flight = inflight.pop_front().expect("a batch in flight");
+                        match r {
+                            Ok(()) => {
+                                if self.done(flight) {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                if self.failed(flight, &mut inflight, &e).await {
+                                    return;
+                                }
+                                ending = false;
+                                more = machine::has_pending(&self.state);
+                            }
+                        }
+                        continue;
                     }
-                    Command::StartChild(_) => {} // started before the commit
-                    Command::CancelRuns(runs) => {
-                        for r in runs {
-                            self.inner
-                                .cancel_run(&r, "its parent run no longer waits for it");
+                    n = rx.recv_many(&mut batch, 4096), if may_apply && !closed => {
+                        if n == 0 {
+                            closed = true;
+                            continue;
                         }
                     }
-                    Command::RunEnded => {}
                 }
             }
-            if wake_executor {
-                self.inner.executor.notify();
-            }
-            if ended {
-                self.inner.run_ended(&self.record.id);
-                return;
+            let flight = self.apply(&mut batch, &mut rx, &mut inflight).await;
+            more = flight.1;
+            ending = flight.0.ended;
+            inflight.push_back(flight.0);
+            if more {
+                // Let the committer take this slice before the next is
+                // computed: woken from this task, it would otherwise wait in
+                // this worker's slot for the whole burst.
+                tokio::task::yield_now().await;
             }
         }
+    }
+
+    /// Applies `batch` (and, for a lone retry start, what comes within
+    /// [`LINGER`]), submits the writes and returns them in flight, with
+    /// whether the core left tokens pending.
+    async fn apply(
+        &mut self,
+        batch: &mut Vec<Msg>,
+        rx: &mut mpsc::UnboundedReceiver<Msg>,
+        inflight: &mut VecDeque<Flight>,
+    ) -> (Flight, bool) {
+        let mut events: Vec<Event> = Vec::new();
+        let mut commands = Vec::new();
+        let mut acks = Vec::new();
+        let mut replies = Vec::new();
+        // This batch is written with or after the one before it.
+        let mut after: Vec<Ticket> = inflight.back().map(|f| f.ticket).into_iter().collect();
+        let mut more = false;
+        let mut now;
+        // Only the start of a retry attempt so far: nothing waits for it
+        // to be durable (a lost start is redone with its attempt), so it
+        // lingers and shares the commit of what comes next, usually the
+        // attempt's result, instead of taking an fsync of its own.
+        let mut lingering = inflight.is_empty();
+        loop {
+            now = self.inner.clock.now_ms();
+            for msg in batch.drain(..) {
+                let input = match msg {
+                    Msg::Input(input, reply) => {
+                        lingering &= reply.is_none() && matches!(input, Input::TaskStarted { .. });
+                        replies.extend(reply);
+                        input
+                    }
+                    Msg::After(input, ticket) => {
+                        lingering = false;
+                        after.push(ticket);
+                        input
+                    }
+                    Msg::TaskResult { task_id, input } => {
+                        lingering = false;
+                        acks.push(task_id);
+                        input
+                    }
+                    Msg::Barrier(reply) => {
+                        lingering = false;
+                        replies.push(reply);
+                        continue;
+                    }
+                };
+                let step =
+                    machine::apply_bounded(&mut self.state, &self.graph, input, now, STEP_EVENTS);
+                more |= step.more;
+                events.extend(step.events);
+                commands.extend(step.commands);
+            }
+            if !lingering || !commands.is_empty() {
+                break;
+            }
+            match tokio::time::timeout(LINGER, rx.recv_many(batch, 4096)).await {
+                Ok(n) if n > 0 => continue,
+                _ => break,
+            }
+        }
+        let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
+        // Not in the middle of a burst of pure steps: its slices follow one
+        // another at once, and the snapshot comes after the last.
+        let snapshot = (self.snapshot_due(&events) && !more).then(|| {
+            events.extend(machine::mark_snapshot(&mut self.state, &self.graph, now));
+            self.since_snapshot = 0;
+            WriteOp::Snapshot {
+                run_id: self.record.id.clone(),
+                seq: self.state.seq as i64,
+                state: serde_json::to_value(&self.state).unwrap_or_default(),
+            }
+        });
+        let creates = self.create;
+        let mut ops = self.ops(&events, &commands, now);
+        self.create = false;
+        if !self.inner.has_subscribers() {
+            // Nobody streams them: do not hold two copies until the commit.
+            events = Vec::new();
+        }
+        ops.extend(acks.iter().cloned().map(WriteOp::AckTask));
+        ops.extend(snapshot);
+        if ended {
+            ops.push(WriteOp::DropRunTasks(self.record.id.clone()));
+        }
+        // The claim loop only has work if this commit queued a task no
+        // worker took directly, or freed a worker (an ack).
+        let wake_executor = ops.iter().any(|o| match o {
+            WriteOp::EnqueueTask(t) => t.lease_until.is_none(),
+            WriteOp::AckTask(_) => true,
+            _ => false,
+        });
+        let (ticket, written) = self.inner.committer.submit(ops, after);
+        // What only needs this commit to be written first, not to be
+        // durable yet, goes now: children start (their first commit
+        // depends on this one) and a parent learns that its child ended
+        // (its commit depends on this one).
+        commands.retain(|c| match c {
+            Command::StartChild(call) => {
+                tokio::spawn(self.inner.clone().start_child(
+                    self.record.clone(),
+                    call.clone(),
+                    Some(ticket),
+                ));
+                false
+            }
+            _ => true,
+        });
+        if ended {
+            self.notify_parent(ticket);
+        }
+        let flight = Flight {
+            ticket,
+            written,
+            replies,
+            events,
+            commands,
+            direct: std::mem::take(&mut self.direct),
+            acks,
+            ended,
+            wake_executor,
+            creates,
+        };
+        (flight, more)
+    }
+
+    /// A batch is durable: act on it. True when the run has ended.
+    fn done(&mut self, flight: Flight) -> bool {
+        for (task, permit) in flight.direct {
+            crate::executor::launch(&self.inner, task, permit);
+        }
+        for r in flight.replies {
+            let _ = r.send(());
+        }
+        self.inner.publish(&self.record.id, &flight.events);
+        for c in flight.commands {
+            match c {
+                Command::Dispatch(_) => {} // queued in the commit; executors notified below
+                Command::CancelTasks(tokens) => {
+                    // Their task rows were deleted in the commit.
+                    self.inner.executor.cancel(&self.record.id, &tokens);
+                }
+                Command::StartChild(_) => {} // started when the batch was submitted
+                Command::CancelRuns(runs) => {
+                    for r in runs {
+                        self.inner
+                            .cancel_run(&r, "its parent run no longer waits for it");
+                    }
+                }
+                Command::RunEnded => {}
+            }
+        }
+        if flight.wake_executor {
+            self.inner.executor.notify();
+        }
+        if flight.ended {
+            self.inner.run_ended(&self.record.id);
+        }
+        flight.ended
+    }
+
+    /// A batch was not written: neither it nor any batch after it (they
+    /// depend on it) is durable, and nobody was answered; handed-over
+    /// tasks were not inserted (their slots go back). Goes on from what is
+    /// durable: later messages still reach this coordinator, and the
+    /// results of these batches are delivered again. True when the run was
+    /// never created (the coordinator stops).
+    async fn failed(
+        &mut self,
+        flight: Flight,
+        inflight: &mut VecDeque<Flight>,
+        error: &str,
+    ) -> bool {
+        let mut unapplied = flight.acks;
+        let mut never_created = flight.creates;
+        for f in inflight.drain(..) {
+            unapplied.extend(f.acks);
+            never_created |= f.creates;
+        }
+        if never_created {
+            tracing::error!(run = %self.record.id, error = %error, "commit failed; the run was not created");
+            self.inner.forget_run(&self.record.id);
+            return true;
+        }
+        tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database");
+        self.reload(&unapplied).await;
+        false
     }
 
     /// After a failed commit: releases the leases of the tasks whose results

@@ -23,6 +23,8 @@ pub struct Run {
     pub st: RunState,
     pub log: Vec<Event>,
     pub now: i64,
+    /// Events per step ([`machine::apply_bounded`]); unbounded by default.
+    pub budget: usize,
 }
 
 impl Run {
@@ -32,6 +34,7 @@ impl Run {
             st: RunState::new("run_test"),
             log: Vec::new(),
             now: 1_000,
+            budget: usize::MAX,
         }
     }
 
@@ -40,7 +43,7 @@ impl Run {
         // A snapshot taken before the step, serialized as it is stored.
         let snapshot: RunState =
             serde_json::from_value(serde_json::to_value(&self.st).unwrap()).unwrap();
-        let step = machine::apply(&mut self.st, &self.g, input, self.now);
+        let step = machine::apply_bounded(&mut self.st, &self.g, input, self.now, self.budget);
         let mut from_snapshot = snapshot;
         for e in &step.events {
             from_snapshot.apply_event(&self.g, e);
