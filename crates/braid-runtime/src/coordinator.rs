@@ -84,6 +84,16 @@ const MAX_IN_FLIGHT: usize = 4;
 /// while the next is computed.
 const STEP_EVENTS: usize = 8192;
 
+/// `to.extend(from)`, moving `from` when `to` is empty (a step can hold
+/// thousands of events: no second buffer, no copy).
+fn append<T>(to: &mut Vec<T>, mut from: Vec<T>) {
+    if to.is_empty() {
+        *to = from;
+    } else {
+        to.append(&mut from);
+    }
+}
+
 /// Waits for the oldest batch in flight (never, when there is none).
 async fn oldest(inflight: &mut VecDeque<Flight>) -> crate::committer::Outcome {
     match inflight.front_mut() {
@@ -210,8 +220,9 @@ impl Coordinator {
                 let step =
                     machine::apply_bounded(&mut self.state, &self.graph, input, now, STEP_EVENTS);
                 more |= step.more;
-                events.extend(step.events);
-                commands.extend(step.commands);
+                // Usually one input per batch: move its events, do not copy them.
+                append(&mut events, step.events);
+                append(&mut commands, step.commands);
             }
             if !lingering || !commands.is_empty() {
                 break;

@@ -92,7 +92,10 @@ impl Batch {
             match op {
                 WriteOp::CreateRun(r) => b.runs.push(RunOp::Create(r)),
                 WriteOp::UpdateRun(r) => b.runs.push(RunOp::Update(r)),
+                // Usually one of each per commit: moved, not copied.
+                WriteOp::AppendEvents(e) if b.events.is_empty() => b.events = e,
                 WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
+                WriteOp::UpsertTokens(t) if b.tokens.is_empty() => b.tokens = t,
                 WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
                 // Consecutive enqueues and acks are merged into one statement each.
                 WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
