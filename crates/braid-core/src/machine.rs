@@ -589,7 +589,9 @@ impl<'a> Machine<'a> {
                     return;
                 }
                 if self.step.events.len() >= self.budget {
-                    // The rest stays pending in the state until Continue.
+                    // The rest stays pending in the state until Continue;
+                    // sets settled by this step's input fire now.
+                    self.check_joins();
                     self.ready.clear();
                     self.step.more = true;
                     return;

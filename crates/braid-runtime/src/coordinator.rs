@@ -55,6 +55,8 @@ pub(crate) struct Coordinator {
     pub(crate) snapshot_every: u64,
     /// Tasks of the current batch handed to workers after the commit.
     pub(crate) direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
+    /// This coordinator's entry in the live runs (set when spawned).
+    pub(crate) generation: u64,
 }
 
 /// A batch submitted to the committer and not yet durable, with what is
@@ -68,6 +70,9 @@ struct Flight {
     direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
     /// Tasks acked in this batch (their leases go back if it fails).
     acks: Vec<String>,
+    /// The batch's other inputs that nobody would send again (a timeout, a
+    /// cancel, a child's start): applied again if the batch fails.
+    inputs: Vec<Input>,
     ended: bool,
     wake_executor: bool,
     /// The batch creates the run's row.
@@ -113,8 +118,10 @@ impl Coordinator {
         let mut closed = false;
         loop {
             let may_apply = !ending && inflight.len() < MAX_IN_FLIGHT;
-            if may_apply && more {
-                batch.push(Msg::Input(Input::Continue, None));
+            if may_apply && (more || !batch.is_empty()) {
+                if more {
+                    batch.push(Msg::Input(Input::Continue, None));
+                }
                 while batch.len() < 4096 {
                     match rx.try_recv() {
                         Ok(m) => batch.push(m),
@@ -140,9 +147,10 @@ impl Coordinator {
                                 }
                             }
                             Err(e) => {
-                                if self.failed(flight, &mut inflight, &e).await {
+                                let Some(again) = self.failed(flight, &mut inflight, &e).await else {
                                     return;
-                                }
+                                };
+                                batch.extend(again.into_iter().map(|i| Msg::Input(i, None)));
                                 ending = false;
                                 more = machine::has_pending(&self.state);
                             }
@@ -157,10 +165,13 @@ impl Coordinator {
                     }
                 }
             }
-            let flight = self.apply(&mut batch, &mut rx, &mut inflight).await;
-            more = flight.1;
-            ending = flight.0.ended;
-            inflight.push_back(flight.0);
+            let (flight, left) = self.apply(&mut batch, &mut rx, &mut inflight).await;
+            more = left;
+            let Some(flight) = flight else {
+                continue; // nothing changed: nothing to write
+            };
+            ending = flight.ended;
+            inflight.push_back(flight);
             if more {
                 // Let the committer take this slice before the next is
                 // computed: woken from this task, it would otherwise wait in
@@ -171,18 +182,20 @@ impl Coordinator {
     }
 
     /// Applies `batch` (and, for a lone retry start, what comes within
-    /// [`LINGER`]), submits the writes and returns them in flight, with
-    /// whether the core left tokens pending.
+    /// [`LINGER`]), submits the writes and returns them in flight (none when
+    /// nothing changed: a duplicate or stale input), with whether the core
+    /// left tokens pending.
     async fn apply(
         &mut self,
         batch: &mut Vec<Msg>,
         rx: &mut mpsc::UnboundedReceiver<Msg>,
         inflight: &mut VecDeque<Flight>,
-    ) -> (Flight, bool) {
+    ) -> (Option<Flight>, bool) {
         let mut events: Vec<Event> = Vec::new();
         let mut commands = Vec::new();
         let mut acks = Vec::new();
         let mut replies = Vec::new();
+        let mut inputs = Vec::new();
         // This batch is written with or after the one before it.
         let mut after: Vec<Ticket> = inflight.back().map(|f| f.ticket).into_iter().collect();
         let mut more = false;
@@ -198,6 +211,13 @@ impl Coordinator {
                 let input = match msg {
                     Msg::Input(input, reply) => {
                         lingering &= reply.is_none() && matches!(input, Input::TaskStarted { .. });
+                        // Whoever waits for a reply is told of a failure and
+                        // may try again; the rest would be lost with it.
+                        if reply.is_none()
+                            && !matches!(input, Input::Start { .. } | Input::Continue)
+                        {
+                            inputs.push(input.clone());
+                        }
                         replies.extend(reply);
                         input
                     }
@@ -231,6 +251,14 @@ impl Coordinator {
                 Ok(n) if n > 0 => continue,
                 _ => break,
             }
+        }
+        if events.is_empty()
+            && commands.is_empty()
+            && acks.is_empty()
+            && replies.is_empty()
+            && !self.create
+        {
+            return (None, more);
         }
         let ended = commands.iter().any(|c| matches!(c, Command::RunEnded));
         // Not in the middle of a burst of pure steps: its slices follow one
@@ -290,11 +318,12 @@ impl Coordinator {
             commands,
             direct: std::mem::take(&mut self.direct),
             acks,
+            inputs,
             ended,
             wake_executor,
             creates,
         };
-        (flight, more)
+        (Some(flight), more)
     }
 
     /// A batch is durable: act on it. True when the run has ended.
@@ -327,7 +356,11 @@ impl Coordinator {
             self.inner.executor.notify();
         }
         if flight.ended {
-            self.inner.run_ended(&self.record.id);
+            // The parent was told when this end was submitted; should that
+            // message have been lost with a failed batch of the parent, this
+            // one (a duplicate otherwise, a no-op) still reaches it.
+            self.notify_parent_durable();
+            self.inner.run_ended(&self.record.id, self.generation);
         }
         flight.ended
     }
@@ -336,28 +369,32 @@ impl Coordinator {
     /// depend on it) is durable, and nobody was answered; handed-over
     /// tasks were not inserted (their slots go back). Goes on from what is
     /// durable: later messages still reach this coordinator, and the
-    /// results of these batches are delivered again. True when the run was
-    /// never created (the coordinator stops).
+    /// results of these batches are delivered again; their other plain
+    /// inputs are returned, to be applied again to the reloaded state
+    /// (inputs that depended on another run's commit are sent again by that
+    /// run). `None` when the run was never created (the coordinator stops).
     async fn failed(
         &mut self,
         flight: Flight,
         inflight: &mut VecDeque<Flight>,
         error: &str,
-    ) -> bool {
+    ) -> Option<Vec<Input>> {
         let mut unapplied = flight.acks;
+        let mut again = flight.inputs;
         let mut never_created = flight.creates;
         for f in inflight.drain(..) {
             unapplied.extend(f.acks);
+            again.extend(f.inputs);
             never_created |= f.creates;
         }
         if never_created {
             tracing::error!(run = %self.record.id, error = %error, "commit failed; the run was not created");
-            self.inner.forget_run(&self.record.id);
-            return true;
+            self.inner.forget_run(&self.record.id, self.generation);
+            return None;
         }
         tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database");
         self.reload(&unapplied).await;
-        false
+        Some(again)
     }
 
     /// After a failed commit: releases the leases of the tasks whose results
@@ -425,6 +462,15 @@ impl Coordinator {
     /// the parent's commit is written only with it or after it. Should that
     /// commit fail, the child reloads, ends again and tells again.
     fn notify_parent(&self, ticket: Ticket) {
+        self.tell_parent(|input| Msg::After(input, ticket));
+    }
+
+    /// [`Coordinator::notify_parent`] once the end is durable.
+    fn notify_parent_durable(&self) {
+        self.tell_parent(|input| Msg::Input(input, None));
+    }
+
+    fn tell_parent(&self, msg: impl FnOnce(Input) -> Msg) {
         let (Some(parent), Some(token)) =
             (&self.record.parent_run_id, &self.record.parent_token_id)
         else {
@@ -433,14 +479,11 @@ impl Coordinator {
         if let Some(outcome) = crate::child_outcome(&self.record) {
             self.inner.send(
                 parent,
-                Msg::After(
-                    Input::ChildFinished {
-                        token: token.clone(),
-                        child_run_id: self.record.id.clone(),
-                        outcome,
-                    },
-                    ticket,
-                ),
+                msg(Input::ChildFinished {
+                    token: token.clone(),
+                    child_run_id: self.record.id.clone(),
+                    outcome,
+                }),
             );
         }
     }

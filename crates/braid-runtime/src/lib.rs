@@ -172,7 +172,10 @@ pub(crate) struct Inner {
     pub(crate) committer: Committer,
     pub(crate) executor: Executor,
     graphs: Mutex<HashMap<String, Arc<Graph>>>,
-    runs: Mutex<HashMap<String, mpsc::UnboundedSender<Msg>>>,
+    /// Live runs: run id → (the coordinator's generation, its inbox).
+    runs: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<Msg>)>>,
+    /// The next coordinator generation.
+    generations: std::sync::atomic::AtomicU64,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     events: broadcast::Sender<Published>,
     settings: Mutex<HashMap<String, u64>>,
@@ -201,6 +204,7 @@ impl Engine {
             executor,
             graphs: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
+            generations: std::sync::atomic::AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
             events,
             settings: Mutex::new(HashMap::new()),
@@ -347,7 +351,8 @@ impl Engine {
         let every = self.inner.snapshot_every(project_id).await;
         let tx = self
             .inner
-            .spawn_run(&run_id, &def, graph, limits, None, every);
+            .spawn_run(&run_id, &def, graph, limits, None, every)
+            .ok_or(Error::ShuttingDown)?;
         let (reply, done) = oneshot::channel();
         tx.send(Msg::Input(
             Input::Start {
@@ -374,7 +379,7 @@ impl Engine {
             .lock()
             .expect("runs lock")
             .get(run_id)
-            .cloned();
+            .map(|(_, tx)| tx.clone());
         if let Some(tx) = tx {
             let (reply, done) = oneshot::channel();
             if tx
@@ -429,7 +434,7 @@ impl Engine {
             .lock()
             .expect("runs lock")
             .values()
-            .cloned()
+            .map(|(_, tx)| tx.clone())
             .collect();
         let mut pending = Vec::with_capacity(runs.len());
         for tx in runs {
@@ -471,8 +476,9 @@ impl Engine {
                 since_snapshot: 0,
                 snapshot_every: self.inner.snapshot_every(&parent_project).await,
                 direct: Vec::new(),
+                generation: 0,
             };
-            self.inner.spawn_coordinator(&run_id, coordinator);
+            self.inner.spawn_coordinator(&run_id, coordinator, true);
             for call in children {
                 tokio::spawn(self.inner.clone().start_child(parent.clone(), call, None));
             }
@@ -559,9 +565,11 @@ impl Inner {
         def: &braid_store::StoredDef,
         graph: Arc<Graph>,
         limits: Limits,
-        parent: Option<(&RunRecord, &str)>,
+        // (parent run, parent token, whether this start replaces a live one)
+        parent: Option<(&RunRecord, &str, bool)>,
         snapshot_every: u64,
-    ) -> mpsc::UnboundedSender<Msg> {
+    ) -> Option<mpsc::UnboundedSender<Msg>> {
+        let replace = parent.is_none_or(|(_, _, replace)| replace);
         let record = RunRecord {
             id: run_id.to_string(),
             project_id: def.project_id.clone(),
@@ -574,9 +582,9 @@ impl Inner {
             error: None,
             usage: Value::Null,
             limits: serde_json::to_value(limits).unwrap_or_default(),
-            parent_run_id: parent.map(|(p, _)| p.id.clone()),
-            parent_token_id: parent.map(|(_, t)| t.to_string()),
-            depth: parent.map(|(p, _)| p.depth + 1).unwrap_or(0),
+            parent_run_id: parent.map(|(p, _, _)| p.id.clone()),
+            parent_token_id: parent.map(|(_, t, _)| t.to_string()),
+            depth: parent.map(|(p, _, _)| p.depth + 1).unwrap_or(0),
             last_seq: 0,
             created_at: self.clock.now_ms(),
             started_at: None,
@@ -591,12 +599,13 @@ impl Inner {
             since_snapshot: 0,
             snapshot_every,
             direct: Vec::new(),
+            generation: 0,
         };
-        let tx = self.spawn_coordinator(run_id, coordinator);
+        let tx = self.spawn_coordinator(run_id, coordinator, replace)?;
         if let Some(ms) = limits.timeout_ms {
             self.arm_timeout(run_id, ms);
         }
-        tx
+        Some(tx)
     }
 
     /// Starts the child run of a `workflow_call` attempt and tells the parent.
@@ -739,14 +748,16 @@ impl Inner {
             return; // the parent is gone: nobody waits for this child
         }
         let limits = graph.limits;
-        let tx = self.spawn_run(
+        let Some(tx) = self.spawn_run(
             &call.child_run_id,
             &def,
             graph,
             limits,
-            Some((&parent, &call.token)),
+            Some((&parent, &call.token, after.is_none())),
             every,
-        );
+        ) else {
+            return; // already live here, started again after a reload
+        };
         let start = Input::Start {
             input: call.input.clone(),
             limits,
@@ -833,18 +844,29 @@ impl Inner {
         );
     }
 
+    /// Spawns the coordinator of `run_id`. With `replace` false, a run
+    /// already live here keeps its coordinator and nothing is spawned
+    /// (`None`): a child started before its parent's dispatch was durable
+    /// never displaces the start issued after the parent reloaded.
     fn spawn_coordinator(
         self: &Arc<Self>,
         run_id: &str,
-        c: Coordinator,
-    ) -> mpsc::UnboundedSender<Msg> {
+        mut c: Coordinator,
+        replace: bool,
+    ) -> Option<mpsc::UnboundedSender<Msg>> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.runs
-            .lock()
-            .expect("runs lock")
-            .insert(run_id.to_string(), tx.clone());
+        {
+            let mut runs = self.runs.lock().expect("runs lock");
+            if !replace && runs.contains_key(run_id) {
+                return None;
+            }
+            c.generation = self
+                .generations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            runs.insert(run_id.to_string(), (c.generation, tx.clone()));
+        }
         tokio::spawn(c.run(rx));
-        tx
+        Some(tx)
     }
 
     fn arm_timeout(self: &Arc<Self>, run_id: &str, ms: u64) {
@@ -860,16 +882,26 @@ impl Inner {
 
     /// Delivers a message to a live run's coordinator; false if the run is not live here.
     pub(crate) fn send(&self, run_id: &str, msg: Msg) -> bool {
-        let tx = self.runs.lock().expect("runs lock").get(run_id).cloned();
+        let tx = self
+            .runs
+            .lock()
+            .expect("runs lock")
+            .get(run_id)
+            .map(|(_, tx)| tx.clone());
         tx.is_some_and(|tx| tx.send(msg).is_ok())
     }
 
-    pub(crate) fn forget_run(&self, run_id: &str) {
-        self.runs.lock().expect("runs lock").remove(run_id);
+    /// Removes the live entry of `run_id` if it is still that of the
+    /// coordinator `generation` (another start may have replaced it).
+    pub(crate) fn forget_run(&self, run_id: &str, generation: u64) {
+        let mut runs = self.runs.lock().expect("runs lock");
+        if runs.get(run_id).is_some_and(|(g, _)| *g == generation) {
+            runs.remove(run_id);
+        }
     }
 
-    pub(crate) fn run_ended(&self, run_id: &str) {
-        self.forget_run(run_id);
+    pub(crate) fn run_ended(&self, run_id: &str, generation: u64) {
+        self.forget_run(run_id, generation);
         if let Some(ws) = self.waiters.lock().expect("waiters lock").remove(run_id) {
             for w in ws {
                 let _ = w.send(());

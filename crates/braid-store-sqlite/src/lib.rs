@@ -218,7 +218,10 @@ impl DefinitionStore for SqliteStore {
         now: Millis,
     ) -> Result<SaveOutcome> {
         let mut w = self.writer.lock().await;
-        defs::save_bundle(&mut w, project_id, bundle, now).await
+        let saved = defs::save_bundle(&mut w, project_id, bundle, now).await?;
+        // A version is one row per node, transition, action …: a few pages.
+        self.written.wrote(16 * 4096);
+        Ok(saved)
     }
 
     async fn get_def(
@@ -349,7 +352,11 @@ impl RunStore for SqliteStore {
 impl ArtifactStore for SqliteStore {
     async fn put_artifact(&self, artifact: &ArtifactRecord) -> Result<String> {
         let mut w = self.writer.lock().await;
-        artifacts::put_artifact(&mut w, artifact).await
+        let id = artifacts::put_artifact(&mut w, artifact).await?;
+        // Artifacts can be large: they count towards the next checkpoint.
+        self.written
+            .wrote(artifact.content.to_string().len() as u64 + 512);
+        Ok(id)
     }
 
     async fn get_artifact(&self, id: &str) -> Result<Option<ArtifactRecord>> {
