@@ -1011,6 +1011,19 @@ async fn sql_count(db: &Path, query: &str) -> i64 {
     n
 }
 
+/// Waits (polling the server's log) until a commit of run `id` failed.
+async fn until_commit_failed(server: &Braid, id: &str, deadline: Duration, what: &str) {
+    let end = Instant::now() + deadline;
+    while !server
+        .log()
+        .lines()
+        .any(|l| l.contains("commit failed") && l.contains(id))
+    {
+        assert!(Instant::now() < end, "{what}:\n{}", server.log());
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// A commit that fails (here: injected with a trigger; in production a disk
 /// error, a lock held past the busy timeout …) pauses the run "until
 /// restart". Results of the run's other in-flight calls then reach a run
@@ -1237,19 +1250,13 @@ async fn a_parent_never_records_the_end_of_a_child_whose_final_commit_failed() {
     let id = api.start_run("outer", json!({})).await;
     // The parent's commit that applies the child's end fails with it: in
     // the same transaction, or refused as depending on a failed write.
-    let end = Instant::now() + Duration::from_secs(10);
-    while !server
-        .log()
-        .lines()
-        .any(|l| l.contains("commit failed") && l.contains(&id))
-    {
-        assert!(
-            Instant::now() < end,
-            "the parent's commit never failed:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    until_commit_failed(
+        &server,
+        &id,
+        Duration::from_secs(10),
+        "the parent's commit never failed",
+    )
+    .await;
     let recorded = sql_count(
         &db,
         &format!(
@@ -1302,19 +1309,13 @@ async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
     )
     .await;
     let id = api.start_run("burst", json!({ "n": N })).await;
-    let end = Instant::now() + Duration::from_secs(60);
-    while !server
-        .log()
-        .lines()
-        .any(|l| l.contains("commit failed") && l.contains(&id))
-    {
-        assert!(
-            Instant::now() < end,
-            "the second slice was never tried:\n{}",
-            server.log()
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    until_commit_failed(
+        &server,
+        &id,
+        Duration::from_secs(60),
+        "the second slice was never tried",
+    )
+    .await;
     server.kill();
     let written = sql_count(
         &db,
