@@ -1284,31 +1284,27 @@ async fn a_parent_never_records_the_end_of_a_child_whose_final_commit_failed() {
     assert_eq!(count(&child_events, "workflow_completed", None), 1);
 }
 
-/// A burst of pure steps (here a fan-out of 2,000 `update_context`
-/// branches, about 14,000 events) reaches the store in slices of at most
-/// about 8,192 events, each written while the next is computed. When the
-/// process dies after a slice is durable, the tokens the next slice would
-/// have started are `pending` in the database: recovery starts them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
-    const N: u64 = 2_000;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("braid.db");
-    let mut server = Braid::start(&db, &[]).await;
+/// The fan-out of `burst_run`: 2,000 pure branches, about 14,000 events.
+const BURST: u64 = 2_000;
+
+/// Starts a server on a fresh database, saves the burst workflow, makes
+/// every commit past event 9,000 fail (the first slice is written, the next
+/// ones are not) and starts the run; returns once a later slice failed.
+async fn burst_run(db: &Path) -> (Braid, String) {
+    let server = Braid::start(db, &[]).await;
     let api = server.api();
     api.save(
         "name: burst\ninitial_node: fan\nnodes:\n  - { ref: fan, action: { kind: update_context } }\n  - { ref: branch, action: { kind: update_context, updates: [ { path: state.i, expr: \"_branch.index\" } ] } }\n  - { ref: join, fan_in: all, joins: fan, merge: { source: i, target: state.is, strategy: append }, action: { kind: update_context, updates: [ { path: output.count, expr: \"state.is.size()\" } ] } }\ntransitions:\n  - { from: fan, to: branch, spawn_count: \"input.n\" }\n  - { from: branch, to: join }\n"
             .to_string(),
     )
     .await;
-    // The first slice is written; every later one fails.
     sql(
-        &db,
+        db,
         "CREATE TRIGGER inject_commit_failure BEFORE INSERT ON events WHEN NEW.seq > 9000
          BEGIN SELECT RAISE(ABORT, 'injected commit failure'); END",
     )
     .await;
-    let id = api.start_run("burst", json!({ "n": N })).await;
+    let id = api.start_run("burst", json!({ "n": BURST })).await;
     until_commit_failed(
         &server,
         &id,
@@ -1316,6 +1312,45 @@ async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
         "the second slice was never tried",
     )
     .await;
+    (server, id)
+}
+
+/// Once the burst's run has ended: every branch merged exactly once and the
+/// log is whole.
+async fn check_burst(api: &Api, server: &Braid, id: &str) {
+    api.until_all_ended("burst", RECOVERY_DEADLINE, server)
+        .await;
+    let run = api.get(&format!("/api/runs/{id}")).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["context"]["output"], json!({ "count": BURST }));
+    let sum: u64 = run["context"]["state"]["is"]
+        .as_array()
+        .expect("state.is")
+        .iter()
+        .map(|v| v.as_u64().expect("an index"))
+        .sum();
+    assert_eq!(
+        sum,
+        BURST * (BURST - 1) / 2,
+        "every branch merged exactly once"
+    );
+    let events = check_event_log(api, id).await;
+    assert_eq!(
+        count(&events, "node_completed", Some("branch")),
+        BURST as usize
+    );
+}
+
+/// A burst of pure steps (here a fan-out of 2,000 `update_context`
+/// branches, about 14,000 events) reaches the store in slices of at most
+/// about 8,192 events, each written while the next is computed. When the
+/// process dies after a slice is durable, the tokens the next slice would
+/// have started are `pending` in the database: recovery starts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("braid.db");
+    let (mut server, id) = burst_run(&db).await;
     server.kill();
     let written = sql_count(
         &db,
@@ -1336,19 +1371,17 @@ async fn a_burst_cut_into_slices_goes_on_after_a_restart() {
     sql(&db, "DROP TRIGGER inject_commit_failure").await;
 
     let server = Braid::start(&db, &[]).await;
-    let api = server.api();
-    api.until_all_ended("burst", RECOVERY_DEADLINE, &server)
-        .await;
-    let run = api.get(&format!("/api/runs/{id}")).await;
-    assert_eq!(run["status"], "completed", "{run:#}");
-    assert_eq!(run["context"]["output"], json!({ "count": N }));
-    let sum: u64 = run["context"]["state"]["is"]
-        .as_array()
-        .expect("state.is")
-        .iter()
-        .map(|v| v.as_u64().expect("an index"))
-        .sum();
-    assert_eq!(sum, N * (N - 1) / 2, "every branch merged exactly once");
-    let events = check_event_log(&api, &id).await;
-    assert_eq!(count(&events, "node_completed", Some("branch")), N as usize);
+    check_burst(&server.api(), &server, &id).await;
+}
+
+/// The same failure without a restart: the coordinator reloads the durable
+/// prefix, sees tokens still pending and computes the failed slices again
+/// until the store takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_slice_is_computed_again_after_the_reload() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("braid.db");
+    let (server, id) = burst_run(&db).await;
+    sql(&db, "DROP TRIGGER inject_commit_failure").await;
+    check_burst(&server.api(), &server, &id).await;
 }
