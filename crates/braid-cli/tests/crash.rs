@@ -387,6 +387,29 @@ fn count(events: &[Value], kind: &str, node: Option<&str>) -> usize {
 
 /// prepare → 3 × judge (LLM) → tally (join `all`, `append`) → store (one
 /// artifact) → output.
+/// Saves the panel (its model profile with `profile_extra`) and starts
+/// cases `0..n`: `(run id, case)`.
+async fn start_panels(api: &Api, llm_url: &str, profile_extra: &str, n: u64) -> Vec<(String, u64)> {
+    api.save(panel(llm_url, profile_extra)).await;
+    let mut runs = Vec::new();
+    for c in 0..n {
+        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
+    }
+    runs
+}
+
+/// Starts a server on `db` again, waits until every panel run ended and
+/// checks each one.
+async fn restart_and_check_panels(db: &Path, runs: &[(String, u64)]) {
+    let server = Braid::start(db, &[]).await;
+    let api = server.api();
+    api.until_all_ended("crash_panel", RECOVERY_DEADLINE, &server)
+        .await;
+    for (id, c) in runs {
+        check_panel_run(&api, id, *c).await;
+    }
+}
+
 fn panel(llm_url: &str, profile_extra: &str) -> String {
     let profile = braid_testkit::openai_profile(llm_url, profile_extra);
     format!(
@@ -673,11 +696,7 @@ async fn crash_case(case: &CrashCase) {
     // The default lease (30 s): recovery must not wait for it.
     let mut server = Braid::start(&db, &[]).await;
     let api = server.api();
-    api.save(panel(&llm.url, ", max_concurrency: 8")).await;
-    let mut runs = Vec::new();
-    for c in 0..RUNS {
-        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
-    }
+    let runs = start_panels(&api, &llm.url, ", max_concurrency: 8", RUNS).await;
     let started = Instant::now();
 
     // First kill.
@@ -873,11 +892,7 @@ async fn sigterm_lets_in_flight_calls_finish_and_keeps_their_results() {
     let db = dir.path().join("braid.db");
     let mut server = Braid::start(&db, &["--shutdown-grace-s", "10"]).await;
     let api = server.api();
-    api.save(panel(&llm.url, "")).await;
-    let mut runs = Vec::new();
-    for c in 0..N {
-        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
-    }
+    let runs = start_panels(&api, &llm.url, "", N).await;
     let calls = (N * JUDGES) as usize;
     llm.until(|s| s.inflight.load(Ordering::SeqCst) == calls)
         .await;
@@ -898,13 +913,7 @@ async fn sigterm_lets_in_flight_calls_finish_and_keeps_their_results() {
     assert_eq!(llm.state.inflight.load(Ordering::SeqCst), 0);
     assert_eq!(llm.requests().len(), calls);
 
-    let server = Braid::start(&db, &[]).await;
-    let api = server.api();
-    api.until_all_ended("crash_panel", RECOVERY_DEADLINE, &server)
-        .await;
-    for (id, c) in &runs {
-        check_panel_run(&api, id, *c).await;
-    }
+    restart_and_check_panels(&db, &runs).await;
     let per_prompt = calls_per_prompt(&llm);
     assert_eq!(per_prompt.len(), calls);
     assert!(
@@ -944,11 +953,7 @@ async fn sigterm_past_the_grace_period_exits_and_the_calls_run_again() {
     let db = dir.path().join("braid.db");
     let mut server = Braid::start(&db, &["--shutdown-grace-s", "1"]).await;
     let api = server.api();
-    api.save(panel(&llm.url, "")).await;
-    let mut runs = Vec::new();
-    for c in 0..N {
-        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
-    }
+    let runs = start_panels(&api, &llm.url, "", N).await;
     let calls = (N * JUDGES) as usize;
     llm.until(|s| s.inflight.load(Ordering::SeqCst) == calls)
         .await;
@@ -966,13 +971,7 @@ async fn sigterm_past_the_grace_period_exits_and_the_calls_run_again() {
     llm.until(|s| s.aborted.load(Ordering::SeqCst) == calls)
         .await;
 
-    let server = Braid::start(&db, &[]).await;
-    let api = server.api();
-    api.until_all_ended("crash_panel", RECOVERY_DEADLINE, &server)
-        .await;
-    for (id, c) in &runs {
-        check_panel_run(&api, id, *c).await;
-    }
+    restart_and_check_panels(&db, &runs).await;
     let per_prompt = calls_per_prompt(&llm);
     assert_eq!(per_prompt.len(), calls);
     assert!(
@@ -1100,11 +1099,7 @@ async fn sigterm_does_not_start_calls_waiting_for_a_provider_slot() {
     let db = dir.path().join("braid.db");
     let mut server = Braid::start(&db, &["--shutdown-grace-s", "20"]).await;
     let api = server.api();
-    api.save(panel(&llm.url, ", max_concurrency: 4")).await;
-    let mut runs = Vec::new();
-    for c in 0..N {
-        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
-    }
+    let runs = start_panels(&api, &llm.url, ", max_concurrency: 4", N).await;
     llm.until(|s| s.inflight.load(Ordering::SeqCst) == 4).await;
     let before = llm.requests().len();
     let (status, took) = server.terminate(Duration::from_secs(20)).await;
@@ -1121,13 +1116,7 @@ async fn sigterm_does_not_start_calls_waiting_for_a_provider_slot() {
         "the drain started {} new LLM calls (took {took:?})",
         after - before
     );
-    let server = Braid::start(&db, &[]).await;
-    let api = server.api();
-    api.until_all_ended("crash_panel", RECOVERY_DEADLINE, &server)
-        .await;
-    for (id, c) in &runs {
-        check_panel_run(&api, id, *c).await;
-    }
+    restart_and_check_panels(&db, &runs).await;
 }
 
 /// Two `braid serve` processes on one SQLite file (a second server started by
@@ -1141,11 +1130,7 @@ async fn a_second_server_on_the_same_file_is_refused() {
     let db = dir.path().join("braid.db");
     let first = Braid::start(&db, &[]).await;
     let api = first.api();
-    api.save(panel(&llm.url, "")).await;
-    let mut runs = Vec::new();
-    for c in 0..RUNS {
-        runs.push((api.start_run("crash_panel", json!({ "case": c })).await, c));
-    }
+    let runs = start_panels(&api, &llm.url, "", RUNS).await;
     llm.until(|s| s.inflight.load(Ordering::SeqCst) >= 10).await;
     // A second process on the same file.
     let mut child = spawn_serve(&db, &[]);

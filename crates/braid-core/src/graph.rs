@@ -611,6 +611,10 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
                         v.err(k, aref, "version", "versions start at 1");
                         None
                     }
+                    Some(FromContextOr::Value(n)) if i64::try_from(*n).is_err() => {
+                        v.err(k, aref, "version", "no workflow has that many versions");
+                        None
+                    }
                     _ => None,
                 };
                 Some(CAction::WorkflowCall {
@@ -1093,7 +1097,8 @@ fn static_sibling_count(out: &[CTransition], fan_out: FanOut) -> Option<u64> {
             if groups.len() != 1 || out.iter().any(|t| t.condition.is_some()) {
                 return None;
             }
-            out.iter().map(count).sum()
+            // Unknown past u64: a count that large is refused at run time.
+            out.iter().try_fold(0u64, |a, t| a.checked_add(count(t)?))
         }
     }
 }

@@ -414,15 +414,7 @@ impl<'a> Machine<'a> {
                 };
                 let t = &self.st.tokens[i];
                 if t.status == TokenStatus::RetryWait && t.attempt == attempt {
-                    let action = self.g.nodes[t.node].action_ref.clone();
-                    self.emit(
-                        Some(i),
-                        EventBody::NodeStarted {
-                            attempt,
-                            action,
-                            input_digest: String::new(),
-                        },
-                    );
+                    self.node_started(i, attempt, String::new());
                 }
             }
             Input::TaskResult {
@@ -497,17 +489,7 @@ impl<'a> Machine<'a> {
                 };
                 let t = &self.st.tokens[i];
                 match t.status {
-                    TokenStatus::RetryWait => {
-                        let action = self.node(i).action_ref.clone();
-                        self.emit(
-                            Some(i),
-                            EventBody::NodeStarted {
-                                attempt,
-                                action,
-                                input_digest: String::new(),
-                            },
-                        );
-                    }
+                    TokenStatus::RetryWait => self.node_started(i, attempt, String::new()),
                     TokenStatus::Running => {}
                     _ => return,
                 }
@@ -659,14 +641,7 @@ impl<'a> Machine<'a> {
             return self.arrive(i, join.joins);
         }
         if node.action.is_pure() {
-            self.emit(
-                Some(i),
-                EventBody::NodeStarted {
-                    attempt: 1,
-                    action: node.action_ref.clone(),
-                    input_digest: String::new(),
-                },
-            );
+            self.node_started(i, 1, String::new());
             match self.update_context(i) {
                 Ok(result) => self.succeed(i, 1, result, None, 0),
                 Err(error) => self.fail_node(i, Failure { error, attempt: 1 }),
@@ -985,21 +960,26 @@ impl<'a> Machine<'a> {
         self.ready.push_back(continuation);
     }
 
+    /// `node_started` for attempt `attempt` of token `i`'s node.
+    fn node_started(&mut self, i: usize, attempt: u32, input_digest: String) {
+        let action = self.node(i).action_ref.clone();
+        self.emit(
+            Some(i),
+            EventBody::NodeStarted {
+                attempt,
+                action,
+                input_digest,
+            },
+        );
+    }
+
     /// Resolves the invocation of a non-pure action and queues it.
     fn dispatch(&mut self, i: usize, attempt: u32, not_before: Millis) {
         let work = match self.resolve_payload(i) {
             Ok(w) => w,
             Err(error) => {
                 if attempt == 1 {
-                    let action = self.node(i).action_ref.clone();
-                    self.emit(
-                        Some(i),
-                        EventBody::NodeStarted {
-                            attempt,
-                            action,
-                            input_digest: String::new(),
-                        },
-                    );
+                    self.node_started(i, attempt, String::new());
                 }
                 return self.fail_node(i, Failure { error, attempt });
             }
@@ -1010,14 +990,7 @@ impl<'a> Machine<'a> {
                 Work::Task(p) => digest(p),
                 Work::Child { input, .. } => digest(input),
             };
-            self.emit(
-                Some(i),
-                EventBody::NodeStarted {
-                    attempt,
-                    action: node.action_ref.clone(),
-                    input_digest,
-                },
-            );
+            self.node_started(i, attempt, input_digest);
         }
         let token = self.st.tokens[i].id.clone();
         match work {
@@ -1377,7 +1350,9 @@ impl<'a> Machine<'a> {
         error.retryable = policy.retries(&error.code);
         if error.retryable && attempt < policy.max_attempts {
             let delay_ms = policy.delay_ms(attempt, self.jitter(i, attempt), retry_after_ms);
-            let not_before = self.now.saturating_add(delay_ms as i64);
+            let not_before = self
+                .now
+                .saturating_add(i64::try_from(delay_ms).unwrap_or(i64::MAX));
             self.emit(
                 Some(i),
                 EventBody::NodeRetrying {
@@ -1548,12 +1523,14 @@ impl<'a> Machine<'a> {
                 }
             }
         }
-        let total: u64 = plan.iter().map(|p| p.1).sum();
+        // Saturating: `spawn_count: 18446744073709551615` is over any limit,
+        // not a wrapped sum.
+        let total = plan.iter().fold(0u64, |a, p| a.saturating_add(p.1));
         let max = self
             .limits
             .max_run_tokens
             .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
-        if self.st.tokens.len() as u64 + total > max {
+        if (self.st.tokens.len() as u64).saturating_add(total) > max {
             return self.fail_run(ErrorInfo::new(
                 "TOKEN_LIMIT",
                 format!(
@@ -1605,7 +1582,7 @@ impl<'a> Machine<'a> {
         }
         if total == 0
             && let (Some(set_id), Some(join_node)) =
-                (set_id, self.g.joined_by[node_index(self.g, node)])
+                (set_id, self.g.joined_by[self.st.tokens[i].node])
         {
             self.fire_empty(i, set_id, join_node);
         }
@@ -1935,10 +1912,6 @@ impl TokenView<'_> {
         }
         false
     }
-}
-
-fn node_index(g: &Graph, node: &CNode) -> usize {
-    g.index[&node.ref_]
 }
 
 fn describe(violations: &[braid_expr::SchemaViolation]) -> String {

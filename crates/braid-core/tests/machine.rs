@@ -357,11 +357,23 @@ transitions:
 
 #[test]
 fn run_timeout_fails_the_run_and_is_not_routable() {
-    let mut run = Run::new(LLM);
+    // A failure transition that takes any error: a routable timeout would
+    // reach `broken`.
+    let yaml = LLM.replace(
+        r#"on: failure, condition: "state._last_error.code == 'UNAVAILABLE' || state._last_error.code == 'NO_MATCHING_TRANSITION'" }"#,
+        "on: failure }",
+    );
+    assert_ne!(yaml, LLM);
+    let mut run = Run::new(&yaml);
     run.start(json!({ "topic": "x" }));
     run.apply(Input::RunTimeout);
     assert_eq!(run.st.error.clone().unwrap().code, "RUN_TIMEOUT");
     assert_eq!(run.st.status, RunStatus::Failed);
+    assert!(
+        !run.log.iter().any(|e| e.node.as_deref() == Some("broken")),
+        "the failure route was taken"
+    );
+    assert_eq!(run.st.context.output.get("winner"), None);
 }
 
 #[test]
@@ -375,6 +387,29 @@ fn token_limit_fails_the_run() {
         },
         artifacts: None,
     });
+    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
+}
+
+/// A spawn count past u64 sums (two counts of 2^64 - 1) is over any limit:
+/// TOKEN_LIMIT, not an overflow panic or a wrapped sum that passes.
+#[test]
+fn a_huge_spawn_count_is_the_token_limit_not_an_overflow() {
+    let mut run = Run::new(
+        r#"
+name: huge
+initial_node: fan
+nodes:
+  - { ref: fan, fan_out: all, action: { kind: update_context } }
+  - { ref: a, action: { kind: update_context } }
+  - { ref: b, action: { kind: update_context } }
+transitions:
+  - { from: fan, to: a, spawn_count: "input.n" }
+  - { from: fan, to: b, spawn_count: "input.n" }
+"#,
+    );
+    run.start(json!({ "n": u64::MAX }));
+    assert_eq!(run.st.status, RunStatus::Failed);
     assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
 }
 

@@ -304,7 +304,15 @@ fn merges_do_not_depend_on_arrival_order() {
                     },
                 });
             }
-            results.insert(run.st.context.state["v"].to_string());
+            assert_eq!(run.st.status, RunStatus::Completed, "{strategy} {order:?}");
+            let merged = run.st.context.state["v"].to_string();
+            for part in ["0", "10", "20"] {
+                assert!(
+                    merged.contains(part),
+                    "{strategy} {order:?}: branch {part} missing from {merged}"
+                );
+            }
+            results.insert(merged);
         }
         assert_eq!(results.len(), 1, "{strategy}: {results:?}");
     }

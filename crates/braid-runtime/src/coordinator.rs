@@ -269,7 +269,7 @@ impl Coordinator {
             WriteOp::Snapshot {
                 run_id: self.record.id.clone(),
                 seq: self.state.seq as i64,
-                state: serde_json::to_value(&self.state).unwrap_or_default(),
+                state: serde_json::to_string(&self.state).unwrap_or_default(),
             }
         });
         let creates = self.create;

@@ -11,6 +11,7 @@ use braid_core::machine::{Input, Outcome, TaskPayload};
 use braid_expr::Schema;
 use braid_llm::{LlmProvider, LlmRequest, Parameters, ProviderConfig, ProviderKind};
 use braid_store::{ArtifactRecord, TaskRecord, WriteOp};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -204,7 +205,7 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
     // A task handed over before its not-before (a short retry delay).
     wait_until(inner, task.not_before).await;
     let attempt = task.attempt as u32;
-    let envelope: TaskEnvelope = match serde_json::from_value(task.payload.clone()) {
+    let envelope = match TaskEnvelope::deserialize(&task.payload) {
         Ok(e) => e,
         Err(e) => {
             let error = ErrorInfo::new(

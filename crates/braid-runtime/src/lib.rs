@@ -240,7 +240,7 @@ impl Engine {
         project_id: &str,
         bundle: &Bundle,
     ) -> Result<(SaveOutcome, Vec<DefinitionError>), Error> {
-        let compiled = self.compile_checked(project_id, bundle).await?;
+        let compiled = self.inner.compile_checked(project_id, bundle).await?;
         let now = self.inner.clock.now_ms();
         let outcome = self
             .inner
@@ -263,43 +263,11 @@ impl Engine {
         project_id: &str,
         bundle: &Bundle,
     ) -> Result<Vec<DefinitionError>, Error> {
-        Ok(self.compile_checked(project_id, bundle).await?.warnings)
-    }
-
-    /// Every save-time check: compilation against the project, and the
-    /// model profiles' scripts and parameters.
-    async fn compile_checked(
-        &self,
-        project_id: &str,
-        bundle: &Bundle,
-    ) -> Result<graph::Compiled, Error> {
-        let env = self.env(project_id).await?;
-        let profile_errors = check_profiles(bundle);
-        match graph::compile(bundle, &env) {
-            Ok(c) if profile_errors.is_empty() => Ok(c),
-            Ok(_) => Err(Error::InvalidDefinition(profile_errors)),
-            Err(mut errors) => {
-                errors.extend(profile_errors);
-                Err(Error::InvalidDefinition(errors))
-            }
-        }
-    }
-
-    async fn env(&self, project_id: &str) -> Result<Env, Error> {
-        let store = &self.inner.store;
-        Ok(Env {
-            artifact_types: store
-                .artifact_types(project_id)
-                .await?
-                .into_iter()
-                .map(|a| (a.name, (a.version, a.schema)))
-                .collect(),
-            workflows: store
-                .workflow_names(project_id)
-                .await?
-                .into_iter()
-                .collect(),
-        })
+        Ok(self
+            .inner
+            .compile_checked(project_id, bundle)
+            .await?
+            .warnings)
     }
 
     /// Starts a run of a workflow version; returns once the run is durable.
@@ -483,7 +451,9 @@ impl Engine {
                 tokio::spawn(self.inner.clone().start_child(parent.clone(), call, None));
             }
             if let Some(ms) = limits.timeout_ms {
-                let left = (started + ms as i64 - self.inner.clock.now_ms()).max(0);
+                // Saturating: `timeout_ms` comes from the request (any u64).
+                let deadline = started.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+                let left = deadline.saturating_sub(self.inner.clock.now_ms()).max(0);
                 self.inner.arm_timeout(&run_id, left as u64);
             }
         }
@@ -517,6 +487,42 @@ impl Inner {
         Ok(state)
     }
 
+    /// Every save-time check: compilation against the project, and the
+    /// model profiles' scripts and parameters.
+    async fn compile_checked(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+    ) -> Result<graph::Compiled, Error> {
+        let env = self.env(project_id).await?;
+        let profile_errors = check_profiles(bundle);
+        match graph::compile(bundle, &env) {
+            Ok(c) if profile_errors.is_empty() => Ok(c),
+            Ok(_) => Err(Error::InvalidDefinition(profile_errors)),
+            Err(mut errors) => {
+                errors.extend(profile_errors);
+                Err(Error::InvalidDefinition(errors))
+            }
+        }
+    }
+
+    async fn env(&self, project_id: &str) -> Result<Env, Error> {
+        let store = &self.store;
+        Ok(Env {
+            artifact_types: store
+                .artifact_types(project_id)
+                .await?
+                .into_iter()
+                .map(|a| (a.name, (a.version, a.schema)))
+                .collect(),
+            workflows: store
+                .workflow_names(project_id)
+                .await?
+                .into_iter()
+                .collect(),
+        })
+    }
+
     /// The compiled graph of a stored version (compiled once, then cached).
     pub(crate) async fn graph(&self, def_id: &str) -> Result<Arc<Graph>, Error> {
         if let Some(g) = self.graphs.lock().expect("graphs lock").get(def_id) {
@@ -525,30 +531,7 @@ impl Inner {
         let def = self.store.get_def_by_id(def_id).await?.ok_or_else(|| {
             Error::NotFound(format!("definition version `{def_id}` does not exist"))
         })?;
-        let env = Env {
-            artifact_types: self
-                .store
-                .artifact_types(&def.project_id)
-                .await?
-                .into_iter()
-                .map(|a| (a.name, (a.version, a.schema)))
-                .collect(),
-            workflows: self
-                .store
-                .workflow_names(&def.project_id)
-                .await?
-                .into_iter()
-                .collect(),
-        };
-        let profile_errors = check_profiles(&def.bundle);
-        let compiled = match graph::compile(&def.bundle, &env) {
-            Ok(c) if profile_errors.is_empty() => c,
-            Ok(_) => return Err(Error::InvalidDefinition(profile_errors)),
-            Err(mut errors) => {
-                errors.extend(profile_errors);
-                return Err(Error::InvalidDefinition(errors));
-            }
-        };
+        let compiled = self.compile_checked(&def.project_id, &def.bundle).await?;
         let g = Arc::new(compiled.graph);
         self.graphs
             .lock()
@@ -610,7 +593,7 @@ impl Inner {
 
     /// Starts the child run of a `workflow_call` attempt and tells the parent.
     /// Idempotent: the child's id is derived from (parent, token, attempt).
-    /// Starts the child run of `call`. `after` is the parent's commit that
+    /// `after` is the parent's commit that
     /// dispatched it when that may not be durable yet: the child's first
     /// commit is written only with it or after it.
     pub(crate) async fn start_child(
@@ -624,20 +607,7 @@ impl Inner {
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
         let fail = |code: &str, message: String| {
-            let mut error = ErrorInfo::new(code, message);
-            error.retryable = false;
-            Msg::Input(
-                Input::TaskResult {
-                    token: call.token.clone(),
-                    attempt: call.attempt,
-                    outcome: Outcome::Failure {
-                        error,
-                        retry_after_ms: None,
-                        duration_ms: 0,
-                    },
-                },
-                None,
-            )
+            attempt_failed(&call.token, call.attempt, ErrorInfo::new(code, message), 0)
         };
         if let Ok(Some(existing)) = self.store.get_run(&call.child_run_id).await {
             // Started before a restart: re-announce it, and its end if it ended.
@@ -781,38 +751,21 @@ impl Inner {
         ms: u64,
         left_ms: u64,
     ) {
-        {
-            let inner = Arc::downgrade(self);
-            let (parent_id, token, attempt) =
-                (parent_id.to_string(), call.token.clone(), call.attempt);
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(left_ms)).await;
-                if let Some(inner) = inner.upgrade() {
-                    let mut error = ErrorInfo::new(
-                        "TIMEOUT",
-                        format!(
-                            "the child run exceeded the node's timeout of {ms} ms and was cancelled"
-                        ),
-                    );
-                    error.retryable = true;
-                    inner.send(
-                        &parent_id,
-                        Msg::Input(
-                            Input::TaskResult {
-                                token,
-                                attempt,
-                                outcome: Outcome::Failure {
-                                    error,
-                                    retry_after_ms: None,
-                                    duration_ms: ms,
-                                },
-                            },
-                            None,
-                        ),
-                    );
-                }
-            });
-        }
+        let inner = Arc::downgrade(self);
+        let (parent_id, token, attempt) = (parent_id.to_string(), call.token.clone(), call.attempt);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(left_ms)).await;
+            if let Some(inner) = inner.upgrade() {
+                let mut error = ErrorInfo::new(
+                    "TIMEOUT",
+                    format!(
+                        "the child run exceeded the node's timeout of {ms} ms and was cancelled"
+                    ),
+                );
+                error.retryable = true;
+                inner.send(&parent_id, attempt_failed(&token, attempt, error, ms));
+            }
+        });
     }
 
     /// The project's `snapshot_every_events` (cached), else the engine default.
@@ -942,6 +895,22 @@ fn bad_definition(e: braid_store::Error) -> Error {
 pub const MAX_DEPTH: i64 = 32;
 
 /// How an ended run ended, as its parent sees it; `None` while it runs.
+/// The failure of a `workflow_call` attempt, as the parent applies it.
+fn attempt_failed(token: &str, attempt: u32, error: ErrorInfo, duration_ms: u64) -> Msg {
+    Msg::Input(
+        Input::TaskResult {
+            token: token.to_string(),
+            attempt,
+            outcome: Outcome::Failure {
+                error,
+                retry_after_ms: None,
+                duration_ms,
+            },
+        },
+        None,
+    )
+}
+
 pub(crate) fn child_outcome(r: &RunRecord) -> Option<ChildOutcome> {
     match r.status {
         RunStatus::Running => None,

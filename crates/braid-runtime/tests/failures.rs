@@ -82,11 +82,13 @@ async fn two_503s_then_success_takes_three_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_retries_route_to_the_failure_node_on_last_error_code() {
+    // Attempt 1 fails with 503 (UNAVAILABLE), attempt 2 with a timeout: the
+    // route sees the last code, not the first.
     let mock = MockLlm::start(|n, _| {
-        if n < 2 {
+        if n == 0 {
             Plan::status(503)
         } else {
-            Plan::ok("fine")
+            Plan::never()
         }
     })
     .await;
@@ -94,19 +96,21 @@ async fn exhausted_retries_route_to_the_failure_node_on_last_error_code() {
     t.save(&flaky(
         &mock.url,
         "{ max_attempts: 2, initial_delay_ms: 5, backoff: linear }",
-        5000,
+        300,
     ))
     .await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(
         run.context["output"],
-        json!({ "fallback": "UNAVAILABLE", "attempt": 2 })
+        json!({ "fallback": "TIMEOUT", "attempt": 2 })
     );
     assert_eq!(mock.requests().len(), 2);
     let events = t.events(&run.id).await;
+    let retrying = events.iter().find(|e| e.kind == "node_retrying").unwrap();
+    assert_eq!(retrying.payload["error"]["code"], json!("UNAVAILABLE"));
     let failed = events.iter().find(|e| e.kind == "node_failed").unwrap();
-    assert_eq!(failed.payload["error"]["code"], json!("UNAVAILABLE"));
+    assert_eq!(failed.payload["error"]["code"], json!("TIMEOUT"));
     assert!(
         events
             .iter()

@@ -24,15 +24,7 @@ async fn main_calls_a_routine_with_mapped_input_and_isolated_context() {
         run.context["output"],
         json!({ "summary": "found: rust history", "isolated": true })
     );
-    let children = t.engine.store().children(&run.id).await.unwrap();
-    assert_eq!(children.len(), 1);
-    let child = t
-        .engine
-        .store()
-        .get_run(&children[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let child = t.only_child(&run.id).await;
     assert_eq!(child.parent_run_id.as_deref(), Some(run.id.as_str()));
     assert_eq!(child.parent_token_id.as_deref(), Some("tk_2"));
     assert_eq!(
@@ -106,15 +98,7 @@ async fn eight_nested_calls_map_the_innermost_value_back_to_the_top() {
     // Walk down the parent–child links.
     let mut id = run.id.clone();
     for depth in 1..=8 {
-        let children = t.engine.store().children(&id).await.unwrap();
-        assert_eq!(children.len(), 1);
-        let child = t
-            .engine
-            .store()
-            .get_run(&children[0])
-            .await
-            .unwrap()
-            .unwrap();
+        let child = t.only_child(&id).await;
         assert_eq!(child.depth, depth);
         id = child.id;
     }
@@ -149,6 +133,24 @@ async fn catch_stops_the_failure_at_its_level() {
     // Level 5 caught SUBWORKFLOW_FAILED from level 6 and returned v = -1.
     assert_eq!(run.context["output"]["v"], json!(-1));
     assert_eq!(run.context["output"]["caught"], json!("none"));
+    let mut id = run.id.clone();
+    for depth in 1..=8 {
+        let child = t.only_child(&id).await;
+        let expected = if depth <= 5 {
+            RunStatus::Completed
+        } else {
+            RunStatus::Failed
+        };
+        assert_eq!(child.status, expected, "level {depth}");
+        if depth == 5 {
+            assert_eq!(
+                child.context["output"]["caught"],
+                json!("SUBWORKFLOW_FAILED"),
+                "level 5 is the one that caught"
+            );
+        }
+        id = child.id;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,13 +255,7 @@ nodes:
         json!("v2"),
         "latest at call time"
     );
-    let child = t
-        .engine
-        .store()
-        .get_run(&t.engine.store().children(&run.id).await.unwrap()[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let child = t.only_child(&run.id).await;
     assert_eq!(
         child.version, 2,
         "the resolved version is recorded on the child"

@@ -53,7 +53,7 @@ struct Batch {
     events: Vec<NewEvent>,
     tokens: Vec<TokenRecord>,
     tasks: Vec<TaskOp>,
-    snapshots: Vec<(String, i64, Value)>,
+    snapshots: Vec<(String, i64, String)>,
     results: Vec<(String, String, String, i64, String)>,
 }
 
@@ -68,7 +68,11 @@ impl Batch {
             + events
             + self.tokens.len() * ROW
             + self.tasks.len() * 2 * ROW
-            + self.snapshots.len() * 16 * 4096
+            + self
+                .snapshots
+                .iter()
+                .map(|s| s.2.len() + ROW)
+                .sum::<usize>()
             + results) as u64
     }
 }
@@ -82,7 +86,8 @@ enum TaskOp {
     Enqueue(Vec<TaskRecord>),
     Ack(Vec<String>),
     DropRun(String),
-    DropToken(String, String),
+    /// Every queued task of these tokens of one run.
+    DropTokens(String, Vec<String>),
 }
 
 impl Batch {
@@ -108,9 +113,7 @@ impl Batch {
                 },
                 WriteOp::DropRunTasks(run) => b.tasks.push(TaskOp::DropRun(run)),
                 WriteOp::DropTokenTasks { run_id, tokens } => {
-                    for t in tokens {
-                        b.tasks.push(TaskOp::DropToken(run_id.clone(), t));
-                    }
+                    b.tasks.push(TaskOp::DropTokens(run_id, tokens));
                 }
                 WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
                 WriteOp::PutResult {
@@ -213,13 +216,16 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                     .await
                     .db()?;
             }
-            TaskOp::DropToken(run, token) => {
-                sqlx::query("DELETE FROM tasks WHERE run_id = ? AND token_id = ?")
-                    .bind(run)
-                    .bind(token)
-                    .execute(&mut *c)
-                    .await
-                    .db()?;
+            TaskOp::DropTokens(run, tokens) => {
+                // One statement however many branches a join cancels.
+                sqlx::query(
+                    "DELETE FROM tasks WHERE run_id = ? AND token_id IN (SELECT value FROM json_each(?))",
+                )
+                .bind(run)
+                .bind(to_json(&tokens)?)
+                .execute(&mut *c)
+                .await
+                .db()?;
             }
         }
     }
@@ -246,7 +252,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         )
         .bind(run_id.clone())
         .bind(seq)
-        .bind(state.to_string())
+        .bind(state)
         .execute(&mut *c)
         .await
         .db()?;

@@ -81,7 +81,7 @@ async fn a_batch_with_a_duplicate_event_seq_writes_nothing() {
         WriteOp::Snapshot {
             run_id: "run_1".into(),
             seq: 3,
-            state: json!({ "s": 1 }),
+            state: json!({ "s": 1 }).to_string(),
         },
         WriteOp::UpdateRun(updated),
         // seq 1 of run_1 exists already.
@@ -227,14 +227,14 @@ async fn tokens_upsert_and_page_in_creation_order() {
 
 #[tokio::test]
 async fn only_the_latest_snapshot_is_kept() {
-    let (_dir, store) = open().await;
+    let (dir, store) = open().await;
     setup_run(&store, "run_1").await;
     assert!(store.latest_snapshot("run_1").await.unwrap().is_none());
     store
         .commit(vec![WriteOp::Snapshot {
             run_id: "run_1".into(),
             seq: 100,
-            state: json!({ "a": 1 }),
+            state: json!({ "a": 1 }).to_string(),
         }])
         .await
         .unwrap();
@@ -243,12 +243,12 @@ async fn only_the_latest_snapshot_is_kept() {
             WriteOp::Snapshot {
                 run_id: "run_1".into(),
                 seq: 200,
-                state: json!({ "a": 2 }),
+                state: json!({ "a": 2 }).to_string(),
             },
             WriteOp::Snapshot {
                 run_id: "run_1".into(),
                 seq: 200,
-                state: json!({ "a": 3 }),
+                state: json!({ "a": 3 }).to_string(),
             },
         ])
         .await
@@ -257,6 +257,21 @@ async fn only_the_latest_snapshot_is_kept() {
         store.latest_snapshot("run_1").await.unwrap(),
         Some((200, json!({ "a": 3 })))
     );
+    // The older one is gone from the table, not just shadowed.
+    let rows: i64 = {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("braid.db").display()
+        ))
+        .await
+        .unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE run_id = 'run_1'")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows, 1);
 }
 
 #[tokio::test]
@@ -635,4 +650,41 @@ async fn the_wal_is_checkpointed_beside_the_commits() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     store.close().await.unwrap();
+}
+
+/// A join that cancels branches deletes their queued tasks, and only theirs:
+/// the same token id in another run keeps its task.
+#[tokio::test]
+async fn queued_tasks_of_cancelled_tokens_are_dropped() {
+    let (_dir, store) = open().await;
+    setup_run(&store, "run_1").await;
+    setup_run(&store, "run_2").await;
+    store
+        .commit(vec![
+            WriteOp::EnqueueTask(task("run_1", "a", 0, 1)),
+            WriteOp::EnqueueTask(task("run_1", "b", 0, 2)),
+            WriteOp::EnqueueTask(task("run_1", "c", 0, 3)),
+            WriteOp::EnqueueTask({
+                let mut t = task("run_2", "a2", 0, 4);
+                t.token_id = "tok_a".into();
+                t
+            }),
+        ])
+        .await
+        .unwrap();
+    store
+        .commit(vec![WriteOp::DropTokenTasks {
+            run_id: "run_1".into(),
+            tokens: vec!["tok_a".into(), "tok_b".into()],
+        }])
+        .await
+        .unwrap();
+    let left: Vec<String> = store
+        .claim_tasks(0, 1000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| format!("{}/{}", t.run_id, t.token_id))
+        .collect();
+    assert_eq!(left, ["run_1/tok_c", "run_2/tok_a"]);
 }

@@ -436,8 +436,9 @@ pub enum WriteOp {
         run_id: String,
         /// Highest seq covered.
         seq: i64,
-        /// The serialized state.
-        state: Value,
+        /// The serialized state, as JSON text (serialized once, straight
+        /// from the typed state).
+        state: String,
     },
 }
 

@@ -36,6 +36,18 @@ pub async fn engine_with(opts: Options) -> TestEngine {
 }
 
 impl TestEngine {
+    /// The one child run of `run_id` (asserts there is exactly one).
+    pub async fn only_child(&self, run_id: &str) -> RunRecord {
+        let children = self.engine.store().children(run_id).await.unwrap();
+        assert_eq!(children.len(), 1, "children of {run_id}: {children:?}");
+        self.engine
+            .store()
+            .get_run(&children[0])
+            .await
+            .unwrap()
+            .expect("the child run exists")
+    }
+
     pub async fn save(&self, yaml: &str) {
         let bundle = Bundle::parse(yaml).unwrap();
         if let Err(e) = self.engine.save_definition(&self.project, &bundle).await {
