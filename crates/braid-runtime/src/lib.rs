@@ -172,6 +172,8 @@ pub(crate) struct Inner {
     pub(crate) committer: Committer,
     pub(crate) executor: Executor,
     graphs: Mutex<HashMap<String, Arc<Graph>>>,
+    /// Stored versions by row id (immutable once saved), loaded once.
+    defs: Mutex<HashMap<String, Arc<braid_store::StoredDef>>>,
     /// Live runs: run id → (the coordinator's generation, its inbox).
     runs: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<Msg>)>>,
     /// The next coordinator generation.
@@ -203,6 +205,7 @@ impl Engine {
             committer,
             executor,
             graphs: Mutex::new(HashMap::new()),
+            defs: Mutex::new(HashMap::new()),
             runs: Mutex::new(HashMap::new()),
             generations: std::sync::atomic::AtomicU64::new(1),
             waiters: Mutex::new(HashMap::new()),
@@ -279,12 +282,11 @@ impl Engine {
         input: Value,
         limits: Option<Limits>,
     ) -> Result<String, Error> {
-        let def = self
+        let def_id = self
             .inner
             .store
-            .get_def(project_id, workflow, version)
-            .await
-            .map_err(bad_definition)?
+            .resolve_def(project_id, workflow, version)
+            .await?
             .ok_or_else(|| match version {
                 Some(v) => Error::NotFound(format!(
                     "workflow `{workflow}` has no version {v} in this project"
@@ -293,7 +295,8 @@ impl Engine {
                     "workflow `{workflow}` does not exist in this project"
                 )),
             })?;
-        let graph = self.inner.graph(&def.def_id).await?;
+        let def = self.inner.stored_def(&def_id).await?;
+        let graph = self.inner.graph(&def_id).await?;
         if !input.is_object() {
             return Err(Error::InputSchema {
                 message: "`input` must be a JSON object".into(),
@@ -523,14 +526,37 @@ impl Inner {
         })
     }
 
+    /// A stored version by row id (loaded once, then cached: a version never
+    /// changes). Rows that do not decode are `InvalidDefinition`.
+    pub(crate) async fn stored_def(
+        &self,
+        def_id: &str,
+    ) -> Result<Arc<braid_store::StoredDef>, Error> {
+        if let Some(d) = self.defs.lock().expect("defs lock").get(def_id) {
+            return Ok(d.clone());
+        }
+        let def = self
+            .store
+            .get_def_by_id(def_id)
+            .await
+            .map_err(bad_definition)?
+            .ok_or_else(|| {
+                Error::NotFound(format!("definition version `{def_id}` does not exist"))
+            })?;
+        let def = Arc::new(def);
+        self.defs
+            .lock()
+            .expect("defs lock")
+            .insert(def_id.to_string(), def.clone());
+        Ok(def)
+    }
+
     /// The compiled graph of a stored version (compiled once, then cached).
     pub(crate) async fn graph(&self, def_id: &str) -> Result<Arc<Graph>, Error> {
         if let Some(g) = self.graphs.lock().expect("graphs lock").get(def_id) {
             return Ok(g.clone());
         }
-        let def = self.store.get_def_by_id(def_id).await?.ok_or_else(|| {
-            Error::NotFound(format!("definition version `{def_id}` does not exist"))
-        })?;
+        let def = self.stored_def(def_id).await?;
         let compiled = self.compile_checked(&def.project_id, &def.bundle).await?;
         let g = Arc::new(compiled.graph);
         self.graphs
@@ -657,11 +683,16 @@ impl Inner {
             self.send(&parent.id, fail("DEPTH_LIMIT", msg));
             return;
         }
-        let def = match self
+        let resolved = match self
             .store
-            .get_def(&parent.project_id, &call.workflow, call.version)
+            .resolve_def(&parent.project_id, &call.workflow, call.version)
             .await
         {
+            Ok(Some(id)) => self.stored_def(&id).await.map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into()),
+        };
+        let def = match resolved {
             Ok(Some(d)) => d,
             Ok(None) => {
                 let what = match call.version {

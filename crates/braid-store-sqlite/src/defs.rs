@@ -134,6 +134,20 @@ pub(crate) async fn get_def(
     id_or_name: &str,
     version: Option<i64>,
 ) -> Result<Option<StoredDef>> {
+    match resolve_def(conn, project_id, id_or_name, version).await? {
+        Some(id) => load_def(conn, &id).await,
+        None => Ok(None),
+    }
+}
+
+/// The row id of a version by workflow id or name (latest when `version`
+/// is `None`).
+pub(crate) async fn resolve_def(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    id_or_name: &str,
+    version: Option<i64>,
+) -> Result<Option<String>> {
     let q = match version {
         None => sqlx::query_scalar(
             "SELECT d.id FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id
@@ -153,11 +167,7 @@ pub(crate) async fn get_def(
         .bind(id_or_name.to_owned())
         .bind(v),
     };
-    let def_id: Option<String> = q.fetch_optional(&mut *conn).await.db()?;
-    match def_id {
-        Some(id) => load_def(conn, &id).await,
-        None => Ok(None),
-    }
+    q.fetch_optional(&mut *conn).await.db()
 }
 
 /// Rebuilds the stored version `def_id` from its rows. Rows that do not

@@ -233,6 +233,15 @@ impl DefinitionStore for SqliteStore {
         defs::get_def(&mut *self.reader().await?, project_id, id_or_name, version).await
     }
 
+    async fn resolve_def(
+        &self,
+        project_id: &str,
+        id_or_name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<String>> {
+        defs::resolve_def(&mut *self.reader().await?, project_id, id_or_name, version).await
+    }
+
     async fn get_def_by_id(&self, def_id: &str) -> Result<Option<StoredDef>> {
         defs::load_def(&mut *self.reader().await?, def_id).await
     }

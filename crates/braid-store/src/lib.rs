@@ -139,6 +139,14 @@ pub trait DefinitionStore: Send + Sync {
         id_or_name: &str,
         version: Option<i64>,
     ) -> Result<Option<StoredDef>>;
+    /// The row id of a version by workflow id or name (latest when `version`
+    /// is `None`): one lookup, without loading the version.
+    async fn resolve_def(
+        &self,
+        project_id: &str,
+        id_or_name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<String>>;
     /// A version by its row id.
     async fn get_def_by_id(&self, def_id: &str) -> Result<Option<StoredDef>>;
     /// Workflows of a project by name.
