@@ -57,10 +57,7 @@ pub async fn list(
         .list_artifacts(&filter, q.cursor.as_deref(), limit)
         .await
         .map_err(cursor_error)?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(convert::artifact).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(crate::page(page, convert::artifact))
 }
 
 /// Read one artifact.

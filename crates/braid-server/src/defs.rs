@@ -199,14 +199,7 @@ pub async fn list(
         .list_workflows(&project, q.cursor.as_deref(), limit)
         .await
         .map_err(crate::cursor_error)?;
-    Ok(Json(Page {
-        items: page
-            .items
-            .into_iter()
-            .map(convert::workflow_summary)
-            .collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(crate::page(page, convert::workflow_summary))
 }
 
 /// Read one version of a workflow as a bundle.

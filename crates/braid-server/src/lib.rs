@@ -192,6 +192,14 @@ async fn project_id(state: &AppState, project: Option<&str>) -> Result<String, A
         })
 }
 
+/// A store page as the API's page, each item converted by `f`.
+fn page<T, U>(p: braid_store::Page<T>, f: impl FnMut(T) -> U) -> Json<braid_api::Page<U>> {
+    Json(braid_api::Page {
+        items: p.items.into_iter().map(f).collect(),
+        next_cursor: p.next_cursor,
+    })
+}
+
 /// In a listing, an invalid argument is a cursor the store did not hand out.
 fn cursor_error(e: braid_store::Error) -> ApiError {
     match e {

@@ -116,10 +116,7 @@ pub async fn list(
         .list_runs(&filter, q.cursor.as_deref(), limit)
         .await
         .map_err(cursor_error)?;
-    Ok(Json(Page {
-        items: page.items.iter().map(convert::run_summary).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(crate::page(page, |r| convert::run_summary(&r)))
 }
 
 /// Read one run.
@@ -162,10 +159,7 @@ pub async fn tokens(
         .tokens(&id, q.cursor.as_deref(), limit)
         .await
         .map_err(cursor_error)?;
-    Ok(Json(Page {
-        items: page.items.into_iter().map(convert::token).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(crate::page(page, convert::token))
 }
 
 /// The event log of a run (SPEC §6), in `seq` order.
