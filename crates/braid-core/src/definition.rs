@@ -67,6 +67,11 @@ impl Limits {
     /// Default for `max_run_tokens`.
     pub const DEFAULT_MAX_RUN_TOKENS: u64 = 1_000_000;
 
+    /// `max_run_tokens`, or the default.
+    pub fn max_tokens(&self) -> u64 {
+        self.max_run_tokens.unwrap_or(Self::DEFAULT_MAX_RUN_TOKENS)
+    }
+
     /// `self` with every field `other` sets replacing it.
     pub fn overridden_by(self, other: Option<Limits>) -> Limits {
         let Some(o) = other else { return self };

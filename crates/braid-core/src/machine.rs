@@ -1406,6 +1406,17 @@ impl<'a> Machine<'a> {
         self.route(i, On::Failure, f.attempt);
     }
 
+    /// Routing itself failed (a condition or spawn expression): the node
+    /// fails, or, when it was routing a failure, the run (a failure of a
+    /// failure route cannot be routed again).
+    fn routing_failed(&mut self, i: usize, outcome: On, error: ErrorInfo, attempt: u32) {
+        if outcome == On::Success {
+            self.fail_node(i, Failure { error, attempt })
+        } else {
+            self.fail_run(error)
+        }
+    }
+
     fn route(&mut self, i: usize, outcome: On, attempt: u32) {
         let node = self.node(i);
         let candidates: Vec<&CTransition> = node
@@ -1453,11 +1464,7 @@ impl<'a> Machine<'a> {
                             );
                             drop(vars);
                             drop(ctx);
-                            return if outcome == On::Success {
-                                self.fail_node(i, Failure { error, attempt })
-                            } else {
-                                self.fail_run(error)
-                            };
+                            return self.routing_failed(i, outcome, error, attempt);
                         }
                     },
                 };
@@ -1513,12 +1520,7 @@ impl<'a> Machine<'a> {
                     Err(error) => {
                         drop(vars);
                         drop(ctx);
-                        // Routing a failure that itself fails cannot be routed again.
-                        return if outcome == On::Success {
-                            self.fail_node(i, Failure { error, attempt })
-                        } else {
-                            self.fail_run(error)
-                        };
+                        return self.routing_failed(i, outcome, error, attempt);
                     }
                 }
             }
@@ -1526,10 +1528,7 @@ impl<'a> Machine<'a> {
         // Saturating: `spawn_count: 18446744073709551615` is over any limit,
         // not a wrapped sum.
         let total = plan.iter().fold(0u64, |a, p| a.saturating_add(p.1));
-        let max = self
-            .limits
-            .max_run_tokens
-            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        let max = self.limits.max_tokens();
         if (self.st.tokens.len() as u64).saturating_add(total) > max {
             return self.fail_run(ErrorInfo::new(
                 "TOKEN_LIMIT",
@@ -1643,10 +1642,7 @@ impl<'a> Machine<'a> {
 
     /// A join's continuation is a token too: false (and the run failed) past `max_run_tokens`.
     fn continuation_fits(&mut self, join_node: usize) -> bool {
-        let max = self
-            .limits
-            .max_run_tokens
-            .unwrap_or(Limits::DEFAULT_MAX_RUN_TOKENS);
+        let max = self.limits.max_tokens();
         if (self.st.tokens.len() as u64) < max {
             return true;
         }
