@@ -880,29 +880,15 @@ impl<'a> Machine<'a> {
             _ => None,
         };
         let continuation = self.st.tokens.len();
-        self.emit_raw(
-            Some(self.st.next_token_id(0)),
-            Some(self.g.nodes[join_node].ref_.clone()),
-            EventBody::FanInCompleted {
-                sibling_set: set_id.clone(),
-                merged: if satisfied {
-                    arrived
-                        .iter()
-                        .map(|&t| self.st.tokens[t].id.clone())
-                        .collect()
-                } else {
-                    Vec::new()
-                },
-                strategy: join
-                    .merge
-                    .as_ref()
-                    .map(|m| strategy_name(m.strategy).to_string()),
-                target: join.merge.as_ref().map(|m| m.target.clone()),
-                continuation: self.st.next_token_id(0),
-                origin_token: self.st.tokens[origin].id.clone(),
-                fan_in: fan_in_name(join.fan_in).into(),
-            },
-        );
+        let merged = if satisfied {
+            arrived
+                .iter()
+                .map(|&t| self.st.tokens[t].id.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.fan_in_completed(join_node, set_id.clone(), merged, origin);
         for &t in &arrived {
             if satisfied {
                 self.emit(
@@ -1604,19 +1590,22 @@ impl<'a> Machine<'a> {
         read(v).map_err(|msg| self.expr_error(i, &what, &msg))
     }
 
-    /// An empty sibling set: its join fires at once with an empty merge.
-    fn fire_empty(&mut self, origin: usize, set_id: String, join_node: usize) {
+    /// `fan_in_completed` for set `set_id` at `join_node`: it creates the
+    /// continuation token (the next token id).
+    fn fan_in_completed(
+        &mut self,
+        join_node: usize,
+        set_id: String,
+        merged: Vec<String>,
+        origin: usize,
+    ) {
         let join = self.g.nodes[join_node].join.as_ref().expect("join config");
-        if !self.continuation_fits(join_node) {
-            return;
-        }
-        let continuation = self.st.tokens.len();
         self.emit_raw(
             Some(self.st.next_token_id(0)),
             Some(self.g.nodes[join_node].ref_.clone()),
             EventBody::FanInCompleted {
                 sibling_set: set_id,
-                merged: Vec::new(),
+                merged,
                 strategy: join
                     .merge
                     .as_ref()
@@ -1627,6 +1616,16 @@ impl<'a> Machine<'a> {
                 fan_in: fan_in_name(join.fan_in).into(),
             },
         );
+    }
+
+    /// An empty sibling set: its join fires at once with an empty merge.
+    fn fire_empty(&mut self, origin: usize, set_id: String, join_node: usize) {
+        let join = self.g.nodes[join_node].join.as_ref().expect("join config");
+        if !self.continuation_fits(join_node) {
+            return;
+        }
+        let continuation = self.st.tokens.len();
+        self.fan_in_completed(join_node, set_id, Vec::new(), origin);
         if let Some(m) = &join.merge {
             let empty = match m.strategy {
                 MergeStrategy::Append | MergeStrategy::Collect => json!([]),
