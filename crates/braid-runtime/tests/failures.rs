@@ -29,6 +29,13 @@ model_profiles:
     )
 }
 
+/// An engine with `flaky` saved (its retry policy and timeout).
+async fn flaky_engine(url: &str, retry: &str, timeout_ms: u64) -> TestEngine {
+    let t = engine().await;
+    t.save(&flaky(url, retry, timeout_ms)).await;
+    t
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_503s_then_success_takes_three_attempts() {
     let mock = MockLlm::start(|n, _| {
@@ -39,12 +46,11 @@ async fn two_503s_then_success_takes_three_attempts() {
         }
     })
     .await;
-    let t = engine().await;
-    t.save(&flaky(
+    let t = flaky_engine(
         &mock.url,
         "{ max_attempts: 3, backoff: exponential, initial_delay_ms: 10 }",
         5000,
-    ))
+    )
     .await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
@@ -92,12 +98,11 @@ async fn exhausted_retries_route_to_the_failure_node_on_last_error_code() {
         }
     })
     .await;
-    let t = engine().await;
-    t.save(&flaky(
+    let t = flaky_engine(
         &mock.url,
         "{ max_attempts: 2, initial_delay_ms: 5, backoff: linear }",
         300,
-    ))
+    )
     .await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
@@ -128,13 +133,7 @@ async fn rate_limit_retry_waits_for_retry_after() {
         }
     })
     .await;
-    let t = engine().await;
-    t.save(&flaky(
-        &mock.url,
-        "{ max_attempts: 2, initial_delay_ms: 1 }",
-        5000,
-    ))
-    .await;
+    let t = flaky_engine(&mock.url, "{ max_attempts: 2, initial_delay_ms: 1 }", 5000).await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     let times = mock.request_times();
@@ -158,13 +157,7 @@ async fn rate_limit_retry_waits_for_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_400_is_not_retried_and_unrouted_fails_the_run_naming_the_node() {
     let mock = MockLlm::start(|_, _| Plan::status(400)).await;
-    let t = engine().await;
-    t.save(&flaky(
-        &mock.url,
-        "{ max_attempts: 5, initial_delay_ms: 1 }",
-        5000,
-    ))
-    .await;
+    let t = flaky_engine(&mock.url, "{ max_attempts: 5, initial_delay_ms: 1 }", 5000).await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(mock.requests().len(), 1);
@@ -184,13 +177,7 @@ async fn a_400_is_not_retried_and_unrouted_fails_the_run_naming_the_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_aborts_the_call_is_retried_then_routed() {
     let mock = MockLlm::start(|_, _| Plan::never()).await;
-    let t = engine().await;
-    t.save(&flaky(
-        &mock.url,
-        "{ max_attempts: 2, initial_delay_ms: 1 }",
-        150,
-    ))
-    .await;
+    let t = flaky_engine(&mock.url, "{ max_attempts: 2, initial_delay_ms: 1 }", 150).await;
     let run = t.run("flaky", json!({})).await;
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(

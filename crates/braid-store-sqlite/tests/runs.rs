@@ -569,27 +569,13 @@ async fn artifacts_are_idempotent_and_listed_newest_first() {
         project_id: Some("proj_default".into()),
         ..Default::default()
     };
-    let ids: Vec<_> = store
-        .list_artifacts(&reports, None, 100)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids = artifact_ids(&store, &reports).await;
     assert_eq!(ids, ["art_6", "art_4", "art_2", "art_1"]);
     let run2 = ArtifactFilter {
         run_id: Some("run_2".into()),
         ..Default::default()
     };
-    let ids: Vec<_> = store
-        .list_artifacts(&run2, None, 100)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let ids = artifact_ids(&store, &run2).await;
     assert_eq!(ids, ["art_6", "art_5"]);
     let other = ArtifactFilter {
         project_id: Some("proj_other".into()),
@@ -654,6 +640,21 @@ async fn the_wal_is_checkpointed_beside_the_commits() {
 
 /// A join that cancels branches deletes their queued tasks, and only theirs:
 /// the same token id in another run keeps its task.
+/// The ids of the artifacts `filter` lists (first page of 100).
+async fn artifact_ids(
+    store: &braid_store_sqlite::SqliteStore,
+    filter: &ArtifactFilter,
+) -> Vec<String> {
+    store
+        .list_artifacts(filter, None, 100)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.id)
+        .collect()
+}
+
 #[tokio::test]
 async fn queued_tasks_of_cancelled_tokens_are_dropped() {
     let (_dir, store) = open().await;
