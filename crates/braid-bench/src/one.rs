@@ -6,7 +6,7 @@
 //! [`OneResult`]. The parent spawns it and times the whole process from outside.
 
 use crate::system::Disk;
-use crate::workloads::{Bench, RunFailure, Sample, Workload, vmhwm_kib};
+use crate::workloads::{Bench, Sample, Workload, vmhwm_kib};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -19,8 +19,6 @@ use std::time::Instant;
 pub enum Status {
     /// Every run completed and passed its check.
     Ok,
-    /// The engine answered `NOT_SUPPORTED` (e.g. `workflow_call` not built yet).
-    Unsupported,
     /// A run failed, gave a wrong result, or the process died.
     Failed,
 }
@@ -76,12 +74,9 @@ impl OneResult {
         }
     }
 
-    fn fail(&mut self, f: RunFailure) {
-        self.status = match f {
-            RunFailure::Unsupported(_) => Status::Unsupported,
-            RunFailure::Failed(_) => Status::Failed,
-        };
-        self.error = Some(f.to_string());
+    fn fail(&mut self, e: anyhow::Error) {
+        self.status = Status::Failed;
+        self.error = Some(format!("failed: {e:#}"));
     }
 }
 
@@ -99,7 +94,7 @@ pub async fn measure(
     let bench = match Bench::prepare(workload, size, db_parent).await {
         Ok(b) => b,
         Err(e) => {
-            out.fail(RunFailure::Failed(e.context("setting up")));
+            out.fail(e.context("setting up"));
             out.vmhwm_kib = vmhwm_kib();
             return out;
         }
@@ -126,12 +121,12 @@ pub async fn measure(
     {
         match bench.count_stored_events(&last.run_id).await {
             Ok(n) if n == last.events => out.events_counted = Some(n),
-            Ok(n) => out.fail(RunFailure::Failed(anyhow!(
+            Ok(n) => out.fail(anyhow!(
                 "run {}: {n} events stored, but the run rows' last_seq add up to {}",
                 last.run_id,
                 last.events
-            ))),
-            Err(e) => out.fail(RunFailure::Failed(e.context("counting events"))),
+            )),
+            Err(e) => out.fail(e.context("counting events")),
         }
     }
     bench.shutdown().await;

@@ -383,16 +383,23 @@ impl Report {
             .find(|e| e.warm.workload == w && e.warm.size == n)
         {
             None => "not run".into(),
-            Some(e) => match e.warm.status {
-                Status::Unsupported => "unsupported (NOT_SUPPORTED)".into(),
-                _ => format!("failed: {}", e.warm.error.clone().unwrap_or_default()),
-            },
+            Some(e) => format!("failed: {}", e.warm.error.clone().unwrap_or_default()),
         }
     }
 
     /// The Markdown tables.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
+        self.machine_section(&mut s);
+        self.braid_section(&mut s);
+        self.limit_section(&mut s);
+        self.peers_section(&mut s);
+        self.targets_section(&mut s);
+        s
+    }
+
+    /// The machine, the disk, the fsync cost and the command.
+    fn machine_section(&self, s: &mut String) {
         let m = &self.machine;
         let _ = writeln!(s, "## Machine\n");
         let _ = writeln!(
@@ -424,7 +431,10 @@ impl Report {
             );
         }
         let _ = writeln!(s, "- command: `{}`\n", self.command);
+    }
 
+    /// One row per (workload, size) measured on Braid.
+    fn braid_section(&self, s: &mut String) {
         let _ = writeln!(
             s,
             "## Braid (durable SQLite store, WAL, synchronous=FULL)\n"
@@ -435,95 +445,99 @@ impl Report {
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for e in &self.entries {
-            let w = &e.warm;
-            if w.status != Status::Ok {
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | — | {} | | | | | {} | | | | {} |",
-                    w.workload,
-                    w.size,
-                    match w.status {
-                        Status::Unsupported => "**unsupported**",
-                        _ => "**failed**",
-                    },
-                    e.peak_mib()
-                        .map(|m| format!("{m:.0} MiB"))
-                        .unwrap_or_default(),
-                    w.error.as_deref().unwrap_or("").replace('|', "/")
-                );
-                continue;
-            }
-            let (lo, hi) = range(&e.secs()).unwrap_or((f64::NAN, f64::NAN));
-            let per = e
-                .per_unit()
-                .map(|(x, u)| match w.workload {
-                    Workload::W3 => format!("{x:.1} {u} over {JUDGE_LATENCY_MS} ms"),
-                    Workload::W5 => format!("{x:.1} {u} over delays"),
-                    _ => format!("{x:.1} {u}"),
-                })
-                .unwrap_or_else(|| "—".into());
-            let mut notes = Vec::new();
-            if w.warmup != 1 || w.samples.len() != 5 {
-                notes.push(format!("{} warm-up + {} runs", w.warmup, w.samples.len()));
-            }
-            let inflight = e.max_inflight();
-            if !inflight.is_empty() {
-                let (a, b) = (
-                    inflight.iter().min().copied().unwrap_or(0),
-                    inflight.iter().max().copied().unwrap_or(0),
-                );
-                notes.push(if a == b {
-                    format!("max in flight {a}")
-                } else {
-                    format!("max in flight {a}–{b}")
-                });
-            }
-            if let Some(d) = median(
-                &w.samples
-                    .iter()
-                    .filter_map(|x| x.extra.get("delays_ms").and_then(|v| v.as_f64()))
-                    .collect::<Vec<_>>(),
-            ) {
-                notes.push(format!("delays {d:.0} ms (10 + 10, ±10 % jitter)"));
-            }
-            if let Some(c) = &e.cold {
-                if !c.failures.is_empty() {
-                    notes.push(format!("{} fresh-process failures", c.failures.len()));
-                }
-                if c.internal_s.len() != 5 || c.warmup != 1 {
-                    notes.push(format!(
-                        "{} fresh process(es) after {} untimed",
-                        c.internal_s.len(),
-                        c.warmup
-                    ));
-                }
-            } else {
-                notes.push("no fresh-process runs".into());
-            }
+            self.braid_row(s, e);
+        }
+    }
+
+    /// One (workload, size) row of the Braid table.
+    fn braid_row(&self, s: &mut String, e: &Entry) {
+        let w = &e.warm;
+        if w.status != Status::Ok {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | — | **failed** | | | | | {} | | | | {} |",
                 w.workload,
                 w.size,
-                w.samples.len(),
-                fmt_s(e.median_s()),
-                fmt_s(Some(lo)),
-                fmt_s(Some(hi)),
-                per,
-                e.events().map(|n| n.to_string()).unwrap_or_default(),
-                fmt_rate(e.events_per_s()),
                 e.peak_mib()
                     .map(|m| format!("{m:.0} MiB"))
                     .unwrap_or_default(),
-                e.one_run_peak_mib()
-                    .map(|m| format!("{m:.0} MiB"))
-                    .unwrap_or_default(),
-                fmt_s(e.cold_median_s()),
-                fmt_s(e.process_median_s()),
-                notes.join("; ")
+                w.error.as_deref().unwrap_or("").replace('|', "/")
             );
+            return;
         }
+        let (lo, hi) = range(&e.secs()).unwrap_or((f64::NAN, f64::NAN));
+        let per = e
+            .per_unit()
+            .map(|(x, u)| match w.workload {
+                Workload::W3 => format!("{x:.1} {u} over {JUDGE_LATENCY_MS} ms"),
+                Workload::W5 => format!("{x:.1} {u} over delays"),
+                _ => format!("{x:.1} {u}"),
+            })
+            .unwrap_or_else(|| "—".into());
+        let mut notes = Vec::new();
+        if w.warmup != 1 || w.samples.len() != 5 {
+            notes.push(format!("{} warm-up + {} runs", w.warmup, w.samples.len()));
+        }
+        let inflight = e.max_inflight();
+        if !inflight.is_empty() {
+            let (a, b) = (
+                inflight.iter().min().copied().unwrap_or(0),
+                inflight.iter().max().copied().unwrap_or(0),
+            );
+            notes.push(if a == b {
+                format!("max in flight {a}")
+            } else {
+                format!("max in flight {a}–{b}")
+            });
+        }
+        if let Some(d) = median(
+            &w.samples
+                .iter()
+                .filter_map(|x| x.extra.get("delays_ms").and_then(|v| v.as_f64()))
+                .collect::<Vec<_>>(),
+        ) {
+            notes.push(format!("delays {d:.0} ms (10 + 10, ±10 % jitter)"));
+        }
+        if let Some(c) = &e.cold {
+            if !c.failures.is_empty() {
+                notes.push(format!("{} fresh-process failures", c.failures.len()));
+            }
+            if c.internal_s.len() != 5 || c.warmup != 1 {
+                notes.push(format!(
+                    "{} fresh process(es) after {} untimed",
+                    c.internal_s.len(),
+                    c.warmup
+                ));
+            }
+        } else {
+            notes.push("no fresh-process runs".into());
+        }
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {}–{} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            w.workload,
+            w.size,
+            w.samples.len(),
+            fmt_s(e.median_s()),
+            fmt_s(Some(lo)),
+            fmt_s(Some(hi)),
+            per,
+            e.events().map(|n| n.to_string()).unwrap_or_default(),
+            fmt_rate(e.events_per_s()),
+            e.peak_mib()
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_default(),
+            e.one_run_peak_mib()
+                .map(|m| format!("{m:.0} MiB"))
+                .unwrap_or_default(),
+            fmt_s(e.cold_median_s()),
+            fmt_s(e.process_median_s()),
+            notes.join("; ")
+        );
+    }
 
+    /// The raw SQLite limit and Braid's share of it.
+    fn limit_section(&self, s: &mut String) {
         if let Some(l) = &self.limit {
             let _ = writeln!(
                 s,
@@ -550,7 +564,10 @@ impl Report {
         } else if let Some(e) = &self.limit_error {
             let _ = writeln!(s, "\nRaw SQLite limit: not measured ({e})");
         }
+    }
 
+    /// Peer runs and the ratios against the fastest durable peer.
+    fn peers_section(&self, s: &mut String) {
         if !self.peer_status.is_empty() {
             let _ = writeln!(s, "\n## Peers\n");
             for p in &self.peer_status {
@@ -634,7 +651,10 @@ impl Report {
                 );
             }
         }
+    }
 
+    /// Every target with its verdict.
+    fn targets_section(&self, s: &mut String) {
         let _ = writeln!(s, "\n## Targets\n");
         let _ = writeln!(s, "| target | measured | |");
         let _ = writeln!(s, "|---|---|---|");
@@ -651,6 +671,5 @@ impl Report {
                 }
             );
         }
-        s
     }
 }

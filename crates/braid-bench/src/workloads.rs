@@ -300,30 +300,6 @@ pub struct Sample {
     pub extra: Map<String, Value>,
 }
 
-/// Why a run did not give a sample.
-#[derive(Debug)]
-pub enum RunFailure {
-    /// The engine does not support the workload yet (`NOT_SUPPORTED`).
-    Unsupported(String),
-    /// The run failed or gave a wrong result.
-    Failed(anyhow::Error),
-}
-
-impl From<anyhow::Error> for RunFailure {
-    fn from(e: anyhow::Error) -> Self {
-        RunFailure::Failed(e)
-    }
-}
-
-impl std::fmt::Display for RunFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunFailure::Unsupported(m) => write!(f, "unsupported: {m}"),
-            RunFailure::Failed(e) => write!(f, "failed: {e:#}"),
-        }
-    }
-}
-
 /// An engine on a fresh database with one workload saved.
 pub struct Bench {
     /// The engine under test.
@@ -404,7 +380,7 @@ impl Bench {
     }
 
     /// One timed run, checked.
-    pub async fn run(&self) -> Result<Sample, RunFailure> {
+    pub async fn run(&self) -> anyhow::Result<Sample> {
         let requests_before = self.mock.as_ref().map(|m| m.request_count());
         if let Some(m) = &self.mock {
             m.state().max_inflight.store(0, Ordering::SeqCst);
@@ -430,24 +406,15 @@ impl Bench {
         let secs = t0.elapsed().as_secs_f64();
 
         if run.status != RunStatus::Completed {
-            let code = run.error.as_ref().and_then(|e| e["code"].as_str());
             let msg = run
                 .error
                 .as_ref()
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| format!("{:?}", run.status));
-            if code == Some("NOT_SUPPORTED") || chain_not_supported(run.error.as_ref()) {
-                return Err(RunFailure::Unsupported(msg));
-            }
             if run.status == RunStatus::Running {
-                return Err(RunFailure::Failed(anyhow!(
-                    "run {id} still running after {RUN_TIMEOUT:?}"
-                )));
+                bail!("run {id} still running after {RUN_TIMEOUT:?}");
             }
-            return Err(RunFailure::Failed(anyhow!(
-                "run {id} ended {:?}: {msg}",
-                run.status
-            )));
+            bail!("run {id} ended {:?}: {msg}", run.status);
         }
         let events = self.event_total(&run).await?;
         let mut extra = Map::new();
@@ -585,18 +552,6 @@ impl Bench {
     pub async fn shutdown(&self) {
         self.engine.shutdown(Duration::from_secs(5)).await;
     }
-}
-
-/// Whether a `SUBWORKFLOW_FAILED` error has `NOT_SUPPORTED` as its root cause.
-fn chain_not_supported(error: Option<&Value>) -> bool {
-    let mut e = error;
-    while let Some(v) = e {
-        if v["code"] == json!("NOT_SUPPORTED") {
-            return true;
-        }
-        e = v.get("cause");
-    }
-    false
 }
 
 /// Peak resident memory of this process (`VmHWM`, KiB).
