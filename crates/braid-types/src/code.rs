@@ -103,8 +103,9 @@ codes! {
     Internal = "INTERNAL", retryable: false, run: true, api: true;
     /// 400: the body or a query parameter cannot be read.
     MalformedBody = "MALFORMED_BODY", retryable: false, run: false, api: true;
-    /// 404: no such workflow, version, run, token or artifact.
-    NotFound = "NOT_FOUND", retryable: false, run: false, api: true;
+    /// 404: no such workflow, version, run, token or artifact (also the
+    /// error of a `workflow_call` whose workflow or version does not exist).
+    NotFound = "NOT_FOUND", retryable: false, run: true, api: true;
     /// 405: the path exists but not with this method.
     MethodNotAllowed = "METHOD_NOT_ALLOWED", retryable: false, run: false, api: true;
     /// 409: the run has already ended (e.g. cancelling it).
@@ -113,8 +114,9 @@ codes! {
     Conflict = "CONFLICT", retryable: false, run: false, api: true;
     /// 413: the body is larger than the server's limit.
     BodyTooLarge = "BODY_TOO_LARGE", retryable: false, run: false, api: true;
-    /// 422: the bundle has the wrong shape or fails validation (every problem listed).
-    InvalidDefinition = "INVALID_DEFINITION", retryable: false, run: false, api: true;
+    /// 422: the bundle has the wrong shape or fails validation (every problem
+    /// listed); also the error of a `workflow_call` whose version cannot be compiled.
+    InvalidDefinition = "INVALID_DEFINITION", retryable: false, run: true, api: true;
 }
 
 impl fmt::Display for ErrorCode {
@@ -207,7 +209,7 @@ mod tests {
             }
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             if cells.len() > 2 && cells[1].starts_with('`') && !section.is_empty() {
-                let code = cells[1].trim_matches('`').to_string();
+                let code = cells[1].split('`').nth(1).unwrap_or_default().to_string();
                 match documented.iter_mut().find(|d| d.0 == code) {
                     Some(d) => {
                         if section == "run" {
