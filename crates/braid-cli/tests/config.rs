@@ -126,15 +126,19 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
     );
 }
 
+/// A bad configuration: `braid.toml`, the environment, and parts of the
+/// expected error message.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 #[test]
 fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let serve = ["serve", "--db", "serve.db", "--bind", "127.0.0.1:0"];
-    let cases: [(&str, Vec<(&str, &str)>, &[&str]); 5] = [
+    let cases: [Case; 5] = [
         (
             "[server]\nbnd = \"0.0.0.0:1\"\n",
-            vec![],
+            &[],
             &[
                 "unknown key \"server.bnd\" in braid.toml",
                 "the keys of [server] are bind",
@@ -142,31 +146,31 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
         ),
         (
             "[executors]\nworkers = 4\n",
-            vec![("BRAID_EXECUTORS__WORKERS", "abc")],
+            &[("BRAID_EXECUTORS__WORKERS", "abc")],
             &[
                 "executors.workers: invalid value \"abc\" in BRAID_EXECUTORS__WORKERS environment variable",
             ],
         ),
         (
             "",
-            vec![("BRAID_SERVER__BND", "x")],
+            &[("BRAID_SERVER__BND", "x")],
             &["unknown key \"server.bnd\" in BRAID_SERVER__BND environment variable"],
         ),
         (
             "workers = 4\n",
-            vec![],
+            &[],
             &["unknown key \"workers\" in braid.toml (did you mean executors.workers?)"],
         ),
         (
             "[executors]\npoll_ms = 0\n",
-            vec![],
+            &[],
             &["executors.poll_ms: invalid value 0 in braid.toml: expected at least 1"],
         ),
     ];
     for (file, env, expected) in cases {
         std::fs::write(d.join("braid.toml"), file).unwrap();
         for args in [&serve[..], &["config"][..]] {
-            let o = braid(d, args, &env);
+            let o = braid(d, args, env);
             let err = stderr(&o);
             assert_eq!(
                 o.status.code(),
