@@ -18,6 +18,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod config;
+mod serve;
+
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
 const DEMO_INPUT: &str = r#"{"question": "Why do LLM pipelines need a durable workflow engine?"}"#;
 
@@ -35,22 +38,21 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the server (HTTP API and executors) on an embedded SQLite file.
+    ///
+    /// Configured by defaults, a TOML file, BRAID_<SECTION>__<KEY> variables
+    /// and these flags, later beating earlier (docs/configuration.md).
     Serve {
-        /// SQLite database file.
-        #[arg(long, default_value = "braid.db", env = "BRAID_DB")]
-        db: PathBuf,
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:8080", env = "BRAID_BIND")]
-        bind: String,
-        /// Actions in flight at once.
-        #[arg(long, default_value_t = 512, env = "BRAID_WORKERS")]
-        workers: usize,
-        /// Seconds to let in-flight actions finish at shutdown.
-        #[arg(long, default_value_t = 30)]
-        shutdown_grace_s: u64,
-        /// Task lease in milliseconds (renewed while an attempt runs).
-        #[arg(long, default_value_t = 30_000, env = "BRAID_LEASE_MS")]
-        lease_ms: i64,
+        #[command(flatten)]
+        flags: config::Flags,
+    },
+    /// Print the effective configuration of `braid serve`, each value with
+    /// its source (secrets masked).
+    Config {
+        #[command(flatten)]
+        flags: config::Flags,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a workflow file in-process and print its output as JSON.
     Run {
@@ -162,13 +164,11 @@ fn main() -> ExitCode {
 
 async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
-        Cmd::Serve {
-            db,
-            bind,
-            workers,
-            shutdown_grace_s,
-            lease_ms,
-        } => serve(&db, &bind, workers, shutdown_grace_s, lease_ms).await,
+        Cmd::Serve { flags } => serve::serve(&config::load(&flags, std::env::vars_os())?).await,
+        Cmd::Config { flags, json } => {
+            config::print(&config::load(&flags, std::env::vars_os())?, json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Run {
             file,
             input,
@@ -235,46 +235,6 @@ async fn open_engine(db: &Path, workers: usize, lease_ms: i64) -> Result<Engine>
         ..Options::default()
     };
     Ok(Engine::start(Arc::new(store), opts).await?)
-}
-
-async fn serve(
-    db: &Path,
-    bind: &str,
-    workers: usize,
-    grace_s: u64,
-    lease_ms: i64,
-) -> Result<ExitCode> {
-    let engine = open_engine(db, workers, lease_ms).await?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("binding {bind}"))?;
-    eprintln!(
-        "braid listening on http://{} (database {})",
-        listener.local_addr()?,
-        db.display()
-    );
-    let state = braid_server::AppState::new(engine.clone());
-    braid_server::serve(listener, state, shutdown_signal()).await?;
-    eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
-    engine.shutdown(Duration::from_secs(grace_s)).await;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 fn parse_bundle(text: &str) -> Result<Bundle> {

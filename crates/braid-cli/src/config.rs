@@ -1,0 +1,345 @@
+//! The configuration tree of `braid serve` (SPEC §9): every tunable, its
+//! built-in default, and where each effective value came from.
+//!
+//! Layers, each beating the ones before it: built-in defaults, a TOML file
+//! (`--config FILE`, else `./braid.toml` when present), environment variables
+//! of the form `BRAID_<SECTION>__<KEY>`, then command-line flags.
+//! `DATABASE_URL` fills `store.database_url` only when no layer names a store.
+//! Everything is checked here, before anything starts, so that an unknown key
+//! or a bad value stops the process with a message naming the key and its
+//! source instead of surfacing later as a strange runtime failure. The
+//! layering itself is figment's ([`layers`]); `braid config` prints the
+//! result ([`show`]).
+
+mod layers;
+mod show;
+
+pub use layers::Source;
+pub use show::print;
+
+use anyhow::{Result, bail};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One configuration key: its dotted path in the tree and the flag that sets
+/// it. Its environment variable is derived from the path: `BRAID_` + the
+/// path in upper case with `__` between levels.
+pub struct Key {
+    /// `section.key`, as written in the TOML file.
+    pub path: &'static str,
+    /// The `braid serve` / `braid config` flag.
+    pub flag: &'static str,
+    /// A string value: the environment's text is taken as is, never parsed
+    /// as a number (`BRAID_STORE__DB=2024` is a file named `2024`).
+    pub text: bool,
+    /// Masked by `braid config` (it may carry a password).
+    pub secret: bool,
+}
+
+impl Key {
+    /// The key with this path, if there is one.
+    pub fn find(path: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|k| k.path == path)
+    }
+}
+
+const fn key(path: &'static str, flag: &'static str, text: bool, secret: bool) -> Key {
+    Key {
+        path,
+        flag,
+        text,
+        secret,
+    }
+}
+
+/// Every key, in the order `braid config` and docs/configuration.md list them.
+pub const KEYS: &[Key] = &[
+    key("store.db", "--db", true, false),
+    key("store.database_url", "--database-url", true, true),
+    key("server.bind", "--bind", true, false),
+    key(
+        "server.body_limit_bytes",
+        "--body-limit-bytes",
+        false,
+        false,
+    ),
+    key(
+        "server.shutdown_grace_s",
+        "--shutdown-grace-s",
+        false,
+        false,
+    ),
+    key("executors.workers", "--workers", false, false),
+    key("executors.lease_ms", "--lease-ms", false, false),
+    key("executors.poll_ms", "--poll-ms", false, false),
+    key(
+        "snapshots.every_events",
+        "--snapshot-every-events",
+        false,
+        false,
+    ),
+];
+
+/// The file read when `--config` is not given, if it exists in the current
+/// directory.
+pub const DEFAULT_FILE: &str = "braid.toml";
+
+/// The whole tree. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where runs are kept.
+    pub store: Store,
+    /// The HTTP API.
+    pub server: Server,
+    /// The pool that runs actions.
+    pub executors: Executors,
+    /// Run state snapshots.
+    pub snapshots: Snapshots,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// The embedded SQLite file.
+    pub db: PathBuf,
+    /// A PostgreSQL URL: accepted so that it is validated and shown, refused
+    /// at start until a PostgreSQL store exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// `HOST:PORT` to listen on.
+    pub bind: String,
+    /// Largest accepted request body (413 `BODY_TOO_LARGE` beyond).
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight actions get to finish at shutdown.
+    pub shutdown_grace_s: u64,
+}
+
+/// `[executors]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Executors {
+    /// Actions in flight at once.
+    pub workers: usize,
+    /// Task lease, renewed while an attempt runs.
+    pub lease_ms: u64,
+    /// Fallback poll interval for due tasks.
+    pub poll_ms: u64,
+}
+
+/// `[snapshots]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshots {
+    /// Events between snapshots of a run, for projects without their own
+    /// `snapshot_every_events`.
+    pub every_events: u64,
+}
+
+impl Default for Config {
+    /// The built-in defaults: those of the engine and the server, so that a
+    /// `braid serve` without configuration behaves like an embedded engine.
+    fn default() -> Config {
+        let engine = braid_runtime::Options::default();
+        Config {
+            store: Store {
+                db: PathBuf::from("braid.db"),
+                database_url: None,
+            },
+            server: Server {
+                bind: "127.0.0.1:8080".to_string(),
+                body_limit_bytes: braid_server::DEFAULT_BODY_LIMIT,
+                shutdown_grace_s: 30,
+            },
+            executors: Executors {
+                workers: engine.workers,
+                lease_ms: engine.lease_ms as u64,
+                poll_ms: engine.poll_ms,
+            },
+            snapshots: Snapshots {
+                every_events: engine.snapshot_every_events,
+            },
+        }
+    }
+}
+
+/// The flags shared by `braid serve` and `braid config`; each one, when
+/// given, beats every other layer.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct Flags {
+    /// TOML configuration file [default: ./braid.toml when present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SQLite database file (store.db) [default: braid.db].
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// PostgreSQL URL (store.database_url); not supported by this build yet.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Address to listen on (server.bind) [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub bind: Option<String>,
+    /// Largest request body in bytes (server.body_limit_bytes) [default: 10 MiB].
+    #[arg(long, value_name = "BYTES")]
+    pub body_limit_bytes: Option<usize>,
+    /// Seconds to let in-flight actions finish at shutdown
+    /// (server.shutdown_grace_s) [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_grace_s: Option<u64>,
+    /// Actions in flight at once (executors.workers) [default: 512].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Task lease in milliseconds, renewed while an attempt runs
+    /// (executors.lease_ms) [default: 30000].
+    #[arg(long, value_name = "MS")]
+    pub lease_ms: Option<u64>,
+    /// Fallback poll interval for due tasks in milliseconds
+    /// (executors.poll_ms) [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub poll_ms: Option<u64>,
+    /// Events between run snapshots (snapshots.every_events) [default: 100].
+    #[arg(long, value_name = "N")]
+    pub snapshot_every_events: Option<u64>,
+}
+
+/// The effective configuration and, for every value, the layer it came from.
+pub struct Effective {
+    /// The values.
+    pub config: Config,
+    layers: Figment,
+}
+
+/// Loads and checks the configuration: `env` is the process environment
+/// (passed in so that tests need not change their own).
+pub fn load<I, K, V>(flags: &Flags, env: I) -> Result<Effective>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<std::ffi::OsStr>,
+    V: AsRef<std::ffi::OsStr>,
+{
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.as_ref().to_string_lossy().into_owned(),
+                v.as_ref().to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let layers = layers::stack(flags, &env)?;
+    let config = match layers.extract::<Config>() {
+        Ok(config) => config,
+        Err(errors) => bail!("{}", problems(errors.into_iter().map(layers::describe))),
+    };
+    let effective = Effective { config, layers };
+    let issues = effective.range_problems();
+    if !issues.is_empty() {
+        bail!("{}", problems(issues.into_iter()));
+    }
+    Ok(effective)
+}
+
+/// One message for every problem found, so that a user fixes them in one go.
+fn problems(list: impl Iterator<Item = String>) -> String {
+    let list: Vec<String> = list.collect();
+    match list.as_slice() {
+        [one] => format!("invalid configuration: {one}"),
+        _ => format!("invalid configuration:\n  {}", list.join("\n  ")),
+    }
+}
+
+impl Effective {
+    /// Where the value of `path` came from.
+    pub fn source(&self, path: &str) -> Source {
+        layers::source_of(&self.layers, path)
+    }
+
+    /// The SQLite file to open; an error while only SQLite is built in and a
+    /// PostgreSQL URL was given.
+    pub fn sqlite_db(&self) -> Result<&Path> {
+        if self.config.store.database_url.is_some() {
+            bail!(
+                "store.database_url (from {}): PostgreSQL is not supported by this build yet; \
+                 remove it to use the embedded SQLite file (store.db, --db)",
+                self.source("store.database_url")
+            );
+        }
+        Ok(&self.config.store.db)
+    }
+
+    /// The engine's options: the configured tunables over its defaults.
+    pub fn engine_options(&self) -> braid_runtime::Options {
+        let c = &self.config;
+        braid_runtime::Options {
+            workers: c.executors.workers,
+            // Bounded by `range_problems`, so the conversion cannot fail.
+            lease_ms: i64::try_from(c.executors.lease_ms).unwrap_or(MAX_LEASE_MS as i64),
+            poll_ms: c.executors.poll_ms,
+            snapshot_every_events: c.snapshots.every_events,
+            ..braid_runtime::Options::default()
+        }
+    }
+
+    /// Values of the right type that are still unusable: zero counts, a
+    /// lease the task queue cannot add to a timestamp, an address without
+    /// a port, two stores at once.
+    fn range_problems(&self) -> Vec<String> {
+        let c = &self.config;
+        let counts: [(&str, u64, u64); 5] = [
+            (
+                "server.body_limit_bytes",
+                c.server.body_limit_bytes as u64,
+                u64::MAX,
+            ),
+            ("executors.workers", c.executors.workers as u64, u64::MAX),
+            ("executors.lease_ms", c.executors.lease_ms, MAX_LEASE_MS),
+            ("executors.poll_ms", c.executors.poll_ms, u64::MAX),
+            ("snapshots.every_events", c.snapshots.every_events, u64::MAX),
+        ];
+        let mut issues = Vec::new();
+        for (path, value, max) in counts {
+            if value == 0 {
+                issues.push(format!(
+                    "{path}: invalid value 0 in {}: expected at least 1",
+                    self.source(path)
+                ));
+            } else if value > max {
+                issues.push(format!(
+                    "{path}: invalid value {value} in {}: expected at most {max}",
+                    self.source(path)
+                ));
+            }
+        }
+        let bind = &c.server.bind;
+        let has_port = bind
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !has_port {
+            issues.push(format!(
+                "server.bind: invalid value {bind:?} in {}: expected HOST:PORT, e.g. 127.0.0.1:8080",
+                self.source("server.bind")
+            ));
+        }
+        let db_source = self.source("store.db");
+        if c.store.database_url.is_some() && db_source != Source::Default {
+            issues.push(format!(
+                "store.db (from {db_source}) and store.database_url (from {}) are both set: \
+                 a store is either a SQLite file or a database URL",
+                self.source("store.database_url")
+            ));
+        }
+        issues
+    }
+}
+
+/// A day: the task queue adds the lease to millisecond timestamps, and a
+/// longer lease would only delay recovery after a crash.
+const MAX_LEASE_MS: u64 = 86_400_000;

@@ -1,0 +1,56 @@
+//! `braid serve`: the engine, the HTTP API and the executors on one SQLite
+//! file, configured by [`crate::config`], until SIGTERM or Ctrl-C.
+
+use crate::config::Effective;
+use anyhow::{Context as _, Result};
+use braid_runtime::Engine;
+use braid_store_sqlite::SqliteStore;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serves until a shutdown signal, then lets in-flight actions finish for
+/// `server.shutdown_grace_s`.
+pub async fn serve(effective: &Effective) -> Result<ExitCode> {
+    let db = effective.sqlite_db()?;
+    let server = &effective.config.server;
+    crate::lock_database(db)?;
+    let store = SqliteStore::open_path(db)
+        .await
+        .with_context(|| format!("opening database {}", db.display()))?;
+    let engine = Engine::start(Arc::new(store), effective.engine_options()).await?;
+    let listener = tokio::net::TcpListener::bind(&server.bind)
+        .await
+        .with_context(|| format!("binding {}", server.bind))?;
+    eprintln!(
+        "braid listening on http://{} (database {})",
+        listener.local_addr()?,
+        db.display()
+    );
+    let state = braid_server::AppState {
+        body_limit: server.body_limit_bytes,
+        ..braid_server::AppState::new(engine.clone())
+    };
+    braid_server::serve(listener, state, shutdown_signal()).await?;
+    let grace_s = server.shutdown_grace_s;
+    eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    engine.shutdown(Duration::from_secs(grace_s)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

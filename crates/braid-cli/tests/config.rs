@@ -1,0 +1,330 @@
+//! The configuration of `braid serve` (SPEC §9) through the real binary:
+//! layering (defaults < file < environment < flags) as `braid config`
+//! reports it, errors that name the key and its source, the `DATABASE_URL`
+//! rule, and `braid serve` refusing a bad configuration or applying a good
+//! one.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+/// `braid ARGS` in `dir`, with exactly the given configuration variables:
+/// whatever `BRAID_*` or `DATABASE_URL` the test runner has is removed.
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
+    cmd.args(args).current_dir(dir);
+    for (name, _) in std::env::vars_os() {
+        let text = name.to_string_lossy();
+        if text.starts_with("BRAID_") || text == "DATABASE_URL" {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+fn braid(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    command(dir, args, env).output().expect("braid runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `braid config --json ARGS`: `{ key: { value, source } }`.
+fn effective(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let o = braid(dir, &[&["config", "--json"], args].concat(), env);
+    assert!(o.status.success(), "braid config failed: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("braid config --json prints JSON")
+}
+
+/// Asserts one key's value and source.
+fn assert_key(config: &serde_json::Value, key: &str, value: serde_json::Value, source: &str) {
+    assert_eq!(config[key]["value"], value, "value of {key}: {config:#}");
+    assert_eq!(config[key]["source"], source, "source of {key}: {config:#}");
+}
+
+#[test]
+fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("braid.toml"),
+        "[server]\nbind = \"0.0.0.0:9000\"\n\n[executors]\nworkers = 8\nlease_ms = 1000\npoll_ms = 250\n\n[snapshots]\nevery_events = 7\n",
+    )
+    .unwrap();
+    let env = [
+        ("BRAID_EXECUTORS__WORKERS", "16"),
+        ("BRAID_EXECUTORS__LEASE_MS", "2000"),
+        // Not of the BRAID_<SECTION>__<KEY> form: not configuration, and
+        // no reason to fail.
+        ("BRAID_SERVER", "http://elsewhere:1"),
+        ("BRAID_PROGRESS", "1"),
+        ("BRAID_SOMETHING", "x"),
+        ("BRAID_DB", "old-name.db"),
+    ];
+    let flags = ["--lease-ms", "5000", "--db", "flag.db"];
+    let config = effective(d, &flags, &env);
+    assert_key(&config, "store.db", "flag.db".into(), "--db flag");
+    assert_key(
+        &config,
+        "store.database_url",
+        serde_json::Value::Null,
+        "default",
+    );
+    assert_key(&config, "server.bind", "0.0.0.0:9000".into(), "braid.toml");
+    assert_key(
+        &config,
+        "server.body_limit_bytes",
+        10_485_760.into(),
+        "default",
+    );
+    assert_key(&config, "server.shutdown_grace_s", 30.into(), "default");
+    assert_key(
+        &config,
+        "executors.workers",
+        16.into(),
+        "BRAID_EXECUTORS__WORKERS environment variable",
+    );
+    assert_key(
+        &config,
+        "executors.lease_ms",
+        5000.into(),
+        "--lease-ms flag",
+    );
+    assert_key(&config, "executors.poll_ms", 250.into(), "braid.toml");
+    assert_key(&config, "snapshots.every_events", 7.into(), "braid.toml");
+    assert_eq!(config.as_object().unwrap().len(), 9, "{config:#}");
+
+    // The text form: a TOML file with each value's source beside it.
+    let o = braid(d, &[&["config"][..], &flags].concat(), &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let workers = text.lines().find(|l| l.starts_with("workers = ")).unwrap();
+    assert!(
+        workers.starts_with("workers = 16 ")
+            && workers.ends_with("# BRAID_EXECUTORS__WORKERS environment variable"),
+        "{text}"
+    );
+    assert!(text.contains("[executors]") && text.contains("# database_url is not set"));
+
+    // --config replaces ./braid.toml rather than adding to it.
+    std::fs::write(d.join("other.toml"), "[executors]\npoll_ms = 40\n").unwrap();
+    let config = effective(d, &["--config", "other.toml"], &[]);
+    assert_key(&config, "executors.poll_ms", 40.into(), "other.toml");
+    assert_key(&config, "server.bind", "127.0.0.1:8080".into(), "default");
+    assert_key(&config, "executors.workers", 512.into(), "default");
+
+    // A --config file that does not exist is an error, not an empty layer.
+    let o = braid(d, &["config", "--config", "missing.toml"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("missing.toml (--config) does not exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// A bad configuration: `braid.toml`, the environment, and parts of the
+/// expected error message.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
+#[test]
+fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let serve = ["serve", "--db", "serve.db", "--bind", "127.0.0.1:0"];
+    let cases: [Case; 5] = [
+        (
+            "[server]\nbnd = \"0.0.0.0:1\"\n",
+            &[],
+            &[
+                "unknown key \"server.bnd\" in braid.toml",
+                "the keys of [server] are bind",
+            ],
+        ),
+        (
+            "[executors]\nworkers = 4\n",
+            &[("BRAID_EXECUTORS__WORKERS", "abc")],
+            &[
+                "executors.workers: invalid value \"abc\" in BRAID_EXECUTORS__WORKERS environment variable",
+            ],
+        ),
+        (
+            "",
+            &[("BRAID_SERVER__BND", "x")],
+            &["unknown key \"server.bnd\" in BRAID_SERVER__BND environment variable"],
+        ),
+        (
+            "workers = 4\n",
+            &[],
+            &["unknown key \"workers\" in braid.toml (did you mean executors.workers?)"],
+        ),
+        (
+            "[executors]\npoll_ms = 0\n",
+            &[],
+            &["executors.poll_ms: invalid value 0 in braid.toml: expected at least 1"],
+        ),
+    ];
+    for (file, env, expected) in cases {
+        std::fs::write(d.join("braid.toml"), file).unwrap();
+        for args in [&serve[..], &["config"][..]] {
+            let o = braid(d, args, env);
+            let err = stderr(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{args:?} with {file:?} {env:?}: {err}"
+            );
+            for part in expected {
+                assert!(err.contains(part), "{part:?} missing from: {err}");
+            }
+            assert!(!err.contains("listening"), "a server started: {err}");
+            assert!(o.stdout.is_empty());
+        }
+        assert!(!d.join("serve.db").exists(), "serve opened the database");
+    }
+
+    // A value of the right type that is out of range, from a flag.
+    std::fs::write(d.join("braid.toml"), "").unwrap();
+    let o = braid(d, &[&serve[..], &["--workers", "0"]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("executors.workers: invalid value 0 in --workers flag: expected at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("serve.db").exists());
+}
+
+#[test]
+fn database_url_is_used_only_when_no_store_is_named_and_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let url = ("DATABASE_URL", "postgres://braid:s3cret@db.internal/braid");
+    let masked = serde_json::Value::from("postgres://braid:****@db.internal/braid");
+
+    let config = effective(d, &[], &[url]);
+    assert_key(
+        &config,
+        "store.database_url",
+        masked.clone(),
+        "DATABASE_URL environment variable",
+    );
+    assert_key(&config, "store.db", "braid.db".into(), "default");
+    let o = braid(d, &["config"], &[url]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !text.contains("s3cret") && text.contains("braid:****@"),
+        "{text}"
+    );
+    // Accepted, but this build has only the SQLite store.
+    let o = braid(d, &["serve", "--bind", "127.0.0.1:0"], &[url]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("PostgreSQL is not supported by this build yet"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("braid.db").exists());
+
+    // Any store named by the environment, a flag or the file wins.
+    let config = effective(d, &[], &[url, ("BRAID_STORE__DB", "env.db")]);
+    assert_key(
+        &config,
+        "store.db",
+        "env.db".into(),
+        "BRAID_STORE__DB environment variable",
+    );
+    assert_key(
+        &config,
+        "store.database_url",
+        serde_json::Value::Null,
+        "default",
+    );
+    let config = effective(d, &["--db", "flag.db"], &[url]);
+    assert_key(&config, "store.db", "flag.db".into(), "--db flag");
+    assert_key(
+        &config,
+        "store.database_url",
+        serde_json::Value::Null,
+        "default",
+    );
+    let config = effective(
+        d,
+        &[],
+        &[url, ("BRAID_STORE__DATABASE_URL", "postgres://other/braid")],
+    );
+    assert_key(
+        &config,
+        "store.database_url",
+        "postgres://other/braid".into(),
+        "BRAID_STORE__DATABASE_URL environment variable",
+    );
+    std::fs::write(d.join("braid.toml"), "[store]\ndb = \"file.db\"\n").unwrap();
+    let config = effective(d, &[], &[url]);
+    assert_key(&config, "store.db", "file.db".into(), "braid.toml");
+    assert_key(
+        &config,
+        "store.database_url",
+        serde_json::Value::Null,
+        "default",
+    );
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_applies_the_configured_body_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("braid.toml"), "[server]\nbody_limit_bytes = 1024\n").unwrap();
+    let mut server = Server(
+        command(d, &["serve", "--bind", "127.0.0.1:0"], &[])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("braid serve starts"),
+    );
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("braid serve reports its address before exiting")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("braid listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let post = |len: usize| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        let body = format!("{{\"name\": \"{}\"}}", "x".repeat(len));
+        write!(
+            stream,
+            "POST /api/workflow-defs HTTP/1.1\r\nHost: braid\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let big = post(2048);
+    assert!(big.starts_with("HTTP/1.1 413"), "{big}");
+    assert!(big.contains("BODY_TOO_LARGE"), "{big}");
+    // Under the limit the body reaches the handler (and is judged on its own merits).
+    let small = post(10);
+    assert!(!small.starts_with("HTTP/1.1 413"), "{small}");
+    assert!(small.starts_with("HTTP/1.1 4"), "{small}");
+    assert!(d.join("braid.db").exists());
+}
