@@ -10,7 +10,7 @@ use crate::definition::{
     EarlyComplete, FanIn, FanOut, FromContextOr, Limits, Merge, MergeStrategy, On, OnChildFailure,
 };
 use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
-use crate::graph::{CAction, CNode, CTransition, Graph, Spawn};
+use crate::graph::{CompiledAction, CompiledNode, CompiledTransition, Graph, Spawn};
 use crate::state::{RunState, RunStatus, TokenStatus};
 use braid_expr::{Expr, PathRoot, TargetPath, Vars};
 use serde::{Deserialize, Serialize};
@@ -591,7 +591,7 @@ impl<'a> Machine<'a> {
         }
     }
 
-    fn node(&self, i: usize) -> &'a CNode {
+    fn node(&self, i: usize) -> &'a CompiledNode {
         &self.g.nodes[self.st.tokens[i].node]
     }
 
@@ -1015,7 +1015,7 @@ impl<'a> Machine<'a> {
     fn child_finished(&mut self, i: usize, child_run_id: String, outcome: ChildOutcome) {
         let attempt = self.st.tokens[i].attempt;
         let node = self.node(i);
-        let CAction::WorkflowCall { on_failure, .. } = &node.action else {
+        let CompiledAction::WorkflowCall { on_failure, .. } = &node.action else {
             return;
         };
         let error = match outcome {
@@ -1083,7 +1083,7 @@ impl<'a> Machine<'a> {
             })
         };
         match &node.action {
-            CAction::LlmCall {
+            CompiledAction::LlmCall {
                 system,
                 template,
                 produces,
@@ -1117,7 +1117,7 @@ impl<'a> Machine<'a> {
                     branch_index,
                 }))
             }
-            CAction::WriteArtifact {
+            CompiledAction::WriteArtifact {
                 type_name,
                 type_version,
                 schema,
@@ -1139,7 +1139,7 @@ impl<'a> Machine<'a> {
                     content,
                 }))
             }
-            CAction::WorkflowCall {
+            CompiledAction::WorkflowCall {
                 workflow,
                 workflow_expr,
                 version,
@@ -1192,7 +1192,7 @@ impl<'a> Machine<'a> {
                     artifacts,
                 })
             }
-            CAction::UpdateContext(_) => unreachable!("pure actions run inline"),
+            CompiledAction::UpdateContext(_) => unreachable!("pure actions run inline"),
         }
     }
 
@@ -1208,7 +1208,7 @@ impl<'a> Machine<'a> {
 
     /// Runs an `update_context` action: each update sees the previous ones.
     fn update_context(&mut self, i: usize) -> Result<Value, ErrorInfo> {
-        let CAction::UpdateContext(updates) = &self.node(i).action else {
+        let CompiledAction::UpdateContext(updates) = &self.node(i).action else {
             unreachable!()
         };
         let mut result = Map::new();
@@ -1288,7 +1288,7 @@ impl<'a> Machine<'a> {
             }
         }
         let artifact = match &self.node(i).action {
-            CAction::WriteArtifact {
+            CompiledAction::WriteArtifact {
                 type_name,
                 type_version,
                 name,
@@ -1405,7 +1405,7 @@ impl<'a> Machine<'a> {
 
     fn route(&mut self, i: usize, outcome: On, attempt: u32) {
         let node = self.node(i);
-        let candidates: Vec<&CTransition> = node
+        let candidates: Vec<&CompiledTransition> = node
             .transitions
             .iter()
             .filter(|t| t.on == outcome || t.on == On::Always)
@@ -1416,7 +1416,7 @@ impl<'a> Machine<'a> {
             }
             return; // success: terminal for this token
         }
-        let mut taken: Vec<&CTransition> = Vec::new();
+        let mut taken: Vec<&CompiledTransition> = Vec::new();
         let mut group: Option<i64> = None;
         {
             // The context is built only when a condition needs it.
@@ -1471,7 +1471,7 @@ impl<'a> Machine<'a> {
             return self.unrouted(i);
         }
         // How many tokens each taken transition creates.
-        let mut plan: Vec<(&CTransition, u64, Option<Vec<Value>>)> =
+        let mut plan: Vec<(&CompiledTransition, u64, Option<Vec<Value>>)> =
             Vec::with_capacity(taken.len());
         {
             let ctx = taken
@@ -1821,11 +1821,13 @@ pub fn pending_children(state: &mut RunState, graph: &Graph, now: Millis) -> Vec
     let waiting: Vec<usize> = (0..state.tokens.len())
         .filter(|&i| {
             let t = &state.tokens[i];
-            matches!(graph.nodes[t.node].action, CAction::WorkflowCall { .. })
-                && matches!(
-                    t.status,
-                    TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingChild
-                )
+            matches!(
+                graph.nodes[t.node].action,
+                CompiledAction::WorkflowCall { .. }
+            ) && matches!(
+                t.status,
+                TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingChild
+            )
         })
         .collect();
     let m = Machine {
