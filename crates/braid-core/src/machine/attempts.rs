@@ -64,7 +64,7 @@ impl Machine<'_> {
     }
 
     /// Resolves the invocation of a non-pure action and queues it.
-    pub(super) fn dispatch(&mut self, token: usize, attempt: u32, not_before: Millis) {
+    fn dispatch(&mut self, token: usize, attempt: u32, not_before: Millis) {
         let work = match self.resolve_payload(token) {
             Ok(w) => w,
             Err(error) => {
@@ -116,7 +116,7 @@ impl Machine<'_> {
 
     pub(super) fn resolve_payload(&self, token: usize) -> Result<Work, ErrorInfo> {
         let node = self.node(token);
-        let ctx = self.ctx(token);
+        let ctx = self.context(token);
         let vars = ctx.vars(None);
         let eval = |e: &Expr, what: &str| {
             e.eval(&vars).map_err(|err| {
@@ -251,7 +251,7 @@ impl Machine<'_> {
         // failing mapping fails the node without half its writes.
         let mut writes = Vec::new();
         if !self.node(token).output_mapping.is_empty() {
-            let ctx = self.ctx(token);
+            let ctx = self.context(token);
             let vars = ctx.vars(Some(&result));
             for (path, e) in &self.node(token).output_mapping {
                 let r = e
@@ -354,7 +354,7 @@ impl Machine<'_> {
     }
 
     /// A deterministic sample in [-1, 1] from run, token and attempt.
-    pub(super) fn jitter(&self, token: usize, attempt: u32) -> f64 {
+    fn jitter(&self, token: usize, attempt: u32) -> f64 {
         let mut h = Sha256::new();
         h.update(self.state.run_id.as_bytes());
         h.update(self.state.tokens[token].id.as_bytes());

@@ -1,4 +1,4 @@
-//! What an expression sees from one token ([`Ctx`]), where a token may
+//! What an expression sees from one token ([`TokenContext`]), where a token may
 //! write, and the inline `update_context` action.
 
 use super::Machine;
@@ -11,7 +11,7 @@ use std::borrow::Cow;
 /// The data an expression sees from one token: its scope's view of the
 /// context. Borrowed from the state; copied only when writes must be seen
 /// by later expressions of the same action.
-pub(super) struct Ctx<'s> {
+pub(super) struct TokenContext<'s> {
     input: &'s Value,
     state: Cow<'s, Value>,
     output: Cow<'s, Value>,
@@ -21,7 +21,7 @@ pub(super) struct Ctx<'s> {
     item: Option<(&'s str, &'s Value)>,
 }
 
-impl<'s> Ctx<'s> {
+impl<'s> TokenContext<'s> {
     pub(super) fn vars<'v>(&'v self, result: Option<&'v Value>) -> Vars<'v> {
         let mut v = Vars::new()
             .with("input", self.input)
@@ -81,9 +81,9 @@ impl<'s> Ctx<'s> {
 }
 
 impl Machine<'_> {
-    pub(super) fn ctx(&self, token: usize) -> Ctx<'_> {
+    pub(super) fn context(&self, token: usize) -> TokenContext<'_> {
         let scope = self.state.tokens[token].scope;
-        Ctx {
+        TokenContext {
             input: &self.state.context.input,
             state: Cow::Borrowed(self.state.state_in(scope)),
             output: Cow::Borrowed(&self.state.context.output),
@@ -118,7 +118,7 @@ impl Machine<'_> {
         let mut result = Map::new();
         let mut writes = Vec::with_capacity(updates.len());
         {
-            let mut ctx = self.ctx(token);
+            let mut ctx = self.context(token);
             for (n, (path, e)) in updates.iter().enumerate() {
                 let v = e.eval(&ctx.vars(None)).map_err(|err| {
                     self.expr_error(

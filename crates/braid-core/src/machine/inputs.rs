@@ -230,7 +230,7 @@ impl Machine<'_> {
     }
 
     /// The index of the live token `id` names, while the run is running.
-    pub(super) fn live_token(&self, id: &str) -> Option<usize> {
+    fn live_token(&self, id: &str) -> Option<usize> {
         if self.state.status != RunStatus::Running {
             return None;
         }

@@ -59,7 +59,7 @@ impl Machine<'_> {
         );
     }
 
-    pub(super) fn late_arrival(&mut self, token: usize, set: usize) {
+    fn late_arrival(&mut self, token: usize, set: usize) {
         let set_id = self.state.sets[set].id.clone();
         let join = self.node(token).join.as_ref().expect("join node");
         let continuation = self.state.sets[set]
@@ -158,7 +158,7 @@ impl Machine<'_> {
     }
 
     /// The merge of the arrived members' `_branch.output` at `merge.source`.
-    pub(super) fn merge_value(&self, set: usize, merge: &Merge) -> Result<Value, String> {
+    fn merge_value(&self, set: usize, merge: &Merge) -> Result<Value, String> {
         let s = &self.state.sets[set];
         let mut contributions = Vec::with_capacity(s.arrivals.len());
         for (arrival, &member) in s.arrivals.iter().enumerate() {
@@ -192,7 +192,7 @@ impl Machine<'_> {
     }
 
     /// Fires the join of `set` (`satisfied`), or resolves it as `JOIN_UNSATISFIED`.
-    pub(super) fn fire(&mut self, set: usize, join_node: usize, satisfied: bool) {
+    fn fire(&mut self, set: usize, join_node: usize, satisfied: bool) {
         let join = self.graph.nodes[join_node]
             .join
             .as_ref()
@@ -285,7 +285,7 @@ impl Machine<'_> {
 
     /// `fan_in_completed` for set `set_id` at `join_node`: it creates the
     /// continuation token (the next token id).
-    pub(super) fn fan_in_completed(
+    fn fan_in_completed(
         &mut self,
         join_node: usize,
         set_id: String,
@@ -332,7 +332,7 @@ impl Machine<'_> {
     }
 
     /// A join's continuation is a token too: false (and the run failed) past `max_run_tokens`.
-    pub(super) fn continuation_fits(&mut self, join_node: usize) -> bool {
+    fn continuation_fits(&mut self, join_node: usize) -> bool {
         let max = self.limits.max_tokens();
         if (self.state.tokens.len() as u64) < max {
             return true;
@@ -347,12 +347,7 @@ impl Machine<'_> {
 
     /// Writes a merge result into the continuation's scope; false (and the
     /// continuation failed) when the target is not writable there.
-    pub(super) fn write_merge(
-        &mut self,
-        continuation: usize,
-        target: String,
-        value: Value,
-    ) -> bool {
+    fn write_merge(&mut self, continuation: usize, target: String, value: Value) -> bool {
         if let Ok(path) = TargetPath::parse(&target)
             && let Err(error) = self.check_write(continuation, &path)
         {

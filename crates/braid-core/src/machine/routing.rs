@@ -14,13 +14,7 @@ impl<'a> Machine<'a> {
     /// Routing itself failed (a condition or spawn expression): the node
     /// fails, or, when it was routing a failure, the run (a failure of a
     /// failure route cannot be routed again).
-    pub(super) fn routing_failed(
-        &mut self,
-        token: usize,
-        outcome: On,
-        error: ErrorInfo,
-        attempt: u32,
-    ) {
+    fn routing_failed(&mut self, token: usize, outcome: On, error: ErrorInfo, attempt: u32) {
         if outcome == On::Success {
             self.fail_node(token, Failure { error, attempt })
         } else {
@@ -48,7 +42,7 @@ impl<'a> Machine<'a> {
             let ctx = candidates
                 .iter()
                 .any(|t| t.condition.is_some())
-                .then(|| self.ctx(token));
+                .then(|| self.context(token));
             let vars = ctx.as_ref().map(|c| c.vars(None)).unwrap_or_default();
             for t in candidates {
                 if group.is_some_and(|g| g != t.priority) {
@@ -116,7 +110,7 @@ impl<'a> Machine<'a> {
             let ctx = taken
                 .iter()
                 .any(|t| matches!(t.spawn, Spawn::CountExpr(_) | Spawn::Foreach { .. }))
-                .then(|| self.ctx(token));
+                .then(|| self.context(token));
             let vars = ctx.as_ref().map(|c| c.vars(None)).unwrap_or_default();
             for t in &taken {
                 let r = match &t.spawn {
@@ -217,7 +211,7 @@ impl<'a> Machine<'a> {
 
     /// Evaluates a `spawn_count` or `foreach` expression and reads its value
     /// as (token count, foreach items); any error names the expression.
-    pub(super) fn eval_spawn(
+    fn eval_spawn(
         &self,
         token: usize,
         what: &str,
@@ -232,7 +226,7 @@ impl<'a> Machine<'a> {
         read(v).map_err(|msg| self.expr_error(token, &what, &msg))
     }
 
-    pub(super) fn unrouted(&mut self, token: usize) {
+    fn unrouted(&mut self, token: usize) {
         if self.is_abandoned(token) {
             return; // an abandoned branch never fails the run
         }
@@ -248,7 +242,7 @@ impl<'a> Machine<'a> {
         self.fail_run(error);
     }
 
-    pub(super) fn is_abandoned(&self, token: usize) -> bool {
+    fn is_abandoned(&self, token: usize) -> bool {
         let mut cur = self.state.tokens[token].scope;
         while let Some(s) = cur {
             if self.state.scopes[s].abandoned {
