@@ -22,6 +22,8 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// Routes `outcome` of the token's node: the first priority group with a
+    /// match wins (`first_match` takes one transition of it, `all` every one).
     pub(super) fn route(&mut self, token: usize, outcome: On, attempt: u32) {
         let node = self.node(token);
         let candidates: Vec<&'a CompiledTransition> = node
