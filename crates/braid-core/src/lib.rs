@@ -7,5 +7,7 @@ pub mod definition;
 pub mod event;
 pub mod graph;
 pub mod machine;
+pub mod merge;
+pub mod protocol;
 pub mod retry;
 pub mod state;

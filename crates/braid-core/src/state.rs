@@ -549,39 +549,7 @@ impl RunState {
                 to,
                 tokens,
                 ..
-            } => {
-                let Some(parent) = tok.and_then(|id| self.token(id)) else {
-                    return;
-                };
-                let Some(&to) = graph.index.get(to) else {
-                    return;
-                };
-                let from = parent.node;
-                let scope = parent.scope;
-                let mut loops = parent.loops.clone();
-                let t = graph.nodes[from]
-                    .transitions
-                    .iter()
-                    .find(|t| t.to == to && t.ref_ == *transition);
-                match t {
-                    Some(t) if t.max_iterations.is_some() => {
-                        if let Some(r) = &t.ref_ {
-                            *loops.entry(r.clone()).or_insert(0) += 1;
-                        }
-                    }
-                    _ => {
-                        // Entering a loop's target from outside restarts it.
-                        if !loops.is_empty() {
-                            for r in &graph.loops_into[to] {
-                                loops.remove(r);
-                            }
-                        }
-                    }
-                }
-                for _ in tokens {
-                    self.create_token(to, e.token_id.clone(), loops.clone(), scope, e.ts);
-                }
-            }
+            } => self.transition_taken(graph, e, transition, to, tokens.len()),
             EventBody::TokenCancelled { .. } => self.set_status(tok, TokenStatus::Cancelled, e.ts),
             EventBody::TokenMerged { .. } => self.set_status(tok, TokenStatus::Merged, e.ts),
             EventBody::TokenWaiting { sibling_set, .. } => {
@@ -602,103 +570,12 @@ impl RunState {
                 parent_token,
                 item,
                 item_var,
-            } => {
-                let Some(member) = tok.and_then(|id| token_index(id)) else {
-                    return;
-                };
-                let Some(origin) = token_index(parent_token) else {
-                    return;
-                };
-                let Some(set) = set_index(sibling_set) else {
-                    return;
-                };
-                if set == self.sets.len() {
-                    self.sets.push(SiblingSet {
-                        id: sibling_set.clone(),
-                        origin,
-                        fan_out_node: self.tokens[origin].node,
-                        total: *total,
-                        members: Vec::new(),
-                        arrivals: Vec::new(),
-                        ended: 0,
-                        fired: false,
-                        continuation: None,
-                    });
-                }
-                // The member was created in the origin's scope; move it into its own branch.
-                let parent_scope = self.tokens[member].scope;
-                let live = self.tokens[member].status.is_live() as usize;
-                let scope = self.scopes.len();
-                self.scopes.push(Scope {
-                    parent: parent_scope,
-                    set,
-                    member,
-                    index: *index,
-                    item: item.clone(),
-                    item_var: item_var.clone(),
-                    view: self.state_in(parent_scope).clone(),
-                    output: Value::Object(Map::new()),
-                    artifacts: self.artifacts_in(parent_scope).clone(),
-                    live,
-                    arrived: false,
-                    abandoned: false,
-                    cancelled: false,
-                });
-                self.tokens[member].scope = Some(scope);
-                self.sets[set].members.push(scope);
-            }
+            } => self.token_spawned(e, sibling_set, *index, *total, parent_token, item, item_var),
             EventBody::FanInCompleted {
                 sibling_set,
                 origin_token,
                 ..
-            } => {
-                let Some(origin) = token_index(origin_token) else {
-                    return;
-                };
-                let Some(&join) = e.node.as_ref().and_then(|n| graph.index.get(n)) else {
-                    return;
-                };
-                let (scope, loops) = (self.tokens[origin].scope, self.tokens[origin].loops.clone());
-                let c = self.create_token(join, Some(origin_token.clone()), loops, scope, e.ts);
-                if set_index(sibling_set) == Some(self.sets.len()) {
-                    // An empty sibling set: its join fires at once.
-                    self.sets.push(SiblingSet {
-                        id: sibling_set.clone(),
-                        origin,
-                        fan_out_node: self.tokens[origin].node,
-                        total: 0,
-                        members: Vec::new(),
-                        arrivals: Vec::new(),
-                        ended: 0,
-                        fired: false,
-                        continuation: None,
-                    });
-                }
-                if let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len()) {
-                    self.sets[set].fired = true;
-                    self.sets[set].continuation = Some(c);
-                    let early = graph.nodes[join].join.as_ref().map(|j| j.on_early_complete);
-                    if early == Some(EarlyComplete::Cancel) {
-                        // Nothing inside a cancelled branch continues (its inner joins never fire).
-                        for m in self.sets[set].members.clone() {
-                            if !self.scopes[m].arrived {
-                                self.scopes[m].cancelled = true;
-                            }
-                        }
-                    }
-                    if early == Some(EarlyComplete::Abandon) {
-                        // Members still running are left behind: the run stops waiting for them.
-                        for m in self.sets[set].members.clone() {
-                            let sc = &self.scopes[m];
-                            if sc.live > 0 && !sc.arrived && !sc.abandoned {
-                                let (live, parent) = (sc.live as isize, sc.parent);
-                                self.count_live(parent, -live);
-                                self.scopes[m].abandoned = true;
-                            }
-                        }
-                    }
-                }
-            }
+            } => self.fan_in_completed(graph, e, sibling_set, origin_token),
             EventBody::ContextUpdated { writes } => {
                 let scope = self.token_scope(tok);
                 for w in writes {
@@ -729,6 +606,163 @@ impl RunState {
                 }
             }
             EventBody::SnapshotCreated { .. } => {}
+        }
+    }
+
+    /// Creates the tokens of a transition taken: in the parent's scope, with
+    /// its loop counters (the taken loop's counted, a re-entered loop's reset).
+    fn transition_taken(
+        &mut self,
+        graph: &Graph,
+        e: &Event,
+        transition: &Option<String>,
+        to: &str,
+        tokens: usize,
+    ) {
+        let Some(parent) = e.token_id.as_ref().and_then(|id| self.token(id)) else {
+            return;
+        };
+        let Some(&to) = graph.index.get(to) else {
+            return;
+        };
+        let from = parent.node;
+        let scope = parent.scope;
+        let mut loops = parent.loops.clone();
+        let t = graph.nodes[from]
+            .transitions
+            .iter()
+            .find(|t| t.to == to && t.ref_ == *transition);
+        match t {
+            Some(t) if t.max_iterations.is_some() => {
+                if let Some(r) = &t.ref_ {
+                    *loops.entry(r.clone()).or_insert(0) += 1;
+                }
+            }
+            _ => {
+                // Entering a loop's target from outside restarts it.
+                if !loops.is_empty() {
+                    for r in &graph.loops_into[to] {
+                        loops.remove(r);
+                    }
+                }
+            }
+        }
+        for _ in 0..tokens {
+            self.create_token(to, e.token_id.clone(), loops.clone(), scope, e.ts);
+        }
+    }
+
+    /// Makes a created token a member of its sibling set, in a branch scope of its own.
+    #[allow(clippy::too_many_arguments)]
+    fn token_spawned(
+        &mut self,
+        e: &Event,
+        sibling_set: &str,
+        index: u64,
+        total: u64,
+        parent_token: &str,
+        item: &Option<Value>,
+        item_var: &Option<String>,
+    ) {
+        let Some(member) = e.token_id.as_ref().and_then(|id| token_index(id)) else {
+            return;
+        };
+        let Some(origin) = token_index(parent_token) else {
+            return;
+        };
+        let Some(set) = set_index(sibling_set) else {
+            return;
+        };
+        if set == self.sets.len() {
+            self.sets.push(SiblingSet {
+                id: sibling_set.to_string(),
+                origin,
+                fan_out_node: self.tokens[origin].node,
+                total,
+                members: Vec::new(),
+                arrivals: Vec::new(),
+                ended: 0,
+                fired: false,
+                continuation: None,
+            });
+        }
+        // The member was created in the origin's scope; move it into its own branch.
+        let parent_scope = self.tokens[member].scope;
+        let live = self.tokens[member].status.is_live() as usize;
+        let scope = self.scopes.len();
+        self.scopes.push(Scope {
+            parent: parent_scope,
+            set,
+            member,
+            index,
+            item: item.clone(),
+            item_var: item_var.clone(),
+            view: self.state_in(parent_scope).clone(),
+            output: Value::Object(Map::new()),
+            artifacts: self.artifacts_in(parent_scope).clone(),
+            live,
+            arrived: false,
+            abandoned: false,
+            cancelled: false,
+        });
+        self.tokens[member].scope = Some(scope);
+        self.sets[set].members.push(scope);
+    }
+
+    /// Creates a join's continuation and marks its sibling set fired; the
+    /// members left behind are cancelled or abandoned as the join says.
+    fn fan_in_completed(
+        &mut self,
+        graph: &Graph,
+        e: &Event,
+        sibling_set: &str,
+        origin_token: &str,
+    ) {
+        let Some(origin) = token_index(origin_token) else {
+            return;
+        };
+        let Some(&join) = e.node.as_ref().and_then(|n| graph.index.get(n)) else {
+            return;
+        };
+        let (scope, loops) = (self.tokens[origin].scope, self.tokens[origin].loops.clone());
+        let c = self.create_token(join, Some(origin_token.to_string()), loops, scope, e.ts);
+        if set_index(sibling_set) == Some(self.sets.len()) {
+            // An empty sibling set: its join fires at once.
+            self.sets.push(SiblingSet {
+                id: sibling_set.to_string(),
+                origin,
+                fan_out_node: self.tokens[origin].node,
+                total: 0,
+                members: Vec::new(),
+                arrivals: Vec::new(),
+                ended: 0,
+                fired: false,
+                continuation: None,
+            });
+        }
+        if let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len()) {
+            self.sets[set].fired = true;
+            self.sets[set].continuation = Some(c);
+            let early = graph.nodes[join].join.as_ref().map(|j| j.on_early_complete);
+            if early == Some(EarlyComplete::Cancel) {
+                // Nothing inside a cancelled branch continues (its inner joins never fire).
+                for m in self.sets[set].members.clone() {
+                    if !self.scopes[m].arrived {
+                        self.scopes[m].cancelled = true;
+                    }
+                }
+            }
+            if early == Some(EarlyComplete::Abandon) {
+                // Members still running are left behind: the run stops waiting for them.
+                for m in self.sets[set].members.clone() {
+                    let sc = &self.scopes[m];
+                    if sc.live > 0 && !sc.arrived && !sc.abandoned {
+                        let (live, parent) = (sc.live as isize, sc.parent);
+                        self.count_live(parent, -live);
+                        self.scopes[m].abandoned = true;
+                    }
+                }
+            }
         }
     }
 

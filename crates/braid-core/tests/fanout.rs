@@ -3,7 +3,7 @@
 mod common;
 
 use braid_core::event::EventBody;
-use braid_core::machine::{Input, TaskPayload};
+use braid_core::protocol::{Input, TaskPayload};
 use braid_core::state::{RunStatus, TokenStatus};
 use common::*;
 use serde_json::json;
@@ -170,7 +170,7 @@ fn m_of_n_cancels_the_slow_branch_and_ignores_its_late_result() {
     });
     assert!(
         step.commands
-            .contains(&braid_core::machine::Command::CancelTasks(vec![
+            .contains(&braid_core::protocol::Command::CancelTasks(vec![
                 "tk_3".into()
             ])),
         "{:?}",
@@ -479,7 +479,7 @@ model_profiles:
     });
     assert!(
         step.commands
-            .contains(&braid_core::machine::Command::CancelTasks(vec![
+            .contains(&braid_core::protocol::Command::CancelTasks(vec![
                 d[1].token.clone()
             ]))
     );

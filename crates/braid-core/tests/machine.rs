@@ -6,7 +6,7 @@ mod common;
 use braid_core::definition::{Bundle, Limits};
 use braid_core::event::EventBody;
 use braid_core::graph::{self, Env};
-use braid_core::machine::{Command, Input, TaskPayload};
+use braid_core::protocol::{Command, Input, TaskPayload};
 use braid_core::state::{RunStatus, TokenStatus};
 use common::*;
 use serde_json::json;

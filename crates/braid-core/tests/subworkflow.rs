@@ -4,7 +4,8 @@
 mod common;
 
 use braid_core::event::{ErrorInfo, EventBody};
-use braid_core::machine::{ChildCall, ChildOutcome, Command, Input, child_run_id};
+use braid_core::machine::child_run_id;
+use braid_core::protocol::{ChildCall, ChildOutcome, Command, Input};
 use braid_core::state::{RunStatus, TokenStatus};
 use common::*;
 use serde_json::json;
@@ -41,7 +42,7 @@ fn announce(run: &mut Run, call: &ChildCall) {
     });
 }
 
-fn started(step: &braid_core::machine::Step) -> ChildCall {
+fn started(step: &braid_core::protocol::Step) -> ChildCall {
     step.commands
         .iter()
         .find_map(|c| {

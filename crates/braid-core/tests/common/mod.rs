@@ -5,7 +5,8 @@
 use braid_core::definition::{Bundle, Limits};
 use braid_core::event::{ErrorInfo, Event};
 use braid_core::graph::{self, Env, Graph};
-use braid_core::machine::{self, Command, Dispatch, Input, Outcome};
+use braid_core::machine;
+use braid_core::protocol::{Command, Dispatch, Input, Outcome, Step};
 use braid_core::state::RunState;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ impl Run {
         }
     }
 
-    pub fn apply(&mut self, input: Input) -> machine::Step {
+    pub fn apply(&mut self, input: Input) -> Step {
         self.now += 10;
         // A snapshot taken before the step, serialized as it is stored.
         let snapshot: RunState =
@@ -72,7 +73,7 @@ impl Run {
         step
     }
 
-    pub fn start(&mut self, input: Value) -> machine::Step {
+    pub fn start(&mut self, input: Value) -> Step {
         self.apply(Input::Start {
             input,
             limits: Limits::default(),
@@ -85,7 +86,7 @@ impl Run {
     }
 }
 
-pub fn dispatches(step: &machine::Step) -> Vec<Dispatch> {
+pub fn dispatches(step: &Step) -> Vec<Dispatch> {
     step.commands
         .iter()
         .filter_map(|c| match c {

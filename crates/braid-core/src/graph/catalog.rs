@@ -1,0 +1,159 @@
+//! The bundle's catalog: refs of every kind, `foreach` item variables,
+//! prompt specs, model profiles and artifact types — what actions and
+//! nodes refer to by name.
+
+use super::CONTEXT_NAMES;
+use super::validator::{Validator, is_ident};
+use super::{Env, transition_ref};
+use crate::definition::Bundle;
+use braid_expr::Template;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Compiled prompt specs and the artifact types actions may write.
+pub(super) struct Catalog<'b> {
+    /// Prompt spec ref → compiled (system, template); `None` when it did not compile.
+    pub(super) prompts: BTreeMap<&'b str, (Option<Template>, Option<Template>)>,
+    /// The project's artifact types with this bundle's: name → (version, schema).
+    pub(super) artifact_types: BTreeMap<String, (i64, Value)>,
+}
+
+/// Checks every kind's refs, and collects the `foreach.item_var` names
+/// expressions may use.
+pub(super) fn check_refs(v: &mut Validator, bundle: &Bundle) {
+    v.unique_refs("node", bundle.nodes.iter().map(|n| n.ref_.as_str()));
+    v.unique_refs("action", bundle.actions.iter().map(|a| a.ref_.as_str()));
+    v.unique_refs(
+        "prompt_spec",
+        bundle.prompt_specs.iter().map(|a| a.ref_.as_str()),
+    );
+    v.unique_refs(
+        "model_profile",
+        bundle.model_profiles.iter().map(|a| a.ref_.as_str()),
+    );
+    v.unique_refs(
+        "artifact_type",
+        bundle.artifact_types.iter().map(|a| a.ref_.as_str()),
+    );
+    v.unique_refs(
+        "transition",
+        bundle.transitions.iter().filter_map(|t| t.ref_.as_deref()),
+    );
+
+    for t in &bundle.transitions {
+        if let Some(foreach) = &t.foreach
+            && let Some(item_var) = &foreach.item_var
+        {
+            if !is_ident(item_var)
+                || CONTEXT_NAMES.contains(&item_var.as_str())
+                || item_var == "result"
+            {
+                v.err("transition", &transition_ref(t), "foreach.item_var", format!("`{item_var}` is not a usable variable name (an identifier other than input, state, output, artifacts, result, _branch, _loop)"));
+            } else if !v.item_vars.contains(item_var) {
+                v.item_vars.push(item_var.clone());
+            }
+        }
+    }
+}
+
+/// Compiles prompt specs, checks model profiles and resolves artifact types.
+pub(super) fn compile_catalog<'b>(v: &mut Validator, bundle: &'b Bundle, env: &Env) -> Catalog<'b> {
+    let prompts = compile_prompts(v, bundle);
+    check_model_profiles(v, bundle);
+    let mut artifact_types: BTreeMap<String, (i64, Value)> = env.artifact_types.clone();
+    for a in &bundle.artifact_types {
+        if v.schema("artifact_type", &a.ref_, "schema", &a.schema)
+            .is_some()
+        {
+            // The saved version is decided by the store; a changed schema
+            // becomes the next version, an unchanged one keeps its number.
+            let version = match env.artifact_types.get(&a.ref_) {
+                Some((ver, s)) if *s == a.schema => *ver,
+                Some((ver, _)) => ver + 1,
+                None => 1,
+            };
+            artifact_types.insert(a.ref_.clone(), (version, a.schema.clone()));
+        }
+    }
+    Catalog {
+        prompts,
+        artifact_types,
+    }
+}
+
+fn compile_prompts<'b>(
+    v: &mut Validator,
+    bundle: &'b Bundle,
+) -> BTreeMap<&'b str, (Option<Template>, Option<Template>)> {
+    let mut prompts = BTreeMap::new();
+    for p in &bundle.prompt_specs {
+        let system = p.system.as_ref().and_then(|s| match Template::compile(s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                v.err("prompt_spec", &p.ref_, "system", e.message);
+                None
+            }
+        });
+        let template = match Template::compile(&p.template) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                v.err("prompt_spec", &p.ref_, "template", e.message);
+                None
+            }
+        };
+        if let Some(s) = &p.produces
+            && v.schema("prompt_spec", &p.ref_, "produces", s).is_some()
+            && s.get("type").and_then(Value::as_str) != Some("object")
+        {
+            v.err(
+                "prompt_spec",
+                &p.ref_,
+                "produces",
+                "structured output must be an object schema (`type: object`)",
+            );
+        }
+        prompts.insert(p.ref_.as_str(), (system, template));
+    }
+    prompts
+}
+
+fn check_model_profiles(v: &mut Validator, bundle: &Bundle) {
+    for m in &bundle.model_profiles {
+        if !["openai", "anthropic", "openai_compatible", "scripted"].contains(&m.provider.as_str())
+        {
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "provider",
+                format!(
+                    "unknown provider `{}`: use openai, anthropic, openai_compatible or scripted",
+                    m.provider
+                ),
+            );
+        }
+        if m.provider == "openai_compatible" && m.base_url.is_none() {
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "base_url",
+                "openai_compatible needs a base_url (e.g. http://localhost:11434/v1)",
+            );
+        }
+        if m.provider == "scripted" && m.script.is_none() {
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "script",
+                "the scripted provider needs a script",
+            );
+        }
+        if m.max_concurrency == Some(0) {
+            v.err(
+                "model_profile",
+                &m.ref_,
+                "max_concurrency",
+                "max_concurrency must be at least 1",
+            );
+        }
+    }
+}
