@@ -1,5 +1,5 @@
 //! The embedded SQLite backend of Braid's storage traits
-//! ([`DefinitionStore`], [`RunStore`], [`ArtifactStore`]).
+//! ([`DefinitionStore`], [`RunStore`], [`TaskQueue`], [`ArtifactStore`]).
 //!
 //! One file, WAL journal, `synchronous=FULL` by default (every acknowledged
 //! commit survives power loss; throughput comes from group commits). All
@@ -25,7 +25,7 @@ use braid_core::definition::Bundle;
 use braid_store::{
     ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
     EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef,
-    TaskRecord, TokenRecord, WorkflowSummary, WriteOp,
+    TaskQueue, TaskRecord, TokenRecord, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -326,7 +326,10 @@ impl RunStore for SqliteStore {
     async fn latest_snapshot(&self, run_id: &str) -> Result<Option<(i64, Value)>> {
         runs::latest_snapshot(&mut *self.reader().await?, run_id).await
     }
+}
 
+#[async_trait]
+impl TaskQueue for SqliteStore {
     async fn claim_tasks(&self, now: Millis, lease_ms: i64, limit: u32) -> Result<Vec<TaskRecord>> {
         if limit == 0 {
             return Ok(Vec::new());

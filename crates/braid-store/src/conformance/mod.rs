@@ -1,0 +1,83 @@
+//! The storage conformance suite: the behaviour every backend of the
+//! storage traits must show, whatever its SQL.
+//!
+//! Each case is an `async fn(&dyn Store)` that takes a **fresh, empty**
+//! store (migrated, with only the `default` project) and panics on the
+//! first broken guarantee. A backend runs them all from one integration
+//! test file with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! // crates/braid-store-<backend>/tests/conformance.rs
+//! async fn fresh() -> (TempDir, SqliteStore) { … }
+//! braid_store::conformance_tests!(fresh);
+//! ```
+//!
+//! which makes one `#[tokio::test]` per case, named after it, so a failure
+//! names the broken guarantee. Backend-specific behaviour (files,
+//! migrations, pragmas, WAL) is tested in the backend's own crate; the
+//! [`fixtures`] are public for that.
+
+mod artifacts;
+mod definitions;
+pub mod fixtures;
+mod queue;
+mod runs;
+
+pub use artifacts::artifacts_are_idempotent_and_listed_newest_first;
+pub use definitions::{
+    artifact_types_get_a_new_version_only_when_their_schema_changes,
+    project_settings_and_versions_resolve, rich_bundle_round_trips_and_keeps_its_version,
+    the_default_project_exists_and_unknown_projects_are_not_found,
+    workflows_list_by_name_with_cursors,
+};
+pub use queue::{
+    enqueue_ack_and_drop_keep_their_order_in_a_batch, queued_tasks_of_cancelled_tokens_are_dropped,
+    released_leases_make_tasks_claimable_at_once, tasks_are_claimed_leased_redelivered_and_acked,
+};
+pub use runs::{
+    a_batch_with_a_duplicate_event_seq_writes_nothing,
+    events_are_appended_in_batches_and_read_in_order, only_the_latest_snapshot_is_kept,
+    results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
+    runs_list_newest_first_with_filters_and_cursors, tokens_upsert_and_page_in_creation_order,
+};
+
+/// One `#[tokio::test]` per conformance case, in the calling test crate
+/// (which needs `tokio` with the `macros` and `rt` features).
+///
+/// `$fresh` is an `async fn() -> (Guard, S)` with `S:`
+/// [`Store`](crate::Store): a new empty store per case, and whatever must
+/// outlive it (a temporary directory, a database to drop), kept until the
+/// case ends.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@cases $fresh;
+            rich_bundle_round_trips_and_keeps_its_version,
+            artifact_types_get_a_new_version_only_when_their_schema_changes,
+            workflows_list_by_name_with_cursors,
+            the_default_project_exists_and_unknown_projects_are_not_found,
+            project_settings_and_versions_resolve,
+            runs_are_created_updated_and_read_back,
+            a_batch_with_a_duplicate_event_seq_writes_nothing,
+            events_are_appended_in_batches_and_read_in_order,
+            tokens_upsert_and_page_in_creation_order,
+            only_the_latest_snapshot_is_kept,
+            runs_list_newest_first_with_filters_and_cursors,
+            results_are_stored_out_of_line,
+            tasks_are_claimed_leased_redelivered_and_acked,
+            enqueue_ack_and_drop_keep_their_order_in_a_batch,
+            queued_tasks_of_cancelled_tokens_are_dropped,
+            released_leases_make_tasks_claimable_at_once,
+            artifacts_are_idempotent_and_listed_newest_first,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test]
+            async fn $case() {
+                let (_guard, store) = $fresh().await;
+                $crate::conformance::$case(&store).await;
+            }
+        )*
+    };
+}

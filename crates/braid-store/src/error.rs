@@ -1,0 +1,25 @@
+//! The typed [`Error`] every storage backend returns.
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness or state precondition failed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A request argument the store cannot use (e.g. a cursor it did not issue).
+    #[error("{0}")]
+    Invalid(String),
+    /// Stored definition rows do not form a valid bundle (e.g. written by hand
+    /// with bad JSON); the message names the definition, object and column.
+    #[error("{0}")]
+    BadDefinition(String),
+    /// The backend failed (IO, SQL, corruption). Not shown to API users verbatim.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
