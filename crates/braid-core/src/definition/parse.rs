@@ -190,4 +190,65 @@ nodez: []
         );
         assert_eq!(b.nodes[0].name.as_deref(), Some("off"));
     }
+
+    /// A bundle that sets every field, as serde writes it.
+    const EVERY_FIELD: &str = r#"
+name: full
+description: d
+input_schema: { type: object }
+output_schema: { type: object }
+initial_node: a
+limits: { timeout_ms: 1, max_run_tokens: 2 }
+output_mapping: { x: "1" }
+nodes:
+  - ref: a
+    name: A
+    action: { kind: update_context, updates: [ { path: state.x, expr: "1" } ], execution: { timeout_ms: 5 } }
+    input_mapping: { y: "1" }
+    output_mapping: { state.z: "1" }
+    fan_out: all
+    execution: { timeout_ms: 5 }
+  - { ref: b, action: call }
+  - ref: j
+    action: write
+    fan_in: { m_of_n: 1 }
+    joins: a
+    merge: { source: "*", target: state.all, strategy: collect }
+    on_early_complete: abandon
+  - { ref: l, action: { kind: llm_call, prompt: p, model: m } }
+transitions:
+  - { ref: t, from: a, to: b, priority: 1, condition: "true", on: always, spawn_count: 2 }
+  - { from: a, to: j, foreach: { collection: "[1]", item_var: i } }
+  - { ref: back, from: b, to: a, loop: { max_iterations: 2 } }
+actions:
+  - { ref: call, kind: workflow_call, workflow: { from_context: "'w'" }, version: 1, inherit_artifacts: true, on_failure: catch }
+  - { ref: write, kind: write_artifact, artifact_type: doc, name: d, content_mapping: { t: "1" } }
+prompt_specs:
+  - { ref: p, system: s, template: t, produces: { type: object } }
+model_profiles:
+  - { ref: m, provider: scripted, model: x, base_url: "http://x", api_key_env: K, parameters: { temperature: 0 }, max_concurrency: 1, cost_per_1k_input_tokens: 0.1, cost_per_1k_output_tokens: 0.2, script: [] }
+artifact_types:
+  - { ref: doc, schema: { type: object } }
+"#;
+
+    #[test]
+    fn the_walk_knows_every_field_serde_knows() {
+        let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+        let mut texts = vec![EVERY_FIELD.to_string()];
+        for entry in std::fs::read_dir(examples).unwrap() {
+            texts.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        for text in texts {
+            let bundle = Bundle::parse(&text).expect("parses");
+            let mut value = serde_json::to_value(&bundle).unwrap();
+            value["bogus"] = Value::Bool(true);
+            match Bundle::from_value(value) {
+                Err(ParseError::Shape(ps)) => {
+                    let fields: Vec<&str> = ps.iter().map(|p| p.field.as_str()).collect();
+                    assert_eq!(fields, ["bogus"], "{}: {ps:#?}", bundle.name);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
