@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 
 /// The stable error codes of the API (`error.code`).
 pub mod codes {
-    /// 400: the body or query string cannot be read (bad JSON/YAML, wrong shape).
+    /// 400: the body or query string cannot be read (empty, not JSON/YAML at all, or a
+    /// request body of the wrong shape; a bundle of the wrong shape is `INVALID_DEFINITION`).
     pub const MALFORMED_BODY: &str = "MALFORMED_BODY";
     /// 404: unknown route, workflow, version, run or artifact.
     pub const NOT_FOUND: &str = "NOT_FOUND";
@@ -28,7 +29,7 @@ pub mod codes {
     pub const CONFLICT: &str = "CONFLICT";
     /// 413: the body exceeds the server's limit.
     pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";
-    /// 422: the workflow definition does not validate (`details.errors`).
+    /// 422: the workflow definition is of the wrong shape or does not validate (`details.errors`).
     pub const INVALID_DEFINITION: &str = "INVALID_DEFINITION";
     /// 422: the run input is not an object or violates `input_schema` (`details.errors`).
     pub const INPUT_SCHEMA: &str = "INPUT_SCHEMA";

@@ -1,4 +1,5 @@
-//! The `braid` command: serve, run, validate, demo, and inspect runs on a server.
+//! The `braid` command: serve, run, validate, demo (in-process, on an
+//! embedded database), and inspect runs on a server (`remote`).
 
 /// mimalloc: 10-15 % less wall time than glibc malloc on the fan-out
 /// workloads (decisions.md, "mimalloc").
@@ -6,11 +7,13 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context as _, Result, bail};
-use braid_core::definition::Bundle;
+use braid_core::definition::{Bundle, ParseError};
 use braid_core::event::EventBody;
+use braid_core::graph::DefinitionError;
 use braid_runtime::{Engine, Options};
 use braid_store_sqlite::SqliteStore;
 use clap::{Parser, Subcommand};
+use remote::RunsCmd;
 use serde_json::Value;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod config;
+mod remote;
 mod serve;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
@@ -97,49 +101,6 @@ enum Cmd {
     },
 }
 
-#[derive(Subcommand)]
-enum RunsCmd {
-    /// List runs.
-    List {
-        /// Filter by status.
-        #[arg(long)]
-        status: Option<String>,
-        /// Filter by workflow.
-        #[arg(long)]
-        workflow: Option<String>,
-        /// Most runs to show.
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one run.
-    Show {
-        /// Run id.
-        id: String,
-    },
-    /// Print a run's events.
-    Events {
-        /// Run id.
-        id: String,
-        /// Only events after this seq.
-        #[arg(long, default_value_t = 0)]
-        after: i64,
-        /// Machine-readable output (one JSON object per line).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Follow a run's events until it ends.
-    Tail {
-        /// Run id.
-        id: String,
-        /// Machine-readable output (one JSON object per line).
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -182,7 +143,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode> {
         }
         Cmd::Validate { file, json } => validate(&file, json).await,
         Cmd::Demo { json } => run_local(DEMO, serde_json::from_str(DEMO_INPUT)?, None, json).await,
-        Cmd::Runs { server, command } => runs(&server, command).await,
+        Cmd::Runs { server, command } => remote::runs(&server, command).await,
     }
 }
 
@@ -237,11 +198,7 @@ async fn open_engine(db: &Path, workers: usize, lease_ms: i64) -> Result<Engine>
     Ok(Engine::start(Arc::new(store), opts).await?)
 }
 
-fn parse_bundle(text: &str) -> Result<Bundle> {
-    Bundle::parse(text).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn print_definition_errors(errors: &[braid_core::graph::DefinitionError]) {
+fn print_definition_errors(errors: &[DefinitionError]) {
     eprintln!(
         "the workflow is invalid ({} problem{}):",
         errors.len(),
@@ -255,19 +212,34 @@ fn print_definition_errors(errors: &[braid_core::graph::DefinitionError]) {
     }
 }
 
+/// Reports the problems of an invalid bundle (shape or validation alike) and
+/// answers `validate`'s exit code for it.
+fn report_invalid(errors: &[DefinitionError], json: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "valid": false, "errors": errors })
+        );
+    } else {
+        print_definition_errors(errors);
+    }
+    ExitCode::from(1)
+}
+
 async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let bundle = match parse_bundle(&text) {
+    let bundle = match Bundle::parse(&text) {
         Ok(b) => b,
-        Err(e) => {
+        Err(ParseError::Shape(problems)) => return Ok(report_invalid(&problems, json)),
+        Err(ParseError::Malformed(message)) => {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({ "valid": false, "error": e.to_string() })
+                    serde_json::json!({ "valid": false, "error": message })
                 );
             } else {
-                eprintln!("{e}");
+                eprintln!("{message}");
             }
             return Ok(ExitCode::from(1));
         }
@@ -295,17 +267,7 @@ async fn validate(file: &Path, json: bool) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(braid_runtime::Error::InvalidDefinition(errors)) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "valid": false, "errors": errors })
-                );
-            } else {
-                print_definition_errors(&errors);
-            }
-            Ok(ExitCode::from(1))
-        }
+        Err(braid_runtime::Error::InvalidDefinition(errors)) => Ok(report_invalid(&errors, json)),
         Err(e) => Err(e.into()),
     }
 }
@@ -325,7 +287,14 @@ fn uuid_like() -> u128 {
 
 /// Runs a bundle in-process: save, start, show progress on stderr, print the output.
 async fn run_local(text: &str, input: Value, db: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let bundle = parse_bundle(text)?;
+    let bundle = match Bundle::parse(text) {
+        Ok(b) => b,
+        Err(ParseError::Shape(problems)) => {
+            print_definition_errors(&problems);
+            return Ok(ExitCode::from(2));
+        }
+        Err(e @ ParseError::Malformed(_)) => bail!(e),
+    };
     let tmp = match db {
         Some(_) => None,
         None => Some(tempdir()?),
@@ -459,126 +428,4 @@ async fn run_in(db: &Path, bundle: &Bundle, input: Value, json: bool) -> Result<
         braid_store::RunStatus::Cancelled => ExitCode::from(3),
         _ => ExitCode::from(1),
     })
-}
-
-async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
-    let http = braid_llm::http_client();
-    let base = server.trim_end_matches('/');
-    let get = |url: String| {
-        let http = http.clone();
-        async move {
-            let resp = http
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            let status = resp.status();
-            let body: Value = resp
-                .json()
-                .await
-                .with_context(|| format!("GET {url}: the answer is not JSON"))?;
-            if !status.is_success() {
-                bail!(
-                    "{status}: {}",
-                    body["error"]["message"]
-                        .as_str()
-                        .unwrap_or("request failed")
-                );
-            }
-            Ok::<Value, anyhow::Error>(body)
-        }
-    };
-    match cmd {
-        RunsCmd::List {
-            status,
-            workflow,
-            limit,
-            json,
-        } => {
-            let mut url = format!("{base}/api/runs?limit={limit}");
-            if let Some(s) = status {
-                url.push_str(&format!("&status={s}"));
-            }
-            if let Some(w) = workflow {
-                url.push_str(&format!("&workflow={w}"));
-            }
-            let body = get(url).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&body)?);
-            } else {
-                for r in body["items"].as_array().into_iter().flatten() {
-                    println!(
-                        "{}  {:<10} {} v{}  {}",
-                        r["id"].as_str().unwrap_or(""),
-                        r["status"].as_str().unwrap_or(""),
-                        r["workflow"]["name"].as_str().unwrap_or(""),
-                        r["workflow"]["version"],
-                        r["created_at"].as_str().unwrap_or("")
-                    );
-                }
-            }
-        }
-        RunsCmd::Show { id } => println!(
-            "{}",
-            serde_json::to_string_pretty(&get(format!("{base}/api/runs/{id}")).await?)?
-        ),
-        RunsCmd::Events { id, after, json } => {
-            let mut after = after;
-            loop {
-                let body = get(format!(
-                    "{base}/api/runs/{id}/events?after={after}&limit=1000"
-                ))
-                .await?;
-                let items = body["items"].as_array().cloned().unwrap_or_default();
-                for e in &items {
-                    print_event(e, json);
-                    after = e["seq"].as_i64().unwrap_or(after);
-                }
-                if body["next_cursor"].is_null() || items.is_empty() {
-                    break;
-                }
-            }
-        }
-        RunsCmd::Tail { id, json } => {
-            let mut after = 0;
-            loop {
-                let body = get(format!(
-                    "{base}/api/runs/{id}/events?after={after}&limit=1000"
-                ))
-                .await?;
-                let items = body["items"].as_array().cloned().unwrap_or_default();
-                let mut ended = false;
-                for e in &items {
-                    print_event(e, json);
-                    after = e["seq"].as_i64().unwrap_or(after);
-                    ended |= matches!(
-                        e["kind"].as_str(),
-                        Some("workflow_completed" | "workflow_failed" | "workflow_cancelled")
-                    );
-                }
-                if ended {
-                    break;
-                }
-                if items.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_event(e: &Value, json: bool) {
-    if json {
-        println!("{e}");
-    } else {
-        println!(
-            "{:>5} {} {:<20} {:<14} {}",
-            e["seq"],
-            e["ts"].as_str().unwrap_or(""),
-            e["kind"].as_str().unwrap_or(""),
-            e["node"].as_str().unwrap_or(""),
-            e["payload"]
-        );
-    }
 }

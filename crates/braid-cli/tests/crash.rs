@@ -159,7 +159,12 @@ impl Braid {
     fn api(&self) -> Api {
         Api {
             base: self.base.clone(),
-            http: braid_llm::http_client(),
+            http: {
+                // reqwest is built without a TLS crypto provider; plain http needs none,
+                // but a client cannot be built without one.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
         }
     }
 }

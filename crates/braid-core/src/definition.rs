@@ -2,12 +2,19 @@
 //! actions, prompt specs, model profiles and artifact types it uses.
 //!
 //! These types are the serde model of the files users write. They carry no
-//! ids: objects refer to each other by `ref`. Validation and compilation into
-//! an executable [`crate::graph::Graph`] live in [`crate::validate`].
+//! ids: objects refer to each other by `ref`. Reading them from text lives in
+//! `parse` (entry points [`Bundle::parse`], [`Bundle::from_value`]) and
+//! `shape` (shape problems); validation and compilation into an executable
+//! [`crate::graph::Graph`] live in [`crate::graph`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+
+mod parse;
+mod shape;
+
+pub use parse::{ParseError, Syntax};
 
 /// A workflow bundle as written in a JSON or YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,13 +165,14 @@ impl<'de> Deserialize<'de> for ActionRef {
 /// would otherwise be silently dropped.)
 fn check_action_keys(v: &Value, with_ref: bool) -> Result<(), String> {
     let Value::Object(m) = v else { return Ok(()) };
-    let kind_fields: &[&str] = match m.get("kind").and_then(Value::as_str) {
-        Some("update_context") => &["updates"],
-        Some("llm_call") => &["prompt", "model"],
-        Some("write_artifact") => &["artifact_type", "name", "content_mapping"],
-        Some("workflow_call") => &["workflow", "version", "inherit_artifacts", "on_failure"],
-        _ => return Ok(()), // serde names the unknown or missing kind
+    let Some(kind_fields) = m
+        .get("kind")
+        .and_then(Value::as_str)
+        .and_then(shape::kind_fields)
+    else {
+        return Ok(()); // serde names the unknown or missing kind
     };
+    let kind_fields: Vec<&str> = kind_fields.iter().map(|f| f.name).collect();
     for key in m.keys() {
         let known = key == "kind"
             || key == "execution"
@@ -175,7 +183,7 @@ fn check_action_keys(v: &Value, with_ref: bool) -> Result<(), String> {
             if with_ref {
                 allowed.push("ref");
             }
-            allowed.extend(kind_fields);
+            allowed.extend(&kind_fields);
             return Err(format!(
                 "unknown field `{key}` in a {} action, expected one of {}",
                 m["kind"].as_str().unwrap_or_default(),
@@ -547,47 +555,7 @@ pub struct ArtifactTypeDef {
     pub schema: Value,
 }
 
-/// Reading a bundle failed before validation could start.
-#[derive(Debug, thiserror::Error)]
-pub enum ParseError {
-    /// Neither valid JSON nor valid YAML of the bundle's shape.
-    #[error("{0}")]
-    Malformed(String),
-}
-
 impl Bundle {
-    /// Parses a JSON or YAML document. Shape errors name the field's path
-    /// (`nodes[2].merge.strategy: unknown variant …`).
-    pub fn parse(text: &str) -> Result<Bundle, ParseError> {
-        let value: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text)
-                .map_err(|e| ParseError::Malformed(format!("invalid JSON: {e}")))?
-        } else {
-            // YAML 1.2 booleans only: `ref: yes` is the string "yes".
-            let options = serde_saphyr::options! { strict_booleans: true };
-            serde_saphyr::from_str_with_options(text, options)
-                .map_err(|e| ParseError::Malformed(format!("invalid YAML: {e}")))?
-        };
-        Bundle::from_value(value)
-    }
-
-    /// Reads a bundle from an already parsed JSON value.
-    pub fn from_value(value: Value) -> Result<Bundle, ParseError> {
-        if !value.is_object() {
-            return Err(ParseError::Malformed(
-                "a workflow bundle must be a JSON or YAML object".into(),
-            ));
-        }
-        serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            ParseError::Malformed(if path == "." {
-                format!("invalid bundle: {}", e.inner())
-            } else {
-                format!("invalid bundle at `{path}`: {}", e.inner())
-            })
-        })
-    }
-
     /// The canonical content: JSON with sorted keys and defaults made
     /// explicit-or-omitted, so two bundles that differ only in key order or
     /// JSON/YAML form compare equal.

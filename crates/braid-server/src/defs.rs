@@ -10,10 +10,9 @@ use axum::{Extension, Json};
 use braid_api::{
     ErrorBody, Page, RunStarted, SavedDefinition, StartRun, StartRunAnswer, WorkflowSummary,
 };
-use braid_core::definition::{Bundle, Limits, ParseError};
+use braid_core::definition::{Bundle, Limits, Syntax};
 use braid_store::RunStatus;
 use serde::Deserialize;
-use serde_json::Value;
 use std::time::Duration;
 use utoipa::IntoParams;
 
@@ -77,21 +76,12 @@ pub struct StartQuery {
     timeout_s: Option<String>,
 }
 
-/// How the body of a save is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    Yaml,
-    Sniff,
-}
-
-fn body_format(headers: &HeaderMap) -> Format {
-    let Some(ct) = headers
+/// The syntax the `Content-Type` names; `None` when it names neither JSON
+/// nor YAML (the body is then sniffed: `{` → JSON).
+fn body_syntax(headers: &HeaderMap) -> Option<Syntax> {
+    let ct = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return Format::Sniff;
-    };
+        .and_then(|v| v.to_str().ok())?;
     let essence = ct
         .split(';')
         .next()
@@ -99,35 +89,22 @@ fn body_format(headers: &HeaderMap) -> Format {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Format::Yaml,
-        "application/json" | "text/json" => Format::Json,
-        e if e.ends_with("+json") => Format::Json,
-        e if e.ends_with("+yaml") => Format::Yaml,
-        _ => Format::Sniff,
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Some(Syntax::Yaml)
+        }
+        "application/json" | "text/json" => Some(Syntax::Json),
+        e if e.ends_with("+json") => Some(Syntax::Json),
+        e if e.ends_with("+yaml") => Some(Syntax::Yaml),
+        _ => None,
     }
 }
 
-/// Reads a bundle body. Shape errors name the field's path.
-fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
+/// Reads a bundle body with the parser files go through (SPEC §2 "Parsing").
+fn parse_bundle(body: &[u8], syntax: Option<Syntax>) -> Result<Bundle, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::malformed(format!("the body is not UTF-8 text: {e}")))?;
-    if text.trim().is_empty() {
-        return Err(ApiError::malformed(
-            "the body is empty: send a workflow bundle as JSON or YAML",
-        ));
-    }
-    let format = match format {
-        Format::Sniff if text.trim_start().starts_with('{') => Format::Json,
-        Format::Sniff => Format::Yaml,
-        f => f,
-    };
-    let value: Value = match format {
-        Format::Json => serde_json::from_str(text)
-            .map_err(|e| ApiError::malformed(format!("invalid JSON: {e}")))?,
-        _ => serde_saphyr::from_str(text)
-            .map_err(|e| ApiError::malformed(format!("invalid YAML: {e}")))?,
-    };
-    Bundle::from_value(value).map_err(|ParseError::Malformed(m)| ApiError::malformed(m))
+    let syntax = syntax.unwrap_or_else(|| Syntax::sniff(text));
+    Ok(Bundle::parse_as(text, syntax)?)
 }
 
 /// Save a workflow bundle.
@@ -147,10 +124,10 @@ fn parse_bundle(body: &[u8], format: Format) -> Result<Bundle, ApiError> {
     responses(
         (status = 201, description = "A new version was created", body = SavedDefinition),
         (status = 200, description = "The content equals the latest version, which is kept", body = SavedDefinition),
-        (status = 400, description = "`MALFORMED_BODY`: not JSON/YAML or not the bundle's shape (the message names the field path)", body = ErrorBody),
+        (status = 400, description = "`MALFORMED_BODY`: the body is empty or not JSON/YAML at all", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
         (status = 413, description = "`BODY_TOO_LARGE`", body = ErrorBody),
-        (status = 422, description = "`INVALID_DEFINITION`: every problem in `details.errors` (`DefinitionProblem`)", body = ErrorBody),
+        (status = 422, description = "`INVALID_DEFINITION`: a document of the wrong shape (missing or unknown fields, wrong types, unknown `kind` or `strategy`; `field` is the path from the root, e.g. `nodes[2].action.kind`) or a bundle that does not validate; every problem in `details.errors` (`DefinitionProblem`)", body = ErrorBody),
     )
 )]
 pub async fn save(
@@ -159,7 +136,7 @@ pub async fn save(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let bundle = parse_bundle(&body, body_format(&headers))?;
+    let bundle = parse_bundle(&body, body_syntax(&headers))?;
     let project = project_id(&state, q.project.as_deref()).await?;
     let (outcome, warnings) = state.engine.save_definition(&project, &bundle).await?;
     let status = if outcome.created {
@@ -368,28 +345,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn format_follows_content_type_then_sniffs() {
+    fn syntax_follows_content_type_then_sniffs() {
         let mut h = HeaderMap::new();
-        assert_eq!(body_format(&h), Format::Sniff);
+        assert_eq!(body_syntax(&h), None);
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/yaml; charset=utf-8"),
         );
-        assert_eq!(body_format(&h), Format::Yaml);
+        assert_eq!(body_syntax(&h), Some(Syntax::Yaml));
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        assert_eq!(body_format(&h), Format::Json);
+        assert_eq!(body_syntax(&h), Some(Syntax::Json));
         h.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        assert_eq!(body_format(&h), Format::Sniff);
+        assert_eq!(body_syntax(&h), None);
         // A YAML body sent as JSON is a JSON error, not silently YAML.
-        let e = parse_bundle(b"name: x\n", Format::Json).unwrap_err();
+        let e = parse_bundle(b"name: x\n", Some(Syntax::Json)).unwrap_err();
         assert!(e.message.starts_with("invalid JSON"), "{}", e.message);
-        let e = parse_bundle(b"name: [unclosed\n", Format::Sniff).unwrap_err();
+        let e = parse_bundle(b"name: [unclosed\n", None).unwrap_err();
         assert!(e.message.starts_with("invalid YAML"), "{}", e.message);
+        let e = parse_bundle(b"name: x\n", None).unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_DEFINITION")
+        );
+        let e = parse_bundle(&[0xff, 0xfe], None).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 }

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use braid_api::{DefinitionProblem, ErrorBody, ErrorDetail, codes};
+use braid_core::definition::ParseError;
 use braid_core::graph::DefinitionError;
 use serde_json::{Value, json};
 
@@ -128,6 +129,15 @@ impl IntoResponse for ApiError {
             },
         };
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> ApiError {
+        match e {
+            ParseError::Malformed(m) => ApiError::malformed(m),
+            ParseError::Shape(problems) => ApiError::invalid_definition(&problems),
+        }
     }
 }
 

@@ -130,31 +130,60 @@ async fn bad_requests_answer_precise_errors_and_write_nothing() {
     a.error(400, "MALFORMED_BODY");
     assert!(a.message().contains("invalid YAML"), "{}", a.message());
 
-    // A field of the wrong type: the message names its path.
+    // A field of the wrong type: 422, the problem names its path.
     let mut wrong = echo_bundle("wrong");
     wrong["transitions"] = json!([{ "from": "copy", "to": "copy", "priority": "high" }]);
     let a = server.post("/api/workflow-defs", &wrong).await;
-    a.error(400, "MALFORMED_BODY");
-    assert!(
-        a.message().contains("transitions[0].priority"),
-        "{}",
-        a.message()
+    let errors = definition_errors(&a);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        (&errors[0]["kind"], &errors[0]["ref"], &errors[0]["field"]),
+        (
+            &json!("transition"),
+            &json!("copy->copy"),
+            &json!("transitions[0].priority")
+        )
     );
-    // An unknown field, in YAML.
+    // A missing name, an unknown action kind, an unknown merge strategy and
+    // an unknown field, in YAML: every one listed with its path.
     let a = server
         .post_raw(
             "/api/workflow-defs",
             "application/yaml",
-            "name: x\ninitial_node: a\nnodez: []\n",
+            "initial_node: a\nnodes:\n  - { ref: a, action: { kind: shout } }\n  - ref: j\n    action: { kind: update_context }\n    merge: { source: x, target: state.x, strategy: zip }\nnodez: []\n",
         )
         .await;
-    a.error(400, "MALFORMED_BODY");
-    assert!(a.message().contains("nodez"), "{}", a.message());
-    // Not an object; empty.
-    server
-        .post("/api/workflow-defs", &json!([1, 2]))
-        .await
-        .error(400, "MALFORMED_BODY");
+    let errors = definition_errors(&a);
+    let fields: Vec<&str> = errors
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "nodes[0].action.kind",
+            "nodes[1].merge.strategy",
+            "nodez"
+        ],
+        "{errors:?}"
+    );
+    assert_eq!(
+        (&errors[1]["kind"], &errors[1]["ref"]),
+        (&json!("action"), &json!("a.action"))
+    );
+    assert_eq!(
+        (&errors[2]["kind"], &errors[2]["ref"]),
+        (&json!("node"), &json!("j"))
+    );
+    assert!(
+        errors[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`update_context`")
+    );
+    // A document that is not an object is a wrong shape too; empty is malformed.
+    definition_errors(&server.post("/api/workflow-defs", &json!([1, 2])).await);
     let a = server
         .post_raw("/api/workflow-defs", "application/json", "")
         .await;
