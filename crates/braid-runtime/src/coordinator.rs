@@ -2,7 +2,10 @@
 //!
 //! It feeds inputs to the pure core, persists the resulting events with the
 //! state change (and the tasks they dispatch) through the group committer,
-//! and only then acts on the commands.
+//! and only then acts on the commands: tasks go to executors through the
+//! [`crate::dispatch::Dispatcher`], child starts through
+//! [`crate::shared::Inner::start_child`]. Everything it is told arrives in
+//! its inbox ([`crate::inbox::Msg`]).
 
 mod writes;
 
@@ -24,7 +27,8 @@ use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// How long the start of a retry attempt waits for company before it is
-/// committed alone.
+/// committed alone. Real time, not the engine's clock: it trades commit
+/// latency for fewer fsyncs and means nothing to the run.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Retry delays up to this are waited by a reserved worker instead of the claim loop.
@@ -506,6 +510,7 @@ impl Coordinator {
                 }
                 Err(e) => {
                     tracing::warn!(run = %self.record.id, error = %e, "reloading the run failed; retrying");
+                    // Real time: a back-off for a failing store, not run time.
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
                 }

@@ -1,7 +1,8 @@
-//! The executor pool: claims tasks from the durable queue, runs one attempt
-//! of an action under its timeout, renews leases while it runs, and hands the
-//! result to the run's coordinator (which acks the task in the same commit
-//! that records the result).
+//! The executor pool: takes tasks handed over through the
+//! [`crate::dispatch::Dispatcher`] or claimed from the durable queue, runs
+//! one attempt of an action under its timeout, renews leases while it runs,
+//! and sends the result to the run's coordinator as an inbox message (which
+//! acks the task in the same commit that records the result).
 
 use crate::dispatch::{Handed, TaskEnvelope};
 use crate::inbox::Msg;
