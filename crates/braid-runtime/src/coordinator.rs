@@ -2,61 +2,112 @@
 //!
 //! It feeds inputs to the pure core, persists the resulting events with the
 //! state change (and the tasks they dispatch) through the group committer,
-//! and only then acts on the commands.
+//! and only then acts on the commands: tasks go to executors through the
+//! [`crate::dispatch::Dispatcher`], child starts through
+//! [`crate::shared::Inner::start_child`]. Everything it is told arrives in
+//! its inbox ([`crate::inbox::Msg`]).
 
+mod writes;
+
+use crate::clock::deadline_after;
 use crate::committer::{Committer, Ticket};
-use crate::{Inner, TaskEnvelope};
-use braid_core::event::{Event, EventBody};
+use crate::dispatch::TaskEnvelope;
+use crate::events::load_state;
+use crate::inbox::{Inbox, Msg, child_outcome};
+use crate::shared::Inner;
+use braid_core::definition::Limits;
+use braid_core::event::Event;
 use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
-use braid_store::{NewEvent, RunRecord, RunStatus, TaskRecord, TokenRecord, WriteOp};
-use std::collections::{BTreeSet, VecDeque};
+use braid_store::{RunRecord, RunStatus, StoredDef, TaskRecord, WriteOp};
+use serde_json::Value;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
-
-/// A message to a coordinator.
-pub(crate) enum Msg {
-    /// Apply an input; reply once its effects are durable.
-    Input(Input, Option<oneshot::Sender<()>>),
-    /// Apply an input caused by another run's writes in commit `Ticket`,
-    /// which may not be durable yet: this run's commit is written only
-    /// with it or after it.
-    After(Input, Ticket),
-    /// Ack of a task whose result this input carries (deleted in the same commit).
-    TaskResult { task_id: String, input: Input },
-    /// Reply once everything sent before is durable (graceful shutdown).
-    Barrier(oneshot::Sender<()>),
-}
-
-/// Larger `node_completed` payloads keep their result in the results table.
-const INLINE_RESULT_BYTES: usize = 64 * 1024;
-
-/// The key of a stored event's reference to an out-of-line result.
-pub(crate) const RESULT_REF: &str = "$result";
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 /// How long the start of a retry attempt waits for company before it is
-/// committed alone.
+/// committed alone. Real time, not the engine's clock: it trades commit
+/// latency for fewer fsyncs and means nothing to the run.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Retry delays up to this are waited by a reserved worker instead of the claim loop.
 const DIRECT_DELAY_MS: i64 = 2_000;
 
 pub(crate) struct Coordinator {
-    pub(crate) inner: Arc<Inner>,
-    pub(crate) graph: Arc<Graph>,
-    pub(crate) state: RunState,
-    pub(crate) record: RunRecord,
+    inner: Arc<Inner>,
+    graph: Arc<Graph>,
+    state: RunState,
+    record: RunRecord,
     /// Set for a run that is not in the database yet.
-    pub(crate) create: bool,
+    create: bool,
     /// Events written since the last snapshot.
-    pub(crate) since_snapshot: u64,
+    since_snapshot: u64,
     /// The project's `snapshot_every_events`.
-    pub(crate) snapshot_every: u64,
+    snapshot_every: u64,
     /// Tasks of the current batch handed to workers after the commit.
-    pub(crate) direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
+    direct: Vec<(TaskRecord, OwnedSemaphorePermit)>,
     /// This coordinator's entry in the live runs (set when spawned).
-    pub(crate) generation: u64,
+    generation: u64,
+}
+
+/// The parent of a child run being started: (parent run, parent token,
+/// whether this start replaces a coordinator already live here).
+pub(crate) type ParentLink<'a> = (&'a RunRecord, &'a str, bool);
+
+/// Creates the coordinator of a new run (not yet durable: its first commit
+/// creates the row) and arms its run timeout. `None` when a start that does
+/// not replace finds the run already live here.
+pub(crate) fn spawn_new_run(
+    inner: &Arc<Inner>,
+    run_id: &str,
+    def: &StoredDef,
+    graph: Arc<Graph>,
+    limits: Limits,
+    parent: Option<ParentLink<'_>>,
+    snapshot_every: u64,
+) -> Option<Inbox> {
+    let replace = parent.is_none_or(|(_, _, replace)| replace);
+    let now = inner.clock.now_ms();
+    let record = RunRecord {
+        id: run_id.to_string(),
+        project_id: def.project_id.clone(),
+        workflow_id: def.workflow_id.clone(),
+        workflow_name: def.name.clone(),
+        def_id: def.def_id.clone(),
+        version: def.version,
+        status: RunStatus::Running,
+        context: Value::Null,
+        error: None,
+        usage: Value::Null,
+        limits: serde_json::to_value(limits).unwrap_or_default(),
+        parent_run_id: parent.map(|(p, _, _)| p.id.clone()),
+        parent_token_id: parent.map(|(_, t, _)| t.to_string()),
+        depth: parent.map(|(p, _, _)| p.depth + 1).unwrap_or(0),
+        last_seq: 0,
+        created_at: now,
+        started_at: None,
+        ended_at: None,
+    };
+    let state = RunState::new(run_id);
+    let coordinator = Coordinator::new(inner, graph, state, record, true, snapshot_every);
+    let inbox = coordinator.spawn(replace)?;
+    if let Some(ms) = limits.timeout_ms {
+        inner.arm_run_timeout(run_id, deadline_after(now, ms));
+    }
+    Some(inbox)
+}
+
+/// Adopts a live run whose state was rebuilt from the database (recovery),
+/// replacing any coordinator of it.
+pub(crate) fn spawn_adopted(
+    inner: &Arc<Inner>,
+    record: RunRecord,
+    graph: Arc<Graph>,
+    state: RunState,
+    snapshot_every: u64,
+) {
+    Coordinator::new(inner, graph, state, record, false, snapshot_every).spawn(true);
 }
 
 /// A batch submitted to the committer and not yet durable, with what is
@@ -67,7 +118,7 @@ struct Flight {
     replies: Vec<oneshot::Sender<()>>,
     events: Vec<Event>,
     commands: Vec<Command>,
-    direct: Vec<(TaskRecord, tokio::sync::OwnedSemaphorePermit)>,
+    direct: Vec<(TaskRecord, OwnedSemaphorePermit)>,
     /// Tasks acked in this batch (their leases go back if it fails).
     acks: Vec<String>,
     /// The batch's other inputs that nobody would send again (a timeout, a
@@ -108,7 +159,42 @@ async fn oldest(inflight: &mut VecDeque<Flight>) -> crate::committer::Outcome {
 }
 
 impl Coordinator {
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    fn new(
+        inner: &Arc<Inner>,
+        graph: Arc<Graph>,
+        state: RunState,
+        record: RunRecord,
+        create: bool,
+        snapshot_every: u64,
+    ) -> Coordinator {
+        Coordinator {
+            inner: inner.clone(),
+            graph,
+            state,
+            record,
+            create,
+            since_snapshot: 0,
+            snapshot_every,
+            direct: Vec::new(),
+            generation: 0,
+        }
+    }
+
+    /// Registers this coordinator as its run's and starts it. With
+    /// `replace` false, a run already live here keeps its coordinator and
+    /// nothing is spawned (`None`): a child started before its parent's
+    /// dispatch was durable never displaces the start issued after the
+    /// parent reloaded.
+    fn spawn(mut self, replace: bool) -> Option<Inbox> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.generation = self
+            .inner
+            .register_run(&self.record.id, tx.clone(), replace)?;
+        tokio::spawn(self.run(rx));
+        Some(tx)
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut batch = Vec::new();
         let mut inflight: VecDeque<Flight> = VecDeque::new();
         // Tokens left pending by a step cut at its budget (also after a recovery).
@@ -298,11 +384,8 @@ impl Coordinator {
         // (its commit depends on this one).
         commands.retain(|c| match c {
             Command::StartChild(call) => {
-                tokio::spawn(self.inner.clone().start_child(
-                    self.record.clone(),
-                    call.clone(),
-                    Some(ticket),
-                ));
+                self.inner
+                    .start_child(self.record.clone(), call.clone(), Some(ticket));
                 false
             }
             _ => true,
@@ -329,7 +412,7 @@ impl Coordinator {
     /// A batch is durable: act on it. True when the run has ended.
     fn done(&mut self, flight: Flight) -> bool {
         for (task, permit) in flight.direct {
-            crate::executor::launch(&self.inner, task, permit);
+            self.inner.dispatcher.hand_over(task, permit);
         }
         for r in flight.replies {
             let _ = r.send(());
@@ -340,7 +423,7 @@ impl Coordinator {
                 Command::Dispatch(_) => {} // queued in the commit; executors notified below
                 Command::CancelTasks(tokens) => {
                     // Their task rows were deleted in the commit.
-                    self.inner.executor.cancel(&self.record.id, &tokens);
+                    self.inner.dispatcher.cancel(&self.record.id, &tokens);
                 }
                 Command::StartChild(_) => {} // started when the batch was submitted
                 Command::CancelRuns(runs) => {
@@ -353,7 +436,7 @@ impl Coordinator {
             }
         }
         if flight.wake_executor {
-            self.inner.executor.notify();
+            self.inner.dispatcher.notify();
         }
         if flight.ended {
             // The parent was told when this end was submitted; should that
@@ -405,9 +488,7 @@ impl Coordinator {
         let mut delay = std::time::Duration::from_millis(50);
         loop {
             let loaded = match self.inner.store.renew_leases(unapplied, 0).await {
-                Ok(()) => self
-                    .inner
-                    .load_state(&self.record.id, &self.graph)
+                Ok(()) => load_state(self.inner.store.as_ref(), &self.record.id, &self.graph)
                     .await
                     .map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
@@ -422,17 +503,14 @@ impl Coordinator {
                     self.state = state;
                     self.since_snapshot = 0;
                     for call in children {
-                        tokio::spawn(self.inner.clone().start_child(
-                            self.record.clone(),
-                            call,
-                            None,
-                        ));
+                        self.inner.start_child(self.record.clone(), call, None);
                     }
-                    self.inner.executor.notify();
+                    self.inner.dispatcher.notify();
                     return;
                 }
                 Err(e) => {
                     tracing::warn!(run = %self.record.id, error = %e, "reloading the run failed; retrying");
+                    // Real time: a back-off for a failing store, not run time.
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(std::time::Duration::from_secs(5));
                 }
@@ -476,7 +554,7 @@ impl Coordinator {
         else {
             return;
         };
-        if let Some(outcome) = crate::child_outcome(&self.record) {
+        if let Some(outcome) = child_outcome(&self.record) {
             self.inner.send(
                 parent,
                 msg(Input::ChildFinished {
@@ -488,123 +566,19 @@ impl Coordinator {
         }
     }
 
+    /// The writes of a step: the run row, the events, the touched token
+    /// rows, and the tasks it dispatches or cancels.
     fn ops(&mut self, events: &[Event], commands: &[Command], now: i64) -> Vec<WriteOp> {
         let mut ops = Vec::with_capacity(4 + commands.len());
-        let run_id = &self.record.id;
-        // Run row.
-        let st = &self.state;
-        self.record.status = match st.status {
-            braid_core::state::RunStatus::New | braid_core::state::RunStatus::Running => {
-                RunStatus::Running
-            }
-            braid_core::state::RunStatus::Completed => RunStatus::Completed,
-            braid_core::state::RunStatus::Failed => RunStatus::Failed,
-            braid_core::state::RunStatus::Cancelled => RunStatus::Cancelled,
-        };
-        self.record.context = st.context.to_json();
-        self.record.error = st
-            .error
-            .as_ref()
-            .map(|e| serde_json::to_value(e).unwrap_or_default());
-        self.record.usage = serde_json::to_value(&st.usage).unwrap_or_default();
-        self.record.last_seq = st.seq as i64;
-        self.record.started_at = st.started_at;
-        self.record.ended_at = st.ended_at;
+        writes::update_run_row(&mut self.record, &self.state);
         ops.push(if self.create {
             WriteOp::CreateRun(self.record.clone())
         } else {
             WriteOp::UpdateRun(self.record.clone())
         });
-        if !events.is_empty() {
-            let mut results = Vec::new();
-            let rows = events
-                .iter()
-                .map(|e| {
-                    let mut payload = e.body.payload_json();
-                    // A large result moves to the results table; the event keeps a reference.
-                    if payload.len() > INLINE_RESULT_BYTES
-                        && let EventBody::NodeCompleted {
-                            attempt,
-                            duration_ms,
-                            result,
-                            usage,
-                        } = &e.body
-                    {
-                        let id = self.inner.ids.id("res");
-                        results.push(WriteOp::PutResult {
-                            id: id.clone(),
-                            run_id: run_id.clone(),
-                            token_id: e.token_id.clone().unwrap_or_default(),
-                            attempt: i64::from(*attempt),
-                            payload: result.to_string(),
-                        });
-                        payload = EventBody::NodeCompleted {
-                            attempt: *attempt,
-                            duration_ms: *duration_ms,
-                            result: serde_json::json!({ RESULT_REF: id }),
-                            usage: usage.clone(),
-                        }
-                        .payload_json();
-                    }
-                    NewEvent {
-                        run_id: run_id.clone(),
-                        seq: e.seq as i64,
-                        kind: e.body.kind().into(),
-                        ts: e.ts,
-                        token_id: e.token_id.clone(),
-                        node: e.node.clone(),
-                        payload,
-                    }
-                })
-                .collect();
-            ops.extend(results);
-            ops.push(WriteOp::AppendEvents(rows));
-        }
-        // Token rows touched by these events.
-        let touched: BTreeSet<usize> = events
-            .iter()
-            .filter_map(|e| {
-                e.token_id
-                    .as_deref()
-                    .and_then(braid_core::state::token_index)
-            })
-            .chain(
-                events
-                    .iter()
-                    .filter_map(|e| match &e.body {
-                        braid_core::event::EventBody::TransitionTaken { tokens, .. } => Some(
-                            tokens
-                                .iter()
-                                .filter_map(|t| braid_core::state::token_index(t))
-                                .collect::<Vec<_>>(),
-                        ),
-                        _ => None,
-                    })
-                    .flatten(),
-            )
-            .collect();
-        if !touched.is_empty() {
-            ops.push(WriteOp::UpsertTokens(
-                touched
-                    .into_iter()
-                    .filter_map(|i| st.tokens.get(i).map(|t| (i, t)))
-                    .map(|(i, t)| TokenRecord {
-                        run_id: run_id.clone(),
-                        seq: i as i64 + 1,
-                        id: t.id.clone(),
-                        node: self.graph.nodes[t.node].ref_.clone(),
-                        status: t.status.as_str().to_string(),
-                        parent_token_id: t.parent.clone(),
-                        sibling_set: t.scope.map(|sc| st.sets[st.scopes[sc].set].id.clone()),
-                        branch_index: t.scope.map(|sc| st.scopes[sc].index as i64),
-                        attempts: i64::from(t.attempt),
-                        created_at: t.created_at,
-                        started_at: t.started_at,
-                        ended_at: t.ended_at,
-                    })
-                    .collect(),
-            ));
-        }
+        let run_id = &self.record.id;
+        ops.extend(writes::event_rows(events, run_id, self.inner.ids.as_ref()));
+        ops.extend(writes::token_rows(events, &self.state, &self.graph, run_id));
         for c in commands {
             if let Command::CancelTasks(tokens) = c {
                 ops.push(WriteOp::DropTokenTasks {
@@ -626,7 +600,7 @@ impl Coordinator {
                 // worker (its lease covers the wait and is renewed); a long
                 // one goes through the queue's not-before.
                 let permit = (d.not_before <= now + DIRECT_DELAY_MS)
-                    .then(|| self.inner.executor.try_reserve())
+                    .then(|| self.inner.dispatcher.try_reserve())
                     .flatten();
                 let task = TaskRecord {
                     id: self.inner.ids.id("task"),
@@ -637,7 +611,7 @@ impl Coordinator {
                     not_before: d.not_before.max(now),
                     lease_until: permit
                         .as_ref()
-                        .map(|_| d.not_before.max(now) + self.inner.executor.lease_ms()),
+                        .map(|_| d.not_before.max(now) + self.inner.dispatcher.lease_ms()),
                     deliveries: i64::from(permit.is_some()),
                     created_at: now,
                 };

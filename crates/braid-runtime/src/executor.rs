@@ -1,10 +1,13 @@
-//! The executor pool: claims tasks from the durable queue, runs one attempt
-//! of an action under its timeout, renews leases while it runs, and hands the
-//! result to the run's coordinator (which acks the task in the same commit
-//! that records the result).
+//! The executor pool: takes tasks handed over through the
+//! [`crate::dispatch::Dispatcher`] or claimed from the durable queue, runs
+//! one attempt of an action under its timeout, renews leases while it runs,
+//! and sends the result to the run's coordinator as an inbox message (which
+//! acks the task in the same commit that records the result).
 
-use crate::coordinator::Msg;
-use crate::{Inner, Options, TaskEnvelope};
+use crate::dispatch::{Handed, TaskEnvelope};
+use crate::inbox::Msg;
+use crate::options::Options;
+use crate::shared::Inner;
 use braid_core::definition::ModelProfile;
 use braid_core::event::{ErrorInfo, Usage};
 use braid_core::machine::{Input, Outcome, TaskPayload};
@@ -16,30 +19,19 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::AbortHandle;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Default `max_concurrency` of a model profile.
 const DEFAULT_PROFILE_CONCURRENCY: usize = 16;
 
 type ProviderSlot = (Arc<dyn LlmProvider>, Arc<Semaphore>);
 
-struct InFlight {
-    task_id: String,
-    abort: AbortHandle,
-}
-
+/// What the pool keeps for running actions: the HTTP client, provider
+/// adapters and compiled `produces` schemas. Worker slots and the attempts
+/// in flight are the [`crate::dispatch::Dispatcher`]'s.
 pub(crate) struct Executor {
-    workers: Arc<Semaphore>,
-    capacity: usize,
-    lease_ms: i64,
     poll_ms: u64,
-    wake: Arc<Notify>,
-    /// Set when the drain starts: attempts that have not begun give up.
-    drained: tokio::sync::watch::Sender<bool>,
     http: reqwest::Client,
-    /// (run, token) → the attempt in flight.
-    inflight: Mutex<HashMap<(String, String), InFlight>>,
     /// (version id, model profile ref) → adapter and its `max_concurrency` slots.
     providers: Mutex<HashMap<(String, String), ProviderSlot>>,
     schemas: Mutex<HashMap<String, Schema>>,
@@ -48,78 +40,49 @@ pub(crate) struct Executor {
 impl Executor {
     pub(crate) fn new(opts: &Options, http: reqwest::Client) -> Executor {
         Executor {
-            workers: Arc::new(Semaphore::new(opts.workers.max(1))),
-            capacity: opts.workers.max(1),
-            lease_ms: opts.lease_ms,
             poll_ms: opts.poll_ms,
-            wake: Arc::new(Notify::new()),
-            drained: tokio::sync::watch::Sender::new(false),
             http,
-            inflight: Mutex::new(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
             schemas: Mutex::new(HashMap::new()),
         }
     }
-
-    /// A free worker slot, if any, for a task handed over directly by its
-    /// coordinator (inserted already leased: no claim round trip).
-    pub(crate) fn try_reserve(&self) -> Option<OwnedSemaphorePermit> {
-        if self.is_draining() {
-            return None;
-        }
-        self.workers.clone().try_acquire_owned().ok()
-    }
-
-    /// The drain has started: nothing new is claimed or started.
-    fn is_draining(&self) -> bool {
-        *self.drained.borrow()
-    }
-
-    /// The lease given to a task when it is handed over or claimed.
-    pub(crate) fn lease_ms(&self) -> i64 {
-        self.lease_ms
-    }
-
-    /// New tasks may be claimable.
-    pub(crate) fn notify(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Aborts in-flight attempts of these tokens (the HTTP request is
-    /// dropped); their task rows are deleted by the coordinator's commit.
-    pub(crate) fn cancel(&self, run_id: &str, tokens: &[String]) {
-        let mut map = self.inflight.lock().expect("inflight lock");
-        for t in tokens {
-            if let Some(f) = map.remove(&(run_id.to_string(), t.clone())) {
-                f.abort.abort();
-            }
-        }
-    }
-
-    pub(crate) async fn drain(&self, deadline: Duration) {
-        self.drained.send_replace(true);
-        self.wake.notify_one();
-        let end = Instant::now() + deadline;
-        while Instant::now() < end && self.workers.available_permits() < self.capacity {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
 }
 
-/// Starts the claim loop and the lease renewer.
-pub(crate) fn spawn(inner: Arc<Inner>) {
-    let weak = Arc::downgrade(&inner);
+/// Starts the pool: the claim loop, the lease renewer, and the receiver of
+/// the tasks coordinators hand over directly.
+pub(crate) fn spawn(
+    inner: &Arc<Inner>,
+    executor: Executor,
+    mut handed: mpsc::UnboundedReceiver<Handed>,
+) {
+    let ex = Arc::new(executor);
+    let weak = Arc::downgrade(inner);
+    let pool = ex.clone();
+    tokio::spawn(async move {
+        while let Some((task, permit)) = handed.recv().await {
+            let Some(inner) = weak.upgrade() else { return };
+            launch(&inner, &pool, task, permit);
+        }
+    });
+    spawn_claim_loop(inner, ex);
+    spawn_lease_renewer(inner);
+}
+
+/// Claims due tasks while worker slots are free; sleeps until the next
+/// task is due (at most `poll_ms`) or a coordinator queues one.
+fn spawn_claim_loop(inner: &Arc<Inner>, ex: Arc<Executor>) {
+    let weak = Arc::downgrade(inner);
     tokio::spawn(async move {
         loop {
             let Some(inner) = weak.upgrade() else { return };
-            let ex = &inner.executor;
-            if ex.is_draining() {
+            let slots = &inner.dispatcher;
+            if slots.is_draining() {
                 return;
             }
-            let free = ex.workers.available_permits().min(1000) as u32;
+            let free = slots.free_workers().min(1000) as u32;
             let now = inner.clock.now_ms();
             let claimed = if free > 0 {
-                match inner.store.claim_tasks(now, ex.lease_ms, free).await {
+                match inner.store.claim_tasks(now, slots.lease_ms(), free).await {
                     Ok(t) => t,
                     Err(e) => {
                         tracing::error!(error = %e, "claiming tasks failed");
@@ -131,7 +94,7 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
             };
             let got = claimed.len() as u32;
             for task in claimed {
-                start_task(&inner, task).await;
+                start_task(&inner, &ex, task).await;
             }
             if got == free && free > 0 {
                 continue; // maybe more ready
@@ -140,30 +103,31 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
                 Ok(Some(due)) => (due - inner.clock.now_ms()).clamp(0, ex.poll_ms as i64) as u64,
                 _ => ex.poll_ms,
             };
-            let wake = ex.wake.clone();
+            let wake = inner.dispatcher.wake();
             drop(inner);
+            // Real time: this only bounds how late the loop looks again
+            // (a coordinator's queued task wakes it at once).
             tokio::select! {
                 _ = wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             }
         }
     });
-    let weak = Arc::downgrade(&inner);
-    let period = Duration::from_millis((inner.executor.lease_ms / 3).max(10) as u64);
+}
+
+/// Renews the leases of the attempts in flight, three times per lease.
+fn spawn_lease_renewer(inner: &Arc<Inner>) {
+    let weak = Arc::downgrade(inner);
+    // Real time: a lease protects a running attempt from redelivery by
+    // another process, which reads the wall clock.
+    let period = Duration::from_millis((inner.dispatcher.lease_ms() / 3).max(10) as u64);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(period).await;
             let Some(inner) = weak.upgrade() else { return };
-            let ids: Vec<String> = inner
-                .executor
-                .inflight
-                .lock()
-                .expect("inflight lock")
-                .values()
-                .map(|f| f.task_id.clone())
-                .collect();
+            let ids = inner.dispatcher.inflight_task_ids();
             if !ids.is_empty() {
-                let until = inner.clock.now_ms() + inner.executor.lease_ms;
+                let until = inner.clock.now_ms() + inner.dispatcher.lease_ms();
                 if let Err(e) = inner.store.renew_leases(&ids, until).await {
                     tracing::warn!(error = %e, "renewing task leases failed");
                 }
@@ -172,36 +136,28 @@ pub(crate) fn spawn(inner: Arc<Inner>) {
     });
 }
 
-async fn start_task(inner: &Arc<Inner>, task: TaskRecord) {
-    let permit = match inner.executor.workers.clone().acquire_owned().await {
-        Ok(p) => p,
-        Err(_) => return,
+async fn start_task(inner: &Arc<Inner>, ex: &Arc<Executor>, task: TaskRecord) {
+    let Some(permit) = inner.dispatcher.acquire_worker().await else {
+        return;
     };
-    launch(inner, task, permit);
+    launch(inner, ex, task, permit);
 }
 
-/// Runs a claimed task on a reserved worker slot.
-pub(crate) fn launch(inner: &Arc<Inner>, task: TaskRecord, permit: OwnedSemaphorePermit) {
+/// Runs a task on a reserved worker slot.
+fn launch(inner: &Arc<Inner>, ex: &Arc<Executor>, task: TaskRecord, permit: OwnedSemaphorePermit) {
+    let (inner2, ex) = (inner.clone(), ex.clone());
     let key = (task.run_id.clone(), task.token_id.clone());
     let task_id = task.id.clone();
-    let inner2 = inner.clone();
-    // Hold the lock across spawn + insert so a fast task cannot remove its
-    // entry before it is inserted.
-    let mut map = inner.executor.inflight.lock().expect("inflight lock");
-    let handle = tokio::spawn(async move {
-        let _permit = permit;
-        execute(&inner2, task).await;
+    inner.dispatcher.track(key, task_id, move || {
+        tokio::spawn(async move {
+            let _permit = permit;
+            execute(&inner2, &ex, task).await;
+        })
+        .abort_handle()
     });
-    map.insert(
-        key,
-        InFlight {
-            task_id,
-            abort: handle.abort_handle(),
-        },
-    );
 }
 
-async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
+async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     // A task handed over before its not-before (a short retry delay).
     wait_until(inner, task.not_before).await;
     let attempt = task.attempt as u32;
@@ -235,8 +191,11 @@ async fn execute(inner: &Arc<Inner>, task: TaskRecord) {
             ),
         );
     }
+    // Real time, not the engine's clock: `timeout_ms` bounds the call
+    // itself (an IO timeout that aborts the request), and `duration_ms`
+    // reports how long the call really took.
     let started = Instant::now();
-    let work = run_action(inner, &task, &envelope);
+    let work = run_action(inner, ex, &task, &envelope);
     let result = match envelope.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
             Ok(r) => r,
@@ -280,13 +239,12 @@ const FINE_WAIT_US: i64 = 1_500;
 
 /// Waits until `not_before` (ms since the epoch) on the engine's clock,
 /// within tens of µs rather than tokio's millisecond ticks: a retry delay
-/// of 10 ms is 10 ms, not 11–12.
+/// of 10 ms is 10 ms, not 11–12. The clock waits for all but the last
+/// [`FINE_WAIT_US`]; the rest, left by the clock, is slept on a blocking
+/// thread.
 async fn wait_until(inner: &Arc<Inner>, not_before: i64) {
     let deadline_us = not_before.saturating_mul(1000);
-    let coarse = deadline_us - inner.clock.now_us() - FINE_WAIT_US;
-    if coarse > 0 {
-        tokio::time::sleep(Duration::from_micros(coarse as u64)).await;
-    }
+    inner.clock.sleep_until_us(deadline_us - FINE_WAIT_US).await;
     let rest = deadline_us - inner.clock.now_us();
     if rest > 0 {
         let rest = Duration::from_micros(rest as u64);
@@ -299,18 +257,8 @@ async fn wait_until(inner: &Arc<Inner>, not_before: i64) {
     }
 }
 
-/// The attempt is no longer in flight (finished or given back).
-fn forget(inner: &Arc<Inner>, task: &TaskRecord) {
-    inner
-        .executor
-        .inflight
-        .lock()
-        .expect("inflight lock")
-        .remove(&(task.run_id.clone(), task.token_id.clone()));
-}
-
 fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
-    forget(inner, task);
+    inner.dispatcher.forget(task);
     let msg = Msg::TaskResult {
         task_id: task.id.clone(),
         input: Input::TaskResult {
@@ -356,7 +304,7 @@ fn not_started() -> (ErrorInfo, Option<u64>) {
 
 /// Gives a task that did not begin back to the queue.
 async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
-    forget(inner, task);
+    inner.dispatcher.forget(task);
     if let Err(e) = inner
         .store
         .renew_leases(std::slice::from_ref(&task.id), 0)
@@ -366,7 +314,12 @@ async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
     }
 }
 
-async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -> ActionResult {
+async fn run_action(
+    inner: &Arc<Inner>,
+    ex: &Executor,
+    task: &TaskRecord,
+    env: &TaskEnvelope,
+) -> ActionResult {
     match &env.payload {
         TaskPayload::LlmCall {
             model,
@@ -375,13 +328,13 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
             produces,
             branch_index,
         } => {
-            let (provider, limit, profile) = provider_for(inner, &env.def_id, model)
+            let (provider, limit, profile) = provider_for(inner, ex, &env.def_id, model)
                 .await
                 .map_err(|e| (e, None))?;
             // Wait for a `max_concurrency` slot, unless the drain starts first:
             // a graceful shutdown finishes the calls in flight, it does not
             // start new ones.
-            let mut drained = inner.executor.drained.subscribe();
+            let mut drained = inner.dispatcher.drained();
             let _slot = tokio::select! {
                 biased;
                 _ = drained.wait_for(|d| *d) => return Err(not_started()),
@@ -413,7 +366,7 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
             if let Some(schema) = produces {
                 let compiled = {
                     let key = format!("{}/{}", env.def_id, env.node);
-                    let mut cache = inner.executor.schemas.lock().expect("schemas lock");
+                    let mut cache = ex.schemas.lock().expect("schemas lock");
                     match cache.get(&key) {
                         Some(s) => s.clone(),
                         None => {
@@ -486,10 +439,12 @@ async fn run_action(inner: &Arc<Inner>, task: &TaskRecord, env: &TaskEnvelope) -
 
 async fn provider_for(
     inner: &Arc<Inner>,
+    ex: &Executor,
     def_id: &str,
     model: &str,
 ) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, ModelProfile), ErrorInfo> {
     let graph = inner
+        .definitions
         .graph(def_id)
         .await
         .map_err(|e| ErrorInfo::new("INTERNAL", format!("loading definition {def_id}: {e}")))?;
@@ -500,13 +455,7 @@ async fn provider_for(
         )
     })?;
     let key = (def_id.to_string(), model.to_string());
-    if let Some((p, s)) = inner
-        .executor
-        .providers
-        .lock()
-        .expect("providers lock")
-        .get(&key)
-    {
+    if let Some((p, s)) = ex.providers.lock().expect("providers lock").get(&key) {
         return Ok((p.clone(), s.clone(), profile));
     }
     let kind: ProviderKind = serde_json::from_value(Value::String(profile.provider.clone()))
@@ -531,7 +480,7 @@ async fn provider_for(
         api_key,
         script: profile.script.clone(),
     };
-    let provider = braid_llm::provider(config, inner.executor.http.clone())
+    let provider = braid_llm::provider(config, ex.http.clone())
         .map_err(|e| ErrorInfo::new(e.code.as_str(), e.message))?;
     let limit = Arc::new(Semaphore::new(
         profile
@@ -541,8 +490,7 @@ async fn provider_for(
     ));
     // Two first calls may race here: the first entry wins, so every call of
     // this profile shares one `max_concurrency` semaphore.
-    let (provider, limit) = inner
-        .executor
+    let (provider, limit) = ex
         .providers
         .lock()
         .expect("providers lock")

@@ -145,7 +145,6 @@ impl From<braid_runtime::Error> for ApiError {
     fn from(e: braid_runtime::Error) -> ApiError {
         use braid_runtime::Error as E;
         match e {
-            E::Malformed(m) => ApiError::malformed(m),
             E::InvalidDefinition(errors) => ApiError::invalid_definition(&errors),
             E::NotFound(m) => ApiError::not_found(m),
             E::InputSchema { message, errors } => ApiError {

@@ -1,0 +1,86 @@
+//! A run's events as readers see them: published live once durable, read
+//! back from the store page by page, and folded into the run's state
+//! (recovery, and a coordinator reloading after a failed commit).
+
+use crate::error::Error;
+use braid_core::event::{Event, EventBody};
+use braid_core::graph::Graph;
+use braid_core::state::RunState;
+use braid_store::Store;
+use std::sync::Arc;
+
+/// A batch of events of one run, as published to live subscribers.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Run id.
+    pub run_id: String,
+    /// Events in seq order.
+    pub events: Arc<Vec<Event>>,
+}
+
+/// The key of a stored event's reference to an out-of-line result.
+pub(crate) const RESULT_REF: &str = "$result";
+
+/// One page (up to 1,000) of a run's stored events after `after`, as core
+/// events, with results stored out of line put back in place.
+pub async fn stored_events(
+    store: &dyn Store,
+    run_id: &str,
+    after: i64,
+) -> Result<Vec<Event>, Error> {
+    let page = store.events(run_id, after, 1_000).await?;
+    let mut out = Vec::with_capacity(page.len());
+    for e in page {
+        let mut payload = e.payload;
+        if e.kind == "node_completed"
+            && let Some(id) = payload["result"][RESULT_REF].as_str()
+        {
+            let id = id.to_string();
+            payload["result"] = store.result(&id).await?.ok_or_else(|| {
+                braid_store::Error::Backend(format!(
+                    "event {}#{}: result {id} is missing",
+                    run_id, e.seq
+                ))
+            })?;
+        }
+        let body = EventBody::from_parts(&e.kind, payload).map_err(|err| {
+            braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq))
+        })?;
+        out.push(Event {
+            seq: e.seq as u64,
+            ts: e.ts,
+            token_id: e.token_id,
+            node: e.node,
+            body,
+        });
+    }
+    Ok(out)
+}
+
+/// A run's state as the database has it: the latest snapshot, then the
+/// events after it.
+pub(crate) async fn load_state(
+    store: &dyn Store,
+    run_id: &str,
+    graph: &Graph,
+) -> Result<RunState, Error> {
+    let (mut state, mut after) = match store.latest_snapshot(run_id).await? {
+        Some((seq, snapshot)) => match serde_json::from_value::<RunState>(snapshot) {
+            Ok(s) => (s, seq),
+            Err(e) => {
+                tracing::warn!(run = %run_id, error = %e, "unreadable snapshot; replaying every event");
+                (RunState::new(run_id), 0)
+            }
+        },
+        None => (RunState::new(run_id), 0),
+    };
+    loop {
+        let page = stored_events(store, run_id, after).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq as i64;
+        for ev in &page {
+            state.apply_event(graph, ev);
+        }
+    }
+    Ok(state)
+}

@@ -1,0 +1,43 @@
+//! The engine's start-up options and their defaults.
+
+use crate::clock::{Clock, IdGen, SystemClock, UuidIds};
+use std::sync::Arc;
+
+/// Engine options.
+#[derive(Clone)]
+pub struct Options {
+    /// Actions in flight at once (default 512).
+    pub workers: usize,
+    /// Task lease; renewed while an attempt runs (default 30 s).
+    pub lease_ms: i64,
+    /// Fallback poll interval for due tasks (default 1 s).
+    pub poll_ms: u64,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Id source.
+    pub ids: Arc<dyn IdGen>,
+    /// HTTP client for providers.
+    pub http: Option<reqwest::Client>,
+    /// Default `snapshot_every_events` (a project's setting wins; default 100).
+    pub snapshot_every_events: u64,
+    /// The store is used by this process alone (the embedded SQLite file):
+    /// leases left by a previous process are released at start-up, so its
+    /// in-flight tasks are delivered again at once instead of after their
+    /// lease. Default true; false when several processes share a database.
+    pub exclusive: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 512,
+            lease_ms: 30_000,
+            poll_ms: 1_000,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidIds),
+            http: None,
+            snapshot_every_events: 100,
+            exclusive: true,
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Recovery at start-up: every run that was live when the process stopped
+//! is rebuilt from the database and adopted by a new coordinator, with the
+//! child starts it still owed and its run timeout.
+
+use crate::clock::deadline_after;
+use crate::coordinator;
+use crate::error::Error;
+use crate::events::load_state;
+use crate::shared::Inner;
+use braid_core::definition::Limits;
+use std::sync::Arc;
+
+/// Adopts every run that was live when the process stopped.
+pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), Error> {
+    for record in inner.store.live_runs().await? {
+        let graph = match inner.definitions.graph(&record.def_id).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::error!(run = %record.id, error = %e, "cannot recover run: its definition does not compile");
+                continue;
+            }
+        };
+        let mut state = load_state(inner.store.as_ref(), &record.id, &graph).await?;
+        let run_id = record.id.clone();
+        let limits: Limits = serde_json::from_value(record.limits.clone()).unwrap_or_default();
+        let started = record.started_at.unwrap_or(record.created_at);
+        let children =
+            braid_core::machine::pending_children(&mut state, &graph, inner.clock.now_ms());
+        let parent = record.clone();
+        let every = inner.snapshot_every(&record.project_id).await;
+        coordinator::spawn_adopted(inner, record, graph, state, every);
+        for call in children {
+            inner.start_child(parent.clone(), call, None);
+        }
+        if let Some(ms) = limits.timeout_ms {
+            inner.arm_run_timeout(&run_id, deadline_after(started, ms));
+        }
+    }
+    Ok(())
+}
