@@ -14,30 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// The stable error codes of the API (`error.code`).
-pub mod codes {
-    /// 400: the body or query string cannot be read (empty, not JSON/YAML at all, or a
-    /// request body of the wrong shape; a bundle of the wrong shape is `INVALID_DEFINITION`).
-    pub const MALFORMED_BODY: &str = "MALFORMED_BODY";
-    /// 404: unknown route, workflow, version, run or artifact.
-    pub const NOT_FOUND: &str = "NOT_FOUND";
-    /// 405: the route exists but not with this method.
-    pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
-    /// 409: cancelling a run that has already ended.
-    pub const RUN_ENDED: &str = "RUN_ENDED";
-    /// 409: a storage precondition failed (e.g. a concurrent save).
-    pub const CONFLICT: &str = "CONFLICT";
-    /// 413: the body exceeds the server's limit.
-    pub const BODY_TOO_LARGE: &str = "BODY_TOO_LARGE";
-    /// 422: the workflow definition is of the wrong shape or does not validate (`details.errors`).
-    pub const INVALID_DEFINITION: &str = "INVALID_DEFINITION";
-    /// 422: the run input is not an object or violates `input_schema` (`details.errors`).
-    pub const INPUT_SCHEMA: &str = "INPUT_SCHEMA";
-    /// 500: an unexpected server-side failure (details are in the server log only).
-    pub const INTERNAL: &str = "INTERNAL";
-    /// 503: the server is shutting down.
-    pub const UNAVAILABLE: &str = "UNAVAILABLE";
-}
+/// The stable error codes (`error.code` of an answer, `code` of a run's
+/// error) and the run statuses: the one definition every crate shares.
+pub use braid_types::{ErrorCode, RunStatus};
 
 /// Every non-2xx answer: `{ "error": { code, message, details? } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -49,9 +28,8 @@ pub struct ErrorBody {
 /// One API error.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable code, see [`codes`].
-    #[schema(example = "NOT_FOUND")]
-    pub code: String,
+    /// Stable code (docs/errors.md, "API errors").
+    pub code: ErrorCode,
     /// What is wrong (naming the field or object) and what to do.
     pub message: String,
     /// Structured details: `{ errors: [...] }` for `INVALID_DEFINITION`
@@ -198,50 +176,6 @@ pub struct CancelRun {
     pub reason: Option<String>,
 }
 
-/// Run status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Live.
-    Running,
-    /// Ended with an output.
-    Completed,
-    /// Ended with an error.
-    Failed,
-    /// Ended by request.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// Every status, for messages.
-    pub const ALL: [RunStatus; 4] = [
-        RunStatus::Running,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ];
-
-    /// The API name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses an API name.
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        RunStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// True once the run has ended.
-    pub fn is_ended(self) -> bool {
-        self != RunStatus::Running
-    }
-}
-
 /// The workflow version a run executes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkflowRef {
@@ -274,7 +208,7 @@ pub struct RunContext {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunError {
     /// Stable code (`NO_MATCHING_TRANSITION`, `RATE_LIMITED`, `RUN_TIMEOUT`, …).
-    pub code: String,
+    pub code: ErrorCode,
     /// What happened and what to do.
     pub message: String,
     /// Node ref.
@@ -295,11 +229,12 @@ pub struct RunError {
     pub cause: Option<Box<RunError>>,
 }
 
-/// LLM usage totals of a run.
+/// LLM usage totals: every attempt that sent a request counts, failed ones
+/// included (a failed call is paid for too).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct RunUsage {
-    /// Successful LLM calls.
+    /// Requests sent to providers, failed ones included.
     pub llm_calls: u64,
     /// Prompt tokens.
     pub input_tokens: u64,
@@ -325,8 +260,10 @@ pub struct Run {
     /// Why the run failed; `null` unless `status` is `failed`.
     #[schema(required = true)]
     pub error: Option<RunError>,
-    /// LLM usage totals.
+    /// This run's own attempts.
     pub usage: RunUsage,
+    /// The run and all its descendants (child runs, their children, …).
+    pub usage_total: RunUsage,
     /// Effective limits.
     pub limits: Limits,
     /// Parent run, for a child run.
@@ -496,10 +433,6 @@ mod tests {
         .unwrap();
         assert_eq!(e.cause.as_ref().unwrap().code, "TIMEOUT");
         assert!(!e.retryable);
-        for s in RunStatus::ALL {
-            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
-        }
-        assert_eq!(RunStatus::parse("done"), None);
+        assert_eq!(e.code, ErrorCode::SubworkflowFailed);
     }
 }

@@ -4,6 +4,7 @@
 //! ([`crate::state::RunState::apply_event`]), so the state rebuilt from the
 //! event log is the live state by construction.
 
+use braid_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,7 +53,7 @@ pub struct Usage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     /// Stable code (`NO_MATCHING_TRANSITION`, `RATE_LIMITED`, …).
-    pub code: String,
+    pub code: ErrorCode,
     /// What happened and what to do.
     pub message: String,
     /// Node ref.
@@ -74,9 +75,9 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     /// An error with a code and message only.
-    pub fn new(code: &str, message: impl Into<String>) -> ErrorInfo {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ErrorInfo {
         ErrorInfo {
-            code: code.into(),
+            code,
             message: message.into(),
             node: None,
             action: None,
@@ -151,6 +152,9 @@ pub enum EventBody {
         attempt: u32,
         /// The error.
         error: ErrorInfo,
+        /// What the last attempt cost, when it sent a request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
     },
     /// An attempt failed and another is scheduled.
     NodeRetrying {
@@ -158,6 +162,9 @@ pub enum EventBody {
         attempt: u32,
         /// Its error.
         error: ErrorInfo,
+        /// What the failed attempt cost, when it sent a request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
         /// Delay before the next attempt.
         delay_ms: u64,
         /// Earliest start of the next attempt.
@@ -368,7 +375,11 @@ mod tests {
             },
             EventBody::NodeFailed {
                 attempt: 2,
-                error: ErrorInfo::new("TIMEOUT", "slow}"),
+                error: ErrorInfo::new(ErrorCode::Timeout, "slow}"),
+                usage: Some(Usage {
+                    input_tokens: 3,
+                    ..Usage::default()
+                }),
             },
         ];
         for b in bodies {

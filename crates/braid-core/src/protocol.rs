@@ -89,6 +89,11 @@ pub enum Outcome {
         retry_after_ms: Option<u64>,
         /// Wall time.
         duration_ms: u64,
+        /// What the attempt cost when it sent a request (a failed call is
+        /// paid for too: a 429 counts as a request, a mismatching answer
+        /// also costs its tokens).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
     },
 }
 

@@ -1,9 +1,7 @@
 //! Retry policy as data (SPEC §5), with a pure delay function.
 
+use braid_types::ErrorCode;
 use serde::{Deserialize, Serialize};
-
-/// Error codes retried when a policy does not list its own.
-pub const DEFAULT_RETRYABLE: [&str; 4] = ["TIMEOUT", "RATE_LIMITED", "UNAVAILABLE", "NETWORK"];
 
 /// `retry_policy: { max_attempts, backoff, initial_delay_ms, max_delay_ms, retryable_errors }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,9 +19,11 @@ pub struct RetryPolicy {
     /// Cap of the computed delay (not of a provider's `Retry-After`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_ms: Option<u64>,
-    /// Codes that are retried; default [`DEFAULT_RETRYABLE`].
+    /// Codes that are retried; by default those whose
+    /// [`ErrorCode::retryable_by_default`] is true. A name that is not a
+    /// code is a shape error at save.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retryable_errors: Option<Vec<String>>,
+    pub retryable_errors: Option<Vec<ErrorCode>>,
 }
 
 fn one() -> u32 {
@@ -57,10 +57,10 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Whether `code` may be retried under this policy.
-    pub fn retries(&self, code: &str) -> bool {
+    pub fn retries(&self, code: ErrorCode) -> bool {
         match &self.retryable_errors {
-            Some(list) => list.iter().any(|c| c == code),
-            None => DEFAULT_RETRYABLE.contains(&code),
+            Some(list) => list.contains(&code),
+            None => code.retryable_by_default(),
         }
     }
 
@@ -162,9 +162,9 @@ mod tests {
     #[test]
     fn retryable_codes_default_and_override() {
         let mut p = RetryPolicy::default();
-        assert!(p.retries("UNAVAILABLE") && p.retries("TIMEOUT"));
-        assert!(!p.retries("INVALID_REQUEST") && !p.retries("AUTH"));
-        p.retryable_errors = Some(vec!["SCHEMA_MISMATCH".into()]);
-        assert!(p.retries("SCHEMA_MISMATCH") && !p.retries("UNAVAILABLE"));
+        assert!(p.retries(ErrorCode::Unavailable) && p.retries(ErrorCode::Timeout));
+        assert!(!p.retries(ErrorCode::InvalidRequest) && !p.retries(ErrorCode::Auth));
+        p.retryable_errors = Some(vec![ErrorCode::SchemaMismatch]);
+        assert!(p.retries(ErrorCode::SchemaMismatch) && !p.retries(ErrorCode::Unavailable));
     }
 }

@@ -4,88 +4,10 @@ use crate::definition::EarlyComplete;
 use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage, Write};
 use crate::graph::{Graph, NodeIdx};
 use braid_expr::{PathRoot, TargetPath};
+pub use braid_types::{RunStatus, TokenStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// Run lifecycle: `running` → exactly one of the three ended states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Not started (no `workflow_started` yet).
-    New,
-    /// Live.
-    Running,
-    /// Ended with output.
-    Completed,
-    /// Ended with an error.
-    Failed,
-    /// Ended by request.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// True once the run has ended.
-    pub fn is_ended(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-        )
-    }
-}
-
-/// Token lifecycle (SPEC §1). Live: `pending`, `running`, `retry_wait`,
-/// `waiting_join`, `waiting_child`; ended: the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenStatus {
-    /// Created, its node not yet started.
-    Pending,
-    /// An attempt is dispatched or running.
-    Running,
-    /// Waiting for the next attempt.
-    RetryWait,
-    /// Arrived at a join, waiting for siblings.
-    WaitingJoin,
-    /// Waiting for a child run.
-    WaitingChild,
-    /// Its node succeeded.
-    Completed,
-    /// Its node failed.
-    Failed,
-    /// Cancelled.
-    Cancelled,
-    /// Merged by a join.
-    Merged,
-}
-
-impl TokenStatus {
-    /// True for the live statuses.
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            TokenStatus::Pending
-                | TokenStatus::Running
-                | TokenStatus::RetryWait
-                | TokenStatus::WaitingJoin
-                | TokenStatus::WaitingChild
-        )
-    }
-    /// The name shown in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenStatus::Pending => "pending",
-            TokenStatus::Running => "running",
-            TokenStatus::RetryWait => "retry_wait",
-            TokenStatus::WaitingJoin => "waiting_join",
-            TokenStatus::WaitingChild => "waiting_child",
-            TokenStatus::Completed => "completed",
-            TokenStatus::Failed => "failed",
-            TokenStatus::Cancelled => "cancelled",
-            TokenStatus::Merged => "merged",
-        }
-    }
-}
 
 /// One node visit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,12 +38,16 @@ pub struct Token {
     pub started_at: Option<Millis>,
     /// End.
     pub ended_at: Option<Millis>,
+    /// What this visit's attempts cost, failed ones included: the ledger
+    /// rows the store sums per node and over a run's descendants.
+    #[serde(default, skip_serializing_if = "UsageTotals::is_zero")]
+    pub usage: UsageTotals,
 }
 
-/// Run-wide LLM usage totals.
+/// LLM usage totals: of a token's attempts, or of a run's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageTotals {
-    /// Successful calls.
+    /// Requests sent to a provider (failed ones too: a 429 was sent).
     pub llm_calls: u64,
     /// Prompt tokens.
     pub input_tokens: u64,
@@ -132,6 +58,11 @@ pub struct UsageTotals {
 }
 
 impl UsageTotals {
+    /// True when nothing was spent (the default).
+    pub fn is_zero(&self) -> bool {
+        *self == UsageTotals::default()
+    }
+
     fn add(&mut self, u: &Usage) {
         self.llm_calls += 1;
         self.input_tokens += u.input_tokens;
@@ -236,8 +167,9 @@ pub struct SiblingSet {
 pub struct RunState {
     /// Run id.
     pub run_id: String,
-    /// Lifecycle.
-    pub status: RunStatus,
+    /// Lifecycle: `None` until `workflow_started` (a run that has not
+    /// started accepts nothing but its start).
+    pub status: Option<RunStatus>,
     /// Root scope.
     pub context: Context,
     /// Tokens; `tk_<n>` is at index n − 1.
@@ -288,7 +220,7 @@ impl RunState {
     pub fn new(run_id: impl Into<String>) -> RunState {
         RunState {
             run_id: run_id.into(),
-            status: RunStatus::New,
+            status: None,
             context: Context::default(),
             tokens: Vec::new(),
             scopes: Vec::new(),
@@ -316,6 +248,15 @@ impl RunState {
     fn token_mut(&mut self, id: Option<&String>) -> Option<&mut Token> {
         let i = token_index(id?)?;
         self.tokens.get_mut(i)
+    }
+
+    /// Counts one attempt's usage in the run's totals and its token's.
+    fn record_usage(&mut self, id: Option<&String>, usage: Option<&Usage>) {
+        let Some(u) = usage else { return };
+        self.usage.add(u);
+        if let Some(t) = self.token_mut(id) {
+            t.usage.add(u);
+        }
     }
 
     fn set_status(&mut self, id: Option<&String>, status: TokenStatus, ts: Millis) {
@@ -387,6 +328,7 @@ impl RunState {
             created_at: ts,
             started_at: None,
             ended_at: None,
+            usage: UsageTotals::default(),
         });
         self.count_live(scope, 1);
         self.tokens.len() - 1
@@ -497,7 +439,7 @@ impl RunState {
         let tok = e.token_id.as_ref();
         match &e.body {
             EventBody::WorkflowStarted { input, artifacts } => {
-                self.status = RunStatus::Running;
+                self.status = Some(RunStatus::Running);
                 self.context.input = input.clone();
                 if let Some(a) = artifacts {
                     self.context.artifacts = a.clone();
@@ -506,17 +448,17 @@ impl RunState {
                 self.create_token(graph.initial, None, BTreeMap::new(), None, e.ts);
             }
             EventBody::WorkflowCompleted { output } => {
-                self.status = RunStatus::Completed;
+                self.status = Some(RunStatus::Completed);
                 self.context.output = output.clone();
                 self.ended_at = Some(e.ts);
             }
             EventBody::WorkflowFailed { error } => {
-                self.status = RunStatus::Failed;
+                self.status = Some(RunStatus::Failed);
                 self.error = Some(error.clone());
                 self.ended_at = Some(e.ts);
             }
             EventBody::WorkflowCancelled { .. } => {
-                self.status = RunStatus::Cancelled;
+                self.status = Some(RunStatus::Cancelled);
                 self.ended_at = Some(e.ts);
             }
             EventBody::NodeStarted { attempt, .. } => {
@@ -528,17 +470,20 @@ impl RunState {
             }
             EventBody::NodeCompleted { usage, .. } => {
                 self.set_status(tok, TokenStatus::Completed, e.ts);
-                if let Some(u) = usage {
-                    self.usage.add(u);
-                }
+                self.record_usage(tok, usage.as_ref());
             }
-            EventBody::NodeFailed { .. } => self.set_status(tok, TokenStatus::Failed, e.ts),
+            EventBody::NodeFailed { usage, .. } => {
+                self.set_status(tok, TokenStatus::Failed, e.ts);
+                self.record_usage(tok, usage.as_ref());
+            }
             EventBody::NodeRetrying {
                 attempt,
                 not_before,
+                usage,
                 ..
             } => {
                 self.set_status(tok, TokenStatus::RetryWait, e.ts);
+                self.record_usage(tok, usage.as_ref());
                 if let Some(t) = self.token_mut(tok) {
                     t.attempt = attempt + 1;
                     t.not_before = Some(*not_before);

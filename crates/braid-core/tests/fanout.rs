@@ -81,13 +81,13 @@ fn spawn_count_creates_a_sibling_set_and_join_all_appends_in_branch_order() {
     // Completion order 2, 0, 1; the merge is still in branch order.
     vote(&mut run, "tk_4", "C");
     vote(&mut run, "tk_2", "A");
-    assert_eq!(run.st.status, RunStatus::Running);
+    assert_eq!(run.st.status, Some(RunStatus::Running));
     assert!(
         run.st.context.state.get("vote").is_none(),
         "branch writes never touch the root scope"
     );
     vote(&mut run, "tk_3", "B");
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "votes": ["A", "B", "C"] }));
     let fired: Vec<&EventBody> = run
         .log
@@ -153,7 +153,7 @@ fn every_merge_strategy_has_its_shape() {
     for t in ["tk_2", "tk_3", "tk_4"] {
         vote(&mut run, t, "A");
     }
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     assert_eq!(run.st.error.clone().unwrap().code, "MERGE_ERROR");
     assert!(run.st.context.state.get("votes").is_none());
 }
@@ -177,7 +177,7 @@ fn m_of_n_cancels_the_slow_branch_and_ignores_its_late_result() {
         step.commands
     );
     assert_eq!(run.st.tokens[2].status, TokenStatus::Cancelled);
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output["votes"], json!(["A", "C"]));
     let late = run.apply(Input::TaskResult {
         token: "tk_3".into(),
@@ -197,7 +197,7 @@ fn any_with_abandon_completes_without_waiting_and_cancels_leftovers_at_the_end()
     vote(&mut run, "tk_3", "B");
     assert_eq!(
         run.st.status,
-        RunStatus::Completed,
+        Some(RunStatus::Completed),
         "the run does not wait for abandoned branches"
     );
     assert_eq!(run.st.context.output["votes"], json!(["B"]));
@@ -225,17 +225,17 @@ fn allow_late_merge_redoes_the_merge_while_the_run_is_live() {
         json!(["A", "B"]),
         "late arrival merged in index order"
     );
-    assert_eq!(run.st.status, RunStatus::Running);
+    assert_eq!(run.st.status, Some(RunStatus::Running));
     // The continuation finishes: the last member is still live, so the run waits for it.
     run.apply(Input::TaskResult {
         token: "tk_6".into(),
         attempt: 1,
         outcome: ok(json!({ "text": "done" })),
     });
-    assert_eq!(run.st.status, RunStatus::Running);
+    assert_eq!(run.st.status, Some(RunStatus::Running));
     vote(&mut run, "tk_4", "C");
     assert_eq!(run.st.context.state["votes"], json!(["A", "B", "C"]));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
 }
 
 #[test]
@@ -259,12 +259,12 @@ transitions:
 "#;
     let mut run = Run::new(yaml);
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "code": "JOIN_UNSATISFIED" }));
     // With `all`, branches that end at a terminal node count as ended: the join fires with what arrived.
     let mut run = Run::new(&yaml.replace("{ m_of_n: 2 }", "all"));
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.state["vs"], json!([0]));
 }
 
@@ -289,7 +289,7 @@ transitions:
 "#;
     let mut run = Run::new(yaml);
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(
         run.st.context.output["grid"],
         json!([["0.0:0", "0.1:0", "0.2:0"], ["1.0:1", "1.1:1", "1.2:1"]])
@@ -323,7 +323,7 @@ transitions:
     assert_eq!(run.st.context.output, json!({ "rs": ["a#1", "b#2"] }));
     let mut run = Run::new(yaml);
     run.start(json!({ "docs": [] }));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "rs": [] }));
     let mut run = Run::new(yaml);
     run.start(json!({ "docs": "not a list" }));
@@ -350,7 +350,7 @@ transitions:
 "#;
     let mut run = Run::new(yaml);
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(
         run.st.context.output["all"],
         json!([[0, 1], [10, 11], [20, 21]])
@@ -402,14 +402,19 @@ transitions:
     };
     let mut run = Run::new(&yaml(true));
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed, "{:?}", run.st.error);
+    assert_eq!(
+        run.st.status,
+        Some(RunStatus::Completed),
+        "{:?}",
+        run.st.error
+    );
     assert_eq!(
         run.st.context.output,
         json!({ "n": 3, "failed": "EXPRESSION" })
     );
     let mut run = Run::new(&yaml(false));
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     let e = run.st.error.clone().unwrap();
     assert_eq!(
         (e.code.as_str(), e.node.as_deref()),
@@ -483,7 +488,7 @@ model_profiles:
                 d[1].token.clone()
             ]))
     );
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(
         run.kinds()
             .iter()

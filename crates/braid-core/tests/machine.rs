@@ -4,10 +4,10 @@
 mod common;
 
 use braid_core::definition::{Bundle, Limits};
-use braid_core::event::EventBody;
+use braid_core::event::{EventBody, Usage};
 use braid_core::graph::{self, Env};
-use braid_core::protocol::{Command, Input, TaskPayload};
-use braid_core::state::{RunStatus, TokenStatus};
+use braid_core::protocol::{Command, Input, Outcome, TaskPayload};
+use braid_core::state::{RunStatus, TokenStatus, UsageTotals};
 use common::*;
 use serde_json::json;
 
@@ -36,7 +36,7 @@ fn pure_chain_runs_inline_in_one_step_and_completes_once() {
         dispatches(&step).is_empty(),
         "update_context never needs an executor"
     );
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "total": 13 }));
     assert_eq!(
         run.st.context.state["double"],
@@ -71,7 +71,7 @@ fn pure_chain_runs_inline_in_one_step_and_completes_once() {
 fn input_and_output_schemas_are_enforced() {
     let mut run = Run::new(CHAIN);
     run.start(json!({ "n": "four" }));
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     let err = run.st.error.clone().unwrap();
     assert_eq!(err.code, "INPUT_SCHEMA");
     assert!(err.message.contains("/n"), "{}", err.message);
@@ -145,7 +145,7 @@ fn llm_call_is_dispatched_with_rendered_prompt_and_routed_by_condition() {
         outcome: ok(json!({ "vote": "B" })),
     };
     run.apply(result.clone());
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "winner": "no" }));
     assert_eq!(run.st.context.state["vote"], json!("B"));
     // A duplicate delivery of the same result is a no-op.
@@ -219,7 +219,7 @@ fn retries_follow_policy_then_failure_is_routed_with_last_error() {
         outcome: fail("UNAVAILABLE"),
     });
     // Last attempt failed: routed on failure to `broken`, which reads _last_error.
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(
         run.st.context.output,
         json!({ "winner": "handled UNAVAILABLE" })
@@ -239,6 +239,57 @@ fn retries_follow_policy_then_failure_is_routed_with_last_error() {
 }
 
 #[test]
+fn failed_attempts_are_paid_for_in_the_run_and_the_token() {
+    let mut run = Run::new(LLM);
+    run.start(json!({ "topic": "x" }));
+    let paid = |input_tokens, output_tokens, cost_usd| Usage {
+        input_tokens,
+        output_tokens,
+        cost_usd,
+        ..Usage::default()
+    };
+    // Attempt 1 reached the provider and failed: its usage is spent money.
+    let mut first = fail("UNAVAILABLE");
+    if let Outcome::Failure { usage, .. } = &mut first {
+        *usage = Some(paid(10, 2, 0.25));
+    }
+    let step = run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 1,
+        outcome: first,
+    });
+    match &step.events[0].body {
+        EventBody::NodeRetrying { usage, .. } => assert_eq!(usage, &Some(paid(10, 2, 0.25))),
+        other => panic!("{other:?}"),
+    }
+    run.apply(Input::TaskStarted {
+        token: "tk_1".into(),
+        attempt: 2,
+    });
+    run.apply(Input::TaskResult {
+        token: "tk_1".into(),
+        attempt: 2,
+        outcome: Outcome::Success {
+            result: json!({ "vote": "A" }),
+            usage: Some(paid(5, 5, 0.5)),
+            duration_ms: 5,
+        },
+    });
+    let expected = UsageTotals {
+        llm_calls: 2,
+        input_tokens: 15,
+        output_tokens: 7,
+        cost_usd: 0.75,
+    };
+    assert_eq!(
+        run.st.usage, expected,
+        "both attempts count, failed one included"
+    );
+    assert_eq!(run.st.tokens[0].usage, expected, "the token's ledger row");
+    assert!(run.st.tokens[1..].iter().all(|t| t.usage.is_zero()));
+}
+
+#[test]
 fn non_retryable_error_and_no_matching_transition_are_routed() {
     // A 400-style error is not retried; unrouted (the failure condition does not match) it fails the run.
     let mut run = Run::new(LLM);
@@ -249,7 +300,7 @@ fn non_retryable_error_and_no_matching_transition_are_routed() {
         outcome: fail("INVALID_REQUEST"),
     });
     assert!(dispatches(&step).is_empty());
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     let err = run.st.error.clone().unwrap();
     assert_eq!(
         (
@@ -313,7 +364,7 @@ fn cancel_ends_the_run_and_ignores_late_results() {
     let step = run.apply(Input::Cancel {
         reason: "user asked".into(),
     });
-    assert_eq!(run.st.status, RunStatus::Cancelled);
+    assert_eq!(run.st.status, Some(RunStatus::Cancelled));
     assert!(
         step.commands
             .contains(&Command::CancelTasks(vec!["tk_1".into()]))
@@ -350,7 +401,7 @@ transitions:
 "#;
     let mut run = Run::new(yaml);
     run.start(json!({}));
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "i": 4 }));
     assert_eq!(run.st.context.state["seen"], json!({ "again": 3 }));
 }
@@ -368,7 +419,7 @@ fn run_timeout_fails_the_run_and_is_not_routable() {
     run.start(json!({ "topic": "x" }));
     run.apply(Input::RunTimeout);
     assert_eq!(run.st.error.clone().unwrap().code, "RUN_TIMEOUT");
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     assert!(
         !run.log.iter().any(|e| e.node.as_deref() == Some("broken")),
         "the failure route was taken"
@@ -387,7 +438,7 @@ fn token_limit_fails_the_run() {
         },
         artifacts: None,
     });
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
 }
 
@@ -409,7 +460,7 @@ transitions:
 "#,
     );
     run.start(json!({ "n": u64::MAX }));
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     assert_eq!(run.st.error.clone().unwrap().code, "TOKEN_LIMIT");
 }
 

@@ -184,7 +184,7 @@ proptest! {
         let mut delivered: Vec<Input> = Vec::new();
         let mut k = 0usize;
         let mut guard = 0;
-        while run.st.status == RunStatus::Running {
+        while run.st.status == Some(RunStatus::Running) {
             guard += 1;
             prop_assert!(guard < 10_000, "no progress");
             prop_assert!(!pending.is_empty() || more, "run is stuck: running with nothing in flight");
@@ -198,7 +198,7 @@ proptest! {
                 let d = pending.remove(c % pending.len());
                 let fail = (fail_mask >> (k % 64)) & 1 == 1 && c.is_multiple_of(7);
                 let outcome = if fail {
-                    Outcome::Failure { error: braid_core::event::ErrorInfo::new("INVALID_REQUEST", "x"), retry_after_ms: None, duration_ms: 1 }
+                    Outcome::Failure { error: braid_core::event::ErrorInfo::new(braid_types::ErrorCode::InvalidRequest, "x"), retry_after_ms: None, duration_ms: 1, usage: None }
                 } else {
                     Outcome::Success { result: json!({ "v": c % 100 }), usage: None, duration_ms: 1 }
                 };
@@ -225,7 +225,7 @@ proptest! {
             }
         }
         prop_assert!(fired.values().all(|&n| n == 1), "a join fired twice: {:?}", fired);
-        if run.st.status == RunStatus::Completed {
+        if run.st.status == Some(RunStatus::Completed) {
             // Every joined set fired, unless it lived in a branch left behind
             // by an `abandon` join or cancelled by a `cancel` join.
             let st = &run.st;
@@ -305,7 +305,11 @@ fn merges_do_not_depend_on_arrival_order() {
                     },
                 });
             }
-            assert_eq!(run.st.status, RunStatus::Completed, "{strategy} {order:?}");
+            assert_eq!(
+                run.st.status,
+                Some(RunStatus::Completed),
+                "{strategy} {order:?}"
+            );
             let merged = run.st.context.state["v"].to_string();
             for part in ["0", "10", "20"] {
                 assert!(

@@ -7,6 +7,7 @@ use braid_core::event::{ErrorInfo, EventBody};
 use braid_core::machine::child_run_id;
 use braid_core::protocol::{ChildCall, ChildOutcome, Command, Input};
 use braid_core::state::{RunStatus, TokenStatus};
+use braid_types::ErrorCode;
 use common::*;
 use serde_json::json;
 
@@ -87,7 +88,7 @@ fn the_child_gets_the_mapped_input_and_its_output_comes_back_as_result() {
         outcome: ChildOutcome::Completed(json!({ "answer": 42 })),
     };
     run.apply(finished.clone());
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(run.st.context.output, json!({ "found": { "answer": 42 } }));
     assert!(
         run.apply(finished).events.is_empty(),
@@ -106,7 +107,7 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
     let step = run.start(json!({ "topic": "x" }));
     let first = started(&step);
     announce(&mut run, &first);
-    let mut root = ErrorInfo::new("RATE_LIMITED", "too many");
+    let mut root = ErrorInfo::new(ErrorCode::RateLimited, "too many");
     root.node = Some("inner".into());
     let step = run.apply(Input::ChildFinished {
         token: first.token.clone(),
@@ -141,7 +142,7 @@ fn propagate_fails_with_the_childs_error_as_cause_and_each_retry_starts_a_new_ch
         child_run_id: second.child_run_id.clone(),
         outcome: ChildOutcome::Failed(root),
     });
-    assert_eq!(run.st.status, RunStatus::Failed);
+    assert_eq!(run.st.status, Some(RunStatus::Failed));
     let e = run.st.error.clone().unwrap();
     assert_eq!(
         (e.code.as_str(), e.node.as_deref(), e.attempt),
@@ -163,9 +164,9 @@ fn catch_succeeds_with_result_error() {
     run.apply(Input::ChildFinished {
         token: call.token,
         child_run_id: call.child_run_id.clone(),
-        outcome: ChildOutcome::Failed(ErrorInfo::new("EXPRESSION", "bad")),
+        outcome: ChildOutcome::Failed(ErrorInfo::new(ErrorCode::Expression, "bad")),
     });
-    assert_eq!(run.st.status, RunStatus::Completed);
+    assert_eq!(run.st.status, Some(RunStatus::Completed));
     assert_eq!(
         run.st.context.output["found"],
         json!({ "error": { "workflow_run_id": call.child_run_id, "code": "EXPRESSION", "message": "bad" } })
@@ -185,7 +186,7 @@ fn cancelling_the_parent_cancels_its_child_and_a_cancelled_child_fails_the_node(
         step.commands
             .contains(&Command::CancelRuns(vec![call.child_run_id.clone()]))
     );
-    assert_eq!(run.st.status, RunStatus::Cancelled);
+    assert_eq!(run.st.status, Some(RunStatus::Cancelled));
 
     let mut run = Run::new(&parent("catch", "{ max_attempts: 1 }"));
     let step = run.start(json!({ "topic": "x" }));

@@ -13,6 +13,7 @@ use crate::shared::{ChildStart, Inner};
 use braid_core::event::ErrorInfo;
 use braid_core::machine::{ChildCall, Input};
 use braid_store::{RunRecord, StoredDef};
+use braid_types::ErrorCode;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -47,7 +48,7 @@ pub(crate) async fn start_child(inner: Arc<Inner>, start: ChildStart) {
         announce_existing(&inner, &parent, &call, existing);
         return;
     }
-    let fail = |code: &str, message: String| {
+    let fail = |code: ErrorCode, message: String| {
         attempt_failed(&call.token, call.attempt, ErrorInfo::new(code, message), 0)
     };
     if parent.depth + 1 > MAX_DEPTH {
@@ -56,7 +57,7 @@ pub(crate) async fn start_child(inner: Arc<Inner>, start: ChildStart) {
             call.workflow,
             parent.depth + 1
         );
-        inner.send(&parent.id, fail("DEPTH_LIMIT", msg));
+        inner.send(&parent.id, fail(ErrorCode::DepthLimit, msg));
         return;
     }
     let def = match resolve(&inner, &parent, &call).await {
@@ -70,7 +71,7 @@ pub(crate) async fn start_child(inner: Arc<Inner>, start: ChildStart) {
         Ok(g) => g,
         Err(e) => {
             let message = format!("workflow `{}` v{}: {e}", def.name, def.version);
-            inner.send(&parent.id, fail("INVALID_DEFINITION", message));
+            inner.send(&parent.id, fail(ErrorCode::InvalidDefinition, message));
             return;
         }
     };
@@ -169,7 +170,7 @@ async fn resolve(
     parent: &RunRecord,
     call: &ChildCall,
 ) -> Result<Arc<StoredDef>, Msg> {
-    let fail = |code: &str, message: String| {
+    let fail = |code: ErrorCode, message: String| {
         attempt_failed(&call.token, call.attempt, ErrorInfo::new(code, message), 0)
     };
     let resolved = match inner
@@ -189,12 +190,12 @@ async fn resolve(
                 None => format!("workflow `{}`", call.workflow),
             };
             Err(fail(
-                "NOT_FOUND",
+                ErrorCode::NotFound,
                 format!("{what} does not exist in this project"),
             ))
         }
         Err(e) => Err(fail(
-            "INTERNAL",
+            ErrorCode::Internal,
             format!("loading `{}`: {e}", call.workflow),
         )),
     }
@@ -212,7 +213,7 @@ fn arm_child_timeout(inner: &Arc<Inner>, parent_id: &str, call: &ChildCall, ms: 
         clock.sleep_until_us(deadline.saturating_mul(1000)).await;
         if let Some(inner) = weak.upgrade() {
             let mut error = ErrorInfo::new(
-                "TIMEOUT",
+                ErrorCode::Timeout,
                 format!("the child run exceeded the node's timeout of {ms} ms and was cancelled"),
             );
             error.retryable = true;

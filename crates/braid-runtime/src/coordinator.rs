@@ -525,7 +525,7 @@ impl Coordinator {
     /// O(1) per event even for 100,000-way fan-outs.
     fn snapshot_due(&mut self, events: &[Event]) -> bool {
         self.since_snapshot += events.len() as u64;
-        if self.state.status != braid_core::state::RunStatus::Running {
+        if self.state.status != Some(braid_core::state::RunStatus::Running) {
             return false;
         }
         let every = self.snapshot_every.max(self.state.tokens.len() as u64 / 2);

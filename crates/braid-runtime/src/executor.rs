@@ -4,12 +4,13 @@
 //! and sends the result to the run's coordinator as an inbox message (which
 //! acks the task in the same commit that records the result).
 
+use crate::attempt::AttemptError;
 use crate::dispatch::{Handed, TaskEnvelope};
 use crate::inbox::Msg;
 use crate::options::Options;
 use crate::shared::Inner;
 use braid_core::definition::ModelProfile;
-use braid_core::event::{ErrorInfo, Usage};
+use braid_core::event::Usage;
 use braid_core::machine::{Input, Outcome, TaskPayload};
 use braid_expr::Schema;
 use braid_llm::{LlmProvider, LlmRequest, Parameters, ProviderConfig, ProviderKind};
@@ -17,6 +18,7 @@ use braid_store::{ArtifactRecord, TaskRecord, WriteOp};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -164,19 +166,9 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     let envelope = match TaskEnvelope::deserialize(&task.payload) {
         Ok(e) => e,
         Err(e) => {
-            let error = ErrorInfo::new(
-                "INTERNAL",
-                format!("task {} has an unreadable payload: {e}", task.id),
-            );
-            return deliver(
-                inner,
-                &task,
-                Outcome::Failure {
-                    error,
-                    retry_after_ms: None,
-                    duration_ms: 0,
-                },
-            );
+            let error =
+                AttemptError::Internal(format!("task {} has an unreadable payload: {e}", task.id));
+            return deliver(inner, &task, error.into_outcome(0));
         }
     };
     if attempt > 1 {
@@ -195,27 +187,22 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     // itself (an IO timeout that aborts the request), and `duration_ms`
     // reports how long the call really took.
     let started = Instant::now();
-    let work = run_action(inner, ex, &task, &envelope);
+    // Set once a request has gone to a provider: a call cut off by the
+    // timeout was sent, and is counted as a request.
+    let sent = AtomicBool::new(false);
+    let work = run_action(inner, ex, &task, &envelope, &sent);
     let result = match envelope.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
             Ok(r) => r,
-            Err(_) => {
-                let mut e = ErrorInfo::new(
-                    "TIMEOUT",
-                    format!(
-                        "node `{}`: attempt {attempt} exceeded its timeout of {ms} ms (execution.timeout_ms); the call was aborted",
-                        envelope.node
-                    ),
-                );
-                e.retryable = true;
-                Err((e, None))
-            }
+            Err(_) => Err(AttemptError::Timeout {
+                node: envelope.node.clone(),
+                attempt,
+                ms,
+                sent: sent.load(Ordering::Relaxed),
+            }),
         },
         None => work.await,
     };
-    if matches!(&result, Err((e, _)) if e.code == NOT_STARTED) {
-        return release(inner, &task).await;
-    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let outcome = match result {
         Ok((result, usage)) => Outcome::Success {
@@ -223,11 +210,8 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
             usage,
             duration_ms,
         },
-        Err((error, retry_after_ms)) => Outcome::Failure {
-            error,
-            retry_after_ms,
-            duration_ms,
-        },
+        Err(AttemptError::NotStarted) => return release(inner, &task).await,
+        Err(error) => error.into_outcome(duration_ms),
     };
     deliver(inner, &task, outcome);
 }
@@ -289,18 +273,7 @@ fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
     }
 }
 
-type ActionResult = Result<(Value, Option<Usage>), (ErrorInfo, Option<u64>)>;
-
-/// Internal code of an attempt that did not begin because the executor is
-/// draining: the task is not reported but given back to the queue.
-const NOT_STARTED: &str = "_NOT_STARTED";
-
-fn not_started() -> (ErrorInfo, Option<u64>) {
-    (
-        ErrorInfo::new(NOT_STARTED, "the executor is shutting down"),
-        None,
-    )
-}
+type ActionResult = Result<(Value, Option<Usage>), AttemptError>;
 
 /// Gives a task that did not begin back to the queue.
 async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
@@ -319,6 +292,7 @@ async fn run_action(
     ex: &Executor,
     task: &TaskRecord,
     env: &TaskEnvelope,
+    sent: &AtomicBool,
 ) -> ActionResult {
     match &env.payload {
         TaskPayload::LlmCall {
@@ -328,21 +302,16 @@ async fn run_action(
             produces,
             branch_index,
         } => {
-            let (provider, limit, profile) = provider_for(inner, ex, &env.def_id, model)
-                .await
-                .map_err(|e| (e, None))?;
+            let (provider, limit, profile) = provider_for(inner, ex, &env.def_id, model).await?;
             // Wait for a `max_concurrency` slot, unless the drain starts first:
             // a graceful shutdown finishes the calls in flight, it does not
             // start new ones.
             let mut drained = inner.dispatcher.drained();
             let _slot = tokio::select! {
                 biased;
-                _ = drained.wait_for(|d| *d) => return Err(not_started()),
+                _ = drained.wait_for(|d| *d) => return Err(AttemptError::NotStarted),
                 slot = limit.acquire_owned() => slot.map_err(|_| {
-                    (
-                        ErrorInfo::new("INTERNAL", "provider semaphore closed"),
-                        None,
-                    )
+                    AttemptError::Internal("provider semaphore closed".into())
                 })?,
             };
             let parameters: Parameters =
@@ -358,39 +327,8 @@ async fn run_action(
                 attempt: task.attempt as u32,
             };
             let started = Instant::now();
-            let resp = provider.call(&req).await.map_err(|e| {
-                let mut info = ErrorInfo::new(e.code.as_str(), e.message.clone());
-                info.retryable = e.code.retryable_by_default();
-                (info, e.retry_after_ms)
-            })?;
-            if let Some(schema) = produces {
-                let compiled = {
-                    let key = format!("{}/{}", env.def_id, env.node);
-                    let mut cache = ex.schemas.lock().expect("schemas lock");
-                    match cache.get(&key) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s = Schema::compile(schema)
-                                .map_err(|e| (ErrorInfo::new("INTERNAL", e), None))?;
-                            cache.insert(key, s.clone());
-                            s
-                        }
-                    }
-                };
-                if let Err(v) = compiled.validate(&resp.output) {
-                    let detail = braid_expr::SchemaViolation::describe_all(&v);
-                    let e = ErrorInfo::new(
-                        "SCHEMA_MISMATCH",
-                        format!(
-                            "model `{}` answered {} which does not match the prompt's `produces` schema: {}",
-                            profile.model,
-                            truncate(&resp.text, 200),
-                            detail
-                        ),
-                    );
-                    return Err((e, None));
-                }
-            }
+            sent.store(true, Ordering::Relaxed);
+            let resp = provider.call(&req).await.map_err(AttemptError::Provider)?;
             let cost = resp.usage.input_tokens as f64 / 1000.0
                 * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
                 + resp.usage.output_tokens as f64 / 1000.0
@@ -403,6 +341,32 @@ async fn run_action(
                 request_id: resp.request_id.clone(),
                 model: Some(resp.model.clone()),
             };
+            if let Some(schema) = produces {
+                let compiled = {
+                    let key = format!("{}/{}", env.def_id, env.node);
+                    let mut cache = ex.schemas.lock().expect("schemas lock");
+                    match cache.get(&key) {
+                        Some(s) => s.clone(),
+                        None => {
+                            let s = Schema::compile(schema).map_err(AttemptError::Internal)?;
+                            cache.insert(key, s.clone());
+                            s
+                        }
+                    }
+                };
+                if let Err(v) = compiled.validate(&resp.output) {
+                    let detail = braid_expr::SchemaViolation::describe_all(&v);
+                    return Err(AttemptError::SchemaMismatch {
+                        message: format!(
+                            "model `{}` answered {} which does not match the prompt's `produces` schema: {}",
+                            profile.model,
+                            truncate(&resp.text, 200),
+                            detail
+                        ),
+                        usage,
+                    });
+                }
+            }
             Ok((resp.output, Some(usage)))
         }
         TaskPayload::WriteArtifact {
@@ -425,12 +389,7 @@ async fn run_action(
                 created_at: inner.clock.now_ms(),
             };
             let id = inner.store.put_artifact(&record).await.map_err(|e| {
-                let mut info = ErrorInfo::new(
-                    "UNAVAILABLE",
-                    format!("storing artifact `{name}` failed: {e}"),
-                );
-                info.retryable = true;
-                (info, None)
+                AttemptError::ArtifactStore(format!("storing artifact `{name}` failed: {e}"))
             })?;
             Ok((json!({ "artifact_id": id }), None))
         }
@@ -442,17 +401,14 @@ async fn provider_for(
     ex: &Executor,
     def_id: &str,
     model: &str,
-) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, ModelProfile), ErrorInfo> {
+) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, ModelProfile), AttemptError> {
     let graph = inner
         .definitions
         .graph(def_id)
         .await
-        .map_err(|e| ErrorInfo::new("INTERNAL", format!("loading definition {def_id}: {e}")))?;
+        .map_err(|e| AttemptError::Internal(format!("loading definition {def_id}: {e}")))?;
     let profile = graph.model_profiles.get(model).cloned().ok_or_else(|| {
-        ErrorInfo::new(
-            "INVALID_REQUEST",
-            format!("model profile `{model}` is not defined"),
-        )
+        AttemptError::Misconfigured(format!("model profile `{model}` is not defined"))
     })?;
     let key = (def_id.to_string(), model.to_string());
     if let Some((p, s)) = ex.providers.lock().expect("providers lock").get(&key) {
@@ -460,10 +416,7 @@ async fn provider_for(
     }
     let kind: ProviderKind = serde_json::from_value(Value::String(profile.provider.clone()))
         .map_err(|_| {
-            ErrorInfo::new(
-                "INVALID_REQUEST",
-                format!("unknown provider `{}`", profile.provider),
-            )
+            AttemptError::Misconfigured(format!("unknown provider `{}`", profile.provider))
         })?;
     let key_var = profile.api_key_env.clone().or(match kind {
         ProviderKind::Openai => Some("OPENAI_API_KEY".into()),
@@ -480,8 +433,8 @@ async fn provider_for(
         api_key,
         script: profile.script.clone(),
     };
-    let provider = braid_llm::provider(config, ex.http.clone())
-        .map_err(|e| ErrorInfo::new(e.code.as_str(), e.message))?;
+    let provider =
+        braid_llm::provider(config, ex.http.clone()).map_err(AttemptError::ProviderSetup)?;
     let limit = Arc::new(Semaphore::new(
         profile
             .max_concurrency

@@ -6,6 +6,7 @@ use crate::committer::Ticket;
 use braid_core::event::ErrorInfo;
 use braid_core::machine::{ChildOutcome, Input, Outcome};
 use braid_store::{RunRecord, RunStatus};
+use braid_types::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
 /// A message to a coordinator.
@@ -35,6 +36,7 @@ pub(crate) fn attempt_failed(token: &str, attempt: u32, error: ErrorInfo, durati
                 error,
                 retry_after_ms: None,
                 duration_ms,
+                usage: None,
             },
         },
         None,
@@ -50,7 +52,7 @@ pub(crate) fn child_outcome(r: &RunRecord) -> Option<ChildOutcome> {
             r.error
                 .clone()
                 .and_then(|e| serde_json::from_value(e).ok())
-                .unwrap_or_else(|| ErrorInfo::new("INTERNAL", "the child run failed")),
+                .unwrap_or_else(|| ErrorInfo::new(ErrorCode::Internal, "the child run failed")),
         )),
         RunStatus::Cancelled => Some(ChildOutcome::Cancelled(
             "the child run was cancelled".into(),

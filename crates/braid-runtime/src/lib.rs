@@ -46,6 +46,7 @@
 //! below: `coordinator.rs` and `executor.rs` share `dispatch.rs`,
 //! `inbox.rs` and `shared.rs`, and never each other.
 
+mod attempt;
 mod children;
 mod clock;
 mod committer;

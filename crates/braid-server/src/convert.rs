@@ -1,9 +1,7 @@
 //! Store records → API bodies.
 
 use braid_api as api;
-use braid_store::{
-    ArtifactRecord, EventRecord, Millis, RunRecord, RunStatus, TokenRecord, WorkflowSummary,
-};
+use braid_store::{ArtifactRecord, EventRecord, Millis, RunRecord, TokenRecord, WorkflowSummary};
 use chrono::{DateTime, SecondsFormat};
 use serde_json::{Map, Value};
 
@@ -16,25 +14,6 @@ pub fn time(ms: Millis) -> String {
 
 fn opt_time(ms: Option<Millis>) -> Option<String> {
     ms.map(time)
-}
-
-fn status(s: RunStatus) -> api::RunStatus {
-    match s {
-        RunStatus::Running => api::RunStatus::Running,
-        RunStatus::Completed => api::RunStatus::Completed,
-        RunStatus::Failed => api::RunStatus::Failed,
-        RunStatus::Cancelled => api::RunStatus::Cancelled,
-    }
-}
-
-/// The store's status for an API status.
-pub fn store_status(s: api::RunStatus) -> RunStatus {
-    match s {
-        api::RunStatus::Running => RunStatus::Running,
-        api::RunStatus::Completed => RunStatus::Completed,
-        api::RunStatus::Failed => RunStatus::Failed,
-        api::RunStatus::Cancelled => RunStatus::Cancelled,
-    }
 }
 
 fn workflow(r: &RunRecord) -> api::WorkflowRef {
@@ -54,8 +33,8 @@ fn error(r: &RunRecord) -> Option<api::RunError> {
             code: v
                 .get("code")
                 .and_then(Value::as_str)
-                .unwrap_or("INTERNAL")
-                .to_string(),
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(api::ErrorCode::Internal),
             message: v
                 .get("message")
                 .and_then(Value::as_str)
@@ -68,6 +47,16 @@ fn error(r: &RunRecord) -> Option<api::RunError> {
             cause: None,
         }
     }))
+}
+
+/// The API form of a store's usage totals.
+pub fn usage_totals(u: &braid_store::UsageTotals) -> api::RunUsage {
+    api::RunUsage {
+        llm_calls: u.llm_calls,
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cost_usd: u.cost_usd,
+    }
 }
 
 fn usage(r: &RunRecord) -> api::RunUsage {
@@ -87,16 +76,17 @@ fn context(r: &RunRecord) -> api::RunContext {
     }
 }
 
-/// The full run body.
-pub fn run(r: &RunRecord, children: Vec<String>) -> api::Run {
+/// The full run body; `usage_total` is summed by the store over the run's tree.
+pub fn run(r: &RunRecord, children: Vec<String>, usage_total: api::RunUsage) -> api::Run {
     api::Run {
         id: r.id.clone(),
         project_id: r.project_id.clone(),
         workflow: workflow(r),
-        status: status(r.status),
+        status: r.status,
         context: context(r),
         error: error(r),
         usage: usage(r),
+        usage_total,
         limits: serde_json::from_value(r.limits.clone()).unwrap_or_default(),
         parent_run_id: r.parent_run_id.clone(),
         parent_token_id: r.parent_token_id.clone(),
@@ -114,7 +104,7 @@ pub fn run_summary(r: &RunRecord) -> api::RunSummary {
         id: r.id.clone(),
         project_id: r.project_id.clone(),
         workflow: workflow(r),
-        status: status(r.status),
+        status: r.status,
         error: error(r),
         usage: usage(r),
         parent_run_id: r.parent_run_id.clone(),

@@ -371,7 +371,10 @@ mod tests {
         let e = parse_bundle(b"name: x\n", None).unwrap_err();
         assert_eq!(
             (e.status, e.code),
-            (StatusCode::UNPROCESSABLE_ENTITY, "INVALID_DEFINITION")
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                braid_api::ErrorCode::InvalidDefinition
+            )
         );
         let e = parse_bundle(&[0xff, 0xfe], None).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);

@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use braid_api::{DefinitionProblem, ErrorBody, ErrorDetail, codes};
+use braid_api::{DefinitionProblem, ErrorBody, ErrorCode, ErrorDetail};
 use braid_core::definition::ParseError;
 use braid_core::graph::DefinitionError;
 use serde_json::{Value, json};
@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// Stable code (see [`braid_api::codes`]).
-    pub code: &'static str,
+    /// Stable code (docs/errors.md).
+    pub code: ErrorCode,
     /// What is wrong and what to do.
     pub message: String,
     /// Structured details (`{ errors: [...] }`).
@@ -31,7 +31,7 @@ const INTERNAL_MESSAGE: &str =
     "the server failed to handle the request; the cause is in the server log";
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -42,19 +42,19 @@ impl ApiError {
 
     /// 400 `MALFORMED_BODY`: the body or query cannot be read.
     pub fn malformed(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, codes::MALFORMED_BODY, message)
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedBody, message)
     }
 
     /// 404 `NOT_FOUND`.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, codes::NOT_FOUND, message)
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// 405 `METHOD_NOT_ALLOWED`.
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            codes::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
             message,
         )
     }
@@ -63,7 +63,7 @@ impl ApiError {
     pub fn body_too_large(limit: usize) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            codes::BODY_TOO_LARGE,
+            ErrorCode::BodyTooLarge,
             format!("the request body exceeds the server's limit of {limit} bytes"),
         )
     }
@@ -92,7 +92,7 @@ impl ApiError {
             details: Some(json!({ "errors": problems })),
             ..ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                codes::INVALID_DEFINITION,
+                ErrorCode::InvalidDefinition,
                 message,
             )
         }
@@ -103,7 +103,7 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error while handling an API request");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            codes::INTERNAL,
+            ErrorCode::Internal,
             INTERNAL_MESSAGE,
         )
     }
@@ -123,7 +123,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.to_string(),
+                code: self.code,
                 message: self.message,
                 details: self.details,
             },
@@ -151,18 +151,18 @@ impl From<braid_runtime::Error> for ApiError {
                 details: Some(json!({ "errors": errors })),
                 ..ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    codes::INPUT_SCHEMA,
+                    ErrorCode::InputSchema,
                     message,
                 )
             },
             E::RunEnded(run) => ApiError::new(
                 StatusCode::CONFLICT,
-                codes::RUN_ENDED,
+                ErrorCode::RunEnded,
                 format!("run `{run}` has already ended; only a running run can be cancelled"),
             ),
             E::ShuttingDown => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                codes::UNAVAILABLE,
+                ErrorCode::Unavailable,
                 "the server is shutting down; retry once it has restarted",
             ),
             E::Store(e) => e.into(),
@@ -177,7 +177,7 @@ impl From<braid_store::Error> for ApiError {
             E::NotFound(_) => ApiError::not_found(e.to_string()),
             E::Conflict(m) => ApiError::new(
                 StatusCode::CONFLICT,
-                codes::CONFLICT,
+                ErrorCode::Conflict,
                 format!("{m}; retry the request"),
             ),
             E::Invalid(m) => ApiError::malformed(m),

@@ -60,8 +60,14 @@ pub struct EventsQuery {
 
 /// The full run body, with its children.
 pub async fn run_body(state: &AppState, record: &RunRecord) -> Result<Run, ApiError> {
-    let children = state.engine.store().children(&record.id).await?;
-    Ok(convert::run(record, children))
+    let store = state.engine.store();
+    let children = store.children(&record.id).await?;
+    let usage_total = store.usage_total(&record.id).await?;
+    Ok(convert::run(
+        record,
+        children,
+        convert::usage_totals(&usage_total),
+    ))
 }
 
 async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
@@ -92,15 +98,13 @@ pub async fn list(
         .status
         .as_deref()
         .map(|s| {
-            RunStatus::parse(s)
-                .map(convert::store_status)
-                .ok_or_else(|| {
-                    let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
-                    ApiError::malformed(format!(
-                        "query parameter `status`: {s:?} is not one of {}",
-                        all.join(", ")
-                    ))
-                })
+            s.parse::<RunStatus>().map_err(|_| {
+                let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::malformed(format!(
+                    "query parameter `status`: {s:?} is not one of {}",
+                    all.join(", ")
+                ))
+            })
         })
         .transpose()?;
     let project = project_id(&state, q.project.as_deref()).await?;

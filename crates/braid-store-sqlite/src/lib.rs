@@ -25,7 +25,7 @@ use braid_core::definition::Bundle;
 use braid_store::{
     ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
     EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef,
-    TaskQueue, TaskRecord, TokenRecord, WorkflowSummary, WriteOp,
+    TaskQueue, TaskRecord, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -98,6 +98,11 @@ fn migrator() -> Migrator {
             3,
             "keyed_event_tables",
             include_str!("../migrations/0003_keyed_event_tables.sql"),
+        ),
+        m(
+            4,
+            "token_usage",
+            include_str!("../migrations/0004_token_usage.sql"),
         ),
     ])
 }
@@ -308,6 +313,10 @@ impl RunStore for SqliteStore {
         limit: u32,
     ) -> Result<Page<TokenRecord>> {
         runs::tokens(&mut *self.reader().await?, run_id, cursor, limit).await
+    }
+
+    async fn usage_total(&self, run_id: &str) -> Result<UsageTotals> {
+        runs::usage_total(&mut *self.reader().await?, run_id).await
     }
 
     async fn result(&self, id: &str) -> Result<Option<Value>> {

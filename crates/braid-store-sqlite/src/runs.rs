@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenRecord, WriteOp,
+    TaskRecord, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -26,12 +26,14 @@ static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
 static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
         "INSERT INTO tokens (run_id, seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
-                             created_at, started_at, ended_at)",
-        12,
+                             created_at, started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd)",
+        16,
         "ON CONFLICT (run_id, seq) DO UPDATE SET
             id = excluded.id, node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
             sibling_set = excluded.sibling_set, branch_index = excluded.branch_index, attempts = excluded.attempts,
-            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at",
+            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at,
+            llm_calls = excluded.llm_calls, input_tokens = excluded.input_tokens,
+            output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd",
     )
 });
 
@@ -174,6 +176,10 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                 .bind(t.created_at)
                 .bind(t.started_at)
                 .bind(t.ended_at)
+                .bind(count(t.usage.llm_calls))
+                .bind(count(t.usage.input_tokens))
+                .bind(count(t.usage.output_tokens))
+                .bind(t.usage.cost_usd)
         })
         .await?;
 
@@ -345,7 +351,9 @@ fn run_from_row(r: &SqliteRow) -> Result<RunRecord> {
         workflow_name: r.try_get("workflow_name").db()?,
         def_id: r.try_get("def_id").db()?,
         version: r.try_get("version").db()?,
-        status: RunStatus::parse(&status)
+        status: status
+            .parse::<RunStatus>()
+            .ok()
             .ok_or_else(|| Error::Backend(format!("run {id}: unknown status {status:?}")))?,
         context: parse_json(&context, &what("context"))?,
         error: parse_json_opt(error.as_deref(), &what("error"))?,
@@ -504,7 +512,7 @@ pub(crate) async fn tokens(
     };
     let rows = sqlx::query(
         "SELECT seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts, created_at,
-                started_at, ended_at
+                started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd
          FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     )
     .bind(run_id.to_owned())
@@ -531,6 +539,7 @@ pub(crate) async fn tokens(
                 created_at: r.try_get("created_at").db()?,
                 started_at: r.try_get("started_at").db()?,
                 ended_at: r.try_get("ended_at").db()?,
+                usage: usage_of(r)?,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -637,4 +646,41 @@ pub(crate) async fn next_task_due(conn: &mut SqliteConnection) -> Result<Option<
     .fetch_optional(&mut *conn)
     .await
     .db()
+}
+
+/// SQLite integers are signed: counts past `i64::MAX` are clamped.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The usage columns of a `tokens` row or of a sum over them.
+fn usage_of(r: &sqlx::sqlite::SqliteRow) -> Result<UsageTotals> {
+    let n = |c: &str| -> Result<u64> {
+        Ok(r.try_get::<Option<i64>, _>(c).db()?.unwrap_or(0).max(0) as u64)
+    };
+    Ok(UsageTotals {
+        llm_calls: n("llm_calls")?,
+        input_tokens: n("input_tokens")?,
+        output_tokens: n("output_tokens")?,
+        cost_usd: r.try_get::<Option<f64>, _>("cost_usd").db()?.unwrap_or(0.0),
+    })
+}
+
+/// The usage of a run and all its descendants, summed over their tokens.
+pub(crate) async fn usage_total(conn: &mut SqliteConnection, run_id: &str) -> Result<UsageTotals> {
+    let row = sqlx::query(
+        "WITH RECURSIVE tree(id) AS (
+             SELECT id FROM workflow_runs WHERE id = ?
+             UNION ALL
+             SELECT r.id FROM workflow_runs r JOIN tree ON r.parent_run_id = tree.id
+         )
+         SELECT sum(t.llm_calls) AS llm_calls, sum(t.input_tokens) AS input_tokens,
+                sum(t.output_tokens) AS output_tokens, sum(t.cost_usd) AS cost_usd
+         FROM tree JOIN tokens t ON t.run_id = tree.id",
+    )
+    .bind(run_id.to_owned())
+    .fetch_one(&mut *conn)
+    .await
+    .db()?;
+    usage_of(&row)
 }

@@ -5,43 +5,10 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use braid_core::state::UsageTotals;
+pub use braid_types::RunStatus;
+
 use crate::{Millis, Page, Result, TaskRecord};
-
-/// Run status as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Live.
-    Running,
-    /// Ended with output.
-    Completed,
-    /// Ended with an error.
-    Failed,
-    /// Ended by request.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// The stored and API name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<RunStatus> {
-        Some(match s {
-            "running" => RunStatus::Running,
-            "completed" => RunStatus::Completed,
-            "failed" => RunStatus::Failed,
-            "cancelled" => RunStatus::Cancelled,
-            _ => return None,
-        })
-    }
-}
 
 /// A run row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,6 +92,9 @@ pub struct TokenRecord {
     pub started_at: Option<Millis>,
     /// End.
     pub ended_at: Option<Millis>,
+    /// What this visit's attempts cost, failed ones included (the ledger).
+    #[serde(default)]
+    pub usage: UsageTotals,
 }
 
 /// An event as stored (SPEC §6 envelope).
@@ -288,6 +258,10 @@ pub trait RunStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<TokenRecord>>;
+    /// The usage of a run and of all its descendants (child runs, their
+    /// children, …), summed over their tokens' ledger columns in one query;
+    /// zero for an unknown run. What `usage_total` of the API shows.
+    async fn usage_total(&self, run_id: &str) -> Result<UsageTotals>;
     /// A result stored out of line by [`WriteOp::PutResult`]; `None` when unknown.
     async fn result(&self, id: &str) -> Result<Option<Value>>;
     /// The snapshot with the highest seq: `(seq, state)`. A snapshot written

@@ -12,6 +12,7 @@ use crate::merge::type_name;
 use crate::protocol::{ChildCall, Command, Dispatch, TaskPayload};
 use crate::state::TokenStatus;
 use braid_expr::Expr;
+use braid_types::ErrorCode;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -43,7 +44,14 @@ impl Machine<'_> {
             self.node_started(token, 1, String::new());
             match self.update_context(token) {
                 Ok(result) => self.succeed(token, 1, result, None, 0),
-                Err(error) => self.fail_node(token, Failure { error, attempt: 1 }),
+                Err(error) => self.fail_node(
+                    token,
+                    Failure {
+                        error,
+                        attempt: 1,
+                        usage: None,
+                    },
+                ),
             }
         } else {
             self.dispatch(token, 1, self.now);
@@ -71,7 +79,14 @@ impl Machine<'_> {
                 if attempt == 1 {
                     self.node_started(token, attempt, String::new());
                 }
-                return self.fail_node(token, Failure { error, attempt });
+                return self.fail_node(
+                    token,
+                    Failure {
+                        error,
+                        attempt,
+                        usage: None,
+                    },
+                );
             }
         };
         let node = self.node(token);
@@ -139,7 +154,7 @@ impl Machine<'_> {
                     t.render(&data).map_err(|e| {
                         self.node_error(
                             token,
-                            "TEMPLATE",
+                            ErrorCode::Template,
                             format!("node `{}`, {what}: {}", node.ref_, e.message),
                         )
                     })
@@ -173,7 +188,7 @@ impl Machine<'_> {
                 }
                 let content = Value::Object(out);
                 if let Err(violations) = schema.validate(&content) {
-                    return Err(self.node_error(token, "SCHEMA_MISMATCH", format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
+                    return Err(self.node_error(token, ErrorCode::SchemaMismatch, format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
                 }
                 Ok(Work::Task(TaskPayload::WriteArtifact {
                     type_name: type_name.clone(),
@@ -272,7 +287,14 @@ impl Machine<'_> {
                     Err(error) => {
                         drop(vars);
                         drop(ctx);
-                        return self.fail_node(token, Failure { error, attempt });
+                        return self.fail_node(
+                            token,
+                            Failure {
+                                error,
+                                attempt,
+                                usage: None,
+                            },
+                        );
                     }
                 }
             }
@@ -326,13 +348,14 @@ impl Machine<'_> {
         attempt: u32,
         mut error: ErrorInfo,
         retry_after_ms: Option<u64>,
+        usage: Option<Usage>,
     ) {
         let node = self.node(token);
         error.node = Some(node.ref_.clone());
         error.action = Some(node.action_ref.clone());
         error.attempt = Some(attempt);
         let policy = &node.retry;
-        error.retryable = policy.retries(&error.code);
+        error.retryable = policy.retries(error.code);
         if error.retryable && attempt < policy.max_attempts {
             let delay_ms = policy.delay_ms(attempt, self.jitter(token, attempt), retry_after_ms);
             let not_before = self
@@ -343,13 +366,21 @@ impl Machine<'_> {
                 EventBody::NodeRetrying {
                     attempt,
                     error,
+                    usage,
                     delay_ms,
                     not_before,
                 },
             );
             self.dispatch(token, attempt + 1, not_before);
         } else {
-            self.fail_node(token, Failure { error, attempt });
+            self.fail_node(
+                token,
+                Failure {
+                    error,
+                    attempt,
+                    usage,
+                },
+            );
         }
     }
 
@@ -386,6 +417,7 @@ impl Machine<'_> {
             EventBody::NodeFailed {
                 attempt: f.attempt,
                 error,
+                usage: f.usage,
             },
         );
         self.route(token, On::Failure, f.attempt);

@@ -9,6 +9,7 @@ use crate::graph::CompiledAction;
 use crate::graph::Graph;
 use crate::protocol::{ChildCall, ChildOutcome};
 use crate::state::{RunState, TokenStatus};
+use braid_types::ErrorCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -98,7 +99,7 @@ impl Machine<'_> {
             ChildOutcome::Failed(e) => e,
             ChildOutcome::Cancelled(reason) => {
                 let mut e = ErrorInfo::new(
-                    "CANCELLED",
+                    ErrorCode::Cancelled,
                     format!("child run {child_run_id} was cancelled: {reason}"),
                 );
                 e.retryable = false;
@@ -112,10 +113,10 @@ impl Machine<'_> {
                 error: error.clone(),
             },
         );
-        if error.code == "CANCELLED" {
-            let mut e = self.node_error(token, "CANCELLED", error.message.clone());
+        if error.code == ErrorCode::Cancelled {
+            let mut e = self.node_error(token, ErrorCode::Cancelled, error.message.clone());
             e.cause = Some(Box::new(error));
-            return self.attempt_failed(token, attempt, e, None);
+            return self.attempt_failed(token, attempt, e, None, None);
         }
         match on_failure {
             OnChildFailure::Catch => {
@@ -127,14 +128,14 @@ impl Machine<'_> {
             OnChildFailure::Propagate => {
                 let mut e = self.node_error(
                     token,
-                    "SUBWORKFLOW_FAILED",
+                    ErrorCode::SubworkflowFailed,
                     format!(
                         "node `{}`: child run {child_run_id} failed with {}: {}",
                         node.ref_, error.code, error.message
                     ),
                 );
                 e.cause = Some(Box::new(error));
-                self.attempt_failed(token, attempt, e, None)
+                self.attempt_failed(token, attempt, e, None, None)
             }
         }
     }

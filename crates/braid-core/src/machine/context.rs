@@ -5,6 +5,7 @@ use super::Machine;
 use crate::event::{ErrorInfo, EventBody, Write};
 use crate::graph::CompiledAction;
 use braid_expr::{PathRoot, TargetPath, Vars};
+use braid_types::ErrorCode;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 
@@ -104,8 +105,8 @@ impl Machine<'_> {
     pub(super) fn check_write(&self, token: usize, path: &TargetPath) -> Result<(), ErrorInfo> {
         let in_branch = self.state.tokens[token].scope.is_some();
         match path.root {
-            PathRoot::Output if in_branch => Err(self.node_error(token, "BRANCH_OUTPUT_WRITE", format!("node `{}` writes `{path}` inside a branch: branches write their own output (`state.*` or `_branch.output.*`), merged by a join; write `output.*` after the join", self.node(token).ref_))),
-            PathRoot::BranchOutput if !in_branch => Err(self.node_error(token, "BRANCH_OUTPUT_WRITE", format!("node `{}` writes `{path}` outside any branch", self.node(token).ref_))),
+            PathRoot::Output if in_branch => Err(self.node_error(token, ErrorCode::BranchOutputWrite, format!("node `{}` writes `{path}` inside a branch: branches write their own output (`state.*` or `_branch.output.*`), merged by a join; write `output.*` after the join", self.node(token).ref_))),
+            PathRoot::BranchOutput if !in_branch => Err(self.node_error(token, ErrorCode::BranchOutputWrite, format!("node `{}` writes `{path}` outside any branch", self.node(token).ref_))),
             _ => Ok(()),
         }
     }

@@ -6,6 +6,7 @@ use crate::event::{ErrorInfo, EventBody};
 use crate::protocol::Command;
 use crate::state::{RunState, RunStatus, TokenStatus};
 use braid_expr::Vars;
+use braid_types::ErrorCode;
 
 /// A token seen by a cancellation filter.
 pub(super) struct TokenView<'s> {
@@ -71,7 +72,7 @@ impl Machine<'_> {
     }
 
     pub(super) fn fail_run(&mut self, error: ErrorInfo) {
-        if self.state.status != RunStatus::Running {
+        if self.state.status != Some(RunStatus::Running) {
             return;
         }
         let reason = format!("the run failed: {}", error.code);
@@ -98,7 +99,7 @@ impl Machine<'_> {
                 if let Err(msg) = r {
                     drop(vars);
                     return self.fail_run(ErrorInfo::new(
-                        "EXPRESSION",
+                        ErrorCode::Expression,
                         format!("workflow output_mapping `{}`: {msg}", path.join(".")),
                     ));
                 }
@@ -108,7 +109,7 @@ impl Machine<'_> {
             && let Err(violations) = schema.validate(&output)
         {
             return self.fail_run(ErrorInfo::new(
-                "OUTPUT_SCHEMA",
+                ErrorCode::OutputSchema,
                 format!(
                     "the final output does not match output_schema: {}",
                     describe(&violations)

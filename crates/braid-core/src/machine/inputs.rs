@@ -6,6 +6,7 @@ use crate::definition::Limits;
 use crate::event::{ErrorInfo, EventBody};
 use crate::protocol::{ChildOutcome, Command, Input, Outcome};
 use crate::state::{RunStatus, TokenStatus};
+use braid_types::ErrorCode;
 use serde_json::Value;
 
 /// Whether an input was applied or ignored early.
@@ -51,7 +52,7 @@ impl Machine<'_> {
                 outcome,
             } => self.child_result(&token, child_run_id, outcome),
             Input::Cancel { reason } => {
-                if self.state.status != RunStatus::Running {
+                if self.state.status != Some(RunStatus::Running) {
                     return;
                 }
                 self.cancel_tokens(|_| true, &reason);
@@ -60,7 +61,7 @@ impl Machine<'_> {
                 Applied::Yes
             }
             Input::Continue => {
-                if self.state.status != RunStatus::Running {
+                if self.state.status != Some(RunStatus::Running) {
                     return;
                 }
                 // Every token still pending was ready when the step stopped;
@@ -73,12 +74,12 @@ impl Machine<'_> {
                 Applied::Yes
             }
             Input::RunTimeout => {
-                if self.state.status != RunStatus::Running {
+                if self.state.status != Some(RunStatus::Running) {
                     return;
                 }
                 let ms = self.limits.timeout_ms.unwrap_or(0);
                 self.fail_run(ErrorInfo::new(
-                    "RUN_TIMEOUT",
+                    ErrorCode::RunTimeout,
                     format!("the run exceeded its timeout of {ms} ms (limits.timeout_ms)"),
                 ));
                 Applied::Yes
@@ -92,7 +93,7 @@ impl Machine<'_> {
     }
 
     fn start_run(&mut self, input: Value, limits: Limits, artifacts: Option<Value>) -> Applied {
-        if self.state.status != RunStatus::New {
+        if self.state.status.is_some() {
             return Applied::Ignored;
         }
         self.limits = limits;
@@ -109,7 +110,7 @@ impl Machine<'_> {
             && let Err(violations) = schema.validate(&input)
         {
             self.fail_run(ErrorInfo::new(
-                "INPUT_SCHEMA",
+                ErrorCode::InputSchema,
                 format!(
                     "the input does not match the workflow's input_schema: {}",
                     describe(&violations)
@@ -143,6 +144,7 @@ impl Machine<'_> {
             Outcome::Failure {
                 error,
                 retry_after_ms,
+                usage,
                 ..
             } => {
                 // A child run that outlived its node's timeout is cancelled.
@@ -156,7 +158,7 @@ impl Machine<'_> {
                     );
                     self.step.commands.push(Command::CancelRuns(vec![child]));
                 }
-                self.attempt_failed(token, attempt, error, retry_after_ms)
+                self.attempt_failed(token, attempt, error, retry_after_ms, usage)
             }
         }
         self.run();
@@ -231,7 +233,7 @@ impl Machine<'_> {
 
     /// The index of the live token `id` names, while the run is running.
     fn live_token(&self, id: &str) -> Option<usize> {
-        if self.state.status != RunStatus::Running {
+        if self.state.status != Some(RunStatus::Running) {
             return None;
         }
         let token = crate::state::token_index(id)?;

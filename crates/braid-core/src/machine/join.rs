@@ -8,6 +8,7 @@ use crate::event::{ErrorInfo, EventBody, Write};
 use crate::merge::Contribution;
 use crate::state::{RunStatus, TokenStatus};
 use braid_expr::TargetPath;
+use braid_types::ErrorCode;
 use serde_json::Value;
 
 impl Machine<'_> {
@@ -33,8 +34,15 @@ impl Machine<'_> {
             .filter(|&set| self.state.sets[set].fan_out_node == fan_out_node);
         let Some(set) = set else {
             let inner = scope.map(|s| format!(" (its innermost branch belongs to a fan-out of `{}`, which must be joined first)", self.graph.nodes[self.state.sets[self.state.scopes[s].set].fan_out_node].ref_)).unwrap_or_default();
-            let error = self.node_error(token, "JOIN_SCOPE", format!("token {} reached join `{join_ref}` but is not a branch of a fan-out of `{}`{inner}", self.state.tokens[token].id, self.graph.nodes[fan_out_node].ref_));
-            return self.fail_node(token, Failure { error, attempt: 1 });
+            let error = self.node_error(token, ErrorCode::JoinScope, format!("token {} reached join `{join_ref}` but is not a branch of a fan-out of `{}`{inner}", self.state.tokens[token].id, self.graph.nodes[fan_out_node].ref_));
+            return self.fail_node(
+                token,
+                Failure {
+                    error,
+                    attempt: 1,
+                    usage: None,
+                },
+            );
         };
         let s = scope.expect("branch token");
         let set_id = self.state.sets[set].id.clone();
@@ -87,7 +95,7 @@ impl Machine<'_> {
                         },
                     ),
                     Err(msg) => {
-                        let error = self.node_error(token, "MERGE_ERROR", msg);
+                        let error = self.node_error(token, ErrorCode::MergeError, msg);
                         self.emit(
                             Some(token),
                             EventBody::TokenCancelled {
@@ -119,7 +127,7 @@ impl Machine<'_> {
     /// Fires every join whose condition is met.
     pub(super) fn check_joins(&mut self) {
         while let Some(set) = self.state.dirty.pop() {
-            if self.state.status != RunStatus::Running {
+            if self.state.status != Some(RunStatus::Running) {
                 return;
             }
             let s = &self.state.sets[set];
@@ -260,8 +268,15 @@ impl Machine<'_> {
                 FanIn::MOfN { m_of_n } => m_of_n,
                 _ => 1,
             };
-            let error = self.node_error(continuation, "JOIN_UNSATISFIED", format!("join `{}` needed {need} arrival(s) from sibling set {} but only {} of {} branches arrived; the others ended elsewhere", self.graph.nodes[join_node].ref_, s.id, s.arrivals.len(), s.total));
-            return self.fail_node(continuation, Failure { error, attempt: 1 });
+            let error = self.node_error(continuation, ErrorCode::JoinUnsatisfied, format!("join `{}` needed {need} arrival(s) from sibling set {} but only {} of {} branches arrived; the others ended elsewhere", self.graph.nodes[join_node].ref_, s.id, s.arrivals.len(), s.total));
+            return self.fail_node(
+                continuation,
+                Failure {
+                    error,
+                    attempt: 1,
+                    usage: None,
+                },
+            );
         }
         match merged_value {
             Some(Ok(v)) => {
@@ -273,10 +288,17 @@ impl Machine<'_> {
             Some(Err(msg)) => {
                 let error = self.node_error(
                     continuation,
-                    "MERGE_ERROR",
+                    ErrorCode::MergeError,
                     format!("join `{}`: {msg}", self.graph.nodes[join_node].ref_),
                 );
-                return self.fail_node(continuation, Failure { error, attempt: 1 });
+                return self.fail_node(
+                    continuation,
+                    Failure {
+                        error,
+                        attempt: 1,
+                        usage: None,
+                    },
+                );
             }
             None => {}
         }
@@ -339,7 +361,7 @@ impl Machine<'_> {
         }
         let join = &self.graph.nodes[join_node].ref_;
         self.fail_run(ErrorInfo::new(
-            "TOKEN_LIMIT",
+            ErrorCode::TokenLimit,
             format!("join `{join}` would bring the run past {max} tokens (limits.max_run_tokens)"),
         ));
         false
@@ -351,7 +373,14 @@ impl Machine<'_> {
         if let Ok(path) = TargetPath::parse(&target)
             && let Err(error) = self.check_write(continuation, &path)
         {
-            self.fail_node(continuation, Failure { error, attempt: 1 });
+            self.fail_node(
+                continuation,
+                Failure {
+                    error,
+                    attempt: 1,
+                    usage: None,
+                },
+            );
             return false;
         }
         self.emit(

@@ -27,9 +27,10 @@ pub use crate::protocol::{
 pub use children::{child_run_id, pending_children};
 
 use crate::definition::{FanIn, Limits};
-use crate::event::{ErrorInfo, Event, EventBody, Millis};
+use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage};
 use crate::graph::{CompiledNode, Graph};
 use crate::state::{RunState, RunStatus, TokenStatus};
+use braid_types::ErrorCode;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -63,7 +64,7 @@ pub fn apply_bounded(
 /// at its budget ([`Step::more`]) and [`Input::Continue`] is owed, also
 /// after a recovery.
 pub fn has_pending(state: &RunState) -> bool {
-    state.status == RunStatus::Running
+    state.status == Some(RunStatus::Running)
         && state
             .tokens
             .iter()
@@ -89,6 +90,8 @@ struct Machine<'a> {
 struct Failure {
     error: ErrorInfo,
     attempt: u32,
+    /// What the failing attempt cost (`None` for failures that sent no request).
+    usage: Option<Usage>,
 }
 
 impl<'a> Machine<'a> {
@@ -137,7 +140,7 @@ impl<'a> Machine<'a> {
     fn run(&mut self) {
         loop {
             while let Some(token) = self.ready.pop_front() {
-                if self.state.status != RunStatus::Running {
+                if self.state.status != Some(RunStatus::Running) {
                     return;
                 }
                 if self.step.events.len() >= self.budget {
@@ -156,7 +159,7 @@ impl<'a> Machine<'a> {
                 break;
             }
         }
-        if self.state.status == RunStatus::Running && self.state.live == 0 {
+        if self.state.status == Some(RunStatus::Running) && self.state.live == 0 {
             self.complete();
         }
     }
@@ -167,13 +170,16 @@ impl<'a> Machine<'a> {
 
     fn expr_error(&self, token: usize, what: &str, msg: &str) -> ErrorInfo {
         let n = self.node(token);
-        let mut e = ErrorInfo::new("EXPRESSION", format!("node `{}`, {what}: {msg}", n.ref_));
+        let mut e = ErrorInfo::new(
+            ErrorCode::Expression,
+            format!("node `{}`, {what}: {msg}", n.ref_),
+        );
         e.node = Some(n.ref_.clone());
         e.action = Some(n.action_ref.clone());
         e
     }
 
-    fn node_error(&self, token: usize, code: &str, msg: String) -> ErrorInfo {
+    fn node_error(&self, token: usize, code: ErrorCode, msg: String) -> ErrorInfo {
         let n = self.node(token);
         let mut e = ErrorInfo::new(code, msg);
         e.node = Some(n.ref_.clone());
@@ -187,7 +193,7 @@ impl<'a> Machine<'a> {
 /// after includes it. `None` once the run has ended: no event follows the
 /// final one.
 pub fn mark_snapshot(state: &mut RunState, graph: &Graph, now: Millis) -> Option<Event> {
-    if state.status != RunStatus::Running {
+    if state.status != Some(RunStatus::Running) {
         return None;
     }
     let seq = state.seq + 1;

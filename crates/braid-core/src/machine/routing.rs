@@ -8,6 +8,7 @@ use crate::event::{ErrorInfo, EventBody};
 use crate::graph::{CompiledTransition, Spawn};
 use crate::merge::type_name;
 use braid_expr::{Expr, Vars};
+use braid_types::ErrorCode;
 use serde_json::Value;
 
 impl<'a> Machine<'a> {
@@ -16,7 +17,14 @@ impl<'a> Machine<'a> {
     /// failure route cannot be routed again).
     fn routing_failed(&mut self, token: usize, outcome: On, error: ErrorInfo, attempt: u32) {
         if outcome == On::Success {
-            self.fail_node(token, Failure { error, attempt })
+            self.fail_node(
+                token,
+                Failure {
+                    error,
+                    attempt,
+                    usage: None,
+                },
+            )
         } else {
             self.fail_run(error)
         }
@@ -86,8 +94,15 @@ impl<'a> Machine<'a> {
         }
         if taken.is_empty() {
             if outcome == On::Success {
-                let error = self.node_error(token, "NO_MATCHING_TRANSITION", format!("node `{}` succeeded but none of its transitions' conditions matched: add a transition without condition as a fallback", node.ref_));
-                return self.fail_node(token, Failure { error, attempt });
+                let error = self.node_error(token, ErrorCode::NoMatchingTransition, format!("node `{}` succeeded but none of its transitions' conditions matched: add a transition without condition as a fallback", node.ref_));
+                return self.fail_node(
+                    token,
+                    Failure {
+                        error,
+                        attempt,
+                        usage: None,
+                    },
+                );
             }
             return self.unrouted(token);
         }
@@ -153,7 +168,7 @@ impl<'a> Machine<'a> {
         let max = self.limits.max_tokens();
         if (self.state.tokens.len() as u64).saturating_add(total) > max {
             return self.fail_run(ErrorInfo::new(
-                "TOKEN_LIMIT",
+                ErrorCode::TokenLimit,
                 format!(
                     "node `{}` would bring the run past {max} tokens (limits.max_run_tokens)",
                     node.ref_
@@ -235,9 +250,9 @@ impl<'a> Machine<'a> {
         let scope = self.state.tokens[token].scope;
         let error = match self.state.state_in(scope).get("_last_error") {
             Some(v) => serde_json::from_value(v.clone())
-                .unwrap_or_else(|_| ErrorInfo::new("INTERNAL", "unrouted failure")),
+                .unwrap_or_else(|_| ErrorInfo::new(ErrorCode::Internal, "unrouted failure")),
             None => ErrorInfo::new(
-                "INTERNAL",
+                ErrorCode::Internal,
                 format!("node `{}` failed", self.node(token).ref_),
             ),
         };

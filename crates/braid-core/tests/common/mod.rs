@@ -106,8 +106,12 @@ pub fn ok(result: Value) -> Outcome {
 
 pub fn fail(code: &str) -> Outcome {
     Outcome::Failure {
-        error: ErrorInfo::new(code, format!("{code} from test")),
+        error: ErrorInfo::new(
+            code.parse().expect("a known code"),
+            format!("{code} from test"),
+        ),
         retry_after_ms: None,
         duration_ms: 5,
+        usage: None,
     }
 }

@@ -14,12 +14,8 @@ const INLINE_RESULT_BYTES: usize = 64 * 1024;
 
 /// Brings the run row up to date with the state.
 pub(super) fn update_run_row(record: &mut RunRecord, st: &RunState) {
-    record.status = match st.status {
-        state::RunStatus::New | state::RunStatus::Running => RunStatus::Running,
-        state::RunStatus::Completed => RunStatus::Completed,
-        state::RunStatus::Failed => RunStatus::Failed,
-        state::RunStatus::Cancelled => RunStatus::Cancelled,
-    };
+    // A run row exists from the start request on: not started is running.
+    record.status = st.status.unwrap_or(RunStatus::Running);
     record.context = st.context.to_json();
     record.error = st
         .error
@@ -127,6 +123,7 @@ pub(super) fn token_rows(
                 created_at: t.created_at,
                 started_at: t.started_at,
                 ended_at: t.ended_at,
+                usage: t.usage.clone(),
             })
             .collect(),
     ))

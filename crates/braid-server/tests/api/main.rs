@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod failures;
+mod ledger;
 mod meta;
 mod parallel;
 mod story;

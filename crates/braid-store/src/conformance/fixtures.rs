@@ -98,6 +98,7 @@ pub fn token(run_id: &str, seq: i64, id: &str, status: &str, created_at: i64) ->
         created_at,
         started_at: None,
         ended_at: None,
+        usage: Default::default(),
     }
 }
 

@@ -1,0 +1,201 @@
+//! [`AttemptError`]: why one attempt of an action gave no result, typed, with
+//! each kind's code, its default retryability and what it cost.
+
+use braid_core::event::{ErrorInfo, Usage};
+use braid_core::protocol::Outcome;
+use braid_llm::LlmError;
+use braid_types::ErrorCode;
+
+/// Why one attempt of an action gave no result.
+///
+/// Each kind knows its [`ErrorCode`] and so its default retryability
+/// ([`ErrorCode::retryable_by_default`]); the node's retry policy still
+/// decides (`retryable_errors`), in the core.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AttemptError {
+    /// The executor is draining and the attempt never began: it is not a
+    /// failure, and the task goes back to the queue unreported.
+    #[error("the executor is shutting down")]
+    NotStarted,
+    /// The attempt passed its `timeout_ms` and was aborted.
+    #[error(
+        "node `{node}`: attempt {attempt} exceeded its timeout of {ms} ms (execution.timeout_ms); the call was aborted"
+    )]
+    Timeout {
+        /// Node ref.
+        node: String,
+        /// The attempt (1-based).
+        attempt: u32,
+        /// The timeout.
+        ms: u64,
+        /// Whether a request had gone to a provider before the timeout.
+        sent: bool,
+    },
+    /// The provider answered with an error (or none): its code and `Retry-After`.
+    #[error("{0}")]
+    Provider(LlmError),
+    /// The provider could not be set up (no key, a bad profile): nothing was sent.
+    #[error("{0}")]
+    ProviderSetup(LlmError),
+    /// The model answered, but not in the shape of `produces`. The answer
+    /// was paid for: `usage` is what it cost.
+    #[error("{message}")]
+    SchemaMismatch {
+        /// What does not match.
+        message: String,
+        /// The answer's usage.
+        usage: Usage,
+    },
+    /// Storing an artifact failed.
+    #[error("{0}")]
+    ArtifactStore(String),
+    /// The model profile cannot be used (unknown profile or provider).
+    #[error("{0}")]
+    Misconfigured(String),
+    /// A fault of Braid's (an unreadable task, a definition that cannot be loaded).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AttemptError {
+    /// The user-visible code.
+    pub(crate) fn code(&self) -> ErrorCode {
+        match self {
+            AttemptError::NotStarted | AttemptError::Internal(_) => ErrorCode::Internal,
+            AttemptError::Timeout { .. } => ErrorCode::Timeout,
+            AttemptError::Provider(e) | AttemptError::ProviderSetup(e) => e.code,
+            AttemptError::SchemaMismatch { .. } => ErrorCode::SchemaMismatch,
+            AttemptError::ArtifactStore(_) => ErrorCode::Unavailable,
+            AttemptError::Misconfigured(_) => ErrorCode::InvalidRequest,
+        }
+    }
+
+    /// Whether the default retry policy retries it.
+    pub(crate) fn retryable_by_default(&self) -> bool {
+        self.code().retryable_by_default()
+    }
+
+    /// What the attempt cost: `None` when no request reached a provider.
+    /// A request that was sent counts as one (`llm_calls`), with the tokens
+    /// the provider reported, if any.
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            AttemptError::Provider(_) | AttemptError::Timeout { sent: true, .. } => {
+                Some(Usage::default())
+            }
+            AttemptError::SchemaMismatch { usage, .. } => Some(usage.clone()),
+            _ => None,
+        }
+    }
+
+    /// The outcome the core receives for this failed attempt.
+    pub(crate) fn into_outcome(self, duration_ms: u64) -> Outcome {
+        let usage = self.usage();
+        let retry_after_ms = match &self {
+            AttemptError::Provider(e) => e.retry_after_ms,
+            _ => None,
+        };
+        let message = match &self {
+            AttemptError::Provider(e) | AttemptError::ProviderSetup(e) => e.message.clone(),
+            other => other.to_string(),
+        };
+        let mut error = ErrorInfo::new(self.code(), message);
+        error.retryable = self.retryable_by_default();
+        Outcome::Failure {
+            error,
+            retry_after_ms,
+            duration_ms,
+            usage,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_code_retryability_and_cost() {
+        let cases = [
+            (
+                AttemptError::Timeout {
+                    node: "n".into(),
+                    attempt: 2,
+                    ms: 50,
+                    sent: true,
+                },
+                ErrorCode::Timeout,
+                true,
+                Some(0),
+            ),
+            (
+                AttemptError::Timeout {
+                    node: "n".into(),
+                    attempt: 1,
+                    ms: 50,
+                    sent: false,
+                },
+                ErrorCode::Timeout,
+                true,
+                None,
+            ),
+            (
+                AttemptError::Provider(LlmError::new(ErrorCode::RateLimited, "429")),
+                ErrorCode::RateLimited,
+                true,
+                Some(0),
+            ),
+            (
+                AttemptError::ProviderSetup(LlmError::new(ErrorCode::Auth, "no key")),
+                ErrorCode::Auth,
+                false,
+                None,
+            ),
+            (
+                AttemptError::SchemaMismatch {
+                    message: "bad".into(),
+                    usage: Usage {
+                        input_tokens: 7,
+                        output_tokens: 3,
+                        cost_usd: 0.5,
+                        ..Usage::default()
+                    },
+                },
+                ErrorCode::SchemaMismatch,
+                false,
+                Some(10),
+            ),
+            (
+                AttemptError::ArtifactStore("disk".into()),
+                ErrorCode::Unavailable,
+                true,
+                None,
+            ),
+            (
+                AttemptError::Misconfigured("p".into()),
+                ErrorCode::InvalidRequest,
+                false,
+                None,
+            ),
+            (
+                AttemptError::Internal("x".into()),
+                ErrorCode::Internal,
+                false,
+                None,
+            ),
+        ];
+        for (error, code, retryable, tokens) in cases {
+            assert_eq!(error.code(), code, "{error:?}");
+            assert_eq!(error.retryable_by_default(), retryable, "{error:?}");
+            let Outcome::Failure {
+                error: info, usage, ..
+            } = error.into_outcome(5)
+            else {
+                panic!("a failure");
+            };
+            assert_eq!(info.code, code);
+            assert_eq!(info.retryable, retryable);
+            assert_eq!(usage.map(|u| u.input_tokens + u.output_tokens), tokens);
+        }
+    }
+}
