@@ -1,4 +1,4 @@
-//! The HTTP API's data model (SPEC §8): request and response bodies shared
+//! The HTTP API's data model (docs/api.md): request and response bodies shared
 //! by the server (`braid-server`), the CLI and the generated OpenAPI
 //! document.
 //!
@@ -7,7 +7,7 @@
 //! deserializes them. Times are RFC 3339 strings in UTC with millisecond
 //! precision (`2026-11-02T09:30:00.125Z`).
 //!
-//! Workflow bundles (the definition format of SPEC §2) travel as plain JSON
+//! Workflow bundles (the definition format of docs/definitions.md) travel as plain JSON
 //! objects; their schema is documented in `docs/` rather than here.
 
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,7 @@ pub struct WorkflowSummary {
     pub created_at: String,
 }
 
-/// Run limits (SPEC §3); a field given here replaces the definition's.
+/// Run limits (docs/definitions.md); a field given here replaces the definition's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -187,7 +187,7 @@ pub struct WorkflowRef {
     pub version: i64,
 }
 
-/// A run's data (SPEC §1).
+/// A run's data (docs/definitions.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunContext {
     /// The validated input (immutable).
@@ -349,14 +349,14 @@ pub struct Token {
     pub ended_at: Option<String>,
 }
 
-/// One event (SPEC §6).
+/// One event (docs/lifecycles.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Run id.
     pub run_id: String,
     /// 1, 2, 3 … per run, without gaps.
     pub seq: i64,
-    /// `workflow_started`, `node_completed`, … (SPEC §6).
+    /// `workflow_started`, `node_completed`, … (docs/lifecycles.md).
     pub kind: String,
     /// When it happened.
     #[schema(format = DateTime)]

@@ -1,4 +1,4 @@
-//! The configuration tree of `braid serve` (SPEC §9): every tunable, its
+//! The configuration tree of `braid serve` (docs/configuration.md): every tunable, its
 //! built-in default, and where each effective value came from.
 //!
 //! Layers, each beating the ones before it: built-in defaults, a TOML file

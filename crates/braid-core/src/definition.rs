@@ -1,4 +1,4 @@
-//! The definition format (SPEC §2): a *bundle* holds one workflow plus the
+//! The definition format (docs/definitions.md): a *bundle* holds one workflow plus the
 //! actions, prompt specs, model profiles and artifact types it uses.
 //!
 //! These types are the serde model of the files users write. They carry no
@@ -237,7 +237,7 @@ pub struct Merge {
     pub strategy: MergeStrategy,
 }
 
-/// Merge strategies of SPEC §3.
+/// Merge strategies of docs/definitions.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
@@ -392,7 +392,7 @@ pub struct ActionBody {
     pub execution: Option<Execution>,
 }
 
-/// The action kinds of SPEC §4.
+/// The action kinds of docs/definitions.md.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {

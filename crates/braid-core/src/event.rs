@@ -1,4 +1,4 @@
-//! Events (SPEC §6): the append-only record of every state change of a run.
+//! Events (docs/lifecycles.md): the append-only record of every state change of a run.
 //!
 //! The state machine changes a run's state **only** by applying events
 //! ([`crate::state::RunState::apply_event`]), so the state rebuilt from the

@@ -1,4 +1,4 @@
-//! Fan-in merging (SPEC §3 "Fan-in"): how a [`MergeStrategy`] combines the
+//! Fan-in merging (docs/definitions.md): how a [`MergeStrategy`] combines the
 //! values the arrived members of a sibling set contribute. Pure policy: the
 //! machine gathers the contributions and writes the result.
 

@@ -1,4 +1,4 @@
-//! Retry policy as data (SPEC §5), with a pure delay function.
+//! Retry policy as data (docs/definitions.md), with a pure delay function.
 
 use braid_types::ErrorCode;
 use serde::{Deserialize, Serialize};

@@ -71,7 +71,7 @@ impl UsageTotals {
     }
 }
 
-/// The run's data (SPEC §1 context).
+/// The run's data (docs/definitions.md context).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Context {
     /// Immutable input.
@@ -211,8 +211,8 @@ pub fn set_index(id: &str) -> Option<usize> {
         .checked_sub(1)
 }
 
-fn token_id(i: usize) -> String {
-    format!("tk_{}", i + 1)
+fn token_id(index: usize) -> String {
+    format!("tk_{}", index + 1)
 }
 
 impl RunState {
@@ -246,8 +246,8 @@ impl RunState {
     }
 
     fn token_mut(&mut self, id: Option<&String>) -> Option<&mut Token> {
-        let i = token_index(id?)?;
-        self.tokens.get_mut(i)
+        let index = token_index(id?)?;
+        self.tokens.get_mut(index)
     }
 
     /// Counts one attempt's usage in the run's totals and its token's.
@@ -260,13 +260,13 @@ impl RunState {
     }
 
     fn set_status(&mut self, id: Option<&String>, status: TokenStatus, ts: Millis) {
-        let Some(i) = id
+        let Some(index) = id
             .and_then(|id| token_index(id))
-            .filter(|&i| i < self.tokens.len())
+            .filter(|&index| index < self.tokens.len())
         else {
             return;
         };
-        let t = &mut self.tokens[i];
+        let t = &mut self.tokens[index];
         let delta = status.is_live() as isize - t.status.is_live() as isize;
         t.status = status;
         if !status.is_live() {
@@ -498,12 +498,12 @@ impl RunState {
             EventBody::TokenCancelled { .. } => self.set_status(tok, TokenStatus::Cancelled, e.ts),
             EventBody::TokenMerged { .. } => self.set_status(tok, TokenStatus::Merged, e.ts),
             EventBody::TokenWaiting { sibling_set, .. } => {
-                if let Some(i) = tok.and_then(|id| token_index(id))
-                    && let Some(scope) = self.tokens.get(i).and_then(|t| t.scope)
+                if let Some(index) = tok.and_then(|id| token_index(id))
+                    && let Some(scope) = self.tokens.get(index).and_then(|t| t.scope)
                     && let Some(set) = set_index(sibling_set).filter(|&s| s < self.sets.len())
                 {
                     self.scopes[scope].arrived = true;
-                    self.sets[set].arrivals.push(i);
+                    self.sets[set].arrivals.push(index);
                     self.dirty.push(set);
                 }
                 self.set_status(tok, TokenStatus::WaitingJoin, e.ts);

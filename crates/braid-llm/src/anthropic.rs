@@ -133,7 +133,18 @@ fn parse_response(
         headers,
         body,
     } = response;
-    let bad = |what: String| label.bad_response(status, what);
+    let count = |name: &str| {
+        body.get("usage")
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    // Read first: an answer that cannot be used was still charged.
+    let usage = Usage {
+        input_tokens: count("input_tokens"),
+        output_tokens: count("output_tokens"),
+    };
+    let bad = |what: String| label.bad_response(status, what).with_usage(usage);
     let blocks = body
         .get("content")
         .and_then(Value::as_array)
@@ -180,19 +191,10 @@ fn parse_response(
             .collect();
         (json!({ "text": text }), text)
     };
-    let count = |name: &str| {
-        body.get("usage")
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     Ok(LlmResponse {
         output,
         text,
-        usage: Usage {
-            input_tokens: count("input_tokens"),
-            output_tokens: count("output_tokens"),
-        },
+        usage,
         request_id: http::header_str(&headers, "request-id")
             .or_else(|| body.get("id").and_then(Value::as_str).map(str::to_string)),
         model: body

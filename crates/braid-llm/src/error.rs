@@ -1,7 +1,7 @@
-//! Error codes shared by every provider (SPEC §4, §5).
+//! Error codes shared by every provider (docs/errors.md).
 
 /// The user-visible code of a failed LLM call: the one [`ErrorCode`] of
-/// every crate. Providers answer with the codes of SPEC §4 (`RATE_LIMITED`,
+/// every crate. Providers answer with the codes of docs/definitions.md (`RATE_LIMITED`,
 /// `UNAVAILABLE`, `NETWORK`, `TIMEOUT`, `CONTEXT_LENGTH`, `AUTH`,
 /// `INVALID_REQUEST`, `BAD_RESPONSE`) and `SCHEMA_MISMATCH`.
 pub use braid_types::ErrorCode;
@@ -11,7 +11,7 @@ pub use braid_types::ErrorCode;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
 pub struct LlmError {
-    /// What went wrong, as a SPEC error code.
+    /// What went wrong, as a documented error code (docs/errors.md).
     pub code: ErrorCode,
     /// Human-readable detail (provider, model, status, truncated provider message).
     pub message: String,
@@ -19,6 +19,9 @@ pub struct LlmError {
     pub retry_after_ms: Option<u64>,
     /// The HTTP status of the provider's answer, when there was one.
     pub http_status: Option<u16>,
+    /// The tokens the provider reported for an answer it charged but that
+    /// cannot be used (a 2xx refusal or unparseable output): spent money.
+    pub usage: Option<crate::Usage>,
 }
 
 impl LlmError {
@@ -29,7 +32,14 @@ impl LlmError {
             message: message.into(),
             retry_after_ms: None,
             http_status: None,
+            usage: None,
         }
+    }
+
+    /// The same error, with the usage the provider reported for the answer.
+    pub fn with_usage(mut self, usage: crate::Usage) -> Self {
+        self.usage = Some(usage);
+        self
     }
 
     /// Whether the default retry policy retries this error.

@@ -114,7 +114,7 @@ fn transport_error(label: &Label, url: &str, err: reqwest::Error) -> LlmError {
     LlmError::new(code, format!("{label}: {what} POST {url}: {chain}"))
 }
 
-/// Maps a non-2xx answer (SPEC §4).
+/// Maps a non-2xx answer (docs/definitions.md).
 pub(crate) fn status_error(
     label: &Label,
     status: StatusCode,
@@ -180,6 +180,7 @@ pub(crate) fn status_error(
         message,
         retry_after_ms,
         http_status: Some(s),
+        usage: None,
     }
 }
 

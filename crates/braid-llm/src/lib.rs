@@ -1,8 +1,8 @@
 //! LLM providers for Braid: the [`LlmProvider`] trait and its adapters
-//! (`openai`, `anthropic`, `openai_compatible`, `scripted`; SPEC §4).
+//! (`openai`, `anthropic`, `openai_compatible`, `scripted`; docs/definitions.md).
 //!
 //! An adapter turns one [`LlmRequest`] into one HTTP call (or one scripted answer) and
-//! maps the outcome to an [`LlmResponse`] or an [`LlmError`] with a SPEC error code.
+//! maps the outcome to an [`LlmResponse`] or an [`LlmError`] with an error code of docs/errors.md.
 //! It does not retry, validate structured output against `produces`, persist anything or
 //! compute costs: retries, schema validation, usage accounting and events are the
 //! runtime's job.

@@ -127,7 +127,18 @@ fn parse_response(
         headers,
         body,
     } = response;
-    let bad = |what: String| label.bad_response(status, what);
+    let count = |name: &str| {
+        body.get("usage")
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    // Read first: an answer that cannot be used was still charged.
+    let usage = Usage {
+        input_tokens: count("prompt_tokens"),
+        output_tokens: count("completion_tokens"),
+    };
+    let bad = |what: String| label.bad_response(status, what).with_usage(usage);
     let choice = body
         .pointer("/choices/0")
         .ok_or_else(|| bad(format!("response has no choices[0]: {}", snippet(&body))))?;
@@ -156,18 +167,9 @@ fn parse_response(
     } else {
         json!({ "text": text })
     };
-    let count = |name: &str| {
-        body.get("usage")
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     Ok(LlmResponse {
         output,
-        usage: Usage {
-            input_tokens: count("prompt_tokens"),
-            output_tokens: count("completion_tokens"),
-        },
+        usage,
         request_id: http::header_str(&headers, "x-request-id")
             .or_else(|| body.get("id").and_then(Value::as_str).map(str::to_string)),
         model: body

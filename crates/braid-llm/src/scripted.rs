@@ -28,7 +28,7 @@
 //!   string `s` or an object `{"text": s}` gives output `{"text": s}`; any other value is
 //!   serialized as the text.
 //! * **Failures.** The first entry whose `attempt` (1-based; absent = every attempt) and
-//!   `branch` (absent = every branch) match the request fails the call with `code` (a SPEC
+//!   `branch` (absent = every branch) match the request fails the call with `code` (an
 //!   LLM error code), `message` and optional `retry_after_ms`.
 //! * **Latency.** `latency_ms` is slept before answering or failing.
 //! * **Usage.** `usage` if given, else estimated as one token per 4 characters of

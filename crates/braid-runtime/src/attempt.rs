@@ -31,9 +31,16 @@ pub(crate) enum AttemptError {
         /// Whether a request had gone to a provider before the timeout.
         sent: bool,
     },
-    /// The provider answered with an error (or none): its code and `Retry-After`.
-    #[error("{0}")]
-    Provider(LlmError),
+    /// The provider answered with an error (or none): its code and
+    /// `Retry-After`. The request was sent, so it counts as one; `usage` is
+    /// what the provider reported for it, priced (zero tokens when none).
+    #[error("{error}")]
+    Provider {
+        /// The provider's error.
+        error: LlmError,
+        /// The priced usage of the request.
+        usage: Usage,
+    },
     /// The provider could not be set up (no key, a bad profile): nothing was sent.
     #[error("{0}")]
     ProviderSetup(LlmError),
@@ -63,7 +70,7 @@ impl AttemptError {
         match self {
             AttemptError::NotStarted | AttemptError::Internal(_) => ErrorCode::Internal,
             AttemptError::Timeout { .. } => ErrorCode::Timeout,
-            AttemptError::Provider(e) | AttemptError::ProviderSetup(e) => e.code,
+            AttemptError::Provider { error: e, .. } | AttemptError::ProviderSetup(e) => e.code,
             AttemptError::SchemaMismatch { .. } => ErrorCode::SchemaMismatch,
             AttemptError::ArtifactStore(_) => ErrorCode::Unavailable,
             AttemptError::Misconfigured(_) => ErrorCode::InvalidRequest,
@@ -80,10 +87,10 @@ impl AttemptError {
     /// the provider reported, if any.
     fn usage(&self) -> Option<Usage> {
         match self {
-            AttemptError::Provider(_) | AttemptError::Timeout { sent: true, .. } => {
-                Some(Usage::default())
+            AttemptError::Timeout { sent: true, .. } => Some(Usage::default()),
+            AttemptError::Provider { usage, .. } | AttemptError::SchemaMismatch { usage, .. } => {
+                Some(usage.clone())
             }
-            AttemptError::SchemaMismatch { usage, .. } => Some(usage.clone()),
             _ => None,
         }
     }
@@ -92,11 +99,13 @@ impl AttemptError {
     pub(crate) fn into_outcome(self, duration_ms: u64) -> Outcome {
         let usage = self.usage();
         let retry_after_ms = match &self {
-            AttemptError::Provider(e) => e.retry_after_ms,
+            AttemptError::Provider { error: e, .. } => e.retry_after_ms,
             _ => None,
         };
         let message = match &self {
-            AttemptError::Provider(e) | AttemptError::ProviderSetup(e) => e.message.clone(),
+            AttemptError::Provider { error: e, .. } | AttemptError::ProviderSetup(e) => {
+                e.message.clone()
+            }
             other => other.to_string(),
         };
         let mut error = ErrorInfo::new(self.code(), message);
@@ -140,10 +149,26 @@ mod tests {
                 None,
             ),
             (
-                AttemptError::Provider(LlmError::new(ErrorCode::RateLimited, "429")),
+                AttemptError::Provider {
+                    error: LlmError::new(ErrorCode::RateLimited, "429"),
+                    usage: Usage::default(),
+                },
                 ErrorCode::RateLimited,
                 true,
                 Some(0),
+            ),
+            (
+                AttemptError::Provider {
+                    error: LlmError::new(ErrorCode::BadResponse, "refused"),
+                    usage: Usage {
+                        input_tokens: 40,
+                        output_tokens: 2,
+                        ..Usage::default()
+                    },
+                },
+                ErrorCode::BadResponse,
+                false,
+                Some(42),
             ),
             (
                 AttemptError::ProviderSetup(LlmError::new(ErrorCode::Auth, "no key")),

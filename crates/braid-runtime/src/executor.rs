@@ -328,18 +328,28 @@ async fn run_action(
             };
             let started = Instant::now();
             sent.store(true, Ordering::Relaxed);
-            let resp = provider.call(&req).await.map_err(AttemptError::Provider)?;
-            let cost = resp.usage.input_tokens as f64 / 1000.0
-                * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
-                + resp.usage.output_tokens as f64 / 1000.0
-                    * profile.cost_per_1k_output_tokens.unwrap_or(0.0);
-            let usage = Usage {
-                input_tokens: resp.usage.input_tokens,
-                output_tokens: resp.usage.output_tokens,
-                cost_usd: cost,
+            let priced = |reported: braid_llm::Usage| Usage {
+                input_tokens: reported.input_tokens,
+                output_tokens: reported.output_tokens,
+                cost_usd: reported.input_tokens as f64 / 1000.0
+                    * profile.cost_per_1k_input_tokens.unwrap_or(0.0)
+                    + reported.output_tokens as f64 / 1000.0
+                        * profile.cost_per_1k_output_tokens.unwrap_or(0.0),
                 latency_ms: started.elapsed().as_millis() as u64,
+                request_id: None,
+                model: None,
+            };
+            let resp = provider
+                .call(&req)
+                .await
+                .map_err(|error| AttemptError::Provider {
+                    usage: priced(error.usage.unwrap_or_default()),
+                    error,
+                })?;
+            let usage = Usage {
                 request_id: resp.request_id.clone(),
                 model: Some(resp.model.clone()),
+                ..priced(resp.usage)
             };
             if let Some(schema) = produces {
                 let compiled = {

@@ -99,7 +99,7 @@ fn body_syntax(headers: &HeaderMap) -> Option<Syntax> {
     }
 }
 
-/// Reads a bundle body with the parser files go through (SPEC §2 "Parsing").
+/// Reads a bundle body with the parser files go through (docs/definitions.md).
 fn parse_bundle(body: &[u8], syntax: Option<Syntax>) -> Result<Bundle, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|e| ApiError::malformed(format!("the body is not UTF-8 text: {e}")))?;
@@ -109,7 +109,7 @@ fn parse_bundle(body: &[u8], syntax: Option<Syntax>) -> Result<Bundle, ApiError>
 
 /// Save a workflow bundle.
 ///
-/// The body is a bundle (SPEC §2) as JSON or YAML: `Content-Type:
+/// The body is a bundle (docs/definitions.md) as JSON or YAML: `Content-Type:
 /// application/yaml` (or `text/yaml`, `application/x-yaml`) reads YAML,
 /// `application/json` reads JSON, anything else is sniffed (`{` → JSON).
 /// Content equal to the latest version (key order and format do not matter)
@@ -117,7 +117,7 @@ fn parse_bundle(body: &[u8], syntax: Option<Syntax>) -> Result<Bundle, ApiError>
 #[utoipa::path(
     post, path = "/api/workflow-defs", tag = "workflow-defs",
     params(ProjectQuery),
-    request_body(description = "A workflow bundle (SPEC §2)", content(
+    request_body(description = "A workflow bundle (docs/definitions.md)", content(
         (Object = "application/json"),
         (Object = "application/yaml"),
     )),

@@ -2,7 +2,7 @@
 //!
 //! Every handler, extractor rejection, fallback and panic ends up as an
 //! [`ApiError`], rendered as `{ "error": { code, message, details? } }`
-//! (SPEC §8). 4xx messages name the field or object at fault; 5xx messages
+//! (docs/api.md). 4xx messages name the field or object at fault; 5xx messages
 //! never carry internals (the cause goes to the log).
 
 use axum::Json;

@@ -1,4 +1,4 @@
-//! Braid's HTTP API (SPEC §8): an axum [`Router`] over an [`Engine`].
+//! Braid's HTTP API (docs/api.md): an axum [`Router`] over an [`Engine`].
 //!
 //! The app is a function, [`router`]; [`serve`] runs it on a listener until
 //! a shutdown signal. Request and response bodies are the DTOs of
@@ -31,7 +31,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// Default request body limit: 10 MiB (SPEC §8).
+/// Default request body limit: 10 MiB (docs/api.md).
 pub const DEFAULT_BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 /// What every handler sees.

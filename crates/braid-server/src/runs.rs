@@ -166,7 +166,7 @@ pub async fn tokens(
     Ok(crate::page(page, convert::token))
 }
 
-/// The event log of a run (SPEC §6), in `seq` order.
+/// The event log of a run (docs/lifecycles.md), in `seq` order.
 ///
 /// `next_cursor` is the last `seq` of a full page; pass it as `after` (or
 /// `cursor`). A page shorter than `limit` has `next_cursor: null`; a running

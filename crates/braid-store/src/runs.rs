@@ -76,7 +76,7 @@ pub struct TokenRecord {
     pub id: String,
     /// Node ref.
     pub node: String,
-    /// `pending`, `running`, … (SPEC §1).
+    /// `pending`, `running`, … (docs/definitions.md).
     pub status: String,
     /// The token whose visit created it.
     pub parent_token_id: Option<String>,
@@ -97,7 +97,7 @@ pub struct TokenRecord {
     pub usage: UsageTotals,
 }
 
-/// An event as stored (SPEC §6 envelope).
+/// An event as stored (docs/lifecycles.md envelope).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
     /// Run.

@@ -1,5 +1,5 @@
-//! [`ErrorCode`]: every code a user can see, in a run's errors (SPEC §3–§5a)
-//! and in the HTTP API's answers (SPEC §8).
+//! [`ErrorCode`]: every code a user can see, in a run's errors (docs/errors.md)
+//! and in the HTTP API's answers (docs/api.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// appear (a run's error, an API answer, or both).
 macro_rules! codes {
     ($( $(#[doc = $doc:literal])+ $variant:ident = $name:literal, retryable: $retry:literal, run: $run:literal, api: $api:literal; )+) => {
-        /// A stable, user-visible error code, serialized as the SPEC's
+        /// A stable, user-visible error code, serialized as the documented
         /// upper-case name (`"NO_MATCHING_TRANSITION"`, `"RATE_LIMITED"`, …).
         ///
         /// The list is also in `docs/errors.md`; a test keeps the two equal.
@@ -32,7 +32,7 @@ macro_rules! codes {
             }
 
             /// Whether the default `retryable_errors` of a retry policy
-            /// (SPEC §5) include this code: `TIMEOUT`, `RATE_LIMITED`,
+            /// (docs/definitions.md) include this code: `TIMEOUT`, `RATE_LIMITED`,
             /// `UNAVAILABLE`, `NETWORK`. A policy's own list still decides.
             pub const fn retryable_by_default(self) -> bool {
                 match self { $( ErrorCode::$variant => $retry, )+ }

@@ -1,4 +1,4 @@
-//! [`RunStatus`] and [`TokenStatus`] (SPEC §1), as stored, served and shown.
+//! [`RunStatus`] and [`TokenStatus`] (docs/definitions.md), as stored, served and shown.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Reading a bundle (SPEC §2 "Parsing"): the one parser that files (`braid
+//! Reading a bundle (docs/definitions.md): the one parser that files (`braid
 //! validate`, `run`, `demo`) and HTTP bodies go through, so a document means
 //! the same thing everywhere.
 //!

@@ -176,7 +176,7 @@ static ARTIFACT_TYPE: Object = Object {
 /// Fields every action has, whatever its kind (`kind` is checked apart).
 static ACTION_COMMON: [Field; 1] = [opt("execution", EXECUTION)];
 
-/// The action kinds of SPEC §4 and their own fields.
+/// The action kinds of docs/definitions.md and their own fields.
 static ACTION_KINDS: [(&str, &[Field]); 4] = [
     (
         "update_context",

@@ -3,7 +3,7 @@
 //! A bundle is validated once (at save, or at a run's start for definitions
 //! inserted by SQL) and compiled once: every expression, template and schema
 //! is parsed here, so the state machine never re-parses anything per step.
-//! Validation reports every problem at once (SPEC §2).
+//! Validation reports every problem at once (docs/definitions.md).
 //!
 //! [`compile`] runs the phases in order, each in its own module: the
 //! catalog (refs, prompts, models, artifact types), actions, transitions,
@@ -30,7 +30,7 @@ use validator::Validator;
 /// Names every expression may use.
 pub const CONTEXT_NAMES: [&str; 6] = ["input", "state", "output", "artifacts", "_branch", "_loop"];
 
-/// Default per-attempt timeout of an action (SPEC §5).
+/// Default per-attempt timeout of an action (docs/definitions.md).
 pub const DEFAULT_TIMEOUT_MS: u64 = 300_000;
 
 /// One validation problem: the object kind and ref, the field, and what is wrong.

@@ -55,7 +55,7 @@ fn reachable_from(outgoing: &[Vec<CompiledTransition>], initial: NodeIdx) -> Vec
     reachable
 }
 
-/// Warnings (SPEC §2): a fan-out whose branches can reach a terminal node
+/// Warnings (docs/definitions.md): a fan-out whose branches can reach a terminal node
 /// without passing its join — their writes would be discarded.
 pub(super) fn branch_warnings(
     nodes: &[CompiledNode],

@@ -287,12 +287,14 @@ impl Machine<'_> {
                     Err(error) => {
                         drop(vars);
                         drop(ctx);
+                        // The answer arrived and was paid for, even if it
+                        // cannot be mapped.
                         return self.fail_node(
                             token,
                             Failure {
                                 error,
                                 attempt,
-                                usage: None,
+                                usage,
                             },
                         );
                     }

@@ -266,7 +266,10 @@ async fn refusal_is_bad_response() {
         err.message.contains("refused: I can't help with that."),
         "{}",
         err.message
-    );
+    ); // The refusal was charged: the reported tokens travel with the error.
+    let usage = err.usage.expect("the usage of a charged answer");
+    assert_eq!(usage.input_tokens, 19);
+    assert!(usage.output_tokens > 0, "{usage:?}");
 }
 
 #[tokio::test]

@@ -139,7 +139,7 @@ pub fn artifact(
     }
 }
 
-/// A structured condition (SPEC §2) using every form.
+/// A structured condition (docs/definitions.md) using every form.
 fn structured_condition() -> Value {
     json!({ "type": "and", "conditions": [
         { "type": "comparison", "field": "state.score", "op": ">=", "value": 0.8 },
