@@ -26,14 +26,12 @@ static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
 static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
         "INSERT INTO tokens (run_id, seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
-                             created_at, started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd)",
-        16,
+                             created_at, started_at, ended_at)",
+        12,
         "ON CONFLICT (run_id, seq) DO UPDATE SET
             id = excluded.id, node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
             sibling_set = excluded.sibling_set, branch_index = excluded.branch_index, attempts = excluded.attempts,
-            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at,
-            llm_calls = excluded.llm_calls, input_tokens = excluded.input_tokens,
-            output_tokens = excluded.output_tokens, cost_usd = excluded.cost_usd",
+            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at",
     )
 });
 
@@ -162,6 +160,16 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
             e => e,
         })?;
 
+    // The ledger columns are written only for the visits that spent
+    // something (LLM calls): most token rows of a fan-out never do, and four
+    // more columns in every upsert cost a pure W2 a few per cent. A row's
+    // usage only grows with an event on that token, which rewrites the row.
+    let spent: Vec<(String, i64, UsageTotals)> = batch
+        .tokens
+        .iter()
+        .filter(|t| !t.usage.is_zero())
+        .map(|t| (t.run_id.clone(), t.seq, t.usage.clone()))
+        .collect();
     UPSERT_TOKENS
         .run(c, batch.tokens, |q, t| {
             q.bind(t.run_id)
@@ -176,12 +184,23 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                 .bind(t.created_at)
                 .bind(t.started_at)
                 .bind(t.ended_at)
-                .bind(count(t.usage.llm_calls))
-                .bind(count(t.usage.input_tokens))
-                .bind(count(t.usage.output_tokens))
-                .bind(t.usage.cost_usd)
         })
         .await?;
+    for (run_id, seq, usage) in spent {
+        sqlx::query(
+            "UPDATE tokens SET llm_calls = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?
+             WHERE run_id = ? AND seq = ?",
+        )
+        .bind(count(usage.llm_calls))
+        .bind(count(usage.input_tokens))
+        .bind(count(usage.output_tokens))
+        .bind(usage.cost_usd)
+        .bind(run_id)
+        .bind(seq)
+        .execute(&mut *c)
+        .await
+        .db()?;
+    }
 
     for op in batch.tasks {
         match op {

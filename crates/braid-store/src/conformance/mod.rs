@@ -38,7 +38,8 @@ pub use runs::{
     a_batch_with_a_duplicate_event_seq_writes_nothing,
     events_are_appended_in_batches_and_read_in_order, only_the_latest_snapshot_is_kept,
     results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
-    runs_list_newest_first_with_filters_and_cursors, tokens_upsert_and_page_in_creation_order,
+    runs_list_newest_first_with_filters_and_cursors,
+    token_usage_is_kept_and_summed_over_the_run_tree, tokens_upsert_and_page_in_creation_order,
 };
 
 /// One `#[tokio::test]` per conformance case, in the calling test crate
@@ -64,6 +65,7 @@ macro_rules! conformance_tests {
             only_the_latest_snapshot_is_kept,
             runs_list_newest_first_with_filters_and_cursors,
             results_are_stored_out_of_line,
+            token_usage_is_kept_and_summed_over_the_run_tree,
             tasks_are_claimed_leased_redelivered_and_acked,
             enqueue_ack_and_drop_keep_their_order_in_a_batch,
             queued_tasks_of_cancelled_tokens_are_dropped,

@@ -382,3 +382,74 @@ pub async fn results_are_stored_out_of_line(store: &dyn Store) {
     assert_eq!(store.result("res_1").await.unwrap(), Some(big));
     assert!(store.result("res_2").await.unwrap().is_none());
 }
+
+/// The cost ledger: a token's usage is kept with its row (a later write of
+/// the row replaces it), and `usage_total` sums a run and all its
+/// descendants, not its siblings.
+pub async fn token_usage_is_kept_and_summed_over_the_run_tree(store: &dyn Store) {
+    use crate::UsageTotals;
+    let root = setup_run(store, "run_root").await;
+    let def = save_tiny(store, "wf").await;
+    let mut rows = Vec::new();
+    for (id, parent) in [("run_child", "run_root"), ("run_grandchild", "run_child")] {
+        let mut r = run_record(id, &def, "wf", 2000);
+        r.parent_run_id = Some(parent.into());
+        r.depth = if parent == "run_root" { 1 } else { 2 };
+        rows.push(WriteOp::CreateRun(r));
+    }
+    rows.push(WriteOp::CreateRun(run_record(
+        "run_other",
+        &def,
+        "wf",
+        3000,
+    )));
+    store.commit(rows).await.unwrap();
+
+    let spent = |calls, input, output, cost| UsageTotals {
+        llm_calls: calls,
+        input_tokens: input,
+        output_tokens: output,
+        cost_usd: cost,
+    };
+    let with = |run: &str, seq, usage: UsageTotals| {
+        let mut t = token(run, seq, &format!("tk_{seq}"), "completed", 1);
+        t.usage = usage;
+        t
+    };
+    store
+        .commit(vec![WriteOp::UpsertTokens(vec![
+            with(&root.id, 1, spent(1, 10, 1, 0.5)),
+            with(&root.id, 2, UsageTotals::default()),
+            with("run_child", 1, spent(2, 100, 20, 0.25)),
+            with("run_grandchild", 1, spent(1, 1000, 200, 0.125)),
+            with("run_other", 1, spent(9, 9, 9, 9.0)),
+        ])])
+        .await
+        .unwrap();
+    // A later write of a row replaces its usage (a retry spent more).
+    store
+        .commit(vec![WriteOp::UpsertTokens(vec![with(
+            &root.id,
+            1,
+            spent(2, 30, 3, 1.5),
+        )])])
+        .await
+        .unwrap();
+
+    let listed = store.tokens(&root.id, None, 10).await.unwrap().items;
+    assert_eq!(listed[0].usage, spent(2, 30, 3, 1.5));
+    assert_eq!(listed[1].usage, UsageTotals::default());
+    assert_eq!(
+        store.usage_total(&root.id).await.unwrap(),
+        spent(5, 1130, 223, 1.875),
+        "root + child + grandchild, not the unrelated run"
+    );
+    assert_eq!(
+        store.usage_total("run_child").await.unwrap(),
+        spent(3, 1100, 220, 0.375)
+    );
+    assert_eq!(
+        store.usage_total("run_missing").await.unwrap(),
+        UsageTotals::default()
+    );
+}
