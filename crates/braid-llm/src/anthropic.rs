@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::http::{self, JsonResponse, Label};
 use crate::{
-    ErrorCode, LlmError, LlmProvider, LlmRequest, LlmResponse, ProviderConfig, ProviderKind, Usage,
+    ErrorCode, LlmError, LlmProvider, LlmRequest, LlmResponse, ProviderConfig, ProviderKind,
     effective_model,
 };
 
@@ -133,17 +133,8 @@ fn parse_response(
         headers,
         body,
     } = response;
-    let count = |name: &str| {
-        body.get("usage")
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     // Read first: an answer that cannot be used was still charged.
-    let usage = Usage {
-        input_tokens: count("input_tokens"),
-        output_tokens: count("output_tokens"),
-    };
+    let usage = http::reported_usage(&body, "input_tokens", "output_tokens");
     let bad = |what: String| label.bad_response(status, what).with_usage(usage);
     let blocks = body
         .get("content")

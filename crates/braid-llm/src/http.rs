@@ -8,7 +8,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use crate::{ErrorCode, LlmError, ProviderKind};
+use crate::{ErrorCode, LlmError, ProviderKind, Usage};
 
 /// Longest provider message (in characters) copied into an error.
 pub(crate) const MAX_DETAIL_CHARS: usize = 300;
@@ -298,6 +298,21 @@ pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+/// The tokens a provider reported in the body's `usage` object under its own
+/// names (zero when absent).
+pub(crate) fn reported_usage(body: &Value, input: &str, output: &str) -> Usage {
+    let count = |name: &str| {
+        body.get("usage")
+            .and_then(|u| u.get(name))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    Usage {
+        input_tokens: count(input),
+        output_tokens: count(output),
+    }
 }
 
 #[cfg(test)]

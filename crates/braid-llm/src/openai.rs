@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use crate::http::{self, JsonResponse, Label};
 use crate::{
-    ErrorCode, LlmError, LlmProvider, LlmRequest, LlmResponse, ProviderConfig, ProviderKind, Usage,
+    ErrorCode, LlmError, LlmProvider, LlmRequest, LlmResponse, ProviderConfig, ProviderKind,
     effective_model, parse_structured,
 };
 
@@ -127,17 +127,8 @@ fn parse_response(
         headers,
         body,
     } = response;
-    let count = |name: &str| {
-        body.get("usage")
-            .and_then(|u| u.get(name))
-            .and_then(Value::as_u64)
-            .unwrap_or(0)
-    };
     // Read first: an answer that cannot be used was still charged.
-    let usage = Usage {
-        input_tokens: count("prompt_tokens"),
-        output_tokens: count("completion_tokens"),
-    };
+    let usage = http::reported_usage(&body, "prompt_tokens", "completion_tokens");
     let bad = |what: String| label.bad_response(status, what).with_usage(usage);
     let choice = body
         .pointer("/choices/0")

@@ -186,21 +186,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                 .bind(t.ended_at)
         })
         .await?;
-    for (run_id, seq, usage) in spent {
-        sqlx::query(
-            "UPDATE tokens SET llm_calls = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?
-             WHERE run_id = ? AND seq = ?",
-        )
-        .bind(count(usage.llm_calls))
-        .bind(count(usage.input_tokens))
-        .bind(count(usage.output_tokens))
-        .bind(usage.cost_usd)
-        .bind(run_id)
-        .bind(seq)
-        .execute(&mut *c)
-        .await
-        .db()?;
-    }
+    write_ledger(c, spent).await?;
 
     for op in batch.tasks {
         match op {
@@ -665,6 +651,30 @@ pub(crate) async fn next_task_due(conn: &mut SqliteConnection) -> Result<Option<
     .fetch_optional(&mut *conn)
     .await
     .db()
+}
+
+/// The ledger columns of the token rows that spent something, after their
+/// upsert in the same transaction.
+async fn write_ledger(
+    c: &mut SqliteConnection,
+    spent: Vec<(String, i64, UsageTotals)>,
+) -> Result<()> {
+    for (run_id, seq, usage) in spent {
+        sqlx::query(
+            "UPDATE tokens SET llm_calls = ?, input_tokens = ?, output_tokens = ?, cost_usd = ?
+             WHERE run_id = ? AND seq = ?",
+        )
+        .bind(count(usage.llm_calls))
+        .bind(count(usage.input_tokens))
+        .bind(count(usage.output_tokens))
+        .bind(usage.cost_usd)
+        .bind(run_id)
+        .bind(seq)
+        .execute(&mut *c)
+        .await
+        .db()?;
+    }
+    Ok(())
 }
 
 /// SQLite integers are signed: counts past `i64::MAX` are clamped.

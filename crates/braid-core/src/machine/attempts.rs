@@ -44,14 +44,7 @@ impl Machine<'_> {
             self.node_started(token, 1, String::new());
             match self.update_context(token) {
                 Ok(result) => self.succeed(token, 1, result, None, 0),
-                Err(error) => self.fail_node(
-                    token,
-                    Failure {
-                        error,
-                        attempt: 1,
-                        usage: None,
-                    },
-                ),
+                Err(error) => self.fail_node(token, Failure::unpaid(error, 1)),
             }
         } else {
             self.dispatch(token, 1, self.now);
@@ -79,14 +72,7 @@ impl Machine<'_> {
                 if attempt == 1 {
                     self.node_started(token, attempt, String::new());
                 }
-                return self.fail_node(
-                    token,
-                    Failure {
-                        error,
-                        attempt,
-                        usage: None,
-                    },
-                );
+                return self.fail_node(token, Failure::unpaid(error, attempt));
             }
         };
         let node = self.node(token);

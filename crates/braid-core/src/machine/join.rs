@@ -35,14 +35,7 @@ impl Machine<'_> {
         let Some(set) = set else {
             let inner = scope.map(|s| format!(" (its innermost branch belongs to a fan-out of `{}`, which must be joined first)", self.graph.nodes[self.state.sets[self.state.scopes[s].set].fan_out_node].ref_)).unwrap_or_default();
             let error = self.node_error(token, ErrorCode::JoinScope, format!("token {} reached join `{join_ref}` but is not a branch of a fan-out of `{}`{inner}", self.state.tokens[token].id, self.graph.nodes[fan_out_node].ref_));
-            return self.fail_node(
-                token,
-                Failure {
-                    error,
-                    attempt: 1,
-                    usage: None,
-                },
-            );
+            return self.fail_node(token, Failure::unpaid(error, 1));
         };
         let s = scope.expect("branch token");
         let set_id = self.state.sets[set].id.clone();
@@ -269,14 +262,7 @@ impl Machine<'_> {
                 _ => 1,
             };
             let error = self.node_error(continuation, ErrorCode::JoinUnsatisfied, format!("join `{}` needed {need} arrival(s) from sibling set {} but only {} of {} branches arrived; the others ended elsewhere", self.graph.nodes[join_node].ref_, s.id, s.arrivals.len(), s.total));
-            return self.fail_node(
-                continuation,
-                Failure {
-                    error,
-                    attempt: 1,
-                    usage: None,
-                },
-            );
+            return self.fail_node(continuation, Failure::unpaid(error, 1));
         }
         match merged_value {
             Some(Ok(v)) => {
@@ -291,14 +277,7 @@ impl Machine<'_> {
                     ErrorCode::MergeError,
                     format!("join `{}`: {msg}", self.graph.nodes[join_node].ref_),
                 );
-                return self.fail_node(
-                    continuation,
-                    Failure {
-                        error,
-                        attempt: 1,
-                        usage: None,
-                    },
-                );
+                return self.fail_node(continuation, Failure::unpaid(error, 1));
             }
             None => {}
         }
@@ -373,14 +352,7 @@ impl Machine<'_> {
         if let Ok(path) = TargetPath::parse(&target)
             && let Err(error) = self.check_write(continuation, &path)
         {
-            self.fail_node(
-                continuation,
-                Failure {
-                    error,
-                    attempt: 1,
-                    usage: None,
-                },
-            );
+            self.fail_node(continuation, Failure::unpaid(error, 1));
             return false;
         }
         self.emit(

@@ -94,6 +94,17 @@ struct Failure {
     usage: Option<Usage>,
 }
 
+impl Failure {
+    /// A failure that cost nothing: routing, joins, expressions, templates.
+    fn unpaid(error: ErrorInfo, attempt: u32) -> Failure {
+        Failure {
+            error,
+            attempt,
+            usage: None,
+        }
+    }
+}
+
 impl<'a> Machine<'a> {
     /// A machine that starts no further token once its step holds `max_events` events.
     fn new(state: &'a mut RunState, graph: &'a Graph, now: Millis, max_events: usize) -> Self {

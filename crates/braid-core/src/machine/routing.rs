@@ -17,14 +17,7 @@ impl<'a> Machine<'a> {
     /// failure route cannot be routed again).
     fn routing_failed(&mut self, token: usize, outcome: On, error: ErrorInfo, attempt: u32) {
         if outcome == On::Success {
-            self.fail_node(
-                token,
-                Failure {
-                    error,
-                    attempt,
-                    usage: None,
-                },
-            )
+            self.fail_node(token, Failure::unpaid(error, attempt))
         } else {
             self.fail_run(error)
         }
@@ -95,14 +88,7 @@ impl<'a> Machine<'a> {
         if taken.is_empty() {
             if outcome == On::Success {
                 let error = self.node_error(token, ErrorCode::NoMatchingTransition, format!("node `{}` succeeded but none of its transitions' conditions matched: add a transition without condition as a fallback", node.ref_));
-                return self.fail_node(
-                    token,
-                    Failure {
-                        error,
-                        attempt,
-                        usage: None,
-                    },
-                );
+                return self.fail_node(token, Failure::unpaid(error, attempt));
             }
             return self.unrouted(token);
         }
