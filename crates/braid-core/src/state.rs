@@ -45,7 +45,7 @@ pub struct Token {
 }
 
 /// LLM usage totals: of a token's attempts, or of a run's.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageTotals {
     /// Requests sent to a provider (failed ones too: a 429 was sent).
     pub llm_calls: u64,

@@ -1,7 +1,7 @@
 //! Error codes shared by every provider (docs/errors.md).
 
 /// The user-visible code of a failed LLM call: the one [`ErrorCode`] of
-/// every crate. Providers answer with the codes of docs/definitions.md (`RATE_LIMITED`,
+/// every crate. Providers answer with the provider codes of docs/errors.md (`RATE_LIMITED`,
 /// `UNAVAILABLE`, `NETWORK`, `TIMEOUT`, `CONTEXT_LENGTH`, `AUTH`,
 /// `INVALID_REQUEST`, `BAD_RESPONSE`) and `SCHEMA_MISMATCH`.
 pub use braid_types::ErrorCode;

@@ -168,7 +168,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         .tokens
         .iter()
         .filter(|t| !t.usage.is_zero())
-        .map(|t| (t.run_id.clone(), t.seq, t.usage.clone()))
+        .map(|t| (t.run_id.clone(), t.seq, t.usage))
         .collect();
     UPSERT_TOKENS
         .run(c, batch.tokens, |q, t| {

@@ -21,7 +21,7 @@ pub(super) fn update_run_row(record: &mut RunRecord, st: &RunState) {
         .error
         .as_ref()
         .map(|e| serde_json::to_value(e).unwrap_or_default());
-    record.usage = serde_json::to_value(&st.usage).unwrap_or_default();
+    record.usage = serde_json::to_value(st.usage).unwrap_or_default();
     record.last_seq = st.seq as i64;
     record.started_at = st.started_at;
     record.ended_at = st.ended_at;
@@ -123,7 +123,7 @@ pub(super) fn token_rows(
                 created_at: t.created_at,
                 started_at: t.started_at,
                 ended_at: t.ended_at,
-                usage: t.usage.clone(),
+                usage: t.usage,
             })
             .collect(),
     ))

@@ -122,7 +122,7 @@ impl TestEngine {
             run.context,
             "replayed context equals the stored run"
         );
-        assert_eq!(serde_json::to_value(&full.usage).unwrap(), run.usage);
+        assert_eq!(serde_json::to_value(full.usage).unwrap(), run.usage);
         if let Some((seq, snapshot)) = store.latest_snapshot(&run.id).await.unwrap() {
             let mut s: RunState = serde_json::from_value(snapshot).unwrap();
             for e in events.iter().filter(|e| e.seq as i64 > seq) {
