@@ -893,7 +893,11 @@ async fn a_retry_waiting_at_sigkill_happens_after_the_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_calls_finish_and_keeps_their_results() {
     const N: u64 = 4;
-    let llm = MockLlm::start(judge_planner(Some(500))).await;
+    // Each call lasts 3 s: every call of the four runs must be in flight at
+    // once before SIGTERM, which needs a window wider than the spread of
+    // their starts on a loaded 2-core machine (500 ms was not, in a full
+    // parallel test run). Still well within the 10 s grace.
+    let llm = MockLlm::start(judge_planner(Some(3_000))).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("braid.db");
     let mut server = Braid::start(&db, &["--shutdown-grace-s", "10"]).await;
