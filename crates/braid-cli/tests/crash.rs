@@ -1204,6 +1204,10 @@ async fn a_child_run_stays_bounded_by_its_timeout_across_a_restart() {
     assert_eq!(run["status"], "completed", "{run:#}");
     assert_eq!(run["context"]["output"], json!({ "code": "TIMEOUT" }));
     let child = run["children"][0].as_str().expect("a child").to_string();
+    // The parent's timeout cancels the child in a commit of the child's own,
+    // which may land just after the parent's end: wait for it, bounded.
+    api.until_event(&child, "workflow_cancelled", Duration::from_secs(10))
+        .await;
     let child = api.get(&format!("/api/runs/{child}")).await;
     assert_eq!(
         child["status"], "cancelled",
