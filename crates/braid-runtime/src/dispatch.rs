@@ -162,6 +162,17 @@ impl Dispatcher {
             .remove(&(task.run_id.clone(), task.token_id.clone()));
     }
 
+    /// Whether this process already runs `task` (claimed again after its
+    /// lease ran out while the attempt was still going, e.g. on a loaded
+    /// machine whose renewal came late).
+    pub(crate) fn is_running(&self, task: &TaskRecord) -> bool {
+        self.inflight
+            .lock()
+            .expect("inflight lock")
+            .get(&(task.run_id.clone(), task.token_id.clone()))
+            .is_some_and(|f| f.task_id == task.id)
+    }
+
     /// The tasks of the attempts in flight (their leases are renewed).
     pub(crate) fn inflight_task_ids(&self) -> Vec<String> {
         self.inflight

@@ -139,6 +139,11 @@ fn spawn_lease_renewer(inner: &Arc<Inner>) {
 }
 
 async fn start_task(inner: &Arc<Inner>, ex: &Arc<Executor>, task: TaskRecord) {
+    if inner.dispatcher.is_running(&task) {
+        // Our own attempt, still going: the claim only renewed its lease.
+        // Starting it twice would send the same request twice.
+        return;
+    }
     let Some(permit) = inner.dispatcher.acquire_worker().await else {
         return;
     };

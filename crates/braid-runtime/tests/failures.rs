@@ -246,16 +246,42 @@ model_profiles:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_are_renewed_so_a_long_call_is_delivered_once() {
-    // The call takes four lease periods; without renewal it would be claimed again.
-    let mock = MockLlm::start(|_, _| Plan::ok("slow but fine").after(800)).await;
+    // The call is held until its lease has been renewed past several lease
+    // periods; without renewal another process could claim it again.
+    let lease_ms = 200;
+    let mock = MockLlm::start(|_, _| Plan::ok("slow but fine").held()).await;
     let t = engine_with(braid_runtime::Options {
-        lease_ms: 200,
+        lease_ms,
         poll_ms: 20,
         ..Default::default()
     })
     .await;
-    t.save(&flaky(&mock.url, "{ max_attempts: 1 }", 5000)).await;
-    let run = t.run("flaky", json!({})).await;
+    t.save(&flaky(&mock.url, "{ max_attempts: 1 }", 60_000))
+        .await;
+    let watch = async {
+        mock.until(|s| s.requests.lock().unwrap().len() == 1).await;
+        let store = t.engine.store();
+        let first = store
+            .next_task_due()
+            .await
+            .unwrap()
+            .expect("the task is queued");
+        // Waits (bounded) for the lease to move three periods past its first expiry.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let due = store.next_task_due().await.unwrap().expect("still queued");
+            if due >= first + 3 * lease_ms {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the lease was not renewed: {due} vs {first}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(lease_ms as u64 / 4)).await;
+        }
+        mock.release(1);
+    };
+    let (run, ()) = tokio::join!(t.run("flaky", json!({})), watch);
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(mock.requests().len(), 1, "delivered exactly once");
 }

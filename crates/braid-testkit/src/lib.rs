@@ -21,6 +21,8 @@ pub struct Plan {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Value,
+    /// Answer only once the test lets it go ([`MockLlm::release`]).
+    pub held: bool,
 }
 
 impl Plan {
@@ -30,6 +32,7 @@ impl Plan {
             status: 200,
             headers: vec![],
             body: chat_completion(content),
+            held: false,
         }
     }
     pub fn status(status: u16) -> Plan {
@@ -38,6 +41,7 @@ impl Plan {
             status,
             headers: vec![],
             body: json!({ "error": { "message": format!("mock status {status}"), "type": "server_error" } }),
+            held: false,
         }
     }
     pub fn after(mut self, ms: u64) -> Plan {
@@ -50,7 +54,13 @@ impl Plan {
             status: 200,
             headers: vec![],
             body: Value::Null,
+            held: false,
         }
+    }
+    /// Waits for [`MockLlm::release`] before answering.
+    pub fn held(mut self) -> Plan {
+        self.held = true;
+        self
     }
     pub fn header(mut self, k: &'static str, v: &str) -> Plan {
         self.headers.push((k, v.into()));
@@ -76,6 +86,8 @@ pub struct MockState {
     pub max_inflight: AtomicUsize,
     pub aborted: AtomicUsize,
     pub changed: Notify,
+    /// Permits for held answers.
+    gate: tokio::sync::Semaphore,
     planner: Box<Planner>,
 }
 
@@ -117,6 +129,9 @@ async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: Str
         Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
         None => std::future::pending::<()>().await,
     }
+    if plan.held {
+        st.gate.acquire().await.expect("gate open").forget();
+    }
     guard.1 = true;
     let mut resp = (
         StatusCode::from_u16(plan.status).unwrap(),
@@ -137,6 +152,7 @@ impl MockLlm {
             max_inflight: AtomicUsize::new(0),
             aborted: AtomicUsize::new(0),
             changed: Notify::new(),
+            gate: tokio::sync::Semaphore::new(0),
             planner: Box::new(planner),
         });
         let app = Router::new()
@@ -146,6 +162,11 @@ impl MockLlm {
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         MockLlm { url, state }
+    }
+
+    /// Lets `n` held answers go.
+    pub fn release(&self, n: usize) {
+        self.state.gate.add_permits(n);
     }
 
     pub fn requests(&self) -> Vec<Value> {
