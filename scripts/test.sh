@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== tools (the OpenAPI validator of the braid-server tests)"
+scripts/tools.sh
+
 echo "== sizes (no product file over 1,000 lines, no function over 150)"
 python3 scripts/check-size.py
 

@@ -2,13 +2,15 @@
 //! by the server (`braid-server`), the CLI and the generated OpenAPI
 //! document.
 //!
-//! These types are the wire contract. They hold no behaviour and depend on no
-//! other Braid crate: the server converts store records into them, the CLI
-//! deserializes them. Times are RFC 3339 strings in UTC with millisecond
-//! precision (`2026-11-02T09:30:00.125Z`).
+//! These types are the wire contract. They hold no behaviour: the server
+//! converts store records into them, the CLI deserializes them. Times are
+//! RFC 3339 strings in UTC with millisecond precision
+//! (`2026-11-02T09:30:00.125Z`).
 //!
-//! Workflow bundles (the definition format of docs/definitions.md) travel as plain JSON
-//! objects; their schema is documented in `docs/` rather than here.
+//! Workflow bundles and event payloads are braid-core's own serde types
+//! ([`Bundle`], [`EventBody`]), re-exported here with their OpenAPI schemas
+//! (braid-core's `openapi` feature), so the document describes exactly what
+//! the server parses and writes.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +19,13 @@ use utoipa::ToSchema;
 /// The stable error codes (`error.code` of an answer, `code` of a run's
 /// error) and the run statuses: the one definition every crate shares.
 pub use braid_types::{ErrorCode, RunStatus};
+
+/// The definition format (docs/definitions.md): the body of
+/// `POST /api/workflow-defs` and of `GET /api/workflow-defs/{workflow}`.
+pub use braid_core::definition::Bundle;
+
+/// Event kinds and their payloads (docs/lifecycles.md): `{ kind, payload }`.
+pub use braid_core::event::EventBody;
 
 /// Every non-2xx answer: `{ "error": { code, message, details? } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -33,9 +42,34 @@ pub struct ErrorDetail {
     /// What is wrong (naming the field or object) and what to do.
     pub message: String,
     /// Structured details: `{ errors: [...] }` for `INVALID_DEFINITION`
-    /// ([`DefinitionProblem`]) and `INPUT_SCHEMA` ([`InputProblem`]).
+    /// (`DefinitionProblem`) and `INPUT_SCHEMA` (`InputProblem`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ErrorDetails>)]
     pub details: Option<Value>,
+}
+
+/// `error.details` of the codes that carry some.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ErrorDetails {
+    /// `INVALID_DEFINITION`: every problem of the bundle.
+    InvalidDefinition(DefinitionProblems),
+    /// `INPUT_SCHEMA`: every violation of the run's `input_schema`.
+    InputSchema(InputProblems),
+}
+
+/// `details` of an `INVALID_DEFINITION` error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DefinitionProblems {
+    /// Every problem found, not only the first.
+    pub errors: Vec<DefinitionProblem>,
+}
+
+/// `details` of an `INPUT_SCHEMA` error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InputProblems {
+    /// Every violation found, not only the first.
+    pub errors: Vec<InputProblem>,
 }
 
 /// One validation problem of a workflow definition.
@@ -120,8 +154,8 @@ pub struct Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
-    /// The run input: a JSON object validated against the definition's
-    /// `input_schema`. Default `{}`.
+    /// The run input: user data, a JSON object validated against the
+    /// definition's `input_schema`. Default `{}`.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub input: Value,
@@ -156,8 +190,8 @@ pub struct RunStarted {
 }
 
 /// The 201 answer of `POST /api/workflow-defs/{workflow}/runs`: `{ run_id }`,
-/// or with `?wait=true` the run once it has ended. (Untagged: a [`Run`] has
-/// `id`, a [`RunStarted`] has `run_id`.)
+/// or with `?wait=true` the run once it has ended. (Untagged: a `Run` has
+/// `id`, a `RunStarted` has `run_id`.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum StartRunAnswer {
@@ -190,17 +224,19 @@ pub struct WorkflowRef {
 /// A run's data (docs/definitions.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunContext {
-    /// The validated input (immutable).
+    /// The validated input (immutable): user data, shaped by the
+    /// definition's `input_schema`.
     #[schema(value_type = Object)]
     pub input: Value,
-    /// Mutable state.
+    /// Mutable state: user data the nodes write.
     #[schema(value_type = Object)]
     pub state: Value,
-    /// The final output (complete once the run has completed).
+    /// The final output (complete once the run has completed): user data,
+    /// shaped by the definition's `output_schema`.
     #[schema(value_type = Object)]
     pub output: Value,
-    /// Artifact name → artifact id.
-    #[schema(value_type = Object)]
+    /// Artifact name → artifact id (`art_…`).
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub artifacts: Value,
 }
 
@@ -349,8 +385,10 @@ pub struct Token {
     pub ended_at: Option<String>,
 }
 
-/// One event (docs/lifecycles.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+/// One event (docs/lifecycles.md). `kind` and `payload` are kept as plain
+/// JSON here (the server copies them from the store without decoding); the
+/// OpenAPI schema documents them per kind, as [`EventBody`]'s variants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Run id.
     pub run_id: String,
@@ -359,7 +397,6 @@ pub struct Event {
     /// `workflow_started`, `node_completed`, … (docs/lifecycles.md).
     pub kind: String,
     /// When it happened.
-    #[schema(format = DateTime)]
     pub ts: String,
     /// The token concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -368,8 +405,55 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Kind-specific payload.
-    #[schema(value_type = Object)]
     pub payload: Value,
+}
+
+impl utoipa::PartialSchema for Event {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        EventSchema::schema()
+    }
+}
+
+impl ToSchema for Event {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "Event".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        EventSchema::schemas(schemas);
+    }
+}
+
+// The documented shape of an `Event`: `kind` and `payload` as one of
+// `EventBody`'s variants (a derive, so a new variant is documented without
+// touching this). Only its schema is used; tests check real events against it.
+/// One event of a run's log (docs/lifecycles.md): the envelope (`run_id`,
+/// `seq`, `ts`, `token_id`, `node`) plus `kind` and the `payload` of that
+/// kind.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct EventSchema {
+    /// Run id.
+    run_id: String,
+    /// 1, 2, 3 … per run, without gaps.
+    seq: i64,
+    /// When it happened.
+    #[schema(format = DateTime)]
+    ts: String,
+    /// The token concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_id: Option<String>,
+    /// The node concerned (its ref).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
+    /// `kind` (`workflow_started`, `node_completed`, …) and its `payload`.
+    #[serde(flatten)]
+    body: EventBody,
 }
 
 /// A typed, persisted output of a run.
@@ -386,7 +470,7 @@ pub struct Artifact {
     pub type_version: i64,
     /// Name under `context.artifacts`.
     pub name: String,
-    /// The content.
+    /// The content: user data, valid against the artifact type's schema.
     #[schema(value_type = Object)]
     pub content: Value,
     /// The run that wrote it.

@@ -17,6 +17,7 @@ mod shape;
 pub use parse::{ParseError, Syntax};
 
 /// A workflow bundle as written in a JSON or YAML file.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
@@ -59,6 +60,7 @@ pub struct Bundle {
 }
 
 /// Run limits. `None` fields fall back to the engine defaults.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -90,6 +92,7 @@ impl Limits {
 }
 
 /// A node: one visit of it is one token.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
@@ -132,6 +135,7 @@ fn is_default<T: Default + PartialEq>(v: &T) -> bool {
 }
 
 /// A node's action: a ref or an inline action (whose ref becomes `<node>.action`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ActionRef {
@@ -199,6 +203,7 @@ fn check_action_keys(v: &Value, with_ref: bool) -> Result<(), String> {
 }
 
 /// `first_match` (default) or `all`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FanOut {
@@ -225,7 +230,47 @@ pub enum FanIn {
     },
 }
 
+// By hand: the derive nests an untagged variant's fields one level too deep.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for FanIn {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let mode = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["all", "any"]))
+            .description(Some(
+                "`all`: every member arrived or ended; `any`: the first arrival.",
+            ));
+        let m_of_n = ObjectBuilder::new()
+            .property(
+                "m_of_n",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0))
+                    .description(Some("How many arrivals fire the join.")),
+            )
+            .required("m_of_n")
+            .description(Some("`{ m_of_n: M }`: M arrivals."));
+        OneOfBuilder::new()
+            .item(mode)
+            .item(m_of_n)
+            .description(Some("Join wait mode."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for FanIn {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "FanIn".into()
+    }
+}
+
 /// `merge: { source, target, strategy }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Merge {
@@ -238,6 +283,7 @@ pub struct Merge {
 }
 
 /// Merge strategies of docs/definitions.md.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MergeStrategy {
@@ -254,6 +300,7 @@ pub enum MergeStrategy {
 }
 
 /// `on_early_complete` modes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EarlyComplete {
@@ -267,6 +314,7 @@ pub enum EarlyComplete {
 }
 
 /// An edge of the graph.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
@@ -298,6 +346,7 @@ pub struct Transition {
 }
 
 /// `spawn_count`: an integer or CEL.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum SpawnCount {
@@ -308,6 +357,7 @@ pub enum SpawnCount {
 }
 
 /// `foreach: { collection, item_var }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Foreach {
@@ -319,6 +369,7 @@ pub struct Foreach {
 }
 
 /// `loop: { max_iterations }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Loop {
@@ -327,6 +378,7 @@ pub struct Loop {
 }
 
 /// The outcome a transition applies to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum On {
@@ -340,6 +392,7 @@ pub enum On {
 }
 
 /// A condition: CEL text or a structured condition (compiled to CEL).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Condition {
@@ -352,6 +405,7 @@ pub enum Condition {
 pub use braid_expr::Structured;
 
 /// An action defined at bundle level.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionDef {
     /// Unique ref among actions.
@@ -382,6 +436,7 @@ impl<'de> Deserialize<'de> for ActionDef {
 }
 
 /// An action: kind-specific configuration plus execution policy.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActionBody {
     /// What the action does.
@@ -393,6 +448,7 @@ pub struct ActionBody {
 }
 
 /// The action kinds of docs/definitions.md.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ActionKind {
@@ -448,6 +504,7 @@ impl ActionKind {
 }
 
 /// A static value or `{ from_context: CEL }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FromContextOr<T> {
@@ -461,6 +518,7 @@ pub enum FromContextOr<T> {
 }
 
 /// What a `workflow_call` does when its child fails.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnChildFailure {
@@ -472,6 +530,7 @@ pub enum OnChildFailure {
 }
 
 /// One `update_context` write.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Update {
@@ -482,6 +541,7 @@ pub struct Update {
 }
 
 /// `execution: { timeout_ms, retry_policy }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Execution {
@@ -494,6 +554,7 @@ pub struct Execution {
 }
 
 /// A prompt: Handlebars template and optional output schema.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromptSpec {
@@ -511,6 +572,7 @@ pub struct PromptSpec {
 }
 
 /// A provider + model + parameters + prices.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelProfile {
@@ -545,6 +607,7 @@ pub struct ModelProfile {
 }
 
 /// An artifact type: a named JSON Schema, versioned per project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactTypeDef {

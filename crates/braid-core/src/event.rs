@@ -30,6 +30,7 @@ pub struct Event {
 }
 
 /// Usage of one LLM call.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens.
@@ -50,6 +51,7 @@ pub struct Usage {
 }
 
 /// A user-visible error: a stable code plus where it happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorInfo {
     /// Stable code (`NO_MATCHING_TRANSITION`, `RATE_LIMITED`, …).
@@ -70,6 +72,7 @@ pub struct ErrorInfo {
     pub retryable: bool,
     /// The underlying error (e.g. a child run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub cause: Option<Box<ErrorInfo>>,
 }
 
@@ -89,6 +92,7 @@ impl ErrorInfo {
 }
 
 /// One context write. `value: None` removes the path.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Write {
     /// Target path (`state.a`, `output.b`, `artifacts.c`, `_branch.output.d`).
@@ -99,6 +103,7 @@ pub struct Write {
 }
 
 /// Event kinds and payloads.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
 pub enum EventBody {

@@ -4,6 +4,7 @@ use braid_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 /// `retry_policy: { max_attempts, backoff, initial_delay_ms, max_delay_ms, retryable_errors }`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -20,7 +21,7 @@ pub struct RetryPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_delay_ms: Option<u64>,
     /// Codes that are retried; by default those whose
-    /// [`ErrorCode::retryable_by_default`] is true. A name that is not a
+    /// `ErrorCode::retryable_by_default` is true. A name that is not a
     /// code is a shape error at save.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retryable_errors: Option<Vec<ErrorCode>>,
@@ -31,6 +32,7 @@ fn one() -> u32 {
 }
 
 /// Delay growth.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Backoff {

@@ -21,42 +21,65 @@ use serde_json::Value;
 /// `field` and `other_field` are dotted paths of identifiers (`state.a.b`);
 /// `op` is one of `>`, `<`, `==`, `!=`, `>=`, `<=`. Unknown fields are
 /// rejected.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Structured {
     /// `field op value` or `field op other_field`: exactly one of `value` (any
     /// JSON literal, `null` included) and `other_field`.
     Comparison {
+        /// Dotted path of the field compared.
         field: String,
+        /// `>`, `<`, `==`, `!=`, `>=` or `<=`.
         op: String,
+        /// The JSON literal compared with (`null` included).
         #[serde(
             default,
             deserialize_with = "present",
             skip_serializing_if = "Option::is_none"
         )]
         value: Option<Value>,
+        /// Dotted path of the field compared with, instead of `value`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         other_field: Option<String>,
     },
     /// The field is present (`has()` on every step of the path), or with
     /// `negated` absent. The path needs at least two segments (`state.x`).
     Exists {
+        /// Dotted path of the field (at least two segments).
         field: String,
+        /// `true`: the field is absent.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         negated: bool,
     },
     /// The field's value is one of `values`.
-    InSet { field: String, values: Vec<Value> },
+    InSet {
+        /// Dotted path of the field.
+        field: String,
+        /// The JSON literals it may equal.
+        values: Vec<Value>,
+    },
     /// `size(field) op value`.
     ArrayLength {
+        /// Dotted path of the list.
         field: String,
+        /// `>`, `<`, `==`, `!=`, `>=` or `<=`.
         op: String,
+        /// The length compared with.
         value: i64,
     },
     /// Every condition holds; an empty list is `true`.
-    And { conditions: Vec<Structured> },
+    And {
+        /// The conditions.
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
+        conditions: Vec<Structured>,
+    },
     /// Some condition holds; an empty list is `false`.
-    Or { conditions: Vec<Structured> },
+    Or {
+        /// The conditions.
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
+        conditions: Vec<Structured>,
+    },
 }
 
 /// A field that is present deserializes to `Some`, `null` included, so that

@@ -32,10 +32,10 @@ pub struct ArtifactsQuery {
 
 /// List artifacts, newest first.
 #[utoipa::path(
-    get, path = "/api/artifacts", tag = "artifacts",
+    get, path = "/api/artifacts", tag = "artifacts", operation_id = "list_artifacts",
     params(ArtifactsQuery),
     responses(
-        (status = 200, body = Page<Artifact>),
+        (status = 200, description = "One page of artifacts, newest first", body = Page<Artifact>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
@@ -62,10 +62,10 @@ pub async fn list(
 
 /// Read one artifact.
 #[utoipa::path(
-    get, path = "/api/artifacts/{id}", tag = "artifacts",
+    get, path = "/api/artifacts/{id}", tag = "artifacts", operation_id = "get_artifact",
     params(("id" = String, Path, description = "Artifact id (`art_…`)")),
     responses(
-        (status = 200, body = Artifact),
+        (status = 200, description = "The artifact", body = Artifact),
         (status = 404, description = "`NOT_FOUND`: unknown artifact", body = ErrorBody),
     )
 )]

@@ -115,11 +115,11 @@ fn parse_bundle(body: &[u8], syntax: Option<Syntax>) -> Result<Bundle, ApiError>
 /// Content equal to the latest version (key order and format do not matter)
 /// keeps that version.
 #[utoipa::path(
-    post, path = "/api/workflow-defs", tag = "workflow-defs",
+    post, path = "/api/workflow-defs", tag = "workflow-defs", operation_id = "save_workflow_def",
     params(ProjectQuery),
-    request_body(description = "A workflow bundle (docs/definitions.md)", content(
-        (Object = "application/json"),
-        (Object = "application/yaml"),
+    request_body(description = "A workflow bundle (docs/definitions.md), as JSON or as YAML of the same shape", content(
+        (Bundle = "application/json"),
+        (Bundle = "application/yaml"),
     )),
     responses(
         (status = 201, description = "A new version was created", body = SavedDefinition),
@@ -156,10 +156,10 @@ pub async fn save(
 
 /// List the workflows of a project, by name.
 #[utoipa::path(
-    get, path = "/api/workflow-defs", tag = "workflow-defs",
+    get, path = "/api/workflow-defs", tag = "workflow-defs", operation_id = "list_workflow_defs",
     params(ListQuery),
     responses(
-        (status = 200, body = Page<WorkflowSummary>),
+        (status = 200, description = "One page of workflows, by name", body = Page<WorkflowSummary>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
@@ -186,15 +186,15 @@ pub async fn list(
 /// are in the `x-braid-workflow-id` and `x-braid-version` headers. With
 /// `Accept: application/yaml` the bundle is written as YAML.
 #[utoipa::path(
-    get, path = "/api/workflow-defs/{workflow}", tag = "workflow-defs",
+    get, path = "/api/workflow-defs/{workflow}", tag = "workflow-defs", operation_id = "get_workflow_def",
     params(
         ("workflow" = String, Path, description = "Workflow id (`wf_…`) or name"),
         GetQuery,
     ),
     responses(
-        (status = 200, description = "The bundle", content(
-            (Object = "application/json"),
-            (Object = "application/yaml"),
+        (status = 200, description = "The bundle, as JSON or (with `Accept: application/yaml`) as YAML of the same shape", content(
+            (Bundle = "application/json"),
+            (Bundle = "application/yaml"),
         ), headers(
             ("x-braid-workflow-id" = String, description = "The workflow's id (`wf_…`)"),
             ("x-braid-version" = i64, description = "The version returned"),
@@ -271,7 +271,7 @@ fn not_found(workflow: &str, version: Option<i64>) -> ApiError {
 /// ended (at most `timeout_s`, default 60): 201 with the run whatever its
 /// status, or 202 `{ run_id }` when it is still running.
 #[utoipa::path(
-    post, path = "/api/workflow-defs/{workflow}/runs", tag = "runs",
+    post, path = "/api/workflow-defs/{workflow}/runs", tag = "runs", operation_id = "start_run",
     params(
         ("workflow" = String, Path, description = "Workflow id (`wf_…`) or name"),
         StartQuery,

@@ -59,7 +59,7 @@ impl AppState {
         title = "Braid",
         description = "Durable workflow engine for AI pipelines. Errors are `{ \"error\": { code, message, details? } }` (`ErrorBody`); lists are `{ items, next_cursor }` and take `limit` (clamped to 1..=1000) and `cursor`. Times are RFC 3339 UTC.",
     ),
-    components(schemas(braid_api::DefinitionProblem, braid_api::InputProblem)),
+    components(schemas(braid_api::ErrorDetails, braid_api::EventBody)),
     tags(
         (name = "workflow-defs", description = "Workflow definitions (bundles) and their versions"),
         (name = "runs", description = "Runs, their tokens and events"),
@@ -134,7 +134,10 @@ impl Draining {
 }
 
 /// Liveness.
-#[utoipa::path(get, path = "/healthz", tag = "meta", responses((status = 200, body = Health)))]
+#[utoipa::path(
+    get, path = "/healthz", tag = "meta", operation_id = "healthz",
+    responses((status = 200, description = "The server answers", body = Health))
+)]
 async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
@@ -142,7 +145,10 @@ async fn healthz() -> Json<Health> {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+#[utoipa::path(
+    get, path = "/api/openapi.json", tag = "meta", operation_id = "openapi",
+    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json"))
+)]
 async fn openapi_json() -> Response {
     static DOC: OnceLock<String> = OnceLock::new();
     let doc = DOC.get_or_init(|| {

@@ -81,10 +81,10 @@ async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
 
 /// List runs, newest first.
 #[utoipa::path(
-    get, path = "/api/runs", tag = "runs",
+    get, path = "/api/runs", tag = "runs", operation_id = "list_runs",
     params(RunsQuery),
     responses(
-        (status = 200, body = Page<RunSummary>),
+        (status = 200, description = "One page of runs, newest first", body = Page<RunSummary>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project", body = ErrorBody),
     )
@@ -125,10 +125,10 @@ pub async fn list(
 
 /// Read one run.
 #[utoipa::path(
-    get, path = "/api/runs/{id}", tag = "runs",
+    get, path = "/api/runs/{id}", tag = "runs", operation_id = "get_run",
     params(("id" = String, Path, description = "Run id (`run_…`)")),
     responses(
-        (status = 200, body = Run),
+        (status = 200, description = "The run", body = Run),
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
 )]
@@ -142,10 +142,10 @@ pub async fn get(
 
 /// The tokens (node visits) of a run, in creation order.
 #[utoipa::path(
-    get, path = "/api/runs/{id}/tokens", tag = "runs",
+    get, path = "/api/runs/{id}/tokens", tag = "runs", operation_id = "list_run_tokens",
     params(("id" = String, Path, description = "Run id (`run_…`)"), PageQuery),
     responses(
-        (status = 200, body = Page<Token>),
+        (status = 200, description = "One page of tokens, in creation order", body = Page<Token>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
@@ -172,10 +172,10 @@ pub async fn tokens(
 /// `cursor`). A page shorter than `limit` has `next_cursor: null`; a running
 /// run may still append events after it.
 #[utoipa::path(
-    get, path = "/api/runs/{id}/events", tag = "runs",
+    get, path = "/api/runs/{id}/events", tag = "runs", operation_id = "list_run_events",
     params(("id" = String, Path, description = "Run id (`run_…`)"), EventsQuery),
     responses(
-        (status = 200, body = Page<Event>),
+        (status = 200, description = "One page of events, in `seq` order", body = Page<Event>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown run", body = ErrorBody),
     )
@@ -214,7 +214,7 @@ pub async fn events(
 /// The body is optional: `{ reason }`. Answers the run once its cancellation
 /// is durable.
 #[utoipa::path(
-    post, path = "/api/runs/{id}/cancel", tag = "runs",
+    post, path = "/api/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run",
     params(("id" = String, Path, description = "Run id (`run_…`)")),
     request_body(content = Option<CancelRun>, description = "Optional"),
     responses(

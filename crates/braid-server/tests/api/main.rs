@@ -7,6 +7,7 @@ mod common;
 mod failures;
 mod ledger;
 mod meta;
+mod openapi;
 mod parallel;
 mod story;
 mod subworkflows;
