@@ -157,7 +157,7 @@ pub struct StartRun {
     /// The run input: user data, a JSON object validated against the
     /// definition's `input_schema`. Default `{}`.
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     pub input: Value,
     /// The version to run; the latest when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,14 +226,14 @@ pub struct WorkflowRef {
 pub struct RunContext {
     /// The validated input (immutable): user data, shaped by the
     /// definition's `input_schema`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     pub input: Value,
     /// Mutable state: user data the nodes write.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     pub state: Value,
     /// The final output (complete once the run has completed): user data,
     /// shaped by the definition's `output_schema`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     pub output: Value,
     /// Artifact name → artifact id (`art_…`).
     #[schema(value_type = std::collections::BTreeMap<String, String>)]
@@ -471,7 +471,7 @@ pub struct Artifact {
     /// Name under `context.artifacts`.
     pub name: String,
     /// The content: user data, valid against the artifact type's schema.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, Value>)]
     pub content: Value,
     /// The run that wrote it.
     pub created_by_workflow_run_id: String,
