@@ -172,7 +172,8 @@ pub enum EventBody {
         usage: Option<Usage>,
         /// Delay before the next attempt.
         delay_ms: u64,
-        /// Earliest start of the next attempt.
+        /// Earliest start of the next attempt, in milliseconds since the Unix epoch.
+        #[cfg_attr(feature = "openapi", schema(value_type = i64))]
         not_before: Millis,
     },
     /// A transition was taken from the envelope's token.

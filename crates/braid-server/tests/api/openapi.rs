@@ -123,6 +123,11 @@ fn schemas_describe_every_value_except_user_data() {
     let doc = document();
     let mut bare = Vec::new();
     for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
+        // A Rust name (`i64` of a type alias) would become a client type.
+        assert!(
+            name.starts_with(|c: char| c.is_ascii_uppercase()),
+            "schema {name} is named like a Rust primitive or alias: {schema}"
+        );
         find_bare(
             schema,
             &format!("#/components/schemas/{name}"),
