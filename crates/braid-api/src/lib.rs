@@ -362,6 +362,7 @@ pub struct Token {
     pub node: String,
     /// `pending`, `running`, `retry_wait`, `waiting_join`, `waiting_child`,
     /// `completed`, `failed`, `cancelled` or `merged`.
+    #[schema(value_type = braid_types::TokenStatus)]
     pub status: String,
     /// The token whose visit created it.
     #[schema(required = true)]
