@@ -61,6 +61,7 @@ mod inbox;
 mod options;
 mod recovery;
 mod shared;
+mod telemetry;
 
 pub use children::MAX_DEPTH;
 pub use clock::{Clock, IdGen, SystemClock, UuidIds};
@@ -68,3 +69,4 @@ pub use engine::Engine;
 pub use error::Error;
 pub use events::{Published, stored_events};
 pub use options::Options;
+pub use telemetry::{HISTOGRAM_BUCKETS, Traces};
