@@ -307,6 +307,7 @@ impl RunTrace {
         let mut attributes = vec![
             KeyValue::new("braid.run_id", run.id.clone()),
             KeyValue::new("braid.node", node.ref_.clone()),
+            KeyValue::new("braid.token_id", end.token.to_string()),
             KeyValue::new("braid.attempt", i64::from(end.attempt)),
             KeyValue::new("braid.action.kind", super::kind_name(&node.action)),
             KeyValue::new("braid.outcome", end.outcome),
