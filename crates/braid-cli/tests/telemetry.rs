@@ -26,7 +26,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A `braid serve` child process; killed when dropped.
 struct Braid {
@@ -116,12 +116,32 @@ impl Braid {
         resp.json().await.expect("the run")
     }
 
+    /// Starts a run; returns its id at once.
+    async fn start_run(&self, workflow: &str) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/api/workflow-defs/{workflow}/runs", self.base))
+            .json(&json!({ "input": {} }))
+            .send()
+            .await
+            .expect("start a run");
+        assert_eq!(resp.status(), 201);
+        let body: Value = resp.json().await.expect("the run id");
+        body["run_id"].as_str().expect("run_id").to_string()
+    }
+
     /// Every item of a list.
     async fn all(&self, path: &str) -> Vec<Value> {
         let sep = if path.contains('?') { '&' } else { '?' };
         let page = self.get(&format!("{path}{sep}limit=1000")).await;
         assert!(page["next_cursor"].is_null(), "one page is enough here");
         page["items"].as_array().expect("items").clone()
+    }
+
+    /// SIGKILL: nothing is flushed.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then waits for a clean exit (traces are flushed before it).
@@ -615,4 +635,111 @@ model_profiles:
     assert_eq!(child_run.trace_id, parent_run.trace_id);
     assert!(calling.start_time_unix_nano <= child_run.start_time_unix_nano);
     assert!(child_run.end_time_unix_nano <= calling.end_time_unix_nano);
+}
+
+/// Polls `cond` every 20 ms for up to `within`.
+async fn until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !cond() {
+        assert!(Instant::now() < end, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_recovered_after_a_crash_continues_its_trace() {
+    // The first call never answers (the process is killed during it); the
+    // one redelivered after the restart does.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = calls.clone();
+    let mock = MockLlm::start(move |_, _| match seen.fetch_add(1, Ordering::SeqCst) {
+        0 => Plan::never(),
+        _ => Plan::ok(r#"{"text": "late"}"#),
+    })
+    .await;
+    let received = Arc::new(Received::default());
+    let endpoint = otlp_receiver(received.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("braid.db");
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    let first = Braid::start(&db, &env).await;
+    let slow = format!(
+        r#"
+name: slow
+initial_node: prep
+nodes:
+  - ref: prep
+    action: {{ kind: update_context, updates: [ {{ path: state.x, expr: "1" }} ] }}
+  - ref: call
+    action: {{ kind: llm_call, prompt: p, model: m, execution: {{ retry_policy: {{ max_attempts: 1 }} }} }}
+transitions:
+  - {{ from: prep, to: call }}
+prompt_specs:
+  - {{ ref: p, template: "slow" }}
+model_profiles:
+{}
+"#,
+        openai_profile(&mock.url, "")
+    );
+    first.save(slow).await;
+    let run_id = first.start_run("slow").await;
+    // The first process exports the `prep` visit (its batch goes out within
+    // seconds) while the call is in flight; then it dies without a flush.
+    let exported_prep = || {
+        let spans = received.spans.lock().unwrap();
+        spans.iter().any(|s| text(s, "braid.node") == Some("prep"))
+    };
+    until(
+        "the prep spans are exported",
+        Duration::from_secs(20),
+        exported_prep,
+    )
+    .await;
+    until("the call is in flight", Duration::from_secs(20), || {
+        calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    let before = received.spans.lock().unwrap().len();
+    first.kill();
+
+    let second = Braid::start(&db, &env).await;
+    let mut status = Value::Null;
+    let end = Instant::now() + Duration::from_secs(20);
+    while status != "completed" {
+        assert!(
+            Instant::now() < end,
+            "the recovered run did not complete: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = second.get(&format!("/api/runs/{run_id}")).await["status"].clone();
+    }
+    second.terminate();
+    let spans = received.spans.lock().unwrap().clone();
+    assert!(
+        spans.len() > before,
+        "the second process exported spans too"
+    );
+    let trace = &spans[0].trace_id;
+    assert!(
+        spans.iter().all(|s| &s.trace_id == trace),
+        "both processes' spans are one trace"
+    );
+    let find = |pred: &dyn Fn(&Span) -> bool| -> Span {
+        let found: Vec<&Span> = spans.iter().filter(|s| pred(s)).collect();
+        assert_eq!(found.len(), 1, "exactly one such span");
+        found[0].clone()
+    };
+    let run = find(&|s| s.name == "run slow");
+    let prep =
+        find(&|s| text(s, "braid.node") == Some("prep") && int(s, "braid.attempt").is_none());
+    let call =
+        find(&|s| text(s, "braid.node") == Some("call") && int(s, "braid.attempt").is_none());
+    let attempt =
+        find(&|s| text(s, "braid.node") == Some("call") && int(s, "braid.attempt") == Some(1));
+    assert_eq!(text(&run, "braid.run_id"), Some(run_id.as_str()));
+    // Made by the first process, parented by a span the second one made.
+    assert_eq!(prep.parent_span_id, run.span_id);
+    assert_eq!(call.parent_span_id, run.span_id);
+    assert_eq!(attempt.parent_span_id, call.span_id);
+    assert_eq!(int(&attempt, "gen_ai.usage.input_tokens"), Some(12));
 }
