@@ -5,7 +5,9 @@
 //!   one transaction;
 //! - an **executor pool** that runs non-pure actions (LLM calls, artifact
 //!   writes) from the durable task queue, under leases and timeouts;
-//! - **recovery** that adopts every live run again at start-up.
+//! - **recovery** that adopts every live run again at start-up;
+//! - **telemetry** (`telemetry.rs`): Prometheus metrics and OpenTelemetry
+//!   spans recorded from committed events, off unless [`Options`] asks.
 //!
 //! [`Engine`] is the cheap, cloneable handle the server and CLI use.
 //!
