@@ -79,6 +79,8 @@ pub const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key("telemetry.otlp_endpoint", "--otlp-endpoint", true, false),
+    key("telemetry.service_name", "--service-name", true, false),
 ];
 
 /// The file read when `--config` is not given, if it exists in the current
@@ -97,6 +99,8 @@ pub struct Config {
     pub executors: Executors,
     /// Run state snapshots.
     pub snapshots: Snapshots,
+    /// Traces (metrics are always served at `/metrics`).
+    pub telemetry: Telemetry,
 }
 
 /// `[store]`.
@@ -144,6 +148,18 @@ pub struct Snapshots {
     pub every_events: u64,
 }
 
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// Base URL of an OTLP/HTTP collector (`/v1/traces` is appended); runs
+    /// are exported as traces only when it is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
 impl Default for Config {
     /// The built-in defaults: those of the engine and the server, so that a
     /// `braid serve` without configuration behaves like an embedded engine.
@@ -166,6 +182,10 @@ impl Default for Config {
             },
             snapshots: Snapshots {
                 every_events: engine.snapshot_every_events,
+            },
+            telemetry: Telemetry {
+                otlp_endpoint: None,
+                service_name: "braid".to_string(),
             },
         }
     }
@@ -208,6 +228,13 @@ pub struct Flags {
     /// Events between run snapshots (snapshots.every_events) [default: 100].
     #[arg(long, value_name = "N")]
     pub snapshot_every_events: Option<u64>,
+    /// Base URL of an OTLP/HTTP collector to export traces to
+    /// (telemetry.otlp_endpoint) [default: OTEL_EXPORTER_OTLP_ENDPOINT, else off].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported spans (telemetry.service_name) [default: braid].
+    #[arg(long, value_name = "NAME")]
+    pub service_name: Option<String>,
 }
 
 /// The effective configuration and, for every value, the layer it came from.
@@ -326,6 +353,14 @@ impl Effective {
             issues.push(format!(
                 "server.bind: invalid value {bind:?} in {}: expected HOST:PORT, e.g. 127.0.0.1:8080",
                 self.source("server.bind")
+            ));
+        }
+        if let Some(url) = &c.telemetry.otlp_endpoint
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            issues.push(format!(
+                "telemetry.otlp_endpoint: invalid value {url:?} in {}: expected an http:// or https:// URL, e.g. http://localhost:4318",
+                self.source("telemetry.otlp_endpoint")
             ));
         }
         let db_source = self.source("store.db");

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 mod config;
 mod remote;
 mod serve;
+mod telemetry;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
 const DEMO_INPUT: &str = r#"{"question": "Why do LLM pipelines need a durable workflow engine?"}"#;

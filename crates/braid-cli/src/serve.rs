@@ -1,5 +1,6 @@
 //! `braid serve`: the engine, the HTTP API and the executors on one SQLite
-//! file, configured by [`crate::config`], until SIGTERM or Ctrl-C.
+//! file, configured by [`crate::config`], until SIGTERM or Ctrl-C, with its
+//! metrics and traces ([`crate::telemetry`]).
 
 use crate::config::Effective;
 use anyhow::{Context as _, Result};
@@ -18,7 +19,13 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     let store = SqliteStore::open_path(db)
         .await
         .with_context(|| format!("opening database {}", db.display()))?;
-    let engine = Engine::start(Arc::new(store), effective.engine_options()).await?;
+    let telemetry = crate::telemetry::start(&effective.config.telemetry)?;
+    let opts = braid_runtime::Options {
+        metrics: true,
+        traces: telemetry.traces.clone(),
+        ..effective.engine_options()
+    };
+    let engine = Engine::start(Arc::new(store), opts).await?;
     let listener = tokio::net::TcpListener::bind(&server.bind)
         .await
         .with_context(|| format!("binding {}", server.bind))?;
@@ -29,12 +36,16 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     );
     let state = braid_server::AppState {
         body_limit: server.body_limit_bytes,
+        metrics: Some(telemetry.metrics.clone()),
         ..braid_server::AppState::new(engine.clone())
     };
     braid_server::serve(listener, state, shutdown_signal()).await?;
     let grace_s = server.shutdown_grace_s;
     eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
     engine.shutdown(Duration::from_secs(grace_s)).await;
+    if let Some(traces) = &telemetry.traces {
+        traces.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,13 +10,13 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 /// `braid ARGS` in `dir`, with exactly the given configuration variables:
-/// whatever `BRAID_*` or `DATABASE_URL` the test runner has is removed.
+/// whatever `BRAID_*`, `DATABASE_URL` or `OTEL_*` the test runner has is removed.
 fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_braid"));
     cmd.args(args).current_dir(dir);
     for (name, _) in std::env::vars_os() {
         let text = name.to_string_lossy();
-        if text.starts_with("BRAID_") || text == "DATABASE_URL" {
+        if text.starts_with("BRAID_") || text == "DATABASE_URL" || text.starts_with("OTEL_") {
             cmd.env_remove(&name);
         }
     }
@@ -95,7 +95,7 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
     );
     assert_key(&config, "executors.poll_ms", 250.into(), "braid.toml");
     assert_key(&config, "snapshots.every_events", 7.into(), "braid.toml");
-    assert_eq!(config.as_object().unwrap().len(), 9, "{config:#}");
+    assert_eq!(config.as_object().unwrap().len(), 11, "{config:#}");
 
     // The text form: a TOML file with each value's source beside it.
     let o = braid(d, &[&["config"][..], &flags].concat(), &env);
@@ -197,6 +197,84 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
         stderr(&o)
     );
     assert!(!d.join("serve.db").exists());
+}
+
+#[test]
+fn telemetry_keys_and_the_otel_endpoint_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = effective(d, &[], &[]);
+    assert_key(
+        &config,
+        "telemetry.otlp_endpoint",
+        serde_json::Value::Null,
+        "default",
+    );
+    assert_key(&config, "telemetry.service_name", "braid".into(), "default");
+
+    let otel = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+    let config = effective(d, &[], &[otel]);
+    assert_key(
+        &config,
+        "telemetry.otlp_endpoint",
+        "http://collector:4318".into(),
+        "OTEL_EXPORTER_OTLP_ENDPOINT environment variable",
+    );
+    // Any layer that names the key beats OpenTelemetry's variable.
+    std::fs::write(
+        d.join("braid.toml"),
+        "[telemetry]\notlp_endpoint = \"http://file:4318\"\nservice_name = \"svc\"\n",
+    )
+    .unwrap();
+    let config = effective(d, &[], &[otel]);
+    assert_key(
+        &config,
+        "telemetry.otlp_endpoint",
+        "http://file:4318".into(),
+        "braid.toml",
+    );
+    assert_key(
+        &config,
+        "telemetry.service_name",
+        "svc".into(),
+        "braid.toml",
+    );
+    let env = [otel, ("BRAID_TELEMETRY__OTLP_ENDPOINT", "https://env:4318")];
+    let config = effective(d, &["--service-name", "flagged"], &env);
+    assert_key(
+        &config,
+        "telemetry.otlp_endpoint",
+        "https://env:4318".into(),
+        "BRAID_TELEMETRY__OTLP_ENDPOINT environment variable",
+    );
+    assert_key(
+        &config,
+        "telemetry.service_name",
+        "flagged".into(),
+        "--service-name flag",
+    );
+
+    // Not a URL: refused with the key and its source, nothing served.
+    let o = braid(
+        d,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--otlp-endpoint",
+            "collector:4318",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "telemetry.otlp_endpoint: invalid value \"collector:4318\" in --otlp-endpoint flag: expected an http:// or https:// URL"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("braid.db").exists());
 }
 
 #[test]

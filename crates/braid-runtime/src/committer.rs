@@ -11,10 +11,12 @@
 //! ended) without ever making the dependent durable alone: a chain of
 //! nested runs costs one or two fsyncs instead of one per level.
 
+use crate::telemetry;
 use braid_store::{RunStore, WriteOp};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 /// The number of a commit request, in submission order.
@@ -41,7 +43,8 @@ pub(crate) struct Committer {
 const MAX_BATCH_REQUESTS: usize = 1024;
 
 impl Committer {
-    pub(crate) fn start(store: Arc<dyn RunStore>) -> Committer {
+    /// `metrics`: time each transaction and count the events it writes.
+    pub(crate) fn start(store: Arc<dyn RunStore>, metrics: bool) -> Committer {
         let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -66,7 +69,13 @@ impl Committer {
                 let result = if ops.is_empty() {
                     Ok(())
                 } else {
-                    store.commit(ops).await.map_err(|e| e.to_string())
+                    let events = if metrics { written_events(&ops) } else { 0 };
+                    let started = Instant::now();
+                    let r = store.commit(ops).await.map_err(|e| e.to_string());
+                    if r.is_ok() {
+                        telemetry::store_committed(metrics, started.elapsed(), events);
+                    }
+                    r
                 };
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "group commit failed");
@@ -117,4 +126,14 @@ impl Committer {
         }
         Self::done(&mut self.submit(ops, Vec::new()).1).await
     }
+}
+
+/// The events a transaction appends.
+fn written_events(ops: &[WriteOp]) -> usize {
+    ops.iter()
+        .map(|o| match o {
+            WriteOp::AppendEvents(rows) => rows.len(),
+            _ => 0,
+        })
+        .sum()
 }

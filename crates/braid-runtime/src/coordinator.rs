@@ -15,6 +15,7 @@ use crate::dispatch::TaskEnvelope;
 use crate::events::load_state;
 use crate::inbox::{Inbox, Msg, child_outcome};
 use crate::shared::Inner;
+use crate::telemetry::RunTelemetry;
 use braid_core::definition::Limits;
 use braid_core::event::Event;
 use braid_core::graph::Graph;
@@ -49,6 +50,8 @@ pub(crate) struct Coordinator {
     direct: Vec<(TaskRecord, OwnedSemaphorePermit)>,
     /// This coordinator's entry in the live runs (set when spawned).
     generation: u64,
+    /// Metrics and spans of the run's committed events (`None`: neither).
+    telemetry: Option<RunTelemetry>,
 }
 
 /// The parent of a child run being started: (parent run, parent token,
@@ -177,6 +180,7 @@ impl Coordinator {
             snapshot_every,
             direct: Vec::new(),
             generation: 0,
+            telemetry: RunTelemetry::new(&inner.telemetry, !create),
         }
     }
 
@@ -195,6 +199,10 @@ impl Coordinator {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        if let Some(t) = &mut self.telemetry {
+            t.resolve_trace(self.inner.store.as_ref(), &self.record)
+                .await;
+        }
         let mut batch = Vec::new();
         let mut inflight: VecDeque<Flight> = VecDeque::new();
         // Tokens left pending by a step cut at its budget (also after a recovery).
@@ -361,8 +369,8 @@ impl Coordinator {
         let creates = self.create;
         let mut ops = self.ops(&events, &commands, now);
         self.create = false;
-        if !self.inner.has_subscribers() {
-            // Nobody streams them: do not hold two copies until the commit.
+        if !self.inner.has_subscribers() && self.telemetry.is_none() {
+            // Nobody streams or records them: do not hold two copies until the commit.
             events = Vec::new();
         }
         ops.extend(acks.iter().cloned().map(WriteOp::AckTask));
@@ -418,6 +426,12 @@ impl Coordinator {
             let _ = r.send(());
         }
         self.inner.publish(&self.record.id, &flight.events);
+        if let Some(t) = &mut self.telemetry {
+            t.committed(&self.record, &self.graph, &self.state, &flight.events);
+            if flight.ended {
+                t.finished(&self.record);
+            }
+        }
         for c in flight.commands {
             match c {
                 Command::Dispatch(_) => {} // queued in the commit; executors notified below

@@ -32,7 +32,7 @@ impl Engine {
     /// Starts the committer and executor pool and adopts every live run.
     pub async fn start(store: Arc<dyn Store>, opts: Options) -> Result<Engine, Error> {
         let run_store: Arc<dyn braid_store::RunStore> = store.clone();
-        let committer = Committer::start(run_store);
+        let committer = Committer::start(run_store, opts.metrics);
         let (dispatcher, handed) = Dispatcher::new(&opts);
         let (inner, child_starts) = Inner::new(store, &opts, committer, dispatcher);
         let inner = Arc::new(inner);

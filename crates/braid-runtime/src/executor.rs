@@ -9,6 +9,7 @@ use crate::dispatch::{Handed, TaskEnvelope};
 use crate::inbox::Msg;
 use crate::options::Options;
 use crate::shared::Inner;
+use crate::telemetry;
 use braid_core::definition::ModelProfile;
 use braid_core::event::Usage;
 use braid_core::machine::{Input, Outcome, TaskPayload};
@@ -166,7 +167,9 @@ fn launch(inner: &Arc<Inner>, ex: &Arc<Executor>, task: TaskRecord, permit: Owne
 
 async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     // A task handed over before its not-before (a short retry delay).
+    let queued = telemetry::TaskQueued::new(inner.telemetry.metrics);
     wait_until(inner, task.not_before).await;
+    queued.started(inner.clock.now_ms() - task.not_before);
     let attempt = task.attempt as u32;
     let envelope = match TaskEnvelope::deserialize(&task.payload) {
         Ok(e) => e,
@@ -312,6 +315,7 @@ async fn run_action(
             // a graceful shutdown finishes the calls in flight, it does not
             // start new ones.
             let mut drained = inner.dispatcher.drained();
+            let waiting = Instant::now();
             let _slot = tokio::select! {
                 biased;
                 _ = drained.wait_for(|d| *d) => return Err(AttemptError::NotStarted),
@@ -319,6 +323,7 @@ async fn run_action(
                     AttemptError::Internal("provider semaphore closed".into())
                 })?,
             };
+            telemetry::limiter_waited(inner.telemetry.metrics, &profile, waiting.elapsed());
             let parameters: Parameters =
                 serde_json::from_value(Value::Object(profile.parameters.clone()))
                     .unwrap_or_default();

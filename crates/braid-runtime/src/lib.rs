@@ -5,7 +5,9 @@
 //!   one transaction;
 //! - an **executor pool** that runs non-pure actions (LLM calls, artifact
 //!   writes) from the durable task queue, under leases and timeouts;
-//! - **recovery** that adopts every live run again at start-up.
+//! - **recovery** that adopts every live run again at start-up;
+//! - **telemetry** (`telemetry.rs`): Prometheus metrics and OpenTelemetry
+//!   spans recorded from committed events, off unless [`Options`] asks.
 //!
 //! [`Engine`] is the cheap, cloneable handle the server and CLI use.
 //!
@@ -61,6 +63,7 @@ mod inbox;
 mod options;
 mod recovery;
 mod shared;
+mod telemetry;
 
 pub use children::MAX_DEPTH;
 pub use clock::{Clock, IdGen, SystemClock, UuidIds};
@@ -68,3 +71,4 @@ pub use engine::Engine;
 pub use error::Error;
 pub use events::{Published, stored_events};
 pub use options::Options;
+pub use telemetry::{HISTOGRAM_BUCKETS, Traces};

@@ -25,6 +25,11 @@ pub struct Options {
     /// in-flight tasks are delivered again at once instead of after their
     /// lease. Default true; false when several processes share a database.
     pub exclusive: bool,
+    /// Record the Prometheus metrics (docs/observability.md) through the
+    /// `metrics` facade; whoever installs the recorder sets it. Default false.
+    pub metrics: bool,
+    /// Export each run as an OpenTelemetry trace. Default none: no span is made.
+    pub traces: Option<crate::telemetry::Traces>,
 }
 
 impl Default for Options {
@@ -38,6 +43,8 @@ impl Default for Options {
             http: None,
             snapshot_every_events: 100,
             exclusive: true,
+            metrics: false,
+            traces: None,
         }
     }
 }

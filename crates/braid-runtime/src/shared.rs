@@ -15,6 +15,7 @@ use crate::dispatch::Dispatcher;
 use crate::events::Published;
 use crate::inbox::{Inbox, Msg};
 use crate::options::Options;
+use crate::telemetry::Telemetry;
 use braid_core::event::Event;
 use braid_core::machine::{ChildCall, Input};
 use braid_store::{RunRecord, Store};
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     settings: Mutex<HashMap<String, u64>>,
     snapshot_default: u64,
     child_starts: mpsc::UnboundedSender<ChildStart>,
+    /// What is recorded of runs (metrics, traces).
+    pub(crate) telemetry: Telemetry,
 }
 
 impl Inner {
@@ -75,6 +78,10 @@ impl Inner {
             settings: Mutex::new(HashMap::new()),
             snapshot_default: opts.snapshot_every_events.max(1),
             child_starts,
+            telemetry: Telemetry {
+                metrics: opts.metrics,
+                traces: opts.traces.clone(),
+            },
         };
         (inner, starts)
     }

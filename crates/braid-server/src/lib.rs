@@ -13,10 +13,12 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod metrics;
 mod runs;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
 pub use error::ApiError;
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri, header};
@@ -41,6 +43,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Largest accepted request body, in bytes (413 `BODY_TOO_LARGE` beyond).
     pub body_limit: usize,
+    /// The Prometheus recorder's handle, rendered by `GET /metrics` (none: 404).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
         AppState {
             engine,
             body_limit: DEFAULT_BODY_LIMIT,
+            metrics: None,
         }
     }
 }
@@ -84,6 +89,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(artifacts::get))
         .routes(routes!(healthz))
         .routes(routes!(openapi_json))
+        .routes(routes!(metrics::render))
 }
 
 /// The OpenAPI document of the API.

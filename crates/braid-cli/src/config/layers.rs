@@ -19,6 +19,7 @@ const FILE: &str = "configuration file";
 const ENVIRONMENT: &str = "BRAID_<SECTION>__<KEY> environment variables";
 const FLAGS: &str = "command-line flags";
 const DATABASE_URL: &str = "DATABASE_URL environment variable";
+const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT environment variable";
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub enum Source {
     Flag(&'static str),
     /// The conventional `DATABASE_URL` variable.
     DatabaseUrl,
+    /// OpenTelemetry's standard `OTEL_EXPORTER_OTLP_ENDPOINT` variable.
+    OtlpEndpoint,
 }
 
 impl fmt::Display for Source {
@@ -43,6 +46,7 @@ impl fmt::Display for Source {
             Source::Env(name) => write!(f, "{name} environment variable"),
             Source::Flag(flag) => write!(f, "{flag} flag"),
             Source::DatabaseUrl => f.write_str(DATABASE_URL),
+            Source::OtlpEndpoint => f.write_str(OTLP_ENDPOINT),
         }
     }
 }
@@ -122,6 +126,18 @@ pub(super) fn stack(flags: &Flags, env: &[(String, String)]) -> Result<Figment> 
     if let (false, Some((_, url))) = (names_a_store, database_url) {
         let mut layer = Layer::new(DATABASE_URL);
         layer.set("store.database_url", Value::from(url.clone()));
+        figment = figment.merge(layer);
+    }
+    // OpenTelemetry's own variable, beneath every layer that names the key.
+    let names_an_endpoint = figment
+        .find_metadata("telemetry.otlp_endpoint")
+        .is_some_and(|m| m.name != DEFAULTS);
+    let otlp = env
+        .iter()
+        .find(|(name, value)| name == "OTEL_EXPORTER_OTLP_ENDPOINT" && !value.is_empty());
+    if let (false, Some((_, url))) = (names_an_endpoint, otlp) {
+        let mut layer = Layer::new(OTLP_ENDPOINT);
+        layer.set("telemetry.otlp_endpoint", Value::from(url.clone()));
         figment = figment.merge(layer);
     }
     Ok(figment)
@@ -204,7 +220,7 @@ fn config_path(name: &str) -> Option<String> {
 
 fn flag_layer(flags: &Flags) -> Layer {
     let mut layer = Layer::new(FLAGS);
-    let given: [(&str, Option<Value>); 9] = [
+    let given: [(&str, Option<Value>); 11] = [
         (
             "store.db",
             flags
@@ -234,6 +250,14 @@ fn flag_layer(flags: &Flags) -> Layer {
         (
             "snapshots.every_events",
             flags.snapshot_every_events.map(Value::from),
+        ),
+        (
+            "telemetry.otlp_endpoint",
+            flags.otlp_endpoint.clone().map(Value::from),
+        ),
+        (
+            "telemetry.service_name",
+            flags.service_name.clone().map(Value::from),
         ),
     ];
     for (path, value) in given {
@@ -286,6 +310,7 @@ fn source_from(metadata: &Metadata, path: &str) -> Source {
         )),
         FLAGS => Source::Flag(Key::find(path).map_or("--?", |k| k.flag)),
         DATABASE_URL => Source::DatabaseUrl,
+        OTLP_ENDPOINT => Source::OtlpEndpoint,
         _ => Source::Default,
     }
 }

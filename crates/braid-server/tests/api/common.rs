@@ -92,8 +92,8 @@ impl Server {
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let state = AppState {
-            engine: engine.clone(),
             body_limit,
+            ..AppState::new(engine.clone())
         };
         let serving = tokio::spawn(braid_server::serve(listener, state, async {
             let _ = stopped.await;

@@ -49,6 +49,7 @@ async fn health_openapi_and_unknown_routes() {
         ("/api/artifacts/{id}", "get"),
         ("/healthz", "get"),
         ("/api/openapi.json", "get"),
+        ("/metrics", "get"),
     ]
     .into_iter()
     .map(|(p, m)| (p.to_string(), m.to_string()))
@@ -96,6 +97,10 @@ async fn health_openapi_and_unknown_routes() {
     assert!(a.message().contains("/api/nothing/here"), "{}", a.message());
     let a = server.request(Method::DELETE, "/api/runs").await;
     a.error(405, "METHOD_NOT_ALLOWED");
+    // An embedded engine records no metrics: `braid serve` serves them.
+    let a = server.get("/metrics").await;
+    a.error(404, "NOT_FOUND");
+    assert!(a.message().contains("braid serve"), "{}", a.message());
 }
 
 /// The app is a function: the router answers without a socket.
