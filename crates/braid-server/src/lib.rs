@@ -13,6 +13,7 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod live;
 mod runs;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
@@ -80,6 +81,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::tokens))
         .routes(routes!(runs::events))
         .routes(routes!(runs::cancel))
+        .routes(routes!(live::run_events))
+        .routes(routes!(live::runs))
         .routes(routes!(artifacts::list))
         .routes(routes!(artifacts::get))
         .routes(routes!(healthz))
