@@ -32,6 +32,9 @@ pub const MAX_FRAME_EVENTS: usize = 1_000;
 /// Most bytes of JSON in one `events` frame (an event larger than this on
 /// its own still goes out, alone: events are never split).
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+/// Events read from the store by the first read of a connection, before
+/// their size is known; later reads aim at one frame's worth of bytes.
+const FIRST_PAGE_EVENTS: u32 = 16;
 /// `/api/live` sends at most one message per run per this period.
 pub const RUN_CHANGE_PERIOD: Duration = Duration::from_millis(250);
 
@@ -95,6 +98,7 @@ pub async fn run_events(
             state,
             run_id: id,
             last_sent: after,
+            page_events: FIRST_PAGE_EVENTS,
             wakeup,
             draining,
         };
@@ -264,6 +268,10 @@ struct RunStream {
     run_id: String,
     /// Seq of the last event sent (or the requested `after`).
     last_sent: i64,
+    /// Events per read of the store: about [`MAX_FRAME_BYTES`] of the run's
+    /// recent events, so a connection holds about one frame whatever the
+    /// events' size.
+    page_events: u32,
     wakeup: Wakeup,
     draining: Option<Draining>,
 }
@@ -277,7 +285,7 @@ impl RunStream {
             }
             let store = self.state.engine.store().clone();
             let page = match store
-                .events(&self.run_id, self.last_sent, MAX_FRAME_EVENTS as u32)
+                .events(&self.run_id, self.last_sent, self.page_events)
                 .await
             {
                 Ok(p) => p,
@@ -323,6 +331,7 @@ impl RunStream {
     /// nothing holds the server at one frame.
     async fn send_page(&mut self, page: Vec<EventRecord>) -> Result<(), Outcome> {
         let mut frame = EventsFrame::new();
+        let (events, mut bytes) = (page.len(), 0);
         for e in page {
             let seq = e.seq;
             let json = serde_json::to_string(&convert::event(e))
@@ -332,11 +341,14 @@ impl RunStream {
                 frame = EventsFrame::new();
             }
             frame.push(&json);
+            bytes += json.len();
             self.last_sent = seq;
         }
         if !frame.is_empty() {
             self.send_frame(frame.finish()).await?;
         }
+        let per_event = (bytes / events).max(1);
+        self.page_events = (MAX_FRAME_BYTES / per_event).clamp(1, MAX_FRAME_EVENTS) as u32;
         Ok(())
     }
 
