@@ -162,7 +162,8 @@ async fn follow(url: &str, after: &mut i64, json: bool) -> Result<Followed> {
     use futures::StreamExt as _;
     use tokio_tungstenite::tungstenite::{Error as WsError, Message};
     let target = format!("{url}?after={after}");
-    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&target));
+    let connecting =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&target));
     let mut socket = match connecting.await {
         Err(_) => return Ok(Followed::Dropped("connecting timed out".into())),
         Ok(Err(WsError::Http(resp))) => {

@@ -176,7 +176,10 @@ async fn finish_socket(socket: &mut WebSocket, outcome: Outcome) {
         Outcome::Gone => return,
         Outcome::Failed(e) => {
             tracing::error!(error = %e, "a live WebSocket failed to read the store");
-            (close_code::ERROR, "the server failed; reconnect with `after`")
+            (
+                close_code::ERROR,
+                "the server failed; reconnect with `after`",
+            )
         }
     };
     let frame = CloseFrame {
@@ -291,10 +294,15 @@ impl RunStream {
                 Ok(p) => p,
                 Err(e) => return Outcome::Failed(e),
             };
-            if !page.is_empty() {
-                if let Err(outcome) = self.send_page(page).await {
-                    return outcome;
-                }
+            // A short page means the log ended there a moment ago: look at
+            // the run rather than read an empty page again.
+            let full = page.len() >= self.page_events as usize;
+            if !page.is_empty()
+                && let Err(outcome) = self.send_page(page).await
+            {
+                return outcome;
+            }
+            if full {
                 continue;
             }
             let run = match store.get_run(&self.run_id).await {
@@ -312,13 +320,7 @@ impl RunStream {
                 return self.send_end(run.status, run.last_seq).await;
             }
             let notify = self.wakeup.notify.clone();
-            match wait_for(
-                &mut self.socket,
-                notify.notified(),
-                self.draining.as_ref(),
-            )
-            .await
-            {
+            match wait_for(&mut self.socket, notify.notified(), self.draining.as_ref()).await {
                 Woken::Events => {}
                 Woken::Draining => return Outcome::Draining,
                 Woken::Gone => return Outcome::Gone,
@@ -548,8 +550,8 @@ impl RunChanges {
             } else {
                 self.sent.insert(id, now);
             }
-            let text = serde_json::to_string(&RunChange::Run { run })
-                .expect("a run change serializes");
+            let text =
+                serde_json::to_string(&RunChange::Run { run }).expect("a run change serializes");
             self.socket
                 .send(Message::Text(text.into()))
                 .await

@@ -262,7 +262,11 @@ async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order()
         .iter()
         .map(|e| e["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=last_seq).collect::<Vec<_>>(), "1..=last, once each");
+    assert_eq!(
+        seqs,
+        (1..=last_seq).collect::<Vec<_>>(),
+        "1..=last, once each"
+    );
     assert_eq!(
         late_got.events, stored,
         "the envelopes are those of /events"
@@ -274,7 +278,10 @@ async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order()
     }
     let mut rejoined = first_half.events.clone();
     rejoined.extend(second_half.events.iter().cloned());
-    assert_eq!(rejoined, stored, "a reconnect with the last seq loses nothing");
+    assert_eq!(
+        rejoined, stored,
+        "a reconnect with the last seq loses nothing"
+    );
     println!(
         "late client: {} events in {} frames (largest {} events, {} bytes)",
         late_got.events.len(),
@@ -294,21 +301,38 @@ async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order()
     // Refusals come before the upgrade, as JSON errors naming the culprit.
     let (status, body) = refused(&server, "/api/runs/run_nope/live").await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("NOT_FOUND")));
-    assert!(body["error"]["message"].as_str().unwrap().contains("run_nope"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("run_nope")
+    );
     for bad in ["abc", "-1", "1.5"] {
         let (status, body) = refused(&server, &format!("{path}?after={bad}")).await;
-        assert_eq!((status, &body["error"]["code"]), (400, &json!("MALFORMED_BODY")));
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (400, &json!("MALFORMED_BODY"))
+        );
         assert!(
-            body["error"]["message"].as_str().unwrap().contains("`after`"),
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`after`"),
             "{body}"
         );
     }
     let (status, body) = refused(&server, &format!("{path}?afterr=1")).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("MALFORMED_BODY")));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("MALFORMED_BODY"))
+    );
     let plain = server.get(&path).await;
     plain.error(400, "MALFORMED_BODY");
     assert!(plain.message().contains("WebSocket"), "{}", plain.text);
-    server.get("/api/live?project=nope").await.error(404, "NOT_FOUND");
+    server
+        .get("/api/live?project=nope")
+        .await
+        .error(404, "NOT_FOUND");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,9 +383,16 @@ async fn a_client_that_reads_nothing_does_not_grow_the_server_memory() {
         peak / 1024,
         growth_kib
     );
-    assert_eq!(got.events.len() as i64, last_seq, "every event, after the stall");
+    assert_eq!(
+        got.events.len() as i64,
+        last_seq,
+        "every event, after the stall"
+    );
     assert_eq!(got.end.as_ref().unwrap()["last_seq"], json!(last_seq));
-    assert!(bytes > 48 * 1024 * 1024, "a log large enough to tell: {bytes}");
+    assert!(
+        bytes > 48 * 1024 * 1024,
+        "a log large enough to tell: {bytes}"
+    );
     assert!(
         (growth_kib as usize) * 1024 < bytes / 2,
         "the server buffered for the stalled socket: +{growth_kib} KiB for a {bytes}-byte log"
