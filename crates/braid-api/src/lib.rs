@@ -490,6 +490,63 @@ pub struct Health {
     pub status: String,
 }
 
+/// One text frame of `GET /api/runs/{id}/live` (tagged by `type`).
+///
+/// `events` frames carry every event after the requested seq, in `seq` order,
+/// without gap or duplicate, at most 1,000 events and 1 MiB of JSON each,
+/// never empty; one `end` frame follows the run's final event, then a normal
+/// close (1000).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LiveFrame {
+    /// The next events of the run.
+    Events {
+        /// Envelopes exactly as `GET /api/runs/{id}/events` lists them.
+        events: Vec<Event>,
+    },
+    /// Every event of the ended run has been sent.
+    End {
+        /// The run's final status.
+        status: RunStatus,
+        /// The seq of the run's final event.
+        last_seq: i64,
+    },
+}
+
+/// One message of `GET /api/live` (tagged by `type`): a run started, or its
+/// status or usage changed (at most one per run per 250 ms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunChange {
+    /// The run as it is now.
+    Run {
+        /// What a runs list shows of it.
+        run: LiveRun,
+    },
+}
+
+/// A run as a live list shows it (`RunChange`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LiveRun {
+    /// `run_…`.
+    pub id: String,
+    /// The workflow version it executes.
+    pub workflow: WorkflowRef,
+    /// Status.
+    pub status: RunStatus,
+    /// Creation time.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// End time; `null` while running.
+    #[schema(format = DateTime, required = true)]
+    pub ended_at: Option<String>,
+    /// This run's own LLM usage.
+    pub usage: RunUsage,
+    /// Parent run, for a child run.
+    #[schema(required = true)]
+    pub parent_run_id: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! Braid/peer ratios (`--compare`).
 
 pub mod limit;
+pub mod live;
 pub mod one;
 pub mod peers;
 pub mod report;

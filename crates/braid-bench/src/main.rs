@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p braid-bench -- [--compare]
 //! braid-bench --one W2 --size 100000      # one (workload, size): one JSON line
+//! braid-bench --live --size 10000          # W2 with a live WebSocket client: one JSON line
 //! ```
 
 /// mimalloc: 10-15 % less wall time than glibc malloc on the fan-out
@@ -34,6 +35,10 @@ struct Cli {
     /// Child mode: run one workload (W1..W5) in this process and print one JSON line.
     #[arg(long, value_name = "W")]
     one: Option<String>,
+    /// Run W2 once (after one warm-up) with a client following the run's
+    /// live WebSocket; print one JSON line (run time, events received vs stored).
+    #[arg(long)]
+    live: bool,
     /// Child mode: the size (steps, branches, judges, depth; ignored for W5).
     #[arg(long)]
     size: Option<u64>,
@@ -85,6 +90,15 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let db_parent = cli.db_dir.clone().unwrap_or_else(std::env::temp_dir);
+    if cli.live {
+        let size = cli.size.unwrap_or(10_000);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let result = rt.block_on(braid_bench::live::measure(size, &db_parent))?;
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(());
+    }
     if let Some(w) = &cli.one {
         return child(&cli, w, db_parent);
     }

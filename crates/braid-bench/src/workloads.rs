@@ -300,6 +300,15 @@ pub struct Sample {
     pub extra: Map<String, Value>,
 }
 
+/// A run started by [`Bench::start`], for [`Bench::finish`].
+pub struct Started {
+    /// The run.
+    pub id: String,
+    /// When `start_run` was called.
+    pub t0: Instant,
+    requests_before: Option<usize>,
+}
+
 /// An engine on a fresh database with one workload saved.
 pub struct Bench {
     /// The engine under test.
@@ -381,6 +390,12 @@ impl Bench {
 
     /// One timed run, checked.
     pub async fn run(&self) -> anyhow::Result<Sample> {
+        let started = self.start().await?;
+        self.finish(started).await
+    }
+
+    /// Starts a run of the workload (the timed part begins here).
+    pub async fn start(&self) -> anyhow::Result<Started> {
         let requests_before = self.mock.as_ref().map(|m| m.request_count());
         if let Some(m) = &self.mock {
             m.state().max_inflight.store(0, Ordering::SeqCst);
@@ -397,6 +412,20 @@ impl Bench {
             )
             .await
             .map_err(|e| anyhow!("start_run: {e}"))?;
+        Ok(Started {
+            id,
+            t0,
+            requests_before,
+        })
+    }
+
+    /// Waits for a started run to end and checks it.
+    pub async fn finish(&self, started: Started) -> anyhow::Result<Sample> {
+        let Started {
+            id,
+            t0,
+            requests_before,
+        } = started;
         let run = self
             .engine
             .wait(&id, RUN_TIMEOUT)

@@ -5,7 +5,7 @@
 //! blanks.
 
 use anyhow::{Context as _, Result, bail};
-use braid_api::{ErrorBody, Event, Page, Run, RunSummary};
+use braid_api::{ErrorBody, Event, LiveFrame, Page, Run, RunSummary};
 use clap::Subcommand;
 use serde::de::DeserializeOwned;
 use std::process::ExitCode;
@@ -13,8 +13,13 @@ use std::time::Duration;
 
 /// How long a connection to the server may take to open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `tail` waits before asking again when no new event has arrived.
+/// How long `tail` waits before asking again when no new event has arrived
+/// (over https, which the WebSocket client is built without).
 const TAIL_POLL: Duration = Duration::from_millis(250);
+/// How long `tail` waits before reconnecting a dropped live stream.
+const TAIL_RECONNECT: Duration = Duration::from_millis(250);
+/// Reconnections in a row without a single frame before `tail` gives up.
+const TAIL_RECONNECTS: u32 = 40;
 /// Events asked for per page.
 const EVENTS_PAGE: u32 = 1000;
 
@@ -51,10 +56,13 @@ pub enum RunsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a run's events until it ends.
+    /// Follow a run's events until it ends (over the live WebSocket).
     Tail {
         /// Run id.
         id: String,
+        /// Only events after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
         /// Machine-readable output (one JSON object per line).
         #[arg(long)]
         json: bool,
@@ -108,29 +116,111 @@ pub async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
                 }
             }
         }
-        RunsCmd::Tail { id, json } => {
-            let mut after = 0;
-            loop {
-                let page = api.events(&id, after).await?;
-                let mut ended = false;
-                for e in &page.items {
-                    print_event(e, json)?;
-                    after = e.seq;
-                    ended |= matches!(
-                        e.kind.as_str(),
-                        "workflow_completed" | "workflow_failed" | "workflow_cancelled"
-                    );
+        RunsCmd::Tail { id, after, json } => match api.live_url(&id) {
+            Some(url) => tail(&url, after, json).await?,
+            None => poll_tail(&api, &id, after, json).await?,
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Follows `/api/runs/{id}/live` from `after` until its `end` frame,
+/// reconnecting from the last printed seq when the connection drops.
+async fn tail(url: &str, mut after: i64, json: bool) -> Result<()> {
+    let mut idle_reconnects = 0;
+    loop {
+        let printed_before = after;
+        match follow(url, &mut after, json).await? {
+            Followed::End => return Ok(()),
+            Followed::Dropped(why) => {
+                idle_reconnects = if after > printed_before {
+                    0
+                } else {
+                    idle_reconnects + 1
+                };
+                if idle_reconnects > TAIL_RECONNECTS {
+                    bail!("the live stream keeps failing: {why}");
                 }
-                if ended {
-                    break;
-                }
-                if page.items.is_empty() {
-                    tokio::time::sleep(TAIL_POLL).await;
-                }
+                eprintln!("the live stream dropped ({why}); reconnecting after seq {after}");
+                tokio::time::sleep(TAIL_RECONNECT).await;
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// How one connection of `tail` ended.
+enum Followed {
+    /// The run's `end` frame arrived.
+    End,
+    /// The connection failed or closed before `end`: worth reconnecting.
+    Dropped(String),
+}
+
+/// One connection of `tail`: prints events after `*after`, moving it on.
+/// A refused handshake (unknown run, bad `after`) is an error, not a drop.
+async fn follow(url: &str, after: &mut i64, json: bool) -> Result<Followed> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+    let target = format!("{url}?after={after}");
+    let connecting =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(&target));
+    let mut socket = match connecting.await {
+        Err(_) => return Ok(Followed::Dropped("connecting timed out".into())),
+        Ok(Err(WsError::Http(resp))) => {
+            let body = resp.body().as_deref().unwrap_or_default();
+            match serde_json::from_slice::<ErrorBody>(body) {
+                Ok(e) => bail!("{}: {}: {}", resp.status(), e.error.code, e.error.message),
+                Err(_) => bail!("GET {target}: {}", resp.status()),
+            }
+        }
+        Ok(Err(e)) => return Ok(Followed::Dropped(e.to_string())),
+        Ok(Ok((socket, _))) => socket,
+    };
+    while let Some(msg) = socket.next().await {
+        let text = match msg {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(e) => return Ok(Followed::Dropped(e.to_string())),
+        };
+        let frame: LiveFrame = serde_json::from_str(text.as_str())
+            .with_context(|| format!("{target}: a frame this braid does not understand"))?;
+        match frame {
+            LiveFrame::Events { events } => {
+                // A resent event (never expected) is not printed twice.
+                for e in &events {
+                    if e.seq > *after {
+                        print_event(e, json)?;
+                        *after = e.seq;
+                    }
+                }
+            }
+            LiveFrame::End { .. } => return Ok(Followed::End),
+        }
+    }
+    Ok(Followed::Dropped("closed before the run's end".into()))
+}
+
+/// `tail` by polling the event log (servers reached over https).
+async fn poll_tail(api: &Api, id: &str, mut after: i64, json: bool) -> Result<()> {
+    loop {
+        let page = api.events(id, after).await?;
+        let mut ended = false;
+        for e in &page.items {
+            print_event(e, json)?;
+            after = e.seq;
+            ended |= matches!(
+                e.kind.as_str(),
+                "workflow_completed" | "workflow_failed" | "workflow_cancelled"
+            );
+        }
+        if ended {
+            return Ok(());
+        }
+        if page.items.is_empty() {
+            tokio::time::sleep(TAIL_POLL).await;
+        }
+    }
 }
 
 fn print_event(e: &Event, json: bool) -> Result<()> {
@@ -169,6 +259,13 @@ impl Api {
             .build()
             .context("building the HTTP client")?;
         Ok(Api { http, base })
+    }
+
+    /// The `ws://` address of a run's live stream; `None` over https (the
+    /// WebSocket client is built without TLS).
+    fn live_url(&self, id: &str) -> Option<String> {
+        let rest = self.base.strip_prefix("http://")?;
+        Some(format!("ws://{rest}/api/runs/{id}/live"))
     }
 
     /// One page of a run's events after `after`.

@@ -13,6 +13,7 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod live;
 mod metrics;
 mod runs;
 
@@ -85,6 +86,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::tokens))
         .routes(routes!(runs::events))
         .routes(routes!(runs::cancel))
+        .routes(routes!(live::run_events))
+        .routes(routes!(live::runs))
         .routes(routes!(artifacts::list))
         .routes(routes!(artifacts::get))
         .routes(routes!(healthz))

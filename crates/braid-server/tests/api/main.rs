@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod failures;
 mod ledger;
+mod live;
 mod meta;
 mod openapi;
 mod parallel;

@@ -45,6 +45,8 @@ async fn health_openapi_and_unknown_routes() {
         ("/api/runs/{id}/tokens", "get"),
         ("/api/runs/{id}/events", "get"),
         ("/api/runs/{id}/cancel", "post"),
+        ("/api/runs/{id}/live", "get"),
+        ("/api/live", "get"),
         ("/api/artifacts", "get"),
         ("/api/artifacts/{id}", "get"),
         ("/healthz", "get"),
@@ -69,6 +71,8 @@ async fn health_openapi_and_unknown_routes() {
         "StartRun",
         "DefinitionProblem",
         "InputProblem",
+        "LiveFrame",
+        "RunChange",
     ] {
         assert!(schemas.contains_key(name), "schema {name} is documented");
     }
@@ -79,7 +83,8 @@ async fn health_openapi_and_unknown_routes() {
                 .as_object()
                 .unwrap_or_else(|| panic!("{method} {path} has responses"));
             assert!(
-                responses.keys().any(|s| s.starts_with('2')),
+                // A WebSocket route succeeds with 101 (switching protocols).
+                responses.keys().any(|s| s.starts_with('2') || s == "101"),
                 "{method} {path}"
             );
             for (status, r) in responses.iter().filter(|(s, _)| s.starts_with('4')) {
