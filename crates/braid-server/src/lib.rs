@@ -13,6 +13,7 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod inspect;
 mod runs;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
@@ -78,6 +79,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::tokens))
+        .routes(routes!(inspect::get_token))
         .routes(routes!(runs::events))
         .routes(routes!(runs::cancel))
         .routes(routes!(artifacts::list))
