@@ -257,3 +257,168 @@ fn run_error(e: &ErrorInfo) -> RunError {
             cause: None,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use braid_core::event::{RequestError, Write};
+    use braid_api::ErrorCode;
+    use serde_json::json;
+
+    fn ev(seq: u64, ts: Millis, body: EventBody) -> Event {
+        Event {
+            seq,
+            ts,
+            token_id: Some("tk_2".into()),
+            node: Some("judge".into()),
+            body,
+        }
+    }
+
+    fn exchange(attempt: u32, sent_at: Millis, error: Option<ErrorCode>) -> EventBody {
+        EventBody::LlmRequest(Box::new(LlmExchange {
+            attempt,
+            provider: "openai".into(),
+            model: "m".into(),
+            request_id: Some(format!("req_{attempt}")),
+            sent_at,
+            wait_ms: 5,
+            duration_ms: 20,
+            messages: json!([{ "role": "user", "content": "hi" }]),
+            response: error.is_none().then(|| json!({ "ok": attempt })),
+            error: error.map(|code| RequestError {
+                code,
+                message: "m".into(),
+            }),
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 2,
+                cost_usd: 0.5,
+                ..Usage::default()
+            }),
+        }))
+    }
+
+    fn record(status: &str) -> TokenRecord {
+        TokenRecord {
+            run_id: "run_1".into(),
+            seq: 2,
+            id: "tk_2".into(),
+            node: "judge".into(),
+            status: status.into(),
+            parent_token_id: Some("tk_1".into()),
+            sibling_set: None,
+            branch_index: None,
+            attempts: 2,
+            created_at: 0,
+            started_at: None,
+            ended_at: None,
+            usage: Default::default(),
+            first_seq: None,
+            last_seq: None,
+        }
+    }
+
+    #[test]
+    fn attempts_and_their_timings_are_folded_from_the_events() {
+        let timeout = ErrorInfo::new(ErrorCode::Timeout, "slow");
+        let events = [
+            ev(
+                3,
+                1_000,
+                EventBody::NodeStarted {
+                    attempt: 1,
+                    action: "a".into(),
+                    input_digest: "d".into(),
+                    input: Some(json!({ "x": 1 })),
+                },
+            ),
+            ev(4, 1_100, exchange(1, 1_050, Some(ErrorCode::Timeout))),
+            ev(
+                5,
+                1_100,
+                EventBody::NodeRetrying {
+                    attempt: 1,
+                    error: timeout,
+                    usage: None,
+                    delay_ms: 100,
+                    not_before: 1_200,
+                },
+            ),
+            ev(
+                6,
+                1_200,
+                EventBody::NodeStarted {
+                    attempt: 2,
+                    action: "a".into(),
+                    input_digest: String::new(),
+                    input: None,
+                },
+            ),
+            ev(7, 1_300, exchange(2, 1_210, None)),
+            ev(
+                8,
+                1_300,
+                EventBody::NodeCompleted {
+                    attempt: 2,
+                    duration_ms: 95,
+                    result: json!({ "v": 2 }),
+                    usage: None,
+                },
+            ),
+            ev(
+                9,
+                1_300,
+                EventBody::ContextUpdated {
+                    writes: vec![Write {
+                        path: "state.v".into(),
+                        value: Some(json!(2)),
+                    }],
+                },
+            ),
+        ];
+        let d = fold(&record("completed"), &events);
+        assert_eq!(d.input, Some(json!({ "x": 1 })), "attempt 1's input");
+        assert_eq!(d.result, Some(json!({ "v": 2 })));
+        assert_eq!(d.writes, ["state.v"]);
+        assert_eq!((d.first_seq, d.last_seq), (Some(3), Some(9)));
+        let t = |ms| Some(convert::time(ms));
+        let [a1, a2] = d.attempts.as_slice() else {
+            panic!("two attempts: {:?}", d.attempts)
+        };
+        assert_eq!(
+            (a1.outcome.as_str(), a2.outcome.as_str()),
+            ("retrying", "completed")
+        );
+        assert_eq!(
+            (&a1.queued_at, &a1.started_at, &a1.ended_at),
+            (&t(1_000), &t(1_045), &t(1_100)),
+            "started = sent_at − wait_ms"
+        );
+        assert_eq!(a1.duration_ms, Some(20), "the request's duration");
+        assert_eq!(
+            (&a2.queued_at, &a2.started_at, &a2.ended_at),
+            (&t(1_100), &t(1_205), &t(1_300)),
+            "a retry is queued by the failure before it"
+        );
+        assert_eq!(a2.duration_ms, Some(95), "the executor's measure");
+        assert_eq!((a1.wait_ms, a2.wait_ms), (Some(5), Some(5)));
+        assert_eq!(a1.error.as_ref().map(|e| e.code), Some(ErrorCode::Timeout));
+        let llm = a1.llm.as_ref().unwrap();
+        assert_eq!(
+            (llm.input_tokens, llm.output_tokens, llm.cost_usd),
+            (10, 2, 0.5)
+        );
+        assert_eq!(llm.response, None, "no answer arrived");
+        assert_eq!(a2.llm.as_ref().unwrap().response, Some(json!({ "ok": 2 })));
+
+        // Cut off by a cancellation: the attempt without an outcome says so.
+        let d = fold(&record("cancelled"), &events[..4]);
+        assert_eq!(d.attempts[1].outcome, "cancelled");
+        assert_eq!(d.attempts[1].ended_at, None);
+        assert_eq!(
+            fold(&record("running"), &events[..4]).attempts[1].outcome,
+            "running"
+        );
+    }
+}
