@@ -261,8 +261,8 @@ fn run_error(e: &ErrorInfo) -> RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use braid_core::event::{RequestError, Write};
     use braid_api::ErrorCode;
+    use braid_core::event::{RequestError, Write};
     use serde_json::json;
 
     fn ev(seq: u64, ts: Millis, body: EventBody) -> Event {
