@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+mod inspect;
+pub use inspect::{AttemptDetail, BranchInfo, LlmCallDetail, TokenDetail};
+
 /// The stable error codes (`error.code` of an answer, `code` of a run's
 /// error) and the run statuses: the one definition every crate shares.
 pub use braid_types::{ErrorCode, RunStatus};

@@ -102,6 +102,50 @@ pub struct Write {
     pub value: Option<Value>,
 }
 
+/// One request an `llm_call` attempt sent and what came back: the payload
+/// of `llm_request`, carried from the executor to the core inside the
+/// attempt's [`crate::protocol::Outcome`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlmExchange {
+    /// The attempt (1-based).
+    pub attempt: u32,
+    /// `openai`, `anthropic`, `openai_compatible` or `scripted`.
+    pub provider: String,
+    /// The model asked for.
+    pub model: String,
+    /// The provider's request id, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// When the request was sent (after the wait for a slot).
+    pub sent_at: Millis,
+    /// Time spent waiting for a concurrency slot before sending.
+    pub wait_ms: u64,
+    /// From sending to the answer (or to the timeout).
+    pub duration_ms: u64,
+    /// The rendered messages sent, as a Chat Completions list
+    /// `[{ role, content }]` (docs/lifecycles.md).
+    pub messages: Value,
+    /// The raw response body: JSON as received, or its text when it is not
+    /// JSON; absent when no answer arrived (a timeout, a network error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+    /// Why the attempt failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RequestError>,
+    /// What the request cost, when the provider reported usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// The error of one LLM request: its code and message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestError {
+    /// Stable code (`SCHEMA_MISMATCH`, `RATE_LIMITED`, …).
+    pub code: ErrorCode,
+    /// What happened.
+    pub message: String,
+}
+
 /// Event kinds and payloads.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +182,13 @@ pub enum EventBody {
         action: String,
         /// Digest of the action's resolved input.
         input_digest: String,
+        /// What the action received, on the first attempt of an action that
+        /// has an input: an `llm_call`'s or `update_context`'s
+        /// `input_mapping` arguments (when it has any), a `workflow_call`'s
+        /// child input, a `write_artifact`'s content. Stored out of line
+        /// beyond 64 KiB like a large result.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        input: Option<Value>,
     },
     /// The node's action succeeded.
     NodeCompleted {
@@ -161,6 +212,9 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
     },
+    /// One `llm_call` attempt's request and answer, written just before
+    /// that attempt's outcome event. The state machine ignores it.
+    LlmRequest(Box<LlmExchange>),
     /// An attempt failed and another is scheduled.
     NodeRetrying {
         /// Attempt that failed.
@@ -304,6 +358,7 @@ impl EventBody {
             EventBody::NodeStarted { .. } => "node_started",
             EventBody::NodeCompleted { .. } => "node_completed",
             EventBody::NodeFailed { .. } => "node_failed",
+            EventBody::LlmRequest(_) => "llm_request",
             EventBody::NodeRetrying { .. } => "node_retrying",
             EventBody::TransitionTaken { .. } => "transition_taken",
             EventBody::TokenSpawned { .. } => "token_spawned",
@@ -386,6 +441,28 @@ mod tests {
                     input_tokens: 3,
                     ..Usage::default()
                 }),
+            },
+            EventBody::LlmRequest(Box::new(LlmExchange {
+                attempt: 1,
+                provider: "openai".into(),
+                model: "m".into(),
+                request_id: Some("req_1".into()),
+                sent_at: 5,
+                wait_ms: 0,
+                duration_ms: 9,
+                messages: json!([{ "role": "user", "content": "hi }" }]),
+                response: Some(json!("not json")),
+                error: Some(RequestError {
+                    code: ErrorCode::BadResponse,
+                    message: "m".into(),
+                }),
+                usage: None,
+            })),
+            EventBody::NodeStarted {
+                attempt: 1,
+                action: "a".into(),
+                input_digest: String::new(),
+                input: Some(json!({ "x": 1 })),
             },
         ];
         for b in bodies {

@@ -3,7 +3,7 @@
 //! [`Step`] it returns — events to persist and [`Command`]s to carry out.
 
 use crate::definition::Limits;
-use crate::event::{ErrorInfo, Event, Millis, Usage};
+use crate::event::{ErrorInfo, Event, LlmExchange, Millis, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -80,6 +80,9 @@ pub enum Outcome {
         usage: Option<Usage>,
         /// Wall time.
         duration_ms: u64,
+        /// The LLM request the attempt sent (`llm_request`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        llm: Option<Box<LlmExchange>>,
     },
     /// The attempt failed.
     Failure {
@@ -94,6 +97,9 @@ pub enum Outcome {
         /// also costs its tokens).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<Usage>,
+        /// The LLM request the attempt sent, when it sent one (`llm_request`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        llm: Option<Box<LlmExchange>>,
     },
 }
 

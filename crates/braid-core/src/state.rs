@@ -550,7 +550,8 @@ impl RunState {
                     t.child = None;
                 }
             }
-            EventBody::SnapshotCreated { .. } => {}
+            // A record for readers: the attempt's outcome event changes the state.
+            EventBody::SnapshotCreated { .. } | EventBody::LlmRequest(_) => {}
         }
     }
 

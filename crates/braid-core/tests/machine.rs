@@ -4,7 +4,7 @@
 mod common;
 
 use braid_core::definition::{Bundle, Limits};
-use braid_core::event::{EventBody, Usage};
+use braid_core::event::{EventBody, LlmExchange, Usage};
 use braid_core::graph::{self, Env};
 use braid_core::protocol::{Command, Input, Outcome, TaskPayload};
 use braid_core::state::{RunStatus, TokenStatus, UsageTotals};
@@ -248,10 +248,26 @@ fn failed_attempts_are_paid_for_in_the_run_and_the_token() {
         cost_usd,
         ..Usage::default()
     };
+    let exchange = |attempt: u32, usage| {
+        Some(Box::new(LlmExchange {
+            attempt: 99, // the core records the attempt it applies
+            provider: "openai".into(),
+            model: "m".into(),
+            request_id: None,
+            sent_at: 1_000,
+            wait_ms: 3,
+            duration_ms: 5,
+            messages: json!([{ "role": "user", "content": format!("try {attempt}") }]),
+            response: Some(json!({ "attempt": attempt })),
+            error: None,
+            usage: Some(usage),
+        }))
+    };
     // Attempt 1 reached the provider and failed: its usage is spent money.
     let mut first = fail("UNAVAILABLE");
-    if let Outcome::Failure { usage, .. } = &mut first {
+    if let Outcome::Failure { usage, llm, .. } = &mut first {
         *usage = Some(paid(10, 2, 0.25));
+        *llm = exchange(1, paid(10, 2, 0.25));
     }
     let step = run.apply(Input::TaskResult {
         token: "tk_1".into(),
@@ -259,6 +275,15 @@ fn failed_attempts_are_paid_for_in_the_run_and_the_token() {
         outcome: first,
     });
     match &step.events[0].body {
+        EventBody::LlmRequest(x) => {
+            assert_eq!(
+                (x.attempt, x.response.clone()),
+                (1, Some(json!({ "attempt": 1 })))
+            );
+        }
+        other => panic!("llm_request comes first: {other:?}"),
+    }
+    match &step.events[1].body {
         EventBody::NodeRetrying { usage, .. } => assert_eq!(usage, &Some(paid(10, 2, 0.25))),
         other => panic!("{other:?}"),
     }
@@ -266,15 +291,19 @@ fn failed_attempts_are_paid_for_in_the_run_and_the_token() {
         token: "tk_1".into(),
         attempt: 2,
     });
-    run.apply(Input::TaskResult {
+    let step = run.apply(Input::TaskResult {
         token: "tk_1".into(),
         attempt: 2,
         outcome: Outcome::Success {
             result: json!({ "vote": "A" }),
             usage: Some(paid(5, 5, 0.5)),
             duration_ms: 5,
+            llm: exchange(2, paid(5, 5, 0.5)),
         },
     });
+    let kinds: Vec<&str> = step.events.iter().map(|e| e.body.kind()).collect();
+    assert_eq!(&kinds[..2], ["llm_request", "node_completed"], "{kinds:?}");
+    assert_eq!(step.events[0].token_id.as_deref(), Some("tk_1"));
     let expected = UsageTotals {
         llm_calls: 2,
         input_tokens: 15,

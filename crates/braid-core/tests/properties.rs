@@ -198,9 +198,9 @@ proptest! {
                 let d = pending.remove(c % pending.len());
                 let fail = (fail_mask >> (k % 64)) & 1 == 1 && c.is_multiple_of(7);
                 let outcome = if fail {
-                    Outcome::Failure { error: braid_core::event::ErrorInfo::new(braid_types::ErrorCode::InvalidRequest, "x"), retry_after_ms: None, duration_ms: 1, usage: None }
+                    Outcome::Failure { error: braid_core::event::ErrorInfo::new(braid_types::ErrorCode::InvalidRequest, "x"), retry_after_ms: None, duration_ms: 1, usage: None, llm: None }
                 } else {
-                    Outcome::Success { result: json!({ "v": c % 100 }), usage: None, duration_ms: 1 }
+                    Outcome::Success { result: json!({ "v": c % 100 }), usage: None, duration_ms: 1, llm: None }
                 };
                 Input::TaskResult { token: d.token.clone(), attempt: d.attempt, outcome }
             };
@@ -214,7 +214,7 @@ proptest! {
         }
         // Results still in flight after the end are ignored.
         for d in pending {
-            let step = run.apply(Input::TaskResult { token: d.token, attempt: d.attempt, outcome: Outcome::Success { result: json!({ "v": 1 }), usage: None, duration_ms: 1 } });
+            let step = run.apply(Input::TaskResult { token: d.token, attempt: d.attempt, outcome: Outcome::Success { result: json!({ "v": 1 }), usage: None, duration_ms: 1, llm: None } });
             prop_assert!(step.events.is_empty());
         }
         check_token_lifecycles(&run);
@@ -302,6 +302,7 @@ fn merges_do_not_depend_on_arrival_order() {
                         result: json!({ "v": [i * 10] }),
                         usage: None,
                         duration_ms: 1,
+                        llm: None,
                     },
                 });
             }

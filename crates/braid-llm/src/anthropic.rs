@@ -135,7 +135,12 @@ fn parse_response(
     } = response;
     // Read first: an answer that cannot be used was still charged.
     let usage = http::reported_usage(&body, "input_tokens", "output_tokens");
-    let bad = |what: String| label.bad_response(status, what).with_usage(usage);
+    let bad = |what: String| {
+        label
+            .bad_response(status, what)
+            .with_usage(usage)
+            .with_response(body.clone())
+    };
     let blocks = body
         .get("content")
         .and_then(Value::as_array)
@@ -193,6 +198,7 @@ fn parse_response(
             .and_then(Value::as_str)
             .unwrap_or(&label.model)
             .to_string(),
+        raw: body,
     })
 }
 

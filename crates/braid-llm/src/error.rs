@@ -22,6 +22,9 @@ pub struct LlmError {
     /// The tokens the provider reported for an answer it charged but that
     /// cannot be used (a 2xx refusal or unparseable output): spent money.
     pub usage: Option<crate::Usage>,
+    /// The provider's answer, when one arrived: the body as JSON, or its
+    /// text (a JSON string) when it is not JSON.
+    pub response: Option<serde_json::Value>,
 }
 
 impl LlmError {
@@ -33,12 +36,19 @@ impl LlmError {
             retry_after_ms: None,
             http_status: None,
             usage: None,
+            response: None,
         }
     }
 
     /// The same error, with the usage the provider reported for the answer.
     pub fn with_usage(mut self, usage: crate::Usage) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// The same error, with the provider's answer.
+    pub fn with_response(mut self, response: serde_json::Value) -> Self {
+        self.response = Some(response);
         self
     }
 

@@ -75,13 +75,15 @@ pub(crate) async fn send(
         return Err(status_error(label, status, &headers, &bytes));
     }
     let body = serde_json::from_slice(&bytes).map_err(|e| {
-        label.bad_response(
-            status,
-            format_args!(
-                "response body is not JSON ({e}): {}",
-                truncate(&String::from_utf8_lossy(&bytes))
-            ),
-        )
+        label
+            .bad_response(
+                status,
+                format_args!(
+                    "response body is not JSON ({e}): {}",
+                    truncate(&String::from_utf8_lossy(&bytes))
+                ),
+            )
+            .with_response(raw_body(&bytes))
     })?;
     Ok(JsonResponse {
         status,
@@ -181,7 +183,14 @@ pub(crate) fn status_error(
         retry_after_ms,
         http_status: Some(s),
         usage: None,
+        response: Some(parsed.unwrap_or_else(|| raw_body(body))),
     }
+}
+
+/// A response body as recorded: its JSON, or its text when it is not JSON.
+pub(crate) fn raw_body(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }
 
 /// The provider's own error message: OpenAI and Anthropic use `{"error": {"message"}}`;

@@ -79,6 +79,20 @@ pub struct LlmRequest {
 }
 
 impl LlmRequest {
+    /// The rendered messages, as a Chat Completions list: `{ role: "system" }`
+    /// (when there is a system prompt) then `{ role: "user" }`. Exactly what
+    /// `openai`/`openai_compatible` send as `messages`; `anthropic` sends the
+    /// same contents with the system prompt as its top-level `system` field.
+    /// What `llm_request` records as the messages sent.
+    pub fn messages(&self) -> Value {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &self.system {
+            messages.push(serde_json::json!({"role": "system", "content": system}));
+        }
+        messages.push(serde_json::json!({"role": "user", "content": self.prompt}));
+        Value::Array(messages)
+    }
+
     /// A text request for `model` on attempt 1, with no system prompt, schema or branch.
     pub fn new(model: impl Into<String>, prompt: impl Into<String>) -> Self {
         LlmRequest {
@@ -115,6 +129,8 @@ pub struct LlmResponse {
     pub request_id: Option<String>,
     /// The model the provider reports having used.
     pub model: String,
+    /// The response body as received (the scripted provider: its answer).
+    pub raw: Value,
 }
 
 /// Which adapter a model profile uses (`provider` in a definition).

@@ -56,14 +56,9 @@ impl OpenAi {
     }
 
     fn body(&self, req: &LlmRequest, model: &str) -> Value {
-        let mut messages = Vec::new();
-        if let Some(system) = &req.system {
-            messages.push(json!({"role": "system", "content": system}));
-        }
-        messages.push(json!({"role": "user", "content": req.prompt}));
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
-        body.insert("messages".into(), Value::Array(messages));
+        body.insert("messages".into(), req.messages());
         let p = &req.parameters;
         if let Some(t) = p.temperature {
             body.insert("temperature".into(), json!(t));
@@ -129,7 +124,12 @@ fn parse_response(
     } = response;
     // Read first: an answer that cannot be used was still charged.
     let usage = http::reported_usage(&body, "prompt_tokens", "completion_tokens");
-    let bad = |what: String| label.bad_response(status, what).with_usage(usage);
+    let bad = |what: String| {
+        label
+            .bad_response(status, what)
+            .with_usage(usage)
+            .with_response(body.clone())
+    };
     let choice = body
         .pointer("/choices/0")
         .ok_or_else(|| bad(format!("response has no choices[0]: {}", snippet(&body))))?;
@@ -169,6 +169,7 @@ fn parse_response(
             .unwrap_or(&label.model)
             .to_string(),
         text,
+        raw: body,
     })
 }
 

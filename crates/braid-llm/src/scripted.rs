@@ -205,6 +205,7 @@ impl LlmProvider for Scripted {
                 Value::String(s) => (
                     parse_structured(s).map_err(|e| {
                         LlmError::new(ErrorCode::BadResponse, format!("{label}: {e}"))
+                            .with_response(answer.clone())
                     })?,
                     s.clone(),
                 ),
@@ -215,7 +216,8 @@ impl LlmProvider for Scripted {
                             "{label}: scripted answer for {where_} is {}, expected a JSON object",
                             crate::json_kind(other)
                         ),
-                    ));
+                    )
+                    .with_response(other.clone()));
                 }
             }
         } else {
@@ -240,6 +242,7 @@ impl LlmProvider for Scripted {
                 None => format!("scripted-a{}", req.attempt),
             }),
             model: model.to_string(),
+            raw: answer.clone(),
         })
     }
 }

@@ -1,10 +1,69 @@
 //! [`AttemptError`]: why one attempt of an action gave no result, typed, with
-//! each kind's code, its default retryability and what it cost.
+//! each kind's code, its default retryability and what it cost; and
+//! [`LlmRecorder`], the `llm_request` of an attempt as it goes.
 
-use braid_core::event::{ErrorInfo, Usage};
+use braid_core::event::{ErrorInfo, LlmExchange, RequestError, Usage};
 use braid_core::protocol::Outcome;
 use braid_llm::LlmError;
 use braid_types::ErrorCode;
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// The request an `llm_call` attempt sent, kept outside the attempt's
+/// future so that an attempt aborted by its timeout still reports it.
+#[derive(Default)]
+pub(crate) struct LlmRecorder(Mutex<Option<(Instant, LlmExchange)>>);
+
+impl LlmRecorder {
+    /// The request is about to go out (`sent_at`, `wait_ms`, `messages` set).
+    pub(crate) fn sent(&self, exchange: LlmExchange) {
+        *self.0.lock().expect("llm recorder lock") = Some((Instant::now(), exchange));
+    }
+
+    /// Whether a request went out.
+    pub(crate) fn is_sent(&self) -> bool {
+        self.0.lock().expect("llm recorder lock").is_some()
+    }
+
+    /// The provider answered (`response` is `None` when nothing arrived).
+    pub(crate) fn answered(&self, response: Option<Value>, request_id: Option<String>) {
+        if let Some((sent, x)) = self.0.lock().expect("llm recorder lock").as_mut() {
+            x.duration_ms = sent.elapsed().as_millis() as u64;
+            x.response = response;
+            x.request_id = request_id;
+        }
+    }
+
+    /// Attaches the recorded request to the attempt's outcome, with the
+    /// outcome's error and usage (what the core records for the attempt).
+    pub(crate) fn finish(self, outcome: &mut Outcome) {
+        let Some((sent, mut x)) = self.0.into_inner().expect("llm recorder lock") else {
+            return;
+        };
+        if x.response.is_none() && x.duration_ms == 0 {
+            // Cut off before an answer (the attempt's timeout).
+            x.duration_ms = sent.elapsed().as_millis() as u64;
+        }
+        let slot = match outcome {
+            Outcome::Success { usage, llm, .. } => {
+                x.usage = usage.clone();
+                llm
+            }
+            Outcome::Failure {
+                error, usage, llm, ..
+            } => {
+                x.error = Some(RequestError {
+                    code: error.code,
+                    message: error.message.clone(),
+                });
+                x.usage = usage.clone();
+                llm
+            }
+        };
+        *slot = Some(Box::new(x));
+    }
+}
 
 /// Why one attempt of an action gave no result.
 ///
@@ -115,6 +174,7 @@ impl AttemptError {
             retry_after_ms,
             duration_ms,
             usage,
+            llm: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
 use braid_core::state::RunState;
 use braid_store::Store;
+use serde_json::Value;
 use std::sync::Arc;
 
 /// A batch of events of one run, as published to live subscribers.
@@ -21,8 +22,42 @@ pub struct Published {
 /// The key of a stored event's reference to an out-of-line result.
 pub(crate) const RESULT_REF: &str = "$result";
 
+/// The payload fields of an event kind that are stored out of line (in the
+/// results table, the event keeping `{ "$result": id }`) when larger than
+/// 64 KiB.
+pub(crate) fn out_of_line_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "node_started" => &["input"],
+        "node_completed" => &["result"],
+        "llm_request" => &["messages", "response"],
+        _ => &[],
+    }
+}
+
+/// Puts the fields of a stored payload that were moved out of line back in
+/// place, so readers see the event as it was emitted.
+pub async fn restore_payload(
+    store: &dyn Store,
+    run_id: &str,
+    seq: i64,
+    kind: &str,
+    payload: &mut Value,
+) -> Result<(), Error> {
+    for field in out_of_line_fields(kind) {
+        if let Some(id) = payload[*field][RESULT_REF].as_str() {
+            let id = id.to_string();
+            payload[*field] = store.result(&id).await?.ok_or_else(|| {
+                braid_store::Error::Backend(format!(
+                    "event {run_id}#{seq}: {field} {id} is missing"
+                ))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// One page (up to 1,000) of a run's stored events after `after`, as core
-/// events, with results stored out of line put back in place.
+/// events, with fields stored out of line put back in place.
 pub async fn stored_events(
     store: &dyn Store,
     run_id: &str,
@@ -32,17 +67,7 @@ pub async fn stored_events(
     let mut out = Vec::with_capacity(page.len());
     for e in page {
         let mut payload = e.payload;
-        if e.kind == "node_completed"
-            && let Some(id) = payload["result"][RESULT_REF].as_str()
-        {
-            let id = id.to_string();
-            payload["result"] = store.result(&id).await?.ok_or_else(|| {
-                braid_store::Error::Backend(format!(
-                    "event {}#{}: result {id} is missing",
-                    run_id, e.seq
-                ))
-            })?;
-        }
+        restore_payload(store, run_id, e.seq, &e.kind, &mut payload).await?;
         let body = EventBody::from_parts(&e.kind, payload).map_err(|err| {
             braid_store::Error::Backend(format!("event {}#{}: {err}", e.run_id, e.seq))
         })?;

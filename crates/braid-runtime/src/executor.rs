@@ -4,14 +4,14 @@
 //! and sends the result to the run's coordinator as an inbox message (which
 //! acks the task in the same commit that records the result).
 
-use crate::attempt::AttemptError;
+use crate::attempt::{AttemptError, LlmRecorder};
 use crate::dispatch::{Handed, TaskEnvelope};
 use crate::inbox::Msg;
 use crate::options::Options;
 use crate::shared::Inner;
 use crate::telemetry;
 use braid_core::definition::ModelProfile;
-use braid_core::event::Usage;
+use braid_core::event::{LlmExchange, Usage};
 use braid_core::machine::{Input, Outcome, TaskPayload};
 use braid_expr::Schema;
 use braid_llm::{LlmProvider, LlmRequest, Parameters, ProviderConfig, ProviderKind};
@@ -19,7 +19,6 @@ use braid_store::{ArtifactRecord, TaskRecord, WriteOp};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -196,9 +195,9 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     // reports how long the call really took.
     let started = Instant::now();
     // Set once a request has gone to a provider: a call cut off by the
-    // timeout was sent, and is counted as a request.
-    let sent = AtomicBool::new(false);
-    let work = run_action(inner, ex, &task, &envelope, &sent);
+    // timeout was sent, and is counted as a request (and recorded).
+    let llm = LlmRecorder::default();
+    let work = run_action(inner, ex, &task, &envelope, &llm);
     let result = match envelope.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
             Ok(r) => r,
@@ -206,21 +205,23 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
                 node: envelope.node.clone(),
                 attempt,
                 ms,
-                sent: sent.load(Ordering::Relaxed),
+                sent: llm.is_sent(),
             }),
         },
         None => work.await,
     };
     let duration_ms = started.elapsed().as_millis() as u64;
-    let outcome = match result {
+    let mut outcome = match result {
         Ok((result, usage)) => Outcome::Success {
             result,
             usage,
             duration_ms,
+            llm: None,
         },
         Err(AttemptError::NotStarted) => return release(inner, &task).await,
         Err(error) => error.into_outcome(duration_ms),
     };
+    llm.finish(&mut outcome);
     deliver(inner, &task, outcome);
 }
 
@@ -300,7 +301,7 @@ async fn run_action(
     ex: &Executor,
     task: &TaskRecord,
     env: &TaskEnvelope,
-    sent: &AtomicBool,
+    llm: &LlmRecorder,
 ) -> ActionResult {
     match &env.payload {
         TaskPayload::LlmCall {
@@ -337,7 +338,19 @@ async fn run_action(
                 attempt: task.attempt as u32,
             };
             let started = Instant::now();
-            sent.store(true, Ordering::Relaxed);
+            llm.sent(LlmExchange {
+                attempt: req.attempt,
+                provider: profile.provider.clone(),
+                model: profile.model.clone(),
+                request_id: None,
+                sent_at: inner.clock.now_ms(),
+                wait_ms: (started - waiting).as_millis() as u64,
+                duration_ms: 0,
+                messages: req.messages(),
+                response: None,
+                error: None,
+                usage: None,
+            });
             let priced = |reported: braid_llm::Usage| Usage {
                 input_tokens: reported.input_tokens,
                 output_tokens: reported.output_tokens,
@@ -349,13 +362,14 @@ async fn run_action(
                 request_id: None,
                 model: None,
             };
-            let resp = provider
-                .call(&req)
-                .await
-                .map_err(|error| AttemptError::Provider {
+            let mut resp = provider.call(&req).await.map_err(|mut error| {
+                llm.answered(error.response.take(), None);
+                AttemptError::Provider {
                     usage: priced(error.usage.unwrap_or_default()),
                     error,
-                })?;
+                }
+            })?;
+            llm.answered(Some(resp.raw.take()), resp.request_id.clone());
             let usage = Usage {
                 request_id: resp.request_id.clone(),
                 model: Some(resp.model.clone()),

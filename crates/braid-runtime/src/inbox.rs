@@ -37,6 +37,7 @@ pub(crate) fn attempt_failed(token: &str, attempt: u32, error: ErrorInfo, durati
                 retry_after_ms: None,
                 duration_ms,
                 usage: None,
+                llm: None,
             },
         },
         None,

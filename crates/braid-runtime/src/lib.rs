@@ -69,6 +69,6 @@ pub use children::MAX_DEPTH;
 pub use clock::{Clock, IdGen, SystemClock, UuidIds};
 pub use engine::Engine;
 pub use error::Error;
-pub use events::{Published, stored_events};
+pub use events::{Published, restore_payload, stored_events};
 pub use options::Options;
 pub use telemetry::{HISTOGRAM_BUCKETS, Traces};

@@ -13,6 +13,7 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod inspect;
 mod live;
 mod metrics;
 mod runs;
@@ -84,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::list))
         .routes(routes!(runs::get))
         .routes(routes!(runs::tokens))
+        .routes(routes!(inspect::get_token))
         .routes(routes!(runs::events))
         .routes(routes!(runs::cancel))
         .routes(routes!(live::run_events))

@@ -25,7 +25,7 @@ use braid_core::definition::Bundle;
 use braid_store::{
     ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
     EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef,
-    TaskQueue, TaskRecord, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
+    TaskQueue, TaskRecord, TokenHistory, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -103,6 +103,11 @@ fn migrator() -> Migrator {
             4,
             "token_usage",
             include_str!("../migrations/0004_token_usage.sql"),
+        ),
+        m(
+            5,
+            "token_seqs",
+            include_str!("../migrations/0005_token_seqs.sql"),
         ),
     ])
 }
@@ -313,6 +318,10 @@ impl RunStore for SqliteStore {
         limit: u32,
     ) -> Result<Page<TokenRecord>> {
         runs::tokens(&mut *self.reader().await?, run_id, cursor, limit).await
+    }
+
+    async fn token_history(&self, run_id: &str, token_id: &str) -> Result<Option<TokenHistory>> {
+        runs::token_history(&mut *self.reader().await?, run_id, token_id).await
     }
 
     async fn usage_total(&self, run_id: &str) -> Result<UsageTotals> {

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenRecord, UsageTotals, WriteOp,
+    TaskRecord, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -26,12 +26,14 @@ static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
 static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
         "INSERT INTO tokens (run_id, seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
-                             created_at, started_at, ended_at)",
-        12,
+                             created_at, started_at, ended_at, first_seq, last_seq)",
+        14,
         "ON CONFLICT (run_id, seq) DO UPDATE SET
             id = excluded.id, node = excluded.node, status = excluded.status, parent_token_id = excluded.parent_token_id,
             sibling_set = excluded.sibling_set, branch_index = excluded.branch_index, attempts = excluded.attempts,
-            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at",
+            created_at = excluded.created_at, started_at = excluded.started_at, ended_at = excluded.ended_at,
+            first_seq = coalesce(tokens.first_seq, excluded.first_seq),
+            last_seq = coalesce(excluded.last_seq, tokens.last_seq)",
     )
 });
 
@@ -184,6 +186,8 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
                 .bind(t.created_at)
                 .bind(t.started_at)
                 .bind(t.ended_at)
+                .bind(t.first_seq)
+                .bind(t.last_seq)
         })
         .await?;
     write_ledger(c, spent).await?;
@@ -487,21 +491,21 @@ pub(crate) async fn events(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    rows.iter()
-        .map(|r| {
-            let seq: i64 = r.try_get("seq").db()?;
-            let payload: String = r.try_get("payload").db()?;
-            Ok(EventRecord {
-                run_id: run_id.to_owned(),
-                seq,
-                kind: r.try_get("kind").db()?,
-                ts: r.try_get("ts").db()?,
-                token_id: r.try_get("token_id").db()?,
-                node: r.try_get("node").db()?,
-                payload: parse_json(&payload, &|| format!("run {run_id}: event {seq}: payload"))?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| event_from_row(run_id, r)).collect()
+}
+
+fn event_from_row(run_id: &str, r: &SqliteRow) -> Result<EventRecord> {
+    let seq: i64 = r.try_get("seq").db()?;
+    let payload: String = r.try_get("payload").db()?;
+    Ok(EventRecord {
+        run_id: run_id.to_owned(),
+        seq,
+        kind: r.try_get("kind").db()?,
+        ts: r.try_get("ts").db()?,
+        token_id: r.try_get("token_id").db()?,
+        node: r.try_get("node").db()?,
+        payload: parse_json(&payload, &|| format!("run {run_id}: event {seq}: payload"))?,
+    })
 }
 
 pub(crate) async fn tokens(
@@ -515,11 +519,9 @@ pub(crate) async fn tokens(
         None => 0,
         Some(c) => c.parse().map_err(|_| bad_cursor(c))?,
     };
-    let rows = sqlx::query(
-        "SELECT seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts, created_at,
-                started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd
-         FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-    )
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+    )))
     .bind(run_id.to_owned())
     .bind(after)
     .bind(limit + 1)
@@ -531,21 +533,7 @@ pub(crate) async fn tokens(
         .iter()
         .map(|r| {
             last_seq.push(r.try_get::<i64, _>("seq").db()?);
-            Ok(TokenRecord {
-                run_id: run_id.to_owned(),
-                seq: r.try_get("seq").db()?,
-                id: r.try_get("id").db()?,
-                node: r.try_get("node").db()?,
-                status: r.try_get("status").db()?,
-                parent_token_id: r.try_get("parent_token_id").db()?,
-                sibling_set: r.try_get("sibling_set").db()?,
-                branch_index: r.try_get("branch_index").db()?,
-                attempts: r.try_get("attempts").db()?,
-                created_at: r.try_get("created_at").db()?,
-                started_at: r.try_get("started_at").db()?,
-                ended_at: r.try_get("ended_at").db()?,
-                usage: usage_of(r)?,
-            })
+            token_from_row(run_id, r)
         })
         .collect::<Result<Vec<_>>>()?;
     let next_cursor = if items.len() as i64 > limit {
@@ -555,6 +543,77 @@ pub(crate) async fn tokens(
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+const TOKEN_COLUMNS: &str = "seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
+    created_at, started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd, first_seq, last_seq";
+
+fn token_from_row(run_id: &str, r: &SqliteRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        run_id: run_id.to_owned(),
+        seq: r.try_get("seq").db()?,
+        id: r.try_get("id").db()?,
+        node: r.try_get("node").db()?,
+        status: r.try_get("status").db()?,
+        parent_token_id: r.try_get("parent_token_id").db()?,
+        sibling_set: r.try_get("sibling_set").db()?,
+        branch_index: r.try_get("branch_index").db()?,
+        attempts: r.try_get("attempts").db()?,
+        created_at: r.try_get("created_at").db()?,
+        started_at: r.try_get("started_at").db()?,
+        ended_at: r.try_get("ended_at").db()?,
+        usage: usage_of(r)?,
+        first_seq: r.try_get("first_seq").db()?,
+        last_seq: r.try_get("last_seq").db()?,
+    })
+}
+
+/// One token's row, then its events: a range of the run's event key
+/// between the row's first and last seq (the whole run for a row written
+/// before those columns existed).
+pub(crate) async fn token_history(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    token_id: &str,
+) -> Result<Option<TokenHistory>> {
+    // `tk_7` is row 7 of its run: a key lookup; other ids are searched.
+    let by_key = token_id
+        .strip_prefix("tk_")
+        .and_then(|n| n.parse::<i64>().ok());
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE run_id = ? AND id = ?{}",
+        if by_key.is_some() { " AND seq = ?" } else { "" }
+    );
+    let mut query = sqlx::query(AssertSqlSafe(sql))
+        .bind(run_id.to_owned())
+        .bind(token_id.to_owned());
+    if let Some(seq) = by_key {
+        query = query.bind(seq);
+    }
+    let Some(row) = query.fetch_optional(&mut *conn).await.db()? else {
+        return Ok(None);
+    };
+    let token = token_from_row(run_id, &row)?;
+    let (first, last) = match (token.first_seq, token.last_seq) {
+        (Some(first), Some(last)) => (first, last),
+        _ => (0, i64::MAX),
+    };
+    let rows = sqlx::query(
+        "SELECT seq, kind, ts, token_id, node, payload FROM events
+         WHERE run_id = ? AND seq BETWEEN ? AND ? AND token_id = ? ORDER BY seq",
+    )
+    .bind(run_id.to_owned())
+    .bind(first)
+    .bind(last)
+    .bind(token_id.to_owned())
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    let events = rows
+        .iter()
+        .map(|r| event_from_row(run_id, r))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(TokenHistory { token, events }))
 }
 
 pub(crate) async fn latest_snapshot(

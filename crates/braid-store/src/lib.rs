@@ -37,8 +37,8 @@ pub use definitions::{
 pub use error::{Error, Result};
 pub use queue::{TaskQueue, TaskRecord};
 pub use runs::{
-    EventRecord, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenRecord, UsageTotals,
-    WriteOp,
+    EventRecord, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory, TokenRecord,
+    UsageTotals, WriteOp,
 };
 
 /// Milliseconds since the Unix epoch (UTC).

@@ -95,6 +95,25 @@ pub struct TokenRecord {
     /// What this visit's attempts cost, failed ones included (the ledger).
     #[serde(default)]
     pub usage: UsageTotals,
+    /// The seq of the first event about this token (its envelope's
+    /// `token_id`); `None` before it has one. An upsert with `None` keeps
+    /// the stored value, and the first value written is kept.
+    #[serde(default)]
+    pub first_seq: Option<i64>,
+    /// The seq of the latest event about this token; an upsert with `None`
+    /// keeps the stored value.
+    #[serde(default)]
+    pub last_seq: Option<i64>,
+}
+
+/// One token's row and its events, for the node inspector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenHistory {
+    /// The token row.
+    pub token: TokenRecord,
+    /// The events whose `token_id` is this token, by seq (payloads as
+    /// stored: fields moved out of line are still references).
+    pub events: Vec<EventRecord>,
 }
 
 /// An event as stored (docs/lifecycles.md envelope).
@@ -258,6 +277,11 @@ pub trait RunStore: Send + Sync {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<TokenRecord>>;
+    /// One token's row and its events (`token_id` = `token_id`), read as a
+    /// range of the run's events between the row's `first_seq` and
+    /// `last_seq` rather than a scan of the run; `None` when the run or
+    /// the token is unknown.
+    async fn token_history(&self, run_id: &str, token_id: &str) -> Result<Option<TokenHistory>>;
     /// The usage of a run and of all its descendants (child runs, their
     /// children, …), summed over their tokens' ledger columns in one query;
     /// zero for an unknown run. What `usage_total` of the API shows.

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 /// What starting a non-pure node means.
 pub(super) enum Work {
-    /// A task for the executor pool.
-    Task(TaskPayload),
+    /// A task for the executor pool, and the action's input for `node_started`.
+    Task(TaskPayload, Option<Value>),
     /// A child run.
     Child {
         workflow: String,
@@ -41,7 +41,15 @@ impl Machine<'_> {
             return self.arrive(token, join.joins);
         }
         if node.action.is_pure() {
-            self.node_started(token, 1, String::new());
+            // The mapped input is shown only: `update_context` reads the context itself.
+            let input = match self.mapped_input(token) {
+                Ok(input) => input,
+                Err(error) => {
+                    self.node_started(token, 1, String::new(), None);
+                    return self.fail_node(token, Failure::unpaid(error, 1));
+                }
+            };
+            self.node_started(token, 1, String::new(), input);
             match self.update_context(token) {
                 Ok(result) => self.succeed(token, 1, result, None, 0),
                 Err(error) => self.fail_node(token, Failure::unpaid(error, 1)),
@@ -52,7 +60,13 @@ impl Machine<'_> {
     }
 
     /// `node_started` for attempt `attempt` of the token's node.
-    pub(super) fn node_started(&mut self, token: usize, attempt: u32, input_digest: String) {
+    pub(super) fn node_started(
+        &mut self,
+        token: usize,
+        attempt: u32,
+        input_digest: String,
+        input: Option<Value>,
+    ) {
         let action = self.node(token).action_ref.clone();
         self.emit(
             Some(token),
@@ -60,8 +74,29 @@ impl Machine<'_> {
                 attempt,
                 action,
                 input_digest,
+                input,
             },
         );
+    }
+
+    /// The node's `input_mapping` evaluated in the token's context (`None`
+    /// for a node without one).
+    fn mapped_input(&self, token: usize) -> Result<Option<Value>, ErrorInfo> {
+        let node = self.node(token);
+        if node.input_mapping.is_empty() {
+            return Ok(None);
+        }
+        let ctx = self.context(token);
+        let vars = ctx.vars(None);
+        let mut args = Map::new();
+        for (field, e) in &node.input_mapping {
+            let v = e.eval(&vars).map_err(|err| {
+                let what = format!("input_mapping.{field} `{}`", e.source());
+                self.expr_error(token, &what, &err.to_string())
+            })?;
+            args.insert(field.clone(), v);
+        }
+        Ok(Some(Value::Object(args)))
     }
 
     /// Resolves the invocation of a non-pure action and queues it.
@@ -70,22 +105,22 @@ impl Machine<'_> {
             Ok(w) => w,
             Err(error) => {
                 if attempt == 1 {
-                    self.node_started(token, attempt, String::new());
+                    self.node_started(token, attempt, String::new(), None);
                 }
                 return self.fail_node(token, Failure::unpaid(error, attempt));
             }
         };
         let node = self.node(token);
         if attempt == 1 {
-            let input_digest = match &work {
-                Work::Task(p) => digest(p),
-                Work::Child { input, .. } => digest(input),
+            let (input_digest, input) = match &work {
+                Work::Task(p, input) => (digest(p), input.clone()),
+                Work::Child { input, .. } => (digest(input), Some(input.clone())),
             };
-            self.node_started(token, attempt, input_digest);
+            self.node_started(token, attempt, input_digest, input);
         }
         let token_id = self.state.tokens[token].id.clone();
         match work {
-            Work::Task(payload) => self.step.commands.push(Command::Dispatch(Dispatch {
+            Work::Task(payload, _) => self.step.commands.push(Command::Dispatch(Dispatch {
                 token: token_id,
                 node: node.ref_.clone(),
                 attempt,
@@ -135,6 +170,7 @@ impl Machine<'_> {
                 for (field, e) in &node.input_mapping {
                     args.insert(field.clone(), eval(e, &format!("input_mapping.{field}"))?);
                 }
+                let input = (!args.is_empty()).then(|| Value::Object(args.clone()));
                 let data = ctx.template_data(args);
                 let render = |t: &braid_expr::Template, what: &str| {
                     t.render(&data).map_err(|e| {
@@ -153,13 +189,16 @@ impl Machine<'_> {
                 let branch_index = self.state.tokens[token]
                     .scope
                     .map(|s| self.state.scopes[s].index);
-                Ok(Work::Task(TaskPayload::LlmCall {
-                    model: model.clone(),
-                    system,
-                    prompt,
-                    produces: produces.clone(),
-                    branch_index,
-                }))
+                Ok(Work::Task(
+                    TaskPayload::LlmCall {
+                        model: model.clone(),
+                        system,
+                        prompt,
+                        produces: produces.clone(),
+                        branch_index,
+                    },
+                    input,
+                ))
             }
             CompiledAction::WriteArtifact {
                 type_name,
@@ -176,12 +215,15 @@ impl Machine<'_> {
                 if let Err(violations) = schema.validate(&content) {
                     return Err(self.node_error(token, ErrorCode::SchemaMismatch, format!("node `{}`: artifact content does not match artifact type `{type_name}` v{type_version}: {}", node.ref_, describe(&violations))));
                 }
-                Ok(Work::Task(TaskPayload::WriteArtifact {
-                    type_name: type_name.clone(),
-                    type_version: *type_version,
-                    name: name.clone(),
-                    content,
-                }))
+                Ok(Work::Task(
+                    TaskPayload::WriteArtifact {
+                        type_name: type_name.clone(),
+                        type_version: *type_version,
+                        name: name.clone(),
+                        content: content.clone(),
+                    },
+                    Some(content),
+                ))
             }
             CompiledAction::WorkflowCall {
                 workflow,

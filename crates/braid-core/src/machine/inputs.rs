@@ -30,7 +30,7 @@ impl Machine<'_> {
                 };
                 let t = &self.state.tokens[token];
                 if t.status == TokenStatus::RetryWait && t.attempt == attempt {
-                    self.node_started(token, attempt, String::new());
+                    self.node_started(token, attempt, String::new(), None);
                 }
                 Applied::Yes
             }
@@ -123,7 +123,7 @@ impl Machine<'_> {
         Applied::Yes
     }
 
-    fn task_result(&mut self, token_id: &str, attempt: u32, outcome: Outcome) -> Applied {
+    fn task_result(&mut self, token_id: &str, attempt: u32, mut outcome: Outcome) -> Applied {
         let Some(token) = self.live_token(token_id) else {
             return Applied::Ignored;
         };
@@ -135,11 +135,19 @@ impl Machine<'_> {
         {
             return Applied::Ignored; // duplicate or stale delivery: exactly-once state
         }
+        let llm = match &mut outcome {
+            Outcome::Success { llm, .. } | Outcome::Failure { llm, .. } => llm.take(),
+        };
+        self.pending_llm = llm.map(|mut exchange| {
+            exchange.attempt = attempt;
+            (token, exchange)
+        });
         match outcome {
             Outcome::Success {
                 result,
                 usage,
                 duration_ms,
+                ..
             } => self.succeed(token, attempt, result, usage, duration_ms),
             Outcome::Failure {
                 error,
@@ -161,6 +169,7 @@ impl Machine<'_> {
                 self.attempt_failed(token, attempt, error, retry_after_ms, usage)
             }
         }
+        self.pending_llm = None;
         self.run();
         Applied::Yes
     }
@@ -195,7 +204,7 @@ impl Machine<'_> {
         };
         let t = &self.state.tokens[token];
         match t.status {
-            TokenStatus::RetryWait => self.node_started(token, attempt, String::new()),
+            TokenStatus::RetryWait => self.node_started(token, attempt, String::new(), None),
             TokenStatus::Running => {}
             _ => return Applied::Ignored,
         }

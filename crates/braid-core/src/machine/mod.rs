@@ -27,7 +27,7 @@ pub use crate::protocol::{
 pub use children::{child_run_id, pending_children};
 
 use crate::definition::{FanIn, Limits};
-use crate::event::{ErrorInfo, Event, EventBody, Millis, Usage};
+use crate::event::{ErrorInfo, Event, EventBody, LlmExchange, Millis, Usage};
 use crate::graph::{CompiledNode, Graph};
 use crate::state::{RunState, RunStatus, TokenStatus};
 use braid_types::ErrorCode;
@@ -84,6 +84,10 @@ struct Machine<'a> {
     limits: Limits,
     /// Events after which no further token is started in this step.
     budget: usize,
+    /// The `llm_request` of the attempt being finished, with its token:
+    /// emitted just before that token's outcome event, whichever path
+    /// (success, mapping failure, retry, final failure) emits it.
+    pending_llm: Option<(usize, Box<LlmExchange>)>,
 }
 
 /// Why a node failed, before it is routed.
@@ -116,11 +120,23 @@ impl<'a> Machine<'a> {
             ready: VecDeque::new(),
             limits: graph.limits,
             budget: max_events.max(1),
+            pending_llm: None,
         }
     }
 
     /// Emits an event about `token` (an index in `state.tokens`) and applies it.
     fn emit(&mut self, token: Option<usize>, body: EventBody) {
+        if matches!(
+            body,
+            EventBody::NodeCompleted { .. }
+                | EventBody::NodeRetrying { .. }
+                | EventBody::NodeFailed { .. }
+        ) && let Some(t) = token
+            && self.pending_llm.as_ref().is_some_and(|(p, _)| *p == t)
+            && let Some((_, exchange)) = self.pending_llm.take()
+        {
+            self.emit(token, EventBody::LlmRequest(exchange));
+        }
         let (token_id, node) = match token {
             Some(token) => {
                 let t = &self.state.tokens[token];

@@ -101,6 +101,7 @@ pub fn ok(result: Value) -> Outcome {
         result,
         usage: None,
         duration_ms: 5,
+        llm: None,
     }
 }
 
@@ -113,5 +114,6 @@ pub fn fail(code: &str) -> Outcome {
         retry_after_ms: None,
         duration_ms: 5,
         usage: None,
+        llm: None,
     }
 }

@@ -85,6 +85,11 @@ async fn openai_429_is_rate_limited_with_retry_after_seconds() {
     assert_eq!(err.code, ErrorCode::RateLimited);
     assert_eq!(err.retry_after_ms, Some(2000));
     assert_eq!(err.http_status, Some(429));
+    assert_eq!(
+        err.response,
+        Some(openai_body(msg, "tokens", Some("rate_limit_exceeded"))),
+        "an error's body is kept as JSON"
+    );
     assert!(err.retryable());
     assert!(err.message.contains("HTTP 429"), "{}", err.message);
     assert!(err.message.contains(msg), "{}", err.message);
@@ -290,6 +295,11 @@ async fn garbage_success_bodies_are_bad_response() {
     assert_eq!(err.code, ErrorCode::BadResponse);
     assert_eq!(err.http_status, Some(200));
     assert!(err.message.contains("not JSON"), "{}", err.message);
+    assert_eq!(
+        err.response,
+        Some(json!("<html>captive portal</html>")),
+        "a body that is not JSON is kept as its text"
+    );
     assert!(err.message.contains("captive portal"), "{}", err.message);
 
     let err = openai_error(Reply::json(

@@ -116,6 +116,12 @@ async fn text_call_sends_chat_completions_and_parses_the_answer() {
     );
     assert_eq!(res.request_id.as_deref(), Some("req_7f3a9c0e1d2b"));
     assert_eq!(res.model, "gpt-4o-mini-2024-07-18");
+    // What `llm_request` records: the messages exactly as sent, the body as received.
+    assert_eq!(req.messages(), seen.body["messages"]);
+    assert_eq!(
+        res.raw,
+        completion("Paris is the capital of France.", "stop")
+    );
 }
 
 #[tokio::test]
@@ -210,6 +216,11 @@ async fn truncated_structured_output_is_bad_response() {
     let err = llm.call(&req).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::BadResponse);
     assert_eq!(err.http_status, Some(200));
+    assert_eq!(
+        err.response,
+        Some(completion(r#"{"vote":"A","rea"#, "length")),
+        "the unusable answer travels with the error"
+    );
     assert!(err.message.contains("not valid JSON"), "{}", err.message);
     assert!(
         err.message.contains("finish_reason: length"),

@@ -2,15 +2,16 @@
 //! results out of line) and the token rows the events touched.
 
 use crate::clock::IdGen;
-use crate::events::RESULT_REF;
+use crate::events::{RESULT_REF, out_of_line_fields};
 use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
 use braid_core::state::{self, RunState};
 use braid_store::{NewEvent, RunRecord, RunStatus, TokenRecord, WriteOp};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Larger `node_completed` payloads keep their result in the results table.
-const INLINE_RESULT_BYTES: usize = 64 * 1024;
+/// Larger fields (a result, an input, an LLM exchange's messages or
+/// response) go to the results table.
+const INLINE_FIELD_BYTES: usize = 64 * 1024;
 
 /// Brings the run row up to date with the state.
 pub(super) fn update_run_row(record: &mut RunRecord, st: &RunState) {
@@ -38,30 +39,9 @@ pub(super) fn event_rows(events: &[Event], run_id: &str, ids: &dyn IdGen) -> Vec
         .iter()
         .map(|e| {
             let mut payload = e.body.payload_json();
-            // A large result moves to the results table; the event keeps a reference.
-            if payload.len() > INLINE_RESULT_BYTES
-                && let EventBody::NodeCompleted {
-                    attempt,
-                    duration_ms,
-                    result,
-                    usage,
-                } = &e.body
-            {
-                let id = ids.id("res");
-                ops.push(WriteOp::PutResult {
-                    id: id.clone(),
-                    run_id: run_id.to_string(),
-                    token_id: e.token_id.clone().unwrap_or_default(),
-                    attempt: i64::from(*attempt),
-                    payload: result.to_string(),
-                });
-                payload = EventBody::NodeCompleted {
-                    attempt: *attempt,
-                    duration_ms: *duration_ms,
-                    result: serde_json::json!({ RESULT_REF: id }),
-                    usage: usage.clone(),
-                }
-                .payload_json();
+            // Only a payload this large can hold a field this large.
+            if payload.len() > INLINE_FIELD_BYTES {
+                payload = move_large_fields(e, payload, run_id, ids, &mut ops);
             }
             NewEvent {
                 run_id: run_id.to_string(),
@@ -76,6 +56,43 @@ pub(super) fn event_rows(events: &[Event], run_id: &str, ids: &dyn IdGen) -> Vec
         .collect();
     ops.push(WriteOp::AppendEvents(rows));
     ops
+}
+
+/// The payload with each of its fields larger than 64 KiB replaced by
+/// `{ "$result": id }`, the field itself pushed as a [`WriteOp::PutResult`].
+fn move_large_fields(
+    e: &Event,
+    payload: String,
+    run_id: &str,
+    ids: &dyn IdGen,
+    ops: &mut Vec<WriteOp>,
+) -> String {
+    let fields = out_of_line_fields(e.body.kind());
+    let Ok(mut tree) = serde_json::from_str::<serde_json::Value>(&payload) else {
+        return payload;
+    };
+    let attempt = tree["attempt"].as_i64().unwrap_or(0);
+    let mut moved = false;
+    for field in fields {
+        let Some(value) = tree.get_mut(*field) else {
+            continue;
+        };
+        let text = value.to_string();
+        if text.len() <= INLINE_FIELD_BYTES {
+            continue;
+        }
+        let id = ids.id("res");
+        ops.push(WriteOp::PutResult {
+            id: id.clone(),
+            run_id: run_id.to_string(),
+            token_id: e.token_id.clone().unwrap_or_default(),
+            attempt,
+            payload: text,
+        });
+        *value = serde_json::json!({ RESULT_REF: id });
+        moved = true;
+    }
+    if moved { tree.to_string() } else { payload }
 }
 
 /// The rows of the tokens these events touched (`None` for none).
@@ -106,6 +123,16 @@ pub(super) fn token_rows(
     if touched.is_empty() {
         return None;
     }
+    // Each token's first and last event of this batch: the store keeps the
+    // first ever written and the latest (the inspector's range of seqs).
+    let mut bounds: BTreeMap<usize, (i64, i64)> = BTreeMap::new();
+    for e in events {
+        if let Some(i) = e.token_id.as_deref().and_then(state::token_index) {
+            let seq = e.seq as i64;
+            let b = bounds.entry(i).or_insert((seq, seq));
+            b.1 = seq;
+        }
+    }
     Some(WriteOp::UpsertTokens(
         touched
             .into_iter()
@@ -124,6 +151,8 @@ pub(super) fn token_rows(
                 started_at: t.started_at,
                 ended_at: t.ended_at,
                 usage: t.usage,
+                first_seq: bounds.get(&i).map(|b| b.0),
+                last_seq: bounds.get(&i).map(|b| b.1),
             })
             .collect(),
     ))

@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod failures;
+mod inspector;
 mod ledger;
 mod live;
 mod meta;

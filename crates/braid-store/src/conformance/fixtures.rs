@@ -99,6 +99,8 @@ pub fn token(run_id: &str, seq: i64, id: &str, status: &str, created_at: i64) ->
         started_at: None,
         ended_at: None,
         usage: Default::default(),
+        first_seq: None,
+        last_seq: None,
     }
 }
 

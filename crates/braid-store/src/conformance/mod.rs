@@ -38,7 +38,7 @@ pub use runs::{
     a_batch_with_a_duplicate_event_seq_writes_nothing,
     events_are_appended_in_batches_and_read_in_order, only_the_latest_snapshot_is_kept,
     results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
-    runs_list_newest_first_with_filters_and_cursors,
+    runs_list_newest_first_with_filters_and_cursors, token_history_reads_one_tokens_events,
     token_usage_is_kept_and_summed_over_the_run_tree, tokens_upsert_and_page_in_creation_order,
 };
 
@@ -62,6 +62,7 @@ macro_rules! conformance_tests {
             a_batch_with_a_duplicate_event_seq_writes_nothing,
             events_are_appended_in_batches_and_read_in_order,
             tokens_upsert_and_page_in_creation_order,
+            token_history_reads_one_tokens_events,
             only_the_latest_snapshot_is_kept,
             runs_list_newest_first_with_filters_and_cursors,
             results_are_stored_out_of_line,

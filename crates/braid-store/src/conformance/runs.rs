@@ -218,6 +218,86 @@ pub async fn tokens_upsert_and_page_in_creation_order(store: &dyn Store) {
     ));
 }
 
+/// One token's history: its row and exactly its events (not another
+/// token's, not another run's), between bounds that later upserts extend
+/// but never move back; unknown runs and tokens are `None`.
+pub async fn token_history_reads_one_tokens_events(store: &dyn Store) {
+    setup_run(store, "run_1").await;
+    setup_run(store, "run_2").await;
+    // The fixture's event `seq` is about `tok_<seq % 3>`: tok_1 has 1, 4, 7.
+    let bounded = |seq, first, last| {
+        let mut t = token("run_1", seq, &format!("tok_{seq}"), "running", 0);
+        (t.first_seq, t.last_seq) = (first, last);
+        t
+    };
+    store
+        .commit(vec![
+            WriteOp::append((1..=6).map(|s| event("run_1", s)).collect()),
+            WriteOp::append((1..=9).map(|s| event("run_2", s)).collect()),
+            WriteOp::UpsertTokens(vec![bounded(1, Some(1), Some(4)), bounded(2, None, None)]),
+        ])
+        .await
+        .unwrap();
+    let mut done = bounded(1, Some(7), Some(7));
+    done.status = "completed".into();
+    store
+        .commit(vec![
+            WriteOp::append((7..=9).map(|s| event("run_1", s)).collect()),
+            // The same key twice in a batch: bounds merge like across batches.
+            WriteOp::UpsertTokens(vec![done.clone(), bounded(1, None, None)]),
+        ])
+        .await
+        .unwrap();
+
+    let h = store
+        .token_history("run_1", "tok_1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h.token.status, "running",
+        "the last write of the batch wins"
+    );
+    assert_eq!((h.token.first_seq, h.token.last_seq), (Some(1), Some(7)));
+    assert_eq!(
+        h.events,
+        vec![event("run_1", 1), event("run_1", 4), event("run_1", 7)]
+    );
+    let listed = store.tokens("run_1", None, 10).await.unwrap().items;
+    assert_eq!(listed[0], h.token, "the listing shows the same row");
+    // No bounds yet: the token's events are still found (a scan).
+    let h = store
+        .token_history("run_1", "tok_2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 5, 8]
+    );
+    assert!(
+        store
+            .token_history("run_1", "tok_9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .token_history("run_9", "tok_1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .token_history("run_2", "tok_1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 /// The snapshot with the highest seq is the one read; a rewrite of a seq replaces it.
 pub async fn only_the_latest_snapshot_is_kept(store: &dyn Store) {
     setup_run(store, "run_1").await;
