@@ -10,13 +10,17 @@
 //! Workflow bundles (the definition format of docs/definitions.md) travel as plain JSON
 //! objects; their schema is documented in `docs/` rather than here.
 
+mod run_view;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use run_view::{NodeDurations, NodeList, NodeSummary, SiblingSet};
+
 /// The stable error codes (`error.code` of an answer, `code` of a run's
 /// error) and the run statuses: the one definition every crate shares.
-pub use braid_types::{ErrorCode, RunStatus};
+pub use braid_types::{ErrorCode, RunStatus, TokenStatus};
 
 /// Every non-2xx answer: `{ "error": { code, message, details? } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

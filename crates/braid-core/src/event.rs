@@ -314,6 +314,33 @@ impl EventBody {
         }
     }
 
+    /// Every event kind the API may show, in the order of docs/lifecycles.md:
+    /// what an events filter (`?kind=`) accepts. Kept beside [`EventBody::kind`];
+    /// a test checks that every variant is listed.
+    pub const KINDS: &'static [&'static str] = &[
+        "workflow_started",
+        "workflow_completed",
+        "workflow_failed",
+        "workflow_cancelled",
+        "node_started",
+        "node_completed",
+        "node_failed",
+        "node_retrying",
+        "llm_request",
+        "transition_taken",
+        "token_spawned",
+        "token_waiting",
+        "fan_in_completed",
+        "token_merged",
+        "token_cancelled",
+        "context_updated",
+        "artifact_created",
+        "subworkflow_started",
+        "subworkflow_completed",
+        "subworkflow_failed",
+        "snapshot_created",
+    ];
+
     /// The payload as JSON (the stored `payload` column).
     pub fn payload(&self) -> Value {
         match serde_json::to_value(self) {
@@ -353,6 +380,25 @@ impl EventBody {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_kind_is_listed() {
+        // serde names every variant when it meets an unknown one.
+        let err = EventBody::from_parts("no_such_kind", json!({})).unwrap_err();
+        let message = err.to_string();
+        let variants: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        assert!(variants.contains(&"node_started"), "{message}");
+        for v in &variants {
+            assert!(EventBody::KINDS.contains(v), "`{v}` is missing from KINDS");
+        }
+        // `llm_request` is listed ahead of its variant, which is being added.
+        for k in EventBody::KINDS {
+            assert!(
+                variants.contains(k) || *k == "llm_request",
+                "`{k}` is no event kind"
+            );
+        }
+    }
 
     #[test]
     fn payload_text_equals_the_payload_tree() {

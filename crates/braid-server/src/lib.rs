@@ -13,6 +13,7 @@ mod convert;
 mod defs;
 mod error;
 mod extract;
+mod run_view;
 mod runs;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
@@ -79,6 +80,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::get))
         .routes(routes!(runs::tokens))
         .routes(routes!(runs::events))
+        .routes(routes!(run_view::nodes))
+        .routes(routes!(run_view::sibling_sets))
         .routes(routes!(runs::cancel))
         .routes(routes!(artifacts::list))
         .routes(routes!(artifacts::get))

@@ -4,15 +4,15 @@ use std::sync::LazyLock;
 
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenRecord, UsageTotals, WriteOp,
+    SiblingSetRecord, TaskRecord, TokenFilter, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor,
-    parse_json, parse_json_opt, to_json,
+    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
+    parse_json_opt, to_json,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -52,6 +52,7 @@ struct Batch {
     runs: Vec<RunOp>,
     events: Vec<NewEvent>,
     tokens: Vec<TokenRecord>,
+    sibling_sets: Vec<SiblingSetRecord>,
     tasks: Vec<TaskOp>,
     snapshots: Vec<(String, i64, String)>,
     results: Vec<(String, String, String, i64, String)>,
@@ -66,7 +67,7 @@ impl Batch {
         let results: usize = self.results.iter().map(|r| r.4.len() + ROW).sum();
         (self.runs.len() * 4096
             + events
-            + self.tokens.len() * ROW
+            + (self.tokens.len() + self.sibling_sets.len()) * ROW
             + self.tasks.len() * 2 * ROW
             + self
                 .snapshots
@@ -102,6 +103,7 @@ impl Batch {
                 WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
                 WriteOp::UpsertTokens(t) if b.tokens.is_empty() => b.tokens = t,
                 WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
+                WriteOp::UpsertSiblingSets(mut s) => b.sibling_sets.append(&mut s),
                 // Consecutive enqueues and acks are merged into one statement each.
                 WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
                     Some(TaskOp::Enqueue(v)) => v.push(t),
@@ -187,6 +189,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         })
         .await?;
     write_ledger(c, spent).await?;
+    crate::view::upsert_sibling_sets(c, batch.sibling_sets).await?;
 
     for op in batch.tasks {
         match op {
@@ -487,21 +490,22 @@ pub(crate) async fn events(
     .fetch_all(&mut *conn)
     .await
     .db()?;
-    rows.iter()
-        .map(|r| {
-            let seq: i64 = r.try_get("seq").db()?;
-            let payload: String = r.try_get("payload").db()?;
-            Ok(EventRecord {
-                run_id: run_id.to_owned(),
-                seq,
-                kind: r.try_get("kind").db()?,
-                ts: r.try_get("ts").db()?,
-                token_id: r.try_get("token_id").db()?,
-                node: r.try_get("node").db()?,
-                payload: parse_json(&payload, &|| format!("run {run_id}: event {seq}: payload"))?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| event_from_row(run_id, r)).collect()
+}
+
+/// An `events` row (`seq, kind, ts, token_id, node, payload`).
+pub(crate) fn event_from_row(run_id: &str, r: &SqliteRow) -> Result<EventRecord> {
+    let seq: i64 = r.try_get("seq").db()?;
+    let payload: String = r.try_get("payload").db()?;
+    Ok(EventRecord {
+        run_id: run_id.to_owned(),
+        seq,
+        kind: r.try_get("kind").db()?,
+        ts: r.try_get("ts").db()?,
+        token_id: r.try_get("token_id").db()?,
+        node: r.try_get("node").db()?,
+        payload: parse_json(&payload, &|| format!("run {run_id}: event {seq}: payload"))?,
+    })
 }
 
 pub(crate) async fn tokens(
@@ -510,51 +514,26 @@ pub(crate) async fn tokens(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<TokenRecord>> {
-    let limit = clamp_limit(limit);
-    let after: i64 = match cursor {
-        None => 0,
-        Some(c) => c.parse().map_err(|_| bad_cursor(c))?,
-    };
-    let rows = sqlx::query(
-        "SELECT seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts, created_at,
-                started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd
-         FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-    )
-    .bind(run_id.to_owned())
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    let mut last_seq = Vec::with_capacity(rows.len());
-    let mut items = rows
-        .iter()
-        .map(|r| {
-            last_seq.push(r.try_get::<i64, _>("seq").db()?);
-            Ok(TokenRecord {
-                run_id: run_id.to_owned(),
-                seq: r.try_get("seq").db()?,
-                id: r.try_get("id").db()?,
-                node: r.try_get("node").db()?,
-                status: r.try_get("status").db()?,
-                parent_token_id: r.try_get("parent_token_id").db()?,
-                sibling_set: r.try_get("sibling_set").db()?,
-                branch_index: r.try_get("branch_index").db()?,
-                attempts: r.try_get("attempts").db()?,
-                created_at: r.try_get("created_at").db()?,
-                started_at: r.try_get("started_at").db()?,
-                ended_at: r.try_get("ended_at").db()?,
-                usage: usage_of(r)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        Some(last_seq[limit as usize - 1].to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    crate::view::filtered_tokens(conn, run_id, &TokenFilter::default(), cursor, limit).await
+}
+
+/// A `tokens` row with its ledger columns.
+pub(crate) fn token_from_row(run_id: &str, r: &SqliteRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        run_id: run_id.to_owned(),
+        seq: r.try_get("seq").db()?,
+        id: r.try_get("id").db()?,
+        node: r.try_get("node").db()?,
+        status: r.try_get("status").db()?,
+        parent_token_id: r.try_get("parent_token_id").db()?,
+        sibling_set: r.try_get("sibling_set").db()?,
+        branch_index: r.try_get("branch_index").db()?,
+        attempts: r.try_get("attempts").db()?,
+        created_at: r.try_get("created_at").db()?,
+        started_at: r.try_get("started_at").db()?,
+        ended_at: r.try_get("ended_at").db()?,
+        usage: usage_of(r)?,
+    })
 }
 
 pub(crate) async fn latest_snapshot(
@@ -683,7 +662,7 @@ fn count(n: u64) -> i64 {
 }
 
 /// The usage columns of a `tokens` row or of a sum over them.
-fn usage_of(r: &sqlx::sqlite::SqliteRow) -> Result<UsageTotals> {
+pub(crate) fn usage_of(r: &sqlx::sqlite::SqliteRow) -> Result<UsageTotals> {
     let n = |c: &str| -> Result<u64> {
         Ok(r.try_get::<Option<i64>, _>(c).db()?.unwrap_or(0).max(0) as u64)
     };
