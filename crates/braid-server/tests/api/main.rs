@@ -8,5 +8,6 @@ mod failures;
 mod ledger;
 mod meta;
 mod parallel;
+mod run_view;
 mod story;
 mod subworkflows;
