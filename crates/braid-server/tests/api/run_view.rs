@@ -8,6 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const BRANCHES: u64 = 300;
 
+/// Which items of an unfiltered list a filter must keep.
+type Keep<'a> = &'a dyn Fn(&Value) -> bool;
+
 /// A fan-out of `BRANCHES` scripted judges: branches `i % 10 == 3` fail
 /// their first attempt (then succeed), branches `i % 25 == 7` fail every
 /// attempt and are routed to the join on failure. `unused` is never visited.
@@ -263,7 +266,7 @@ async fn nodes_and_sibling_sets_agree_with_the_events() {
     assert_eq!(counted, BRANCHES, "each branch counts once");
 
     // The event filters return exactly the matching events.
-    let filtered = |query: &str, keep: &dyn Fn(&Value) -> bool| {
+    let filtered = |query: &str, keep: Keep| {
         let all: Vec<Value> = events.iter().filter(|e| keep(e)).cloned().collect();
         let query = query.to_string();
         let server = &server;
@@ -301,7 +304,7 @@ async fn nodes_and_sibling_sets_agree_with_the_events() {
     let tokens = server
         .all_pages(&format!("/api/runs/{id}/tokens"), 1000)
         .await;
-    let cases: [(&str, &dyn Fn(&Value) -> bool); 3] = [
+    let cases: [(&str, Keep); 3] = [
         ("node=judge&status=failed", &|t| {
             t["node"] == "judge" && t["status"] == "failed"
         }),
