@@ -12,16 +12,19 @@
 //! (braid-core's `openapi` feature), so the document describes exactly what
 //! the server parses and writes.
 
+mod run_view;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 mod inspect;
 pub use inspect::{AttemptDetail, BranchInfo, LlmCallDetail, TokenDetail};
+pub use run_view::{NodeDurations, NodeList, NodeSummary, SiblingSet};
 
 /// The stable error codes (`error.code` of an answer, `code` of a run's
 /// error) and the run statuses: the one definition every crate shares.
-pub use braid_types::{ErrorCode, RunStatus};
+pub use braid_types::{ErrorCode, RunStatus, TokenStatus};
 
 /// The definition format (docs/definitions.md): the body of
 /// `POST /api/workflow-defs` and of `GET /api/workflow-defs/{workflow}`.

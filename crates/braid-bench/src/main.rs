@@ -5,6 +5,8 @@
 //! cargo run --release -p braid-bench -- [--compare]
 //! braid-bench --one W2 --size 100000      # one (workload, size): one JSON line
 //! braid-bench --live --size 10000          # W2 with a live WebSocket client: one JSON line
+//! braid-bench --one W2 --size 100000 --runs 1 --warmup 0 --view-calls 7
+//!                                         # ... then time /nodes and /sibling-sets' store reads
 //! ```
 
 /// mimalloc: 10-15 % less wall time than glibc malloc on the fan-out
@@ -14,7 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, bail};
 use braid_bench::limit;
-use braid_bench::one::{ChildSpec, OneResult, Status, measure};
+use braid_bench::one::{ChildSpec, OneResult, Status, measure_with_view};
 use braid_bench::peers::{self, MockLlmServer, Peer, PeerSeries};
 use braid_bench::report::{Cold, Entry, PeerStatus, Report};
 use braid_bench::system::{Disk, Machine};
@@ -85,6 +87,10 @@ struct Cli {
     /// Also write everything measured as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Child mode: then time the run view's store reads (`/nodes`,
+    /// `/sibling-sets`) of the last run this many times each.
+    #[arg(long, default_value_t = 0)]
+    view_calls: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,7 +127,14 @@ fn child(cli: &Cli, w: &str, db_parent: PathBuf) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(measure(workload, size, runs, cli.warmup, &db_parent));
+    let result = rt.block_on(measure_with_view(
+        workload,
+        size,
+        runs,
+        cli.warmup,
+        &db_parent,
+        cli.view_calls,
+    ));
     println!("{}", serde_json::to_string(&result)?);
     Ok(())
 }

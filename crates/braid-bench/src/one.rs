@@ -49,6 +49,10 @@ pub struct OneResult {
     pub events_counted: Option<u64>,
     /// Store open, migrations, engine start and saving the definitions (s).
     pub setup_s: f64,
+    /// With `--view-calls N`: the run view's reads of the last timed run,
+    /// each timed N times through the store (ms per call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<ViewTimes>,
     /// Peak resident memory of the process (KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmhwm_kib: Option<u64>,
@@ -71,6 +75,7 @@ impl OneResult {
             setup_s: 0.0,
             vmhwm_kib: None,
             db: None,
+            view: None,
         }
     }
 
@@ -80,6 +85,15 @@ impl OneResult {
     }
 }
 
+/// The run view's store reads of one ended run, in ms per call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ViewTimes {
+    /// `RunStore::node_stats` (what `GET /api/runs/{id}/nodes` serves).
+    pub node_stats_ms: Vec<f64>,
+    /// `RunStore::sibling_sets`, first page of 100 (`GET …/sibling-sets`).
+    pub sibling_sets_ms: Vec<f64>,
+}
+
 /// Runs `warmup` + `runs` executions of one workload on one engine (the child's job).
 pub async fn measure(
     workload: Workload,
@@ -87,6 +101,19 @@ pub async fn measure(
     runs: usize,
     warmup: usize,
     db_parent: &Path,
+) -> OneResult {
+    measure_with_view(workload, size, runs, warmup, db_parent, 0).await
+}
+
+/// [`measure`], then times the run view's reads of the last timed run
+/// `view_calls` times each (none for 0).
+pub async fn measure_with_view(
+    workload: Workload,
+    size: u64,
+    runs: usize,
+    warmup: usize,
+    db_parent: &Path,
+    view_calls: usize,
 ) -> OneResult {
     let mut out = OneResult::new(workload, size, warmup);
     out.db = Disk::of(db_parent);
@@ -127,6 +154,15 @@ pub async fn measure(
                 last.events
             )),
             Err(e) => out.fail(e.context("counting events")),
+        }
+    }
+    if view_calls > 0
+        && out.status == Status::Ok
+        && let Some(last) = out.samples.last()
+    {
+        match bench.time_run_view(&last.run_id, view_calls).await {
+            Ok(v) => out.view = Some(v),
+            Err(e) => out.fail(e.context("timing the run view's reads")),
         }
     }
     bench.shutdown().await;

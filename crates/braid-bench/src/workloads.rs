@@ -473,6 +473,42 @@ impl Bench {
         Ok(total)
     }
 
+    /// Times `node_stats` and the first page of `sibling_sets` of an ended
+    /// run, `calls` times each, and checks that the aggregates add up to
+    /// the run's tokens.
+    pub async fn time_run_view(
+        &self,
+        run_id: &str,
+        calls: usize,
+    ) -> anyhow::Result<crate::one::ViewTimes> {
+        let mut times = crate::one::ViewTimes::default();
+        for _ in 0..calls {
+            let t0 = Instant::now();
+            let stats = self.store().node_stats(run_id).await?;
+            times.node_stats_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            let visits: u64 = stats.iter().flat_map(|s| &s.visits).map(|(_, n)| n).sum();
+            if self.workload == Workload::W2 && visits != 2 * self.size + 2 {
+                bail!(
+                    "run {run_id}: node_stats counts {visits} visits, expected {}",
+                    2 * self.size + 2
+                );
+            }
+            let t0 = Instant::now();
+            let sets = self
+                .store()
+                .sibling_sets(run_id, &braid_store::ParentFilter::Any, None, 100)
+                .await?;
+            times.sibling_sets_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            if self.workload == Workload::W2 && sets.items.len() != 1 {
+                bail!(
+                    "run {run_id}: {} sibling sets, expected one",
+                    sets.items.len()
+                );
+            }
+        }
+        Ok(times)
+    }
+
     /// Counts the stored events of a run tree row by row (paged) — the check
     /// that `last_seq` is the event count.
     pub async fn count_stored_events(&self, run_id: &str) -> anyhow::Result<u64> {

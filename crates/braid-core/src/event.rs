@@ -105,6 +105,7 @@ pub struct Write {
 /// One request an `llm_call` attempt sent and what came back: the payload
 /// of `llm_request`, carried from the executor to the core inside the
 /// attempt's [`crate::protocol::Outcome`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LlmExchange {
     /// The attempt (1-based).
@@ -116,7 +117,8 @@ pub struct LlmExchange {
     /// The provider's request id, when it gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// When the request was sent (after the wait for a slot).
+    /// When the request was sent (after the wait for a slot), in ms since the epoch.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub sent_at: Millis,
     /// Time spent waiting for a concurrency slot before sending.
     pub wait_ms: u64,
@@ -138,6 +140,7 @@ pub struct LlmExchange {
 }
 
 /// The error of one LLM request: its code and message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestError {
     /// Stable code (`SCHEMA_MISMATCH`, `RATE_LIMITED`, …).
@@ -375,6 +378,33 @@ impl EventBody {
         }
     }
 
+    /// Every event kind the API may show, in the order of docs/lifecycles.md:
+    /// what an events filter (`?kind=`) accepts. Kept beside [`EventBody::kind`];
+    /// a test checks that every variant is listed.
+    pub const KINDS: &'static [&'static str] = &[
+        "workflow_started",
+        "workflow_completed",
+        "workflow_failed",
+        "workflow_cancelled",
+        "node_started",
+        "node_completed",
+        "node_failed",
+        "node_retrying",
+        "llm_request",
+        "transition_taken",
+        "token_spawned",
+        "token_waiting",
+        "fan_in_completed",
+        "token_merged",
+        "token_cancelled",
+        "context_updated",
+        "artifact_created",
+        "subworkflow_started",
+        "subworkflow_completed",
+        "subworkflow_failed",
+        "snapshot_created",
+    ];
+
     /// The payload as JSON (the stored `payload` column).
     pub fn payload(&self) -> Value {
         match serde_json::to_value(self) {
@@ -414,6 +444,25 @@ impl EventBody {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_kind_is_listed() {
+        // serde names every variant when it meets an unknown one.
+        let err = EventBody::from_parts("no_such_kind", json!({})).unwrap_err();
+        let message = err.to_string();
+        let variants: Vec<&str> = message.split('`').skip(3).step_by(2).collect();
+        assert!(variants.contains(&"node_started"), "{message}");
+        for v in &variants {
+            assert!(EventBody::KINDS.contains(v), "`{v}` is missing from KINDS");
+        }
+        // `llm_request` is listed ahead of its variant, which is being added.
+        for k in EventBody::KINDS {
+            assert!(
+                variants.contains(k) || *k == "llm_request",
+                "`{k}` is no event kind"
+            );
+        }
+    }
 
     #[test]
     fn payload_text_equals_the_payload_tree() {

@@ -593,6 +593,12 @@ impl Coordinator {
         let run_id = &self.record.id;
         ops.extend(writes::event_rows(events, run_id, self.inner.ids.as_ref()));
         ops.extend(writes::token_rows(events, &self.state, &self.graph, run_id));
+        ops.extend(writes::sibling_set_rows(
+            events,
+            &self.state,
+            &self.graph,
+            run_id,
+        ));
         for c in commands {
             if let Command::CancelTasks(tokens) = c {
                 ops.push(WriteOp::DropTokenTasks {

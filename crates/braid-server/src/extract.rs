@@ -111,6 +111,11 @@ pub const MAX_LIMIT: u32 = 1000;
 
 /// `limit`: clamped into `1..=MAX_LIMIT`, never an error when it is an integer.
 pub fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
+    limit_within(raw, MAX_LIMIT)
+}
+
+/// `limit` of a listing whose pages may be larger: clamped into `1..=max`.
+pub fn limit_within(raw: Option<&str>, max: u32) -> Result<u32, ApiError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_LIMIT);
     };
@@ -127,7 +132,7 @@ pub fn limit(raw: Option<&str>) -> Result<u32, ApiError> {
     // Any digit string that does not fit is far above the maximum.
     Ok(digits
         .parse::<u64>()
-        .map_or(MAX_LIMIT, |n| n.clamp(1, u64::from(MAX_LIMIT)) as u32))
+        .map_or(max, |n| n.clamp(1, u64::from(max)) as u32))
 }
 
 /// A non-negative integer parameter.

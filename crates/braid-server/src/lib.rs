@@ -16,6 +16,7 @@ mod extract;
 mod inspect;
 mod live;
 mod metrics;
+mod run_view;
 mod runs;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
@@ -87,6 +88,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(runs::tokens))
         .routes(routes!(inspect::get_token))
         .routes(routes!(runs::events))
+        .routes(routes!(run_view::nodes))
+        .routes(routes!(run_view::sibling_sets))
         .routes(routes!(runs::cancel))
         .routes(routes!(live::run_events))
         .routes(routes!(live::runs))

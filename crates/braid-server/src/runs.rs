@@ -2,11 +2,14 @@
 
 use crate::error::ApiError;
 use crate::extract::{self, JsonBody, Path, Query};
+use crate::run_view;
 use crate::{AppState, convert, cursor_error, project_id};
 use axum::Json;
 use axum::extract::State;
-use braid_api::{CancelRun, ErrorBody, Event, Page, Run, RunStatus, RunSummary, Token};
-use braid_store::{RunFilter, RunRecord};
+use braid_api::{
+    CancelRun, ErrorBody, Event, Page, Run, RunStatus, RunSummary, Token, TokenStatus,
+};
+use braid_store::{MAX_EVENTS_PAGE, RunFilter, RunRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -31,11 +34,18 @@ pub struct RunsQuery {
     cursor: Option<String>,
 }
 
-/// `?limit=&cursor=`.
+/// `?node=&status=&sibling_set=&limit=&cursor=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct PageQuery {
+pub struct TokensQuery {
+    /// Only the visits of this node (a node ref of the run's workflow).
+    node: Option<String>,
+    /// Only tokens with this status.
+    #[param(value_type = Option<TokenStatus>)]
+    status: Option<String>,
+    /// Only the members of this sibling set (`ss_<n>`): every token of its branches.
+    sibling_set: Option<String>,
     /// Page size (default 100, clamped to 1..=1000).
     #[param(value_type = Option<i64>)]
     limit: Option<String>,
@@ -43,7 +53,7 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-/// `?after=&limit=` (or `cursor=` instead of `after=`).
+/// `?after=&limit=&kind=&node=&failed=` (or `cursor=` instead of `after=`).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -53,9 +63,17 @@ pub struct EventsQuery {
     after: Option<String>,
     /// Same as `after` (the `next_cursor` of the previous page is the last seq).
     cursor: Option<String>,
-    /// Page size (default 100, clamped to 1..=1000).
+    /// Page size (default 100, clamped to 1..=10000).
     #[param(value_type = Option<i64>)]
     limit: Option<String>,
+    /// Only these kinds: one event kind, or several separated by commas.
+    kind: Option<String>,
+    /// Only the events of this node (a node ref of the run's workflow).
+    node: Option<String>,
+    /// `true`: only failures (`node_failed`, `node_retrying`, `workflow_failed`,
+    /// `subworkflow_failed`).
+    #[param(value_type = Option<bool>)]
+    failed: Option<String>,
 }
 
 /// The full run body, with its children.
@@ -70,7 +88,7 @@ pub async fn run_body(state: &AppState, record: &RunRecord) -> Result<Run, ApiEr
     ))
 }
 
-async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
+pub(crate) async fn run_record(state: &AppState, id: &str) -> Result<RunRecord, ApiError> {
     state
         .engine
         .store()
@@ -143,7 +161,7 @@ pub async fn get(
 /// The tokens (node visits) of a run, in creation order.
 #[utoipa::path(
     get, path = "/api/runs/{id}/tokens", tag = "runs", operation_id = "list_run_tokens",
-    params(("id" = String, Path, description = "Run id (`run_…`)"), PageQuery),
+    params(("id" = String, Path, description = "Run id (`run_…`)"), TokensQuery),
     responses(
         (status = 200, description = "One page of tokens, in creation order", body = Page<Token>),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
@@ -153,20 +171,29 @@ pub async fn get(
 pub async fn tokens(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<TokensQuery>,
 ) -> Result<Json<Page<Token>>, ApiError> {
     let limit = extract::limit(q.limit.as_deref())?;
-    run_record(&state, &id).await?;
+    let run = run_record(&state, &id).await?;
+    let filter = run_view::token_filter(
+        &state,
+        &run,
+        q.node.as_deref(),
+        q.status.as_deref(),
+        q.sibling_set.as_deref(),
+    )
+    .await?;
     let page = state
         .engine
         .store()
-        .tokens(&id, q.cursor.as_deref(), limit)
+        .filtered_tokens(&id, &filter, q.cursor.as_deref(), limit)
         .await
         .map_err(cursor_error)?;
     Ok(crate::page(page, convert::token))
 }
 
-/// The event log of a run (docs/lifecycles.md), in `seq` order.
+/// The event log of a run (docs/lifecycles.md), in `seq` order, optionally
+/// filtered by kind, node and failures (every filter given must hold).
 ///
 /// `next_cursor` is the last `seq` of a full page; pass it as `after` (or
 /// `cursor`). A page shorter than `limit` has `next_cursor: null`; a running
@@ -185,7 +212,7 @@ pub async fn events(
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<Page<Event>>, ApiError> {
-    let limit = extract::limit(q.limit.as_deref())?;
+    let limit = extract::limit_within(q.limit.as_deref(), MAX_EVENTS_PAGE)?;
     let after = extract::non_negative("after", q.after.as_deref())?;
     let cursor = extract::non_negative("cursor", q.cursor.as_deref())?;
     let after = match (after, cursor) {
@@ -196,8 +223,20 @@ pub async fn events(
         }
         (a, c) => a.or(c).unwrap_or(0),
     };
-    run_record(&state, &id).await?;
-    let items = state.engine.store().events(&id, after, limit).await?;
+    let run = run_record(&state, &id).await?;
+    let filter = run_view::event_filter(
+        &state,
+        &run,
+        q.kind.as_deref(),
+        q.node.as_deref(),
+        q.failed.as_deref(),
+    )
+    .await?;
+    let items = state
+        .engine
+        .store()
+        .filtered_events(&id, &filter, after, limit)
+        .await?;
     let next_cursor = if items.len() as u32 == limit {
         items.last().map(|e| e.seq.to_string())
     } else {

@@ -16,6 +16,7 @@ mod checkpoint;
 mod defs;
 mod runs;
 mod util;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,8 +25,9 @@ use async_trait::async_trait;
 use braid_core::definition::Bundle;
 use braid_store::{
     ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
-    EventRecord, Millis, Page, Result, RunFilter, RunRecord, RunStore, SaveOutcome, StoredDef,
-    TaskQueue, TaskRecord, TokenHistory, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
+    EventFilter, EventRecord, Millis, NodeStats, Page, ParentFilter, Result, RunFilter, RunRecord,
+    RunStore, SaveOutcome, SiblingSetSummary, StoredDef, TaskQueue, TaskRecord, TokenFilter,
+    TokenHistory, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -108,6 +110,11 @@ fn migrator() -> Migrator {
             5,
             "token_seqs",
             include_str!("../migrations/0005_token_seqs.sql"),
+        ),
+        m(
+            6,
+            "sibling_sets",
+            include_str!("../migrations/0006_sibling_sets.sql"),
         ),
     ])
 }
@@ -326,6 +333,40 @@ impl RunStore for SqliteStore {
 
     async fn usage_total(&self, run_id: &str) -> Result<UsageTotals> {
         runs::usage_total(&mut *self.reader().await?, run_id).await
+    }
+
+    async fn node_stats(&self, run_id: &str) -> Result<Vec<NodeStats>> {
+        view::node_stats(&mut *self.reader().await?, run_id).await
+    }
+
+    async fn sibling_sets(
+        &self,
+        run_id: &str,
+        parent: &ParentFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<SiblingSetSummary>> {
+        view::sibling_sets(&mut *self.reader().await?, run_id, parent, cursor, limit).await
+    }
+
+    async fn filtered_events(
+        &self,
+        run_id: &str,
+        filter: &EventFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>> {
+        view::filtered_events(&mut *self.reader().await?, run_id, filter, after, limit).await
+    }
+
+    async fn filtered_tokens(
+        &self,
+        run_id: &str,
+        filter: &TokenFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenRecord>> {
+        view::filtered_tokens(&mut *self.reader().await?, run_id, filter, cursor, limit).await
     }
 
     async fn result(&self, id: &str) -> Result<Option<Value>> {

@@ -4,15 +4,15 @@ use std::sync::LazyLock;
 
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenHistory, TokenRecord, UsageTotals, WriteOp,
+    SiblingSetRecord, TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor,
-    parse_json, parse_json_opt, to_json,
+    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
+    parse_json_opt, to_json,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -54,6 +54,7 @@ struct Batch {
     runs: Vec<RunOp>,
     events: Vec<NewEvent>,
     tokens: Vec<TokenRecord>,
+    sibling_sets: Vec<SiblingSetRecord>,
     tasks: Vec<TaskOp>,
     snapshots: Vec<(String, i64, String)>,
     results: Vec<(String, String, String, i64, String)>,
@@ -68,7 +69,7 @@ impl Batch {
         let results: usize = self.results.iter().map(|r| r.4.len() + ROW).sum();
         (self.runs.len() * 4096
             + events
-            + self.tokens.len() * ROW
+            + (self.tokens.len() + self.sibling_sets.len()) * ROW
             + self.tasks.len() * 2 * ROW
             + self
                 .snapshots
@@ -104,6 +105,7 @@ impl Batch {
                 WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
                 WriteOp::UpsertTokens(t) if b.tokens.is_empty() => b.tokens = t,
                 WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
+                WriteOp::UpsertSiblingSets(mut s) => b.sibling_sets.append(&mut s),
                 // Consecutive enqueues and acks are merged into one statement each.
                 WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
                     Some(TaskOp::Enqueue(v)) => v.push(t),
@@ -191,6 +193,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
         })
         .await?;
     write_ledger(c, spent).await?;
+    crate::view::upsert_sibling_sets(c, batch.sibling_sets).await?;
 
     for op in batch.tasks {
         match op {
@@ -494,7 +497,8 @@ pub(crate) async fn events(
     rows.iter().map(|r| event_from_row(run_id, r)).collect()
 }
 
-fn event_from_row(run_id: &str, r: &SqliteRow) -> Result<EventRecord> {
+/// An `events` row (`seq, kind, ts, token_id, node, payload`).
+pub(crate) fn event_from_row(run_id: &str, r: &SqliteRow) -> Result<EventRecord> {
     let seq: i64 = r.try_get("seq").db()?;
     let payload: String = r.try_get("payload").db()?;
     Ok(EventRecord {
@@ -514,41 +518,14 @@ pub(crate) async fn tokens(
     cursor: Option<&str>,
     limit: u32,
 ) -> Result<Page<TokenRecord>> {
-    let limit = clamp_limit(limit);
-    let after: i64 = match cursor {
-        None => 0,
-        Some(c) => c.parse().map_err(|_| bad_cursor(c))?,
-    };
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-    )))
-    .bind(run_id.to_owned())
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
-    let mut last_seq = Vec::with_capacity(rows.len());
-    let mut items = rows
-        .iter()
-        .map(|r| {
-            last_seq.push(r.try_get::<i64, _>("seq").db()?);
-            token_from_row(run_id, r)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        Some(last_seq[limit as usize - 1].to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    crate::view::filtered_tokens(conn, run_id, &TokenFilter::default(), cursor, limit).await
 }
 
-const TOKEN_COLUMNS: &str = "seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
+pub(crate) const TOKEN_COLUMNS: &str = "seq, id, node, status, parent_token_id, sibling_set, branch_index, attempts,
     created_at, started_at, ended_at, llm_calls, input_tokens, output_tokens, cost_usd, first_seq, last_seq";
 
-fn token_from_row(run_id: &str, r: &SqliteRow) -> Result<TokenRecord> {
+/// A `tokens` row with its ledger columns and event range.
+pub(crate) fn token_from_row(run_id: &str, r: &SqliteRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         run_id: run_id.to_owned(),
         seq: r.try_get("seq").db()?,
@@ -742,7 +719,7 @@ fn count(n: u64) -> i64 {
 }
 
 /// The usage columns of a `tokens` row or of a sum over them.
-fn usage_of(r: &sqlx::sqlite::SqliteRow) -> Result<UsageTotals> {
+pub(crate) fn usage_of(r: &sqlx::sqlite::SqliteRow) -> Result<UsageTotals> {
     let n = |c: &str| -> Result<u64> {
         Ok(r.try_get::<Option<i64>, _>(c).db()?.unwrap_or(0).max(0) as u64)
     };

@@ -27,6 +27,7 @@ mod definitions;
 mod error;
 mod queue;
 mod runs;
+mod view;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +40,10 @@ pub use queue::{TaskQueue, TaskRecord};
 pub use runs::{
     EventRecord, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory, TokenRecord,
     UsageTotals, WriteOp,
+};
+pub use view::{
+    EventFilter, MAX_EVENTS_PAGE, NodeStats, ParentFilter, SiblingSetRecord, SiblingSetSummary,
+    TokenFilter,
 };
 
 /// Milliseconds since the Unix epoch (UTC).

@@ -8,6 +8,9 @@ use serde_json::Value;
 pub use braid_core::state::UsageTotals;
 pub use braid_types::RunStatus;
 
+use crate::view::{
+    EventFilter, NodeStats, ParentFilter, SiblingSetRecord, SiblingSetSummary, TokenFilter,
+};
 use crate::{Millis, Page, Result, TaskRecord};
 
 /// A run row.
@@ -206,6 +209,10 @@ pub enum WriteOp {
         /// The result as JSON text.
         payload: String,
     },
+    /// Insert or update sibling-set rows, keyed by `(run_id, seq)`: written
+    /// again (idempotently) whenever an event of the set is, so recovery and
+    /// replay never duplicate one.
+    UpsertSiblingSets(Vec<SiblingSetRecord>),
     /// Store a snapshot of a run's state covering events up to `seq`.
     Snapshot {
         /// Run.
@@ -286,6 +293,36 @@ pub trait RunStore: Send + Sync {
     /// children, …), summed over their tokens' ledger columns in one query;
     /// zero for an unknown run. What `usage_total` of the API shows.
     async fn usage_total(&self, run_id: &str) -> Result<UsageTotals>;
+    /// One item per node of the run's graph, in the definition's node order
+    /// (nodes never visited have zero counts), aggregated over the run's
+    /// token rows by the backend's query; empty for an unknown run.
+    async fn node_stats(&self, run_id: &str) -> Result<Vec<NodeStats>>;
+    /// The run's sibling sets by `seq` (creation order), each with its
+    /// members counted by the status of each branch's latest token.
+    async fn sibling_sets(
+        &self,
+        run_id: &str,
+        parent: &ParentFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<SiblingSetSummary>>;
+    /// Like [`RunStore::events`], only the events that pass `filter`, and
+    /// `limit` clamped to `1..=`[`MAX_EVENTS_PAGE`](crate::MAX_EVENTS_PAGE).
+    async fn filtered_events(
+        &self,
+        run_id: &str,
+        filter: &EventFilter,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>>;
+    /// Like [`RunStore::tokens`], only the tokens that pass `filter`.
+    async fn filtered_tokens(
+        &self,
+        run_id: &str,
+        filter: &TokenFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<TokenRecord>>;
     /// A result stored out of line by [`WriteOp::PutResult`]; `None` when unknown.
     async fn result(&self, id: &str) -> Result<Option<Value>>;
     /// The snapshot with the highest seq: `(seq, state)`. A snapshot written

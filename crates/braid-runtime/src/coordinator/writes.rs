@@ -1,12 +1,13 @@
 //! The rows a coordinator's step writes: the run row, the events (large
-//! results out of line) and the token rows the events touched.
+//! results out of line), the token rows the events touched and the rows of
+//! the sibling sets they created or fired.
 
 use crate::clock::IdGen;
 use crate::events::{RESULT_REF, out_of_line_fields};
 use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
 use braid_core::state::{self, RunState};
-use braid_store::{NewEvent, RunRecord, RunStatus, TokenRecord, WriteOp};
+use braid_store::{NewEvent, RunRecord, RunStatus, SiblingSetRecord, TokenRecord, WriteOp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Larger fields (a result, an input, an LLM exchange's messages or
@@ -153,6 +154,51 @@ pub(super) fn token_rows(
                 usage: t.usage,
                 first_seq: bounds.get(&i).map(|b| b.0),
                 last_seq: bounds.get(&i).map(|b| b.1),
+            })
+            .collect(),
+    ))
+}
+
+/// The rows of the sibling sets these events created (`token_spawned`) or
+/// fired (`fan_in_completed`), from the state after the step (`None` for
+/// none). A set whose members span several steps is written again by each:
+/// the upsert keeps one row.
+pub(super) fn sibling_set_rows(
+    events: &[Event],
+    st: &RunState,
+    graph: &Graph,
+    run_id: &str,
+) -> Option<WriteOp> {
+    let touched: BTreeSet<usize> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::TokenSpawned { sibling_set, .. }
+            | EventBody::FanInCompleted { sibling_set, .. } => state::set_index(sibling_set),
+            _ => None,
+        })
+        .collect();
+    if touched.is_empty() {
+        return None;
+    }
+    Some(WriteOp::UpsertSiblingSets(
+        touched
+            .into_iter()
+            .filter_map(|i| st.sets.get(i).map(|s| (i, s)))
+            .map(|(i, s)| {
+                let origin = st.tokens.get(s.origin);
+                SiblingSetRecord {
+                    run_id: run_id.to_string(),
+                    seq: i as i64 + 1,
+                    id: s.id.clone(),
+                    fan_out_node: graph.nodes[s.fan_out_node].ref_.clone(),
+                    origin_token_id: origin.map(|t| t.id.clone()).unwrap_or_default(),
+                    join_node: graph.joined_by[s.fan_out_node].map(|j| graph.nodes[j].ref_.clone()),
+                    total: s.total as i64,
+                    fired: s.fired,
+                    parent_sibling_set: origin
+                        .and_then(|t| t.scope)
+                        .map(|sc| st.sets[st.scopes[sc].set].id.clone()),
+                }
             })
             .collect(),
     ))

@@ -11,5 +11,6 @@ mod live;
 mod meta;
 mod openapi;
 mod parallel;
+mod run_view;
 mod story;
 mod subworkflows;

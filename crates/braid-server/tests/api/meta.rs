@@ -45,6 +45,8 @@ async fn health_openapi_and_unknown_routes() {
         ("/api/runs/{id}/tokens", "get"),
         ("/api/runs/{id}/tokens/{token_id}", "get"),
         ("/api/runs/{id}/events", "get"),
+        ("/api/runs/{id}/nodes", "get"),
+        ("/api/runs/{id}/sibling-sets", "get"),
         ("/api/runs/{id}/cancel", "post"),
         ("/api/runs/{id}/live", "get"),
         ("/api/live", "get"),

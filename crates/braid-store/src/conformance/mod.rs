@@ -22,6 +22,7 @@ mod definitions;
 pub mod fixtures;
 mod queue;
 mod runs;
+mod view;
 
 pub use artifacts::artifacts_are_idempotent_and_listed_newest_first;
 pub use definitions::{
@@ -40,6 +41,10 @@ pub use runs::{
     results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
     runs_list_newest_first_with_filters_and_cursors, token_history_reads_one_tokens_events,
     token_usage_is_kept_and_summed_over_the_run_tree, tokens_upsert_and_page_in_creation_order,
+};
+pub use view::{
+    events_and_tokens_are_filtered_in_the_store, node_stats_aggregate_every_node_of_the_graph,
+    sibling_sets_upsert_and_count_members_by_latest_token,
 };
 
 /// One `#[tokio::test]` per conformance case, in the calling test crate
@@ -72,6 +77,9 @@ macro_rules! conformance_tests {
             queued_tasks_of_cancelled_tokens_are_dropped,
             released_leases_make_tasks_claimable_at_once,
             artifacts_are_idempotent_and_listed_newest_first,
+            node_stats_aggregate_every_node_of_the_graph,
+            sibling_sets_upsert_and_count_members_by_latest_token,
+            events_and_tokens_are_filtered_in_the_store,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
