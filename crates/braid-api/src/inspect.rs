@@ -107,7 +107,7 @@ pub struct LlmCallDetail {
     /// Cost from the model profile's prices, in USD.
     pub cost_usd: f64,
     /// The rendered messages sent, `[{ role, content }]`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<braid_core::event::ChatMessage>)]
     pub messages: Value,
     /// The raw response body (JSON, or its text); `null` when none arrived.
     #[schema(value_type = Option<Object>, required = true)]

@@ -126,6 +126,7 @@ pub struct LlmExchange {
     pub duration_ms: u64,
     /// The rendered messages sent, as a Chat Completions list
     /// `[{ role, content }]` (docs/lifecycles.md).
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<ChatMessage>))]
     pub messages: Value,
     /// The raw response body: JSON as received, or its text when it is not
     /// JSON; absent when no answer arrived (a timeout, a network error).
@@ -137,6 +138,18 @@ pub struct LlmExchange {
     /// What the request cost, when the provider reported usage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+}
+
+/// One rendered message of [`LlmExchange::messages`], as sent (the
+/// document's description of that list; the field itself stays JSON, so a
+/// provider's extra keys are kept).
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The rendered text.
+    pub content: String,
 }
 
 /// The error of one LLM request: its code and message.

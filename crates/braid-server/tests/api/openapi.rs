@@ -21,6 +21,8 @@ const USER_DATA: &[&str] = &[
     "item",
     "value",
     "artifacts",
+    // A provider's raw answer, as it came.
+    "response",
     // JSON literals a structured condition compares with.
     "values",
     // JSON Schemas and provider settings written in a bundle.

@@ -141,7 +141,8 @@ fn seqs(events: &[Value]) -> Vec<i64> {
 fn spent(events: &[Value], node: &str, field: &str) -> f64 {
     events
         .iter()
-        .filter(|e| e["node"] == node)
+        // The outcome events' usage: `llm_request` repeats each attempt's.
+        .filter(|e| e["node"] == node && e["kind"] != "llm_request")
         .filter_map(|e| e["payload"]["usage"][field].as_f64())
         .sum()
 }
