@@ -49,41 +49,30 @@ pub(crate) async fn upsert_sibling_sets(
         .await
 }
 
-/// One row per (node, status) with the sums of that group, the node's
-/// duration median beside it; nodes of the graph without a visit come as
-/// one row with a NULL status. The median ranks the node's durations with a
-/// window function, in the same statement.
+/// One row per (node, status, duration) with the sums of that group: one
+/// scan and one sort of the run's token rows. Durations are whole
+/// milliseconds, so the groups of one (node, status) are a histogram of
+/// its durations, from which the median is read in [`node_stats`] without
+/// ranking every row (a window function ranked all 200,000 rows of a W2
+/// 100,000 run: 730 ms against 290 ms for this). Nodes of the graph without a
+/// visit come as one row with a NULL status.
 const NODE_STATS: &str = "
-WITH visits AS MATERIALIZED (
-    SELECT node, status, attempts, llm_calls, input_tokens, output_tokens, cost_usd,
-           CASE WHEN started_at IS NOT NULL AND ended_at IS NOT NULL
-                THEN ended_at - started_at END AS duration
-    FROM tokens WHERE run_id = ?1
-),
-ranked AS (
-    SELECT node, duration,
-           row_number() OVER (PARTITION BY node ORDER BY duration) AS position,
-           count(*) OVER (PARTITION BY node) AS n
-    FROM visits WHERE duration IS NOT NULL
-),
-medians AS (
-    SELECT node, avg(duration) AS median FROM ranked
-    WHERE position IN ((n + 1) / 2, (n + 2) / 2) GROUP BY node
-),
-groups AS (
-    SELECT node, status, count(*) AS visits, sum(attempts) AS attempts,
-           sum(max(attempts - 1, 0)) AS retries, sum(duration) AS duration_sum,
-           max(duration) AS duration_max, sum(llm_calls) AS llm_calls,
+WITH groups AS (
+    SELECT node, status, duration, count(*) AS visits, sum(attempts) AS attempts,
+           sum(max(attempts - 1, 0)) AS retries, sum(llm_calls) AS llm_calls,
            sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
            sum(cost_usd) AS cost_usd
-    FROM visits GROUP BY node, status
+    FROM (SELECT node, status, attempts, llm_calls, input_tokens, output_tokens, cost_usd,
+                 CASE WHEN started_at IS NOT NULL AND ended_at IS NOT NULL
+                      THEN ended_at - started_at END AS duration
+          FROM tokens WHERE run_id = ?1)
+    GROUP BY node, status, duration
 )
-SELECT n.ref AS node, g.status, g.visits, g.attempts, g.retries, g.duration_sum, g.duration_max,
-       g.llm_calls, g.input_tokens, g.output_tokens, g.cost_usd, m.median
+SELECT n.ref AS node, g.status, g.duration, g.visits, g.attempts, g.retries,
+       g.llm_calls, g.input_tokens, g.output_tokens, g.cost_usd
 FROM workflow_runs r
 JOIN nodes n ON n.def_id = r.def_id
 LEFT JOIN groups g ON g.node = n.ref
-LEFT JOIN medians m ON m.node = n.ref
 WHERE r.id = ?1
 ORDER BY n.position, n.ref, g.status";
 
@@ -97,9 +86,15 @@ pub(crate) async fn node_stats(
         .await
         .db()?;
     let mut stats: Vec<NodeStats> = Vec::new();
+    // The current node's durations: (ms, visits).
+    let mut durations: Vec<(u64, u64)> = Vec::new();
     for r in &rows {
         let node: String = r.try_get("node").db()?;
         if stats.last().is_none_or(|s| s.node != node) {
+            if let Some(done) = stats.last_mut() {
+                done.duration_median_ms = median(&mut durations);
+            }
+            durations.clear();
             stats.push(NodeStats {
                 node,
                 visits: Vec::new(),
@@ -107,7 +102,7 @@ pub(crate) async fn node_stats(
                 retries: 0,
                 failures: 0,
                 duration_sum_ms: 0,
-                duration_median_ms: r.try_get("median").db()?,
+                duration_median_ms: None,
                 duration_max_ms: None,
                 usage: UsageTotals::default(),
             });
@@ -123,12 +118,17 @@ pub(crate) async fn node_stats(
         if status == "failed" {
             s.failures += visits;
         }
-        s.visits.push((status, visits));
+        match s.visits.last_mut() {
+            Some((last, count)) if *last == status => *count += visits,
+            _ => s.visits.push((status, visits)),
+        }
         s.attempts += n("attempts")?;
         s.retries += n("retries")?;
-        s.duration_sum_ms += n("duration_sum")?;
-        if let Some(max) = r.try_get::<Option<i64>, _>("duration_max").db()? {
-            s.duration_max_ms = s.duration_max_ms.max(Some(max.max(0) as u64));
+        if let Some(d) = r.try_get::<Option<i64>, _>("duration").db()? {
+            let d = d.max(0) as u64;
+            s.duration_sum_ms += d * visits;
+            s.duration_max_ms = s.duration_max_ms.max(Some(d));
+            durations.push((d, visits));
         }
         let u = usage_of(r)?;
         s.usage.llm_calls += u.llm_calls;
@@ -136,7 +136,33 @@ pub(crate) async fn node_stats(
         s.usage.output_tokens += u.output_tokens;
         s.usage.cost_usd += u.cost_usd;
     }
+    if let Some(done) = stats.last_mut() {
+        done.duration_median_ms = median(&mut durations);
+    }
     Ok(stats)
+}
+
+/// The median of a histogram of durations (the mean of the two middle
+/// values for an even count); `None` when it is empty.
+fn median(histogram: &mut [(u64, u64)]) -> Option<f64> {
+    histogram.sort_unstable();
+    let total: u64 = histogram.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    // 1-based positions of the middle value(s).
+    let (low, high) = ((total + 1) / 2, (total + 2) / 2);
+    let at = |position: u64| {
+        let mut seen = 0;
+        histogram
+            .iter()
+            .find(|(_, n)| {
+                seen += n;
+                seen >= position
+            })
+            .map(|(d, _)| *d as f64)
+    };
+    Some((at(low)? + at(high)?) / 2.0)
 }
 
 /// Members by the status of each branch's latest token (its highest seq),
@@ -309,4 +335,21 @@ pub(crate) async fn filtered_tokens(
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_of_a_histogram_is_its_middle_value() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [(7, 1)]), Some(7.0));
+        // 1, 2, 2, 9: the mean of the two middle values.
+        assert_eq!(median(&mut [(9, 1), (2, 2), (1, 1)]), Some(2.0));
+        // 1, 3, 3, 3, 10, 10: positions 3 and 4 are both 3.
+        assert_eq!(median(&mut [(10, 2), (1, 1), (3, 3)]), Some(3.0));
+        // 4, 8: an even count across two groups.
+        assert_eq!(median(&mut [(8, 1), (4, 1)]), Some(6.0));
+    }
 }
