@@ -25,9 +25,9 @@ use async_trait::async_trait;
 use braid_core::definition::Bundle;
 use braid_store::{
     ArtifactFilter, ArtifactRecord, ArtifactStore, ArtifactType, DefinitionStore, Error,
-    EventFilter, EventRecord, Millis, NodeStats, Page, ParentFilter, Result, RunFilter, RunRecord,
-    RunStore, SaveOutcome, SiblingSetSummary, StoredDef, TaskQueue, TaskRecord, TokenFilter,
-    TokenHistory, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
+    EventFilter, EventRecord, Millis, NewEvent, NodeStats, Page, ParentFilter, Result, RunFilter,
+    RunRecord, RunStore, SaveOutcome, SiblingSetSummary, StoredDef, TaskQueue, TaskRecord,
+    TokenFilter, TokenHistory, TokenRecord, UsageTotals, WorkflowSummary, WriteOp,
 };
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -316,6 +316,10 @@ impl RunStore for SqliteStore {
 
     async fn events(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<EventRecord>> {
         runs::events(&mut *self.reader().await?, run_id, after, limit).await
+    }
+
+    async fn events_text(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<NewEvent>> {
+        runs::events_text(&mut *self.reader().await?, run_id, after, limit).await
     }
 
     async fn tokens(

@@ -497,6 +497,38 @@ pub(crate) async fn events(
     rows.iter().map(|r| event_from_row(run_id, r)).collect()
 }
 
+/// [`events`], with the payloads as stored (JSON text, not parsed).
+pub(crate) async fn events_text(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<NewEvent>> {
+    let rows = sqlx::query(
+        "SELECT seq, kind, ts, token_id, node, payload FROM events
+         WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(run_id.to_owned())
+    .bind(after)
+    .bind(clamp_limit(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .db()?;
+    rows.iter()
+        .map(|r| {
+            Ok(NewEvent {
+                run_id: run_id.to_owned(),
+                seq: r.try_get("seq").db()?,
+                kind: r.try_get::<String, _>("kind").db()?.into(),
+                ts: r.try_get("ts").db()?,
+                token_id: r.try_get("token_id").db()?,
+                node: r.try_get("node").db()?,
+                payload: r.try_get("payload").db()?,
+            })
+        })
+        .collect()
+}
+
 /// An `events` row (`seq, kind, ts, token_id, node, payload`).
 pub(crate) fn event_from_row(run_id: &str, r: &SqliteRow) -> Result<EventRecord> {
     let seq: i64 = r.try_get("seq").db()?;

@@ -151,7 +151,7 @@ fn median(histogram: &mut [(u64, u64)]) -> Option<f64> {
         return None;
     }
     // 1-based positions of the middle value(s).
-    let (low, high) = ((total + 1) / 2, (total + 2) / 2);
+    let (low, high) = (total.div_ceil(2), total / 2 + 1);
     let at = |position: u64| {
         let mut seen = 0;
         histogram

@@ -276,6 +276,25 @@ pub trait RunStore: Send + Sync {
     /// Up to `limit` events of a run with `seq > after`, by seq ascending;
     /// empty for an unknown run.
     async fn events(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<EventRecord>>;
+    /// Like [`events`](Self::events), each payload as the JSON text the
+    /// store holds: a reader that only forwards events (the live stream)
+    /// need not build and re-serialize a JSON tree per event.
+    async fn events_text(&self, run_id: &str, after: i64, limit: u32) -> Result<Vec<NewEvent>> {
+        Ok(self
+            .events(run_id, after, limit)
+            .await?
+            .into_iter()
+            .map(|e| NewEvent {
+                run_id: e.run_id,
+                seq: e.seq,
+                kind: e.kind.into(),
+                ts: e.ts,
+                token_id: e.token_id,
+                node: e.node,
+                payload: e.payload.to_string(),
+            })
+            .collect())
+    }
     /// Tokens of a run by `seq` (creation order), not by id nor by the
     /// order the rows were written.
     async fn tokens(

@@ -156,6 +156,40 @@ pub async fn events_are_appended_in_batches_and_read_in_order(store: &dyn Store)
     assert_eq!(store.events("run_1", 0, 0).await.unwrap().len(), 1);
     assert!(store.events("run_1", 258, 10).await.unwrap().is_empty());
     assert!(store.events("run_other", 0, 10).await.unwrap().is_empty());
+
+    // The same page with the payloads as stored text (the live stream's read).
+    let text = store.events_text("run_1", 100, 50).await.unwrap();
+    let parsed = store.events("run_1", 100, 50).await.unwrap();
+    assert_eq!(text.len(), 50);
+    for (t, p) in text.iter().zip(&parsed) {
+        assert_eq!(
+            (
+                t.run_id.as_str(),
+                t.seq,
+                &*t.kind,
+                t.ts,
+                &t.token_id,
+                &t.node
+            ),
+            (
+                p.run_id.as_str(),
+                p.seq,
+                p.kind.as_str(),
+                p.ts,
+                &p.token_id,
+                &p.node
+            )
+        );
+        let payload: serde_json::Value = serde_json::from_str(&t.payload).unwrap();
+        assert_eq!(payload, p.payload);
+    }
+    assert!(
+        store
+            .events_text("run_1", 258, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Tokens are keyed by `(run, seq)`, listed by seq, last write wins.
