@@ -484,7 +484,18 @@ pub(crate) async fn events(
     after: i64,
     limit: u32,
 ) -> Result<Vec<EventRecord>> {
-    let rows = sqlx::query(
+    let rows = event_rows(conn, run_id, after, limit).await?;
+    rows.iter().map(|r| event_from_row(run_id, r)).collect()
+}
+
+/// Up to `limit` `events` rows of a run after `after`, by seq.
+async fn event_rows(
+    conn: &mut SqliteConnection,
+    run_id: &str,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<SqliteRow>> {
+    sqlx::query(
         "SELECT seq, kind, ts, token_id, node, payload FROM events
          WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
     )
@@ -493,8 +504,7 @@ pub(crate) async fn events(
     .bind(clamp_limit(limit))
     .fetch_all(&mut *conn)
     .await
-    .db()?;
-    rows.iter().map(|r| event_from_row(run_id, r)).collect()
+    .db()
 }
 
 /// [`events`], with the payloads as stored (JSON text, not parsed).
@@ -504,16 +514,7 @@ pub(crate) async fn events_text(
     after: i64,
     limit: u32,
 ) -> Result<Vec<NewEvent>> {
-    let rows = sqlx::query(
-        "SELECT seq, kind, ts, token_id, node, payload FROM events
-         WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-    )
-    .bind(run_id.to_owned())
-    .bind(after)
-    .bind(clamp_limit(limit))
-    .fetch_all(&mut *conn)
-    .await
-    .db()?;
+    let rows = event_rows(conn, run_id, after, limit).await?;
     rows.iter()
         .map(|r| {
             Ok(NewEvent {

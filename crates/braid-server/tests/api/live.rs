@@ -205,8 +205,9 @@ fn vm_rss_kib() -> u64 {
         .expect("VmRSS")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order() {
+/// A server running `gated_fan_out` with `n` branches, its gate's LLM call
+/// held until the test releases it: (the provider, the server, the run id).
+async fn start_gated_fan_out(n: u64) -> (MockLlm, Server, String) {
     let llm = MockLlm::start(|_, _| Plan::ok("go").held()).await;
     let server = Server::start().await;
     let saved = server
@@ -220,11 +221,17 @@ async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order()
     let started = server
         .post(
             "/api/workflow-defs/gated_fan_out/runs",
-            &json!({ "input": { "n": 1000 } }),
+            &json!({ "input": { "n": n } }),
         )
         .await;
     assert_eq!(started.status, 201, "{}", started.text);
     let run = started.body["run_id"].as_str().unwrap().to_string();
+    (llm, server, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_join_late_or_reconnect_receive_every_event_once_in_order() {
+    let (llm, server, run) = start_gated_fan_out(1000).await;
 
     // The run is in its middle: the gate's call is in flight, held.
     events_until(&server, &run, |e| {
@@ -476,23 +483,7 @@ async fn run_changes_are_sent_when_runs_start_and_end_coalesced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_closes_live_sockets_as_going_away() {
-    let llm = MockLlm::start(|_, _| Plan::ok("go").held()).await;
-    let mut server = Server::start().await;
-    let saved = server
-        .post_raw(
-            "/api/workflow-defs",
-            "application/yaml",
-            gated_fan_out(&llm.url),
-        )
-        .await;
-    assert_eq!(saved.status, 201, "{}", saved.text);
-    let started = server
-        .post(
-            "/api/workflow-defs/gated_fan_out/runs",
-            &json!({ "input": { "n": 3 } }),
-        )
-        .await;
-    let run = started.body["run_id"].as_str().unwrap().to_string();
+    let (llm, mut server, run) = start_gated_fan_out(3).await;
     let mut events = connect(&server, &format!("/api/runs/{run}/live")).await;
     let mut runs = connect(&server, "/api/live").await;
     let mut got = Received::default();
