@@ -614,15 +614,6 @@ mod tests {
     fn a_forwarded_envelope_equals_the_event_log_item() {
         for (token_id, node) in [(Some("tk_3"), Some("judge")), (None, None)] {
             let payload = serde_json::json!({ "attempt": 2, "result": { "vote": "A", "why": "\"quoted\" ü" } });
-            let text = NewEvent {
-                run_id: "run_1".into(),
-                seq: 7,
-                kind: "node_completed".into(),
-                ts: 1_700_000_000_123,
-                token_id: token_id.map(String::from),
-                node: node.map(String::from),
-                payload: payload.to_string(),
-            };
             let record = braid_store::EventRecord {
                 run_id: "run_1".into(),
                 seq: 7,
@@ -632,6 +623,7 @@ mod tests {
                 node: node.map(String::from),
                 payload,
             };
+            let text = NewEvent::from(record.clone());
             let forwarded: serde_json::Value =
                 serde_json::from_str(&envelope_json(&text).unwrap()).unwrap();
             assert_eq!(

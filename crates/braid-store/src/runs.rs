@@ -225,23 +225,25 @@ pub enum WriteOp {
     },
 }
 
+impl From<EventRecord> for NewEvent {
+    /// The record with its payload serialized.
+    fn from(e: EventRecord) -> NewEvent {
+        NewEvent {
+            run_id: e.run_id,
+            seq: e.seq,
+            kind: e.kind.into(),
+            ts: e.ts,
+            token_id: e.token_id,
+            node: e.node,
+            payload: e.payload.to_string(),
+        }
+    }
+}
+
 impl WriteOp {
     /// [`WriteOp::AppendEvents`] from records (serializes their payloads).
     pub fn append(events: Vec<EventRecord>) -> WriteOp {
-        WriteOp::AppendEvents(
-            events
-                .into_iter()
-                .map(|e| NewEvent {
-                    run_id: e.run_id,
-                    seq: e.seq,
-                    kind: e.kind.into(),
-                    ts: e.ts,
-                    token_id: e.token_id,
-                    node: e.node,
-                    payload: e.payload.to_string(),
-                })
-                .collect(),
-        )
+        WriteOp::AppendEvents(events.into_iter().map(NewEvent::from).collect())
     }
 }
 
@@ -284,15 +286,7 @@ pub trait RunStore: Send + Sync {
             .events(run_id, after, limit)
             .await?
             .into_iter()
-            .map(|e| NewEvent {
-                run_id: e.run_id,
-                seq: e.seq,
-                kind: e.kind.into(),
-                ts: e.ts,
-                token_id: e.token_id,
-                node: e.node,
-                payload: e.payload.to_string(),
-            })
+            .map(NewEvent::from)
             .collect())
     }
     /// Tokens of a run by `seq` (creation order), not by id nor by the
