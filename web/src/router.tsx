@@ -1,0 +1,36 @@
+// Client-side routes (SPEC §10). The server answers every non-API path with
+// index.html, so each of these can be opened directly or reloaded.
+import { createRootRoute, createRoute, createRouter } from "@tanstack/react-router";
+import { Shell } from "./components/Shell";
+import { WorkflowsPage } from "./pages/Workflows";
+import { EditorPage } from "./pages/Editor";
+import { RunsPage } from "./pages/Runs";
+import { RunViewPage } from "./pages/RunView";
+
+const rootRoute = createRootRoute({ component: Shell });
+
+const workflowsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: WorkflowsPage });
+
+export const editorRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/workflows/$name",
+  validateSearch: (search: Record<string, unknown>): { version?: number } => {
+    const version = Number(search.version);
+    return Number.isInteger(version) && version > 0 ? { version } : {};
+  },
+  component: EditorPage,
+});
+
+const runsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs", component: RunsPage });
+
+export const runViewRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs/$id", component: RunViewPage });
+
+const routeTree = rootRoute.addChildren([workflowsRoute, editorRoute, runsRoute, runViewRoute]);
+
+export const router = createRouter({ routeTree, defaultPreload: "intent" });
+
+declare module "@tanstack/react-router" {
+  interface Register {
+    router: typeof router;
+  }
+}

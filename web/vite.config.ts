@@ -1,0 +1,24 @@
+// Vite builds the UI into dist/, which the braid binary embeds and serves
+// under `/`. During development `npm run dev` proxies the API to a local
+// `braid serve` (BRAID_URL, default http://127.0.0.1:8080).
+import { defineConfig } from "vite";
+import react from "@vitejs/plugin-react";
+import tailwindcss from "@tailwindcss/vite";
+
+const api = process.env.BRAID_URL ?? "http://127.0.0.1:8080";
+
+export default defineConfig({
+  plugins: [react(), tailwindcss()],
+  build: {
+    // Current Chromium, Firefox and Safari (SPEC §10).
+    target: ["chrome120", "firefox120", "safari17"],
+    outDir: process.env.BRAID_WEB_OUT_DIR ?? "dist",
+    emptyOutDir: true,
+    chunkSizeWarningLimit: 1500,
+  },
+  server: {
+    proxy: {
+      "/api": { target: api, ws: true, changeOrigin: false },
+    },
+  },
+});
