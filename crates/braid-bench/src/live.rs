@@ -84,15 +84,17 @@ pub async fn measure(size: u64, db_parent: &Path) -> anyhow::Result<LiveResult> 
     Ok(result)
 }
 
-/// A live frame as this client reads it: only each event's `seq` (serde
-/// skips the other fields without building them), which is all the check
-/// needs; a client that decodes every payload would measure its own JSON
-/// parsing on the same two cores as the run.
+/// A live frame as this client reads it: its `type` and each event's `seq`,
+/// which is all the check needs. A plain struct, not an internally tagged
+/// enum: serde would buffer a tagged frame's every payload as a tree before
+/// looking at the tag, and this client would measure its own JSON parsing on
+/// the same two cores as the run. Skipped fields are scanned, not built.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Frame {
-    Events { events: Vec<Seq> },
-    End {},
+struct Frame {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    events: Vec<Seq>,
 }
 
 #[derive(Deserialize)]
@@ -108,23 +110,25 @@ async fn follow(url: String) -> anyhow::Result<Followed> {
     let (mut events, mut frames) = (0u64, 0u64);
     while let Some(msg) = socket.next().await {
         let Message::Text(text) = msg? else { continue };
-        match serde_json::from_str::<Frame>(text.as_str())? {
-            Frame::Events { events: batch } => {
+        let frame: Frame = serde_json::from_str(text.as_str())?;
+        match frame.kind.as_str() {
+            "events" => {
                 frames += 1;
-                for e in batch {
+                for e in frame.events {
                     if e.seq as u64 != events + 1 {
                         bail!("received seq {} after {events}", e.seq);
                     }
                     events += 1;
                 }
             }
-            Frame::End {} => {
+            "end" => {
                 return Ok(Followed {
                     events,
                     frames,
                     ended: Instant::now(),
                 });
             }
+            other => bail!("unexpected frame type {other:?}"),
         }
     }
     bail!("the stream closed before `end` after {events} events")

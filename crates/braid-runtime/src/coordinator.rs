@@ -21,7 +21,7 @@ use braid_core::event::Event;
 use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
-use braid_store::{RunRecord, RunStatus, StoredDef, TaskRecord, WriteOp};
+use braid_store::{NewEvent, RunRecord, RunStatus, StoredDef, TaskRecord, WriteOp};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -120,6 +120,8 @@ struct Flight {
     written: oneshot::Receiver<crate::committer::Outcome>,
     replies: Vec<oneshot::Sender<()>>,
     events: Vec<Event>,
+    /// The events' rows as written, for live streams (empty without subscribers).
+    stored: Vec<NewEvent>,
     commands: Vec<Command>,
     direct: Vec<(TaskRecord, OwnedSemaphorePermit)>,
     /// Tasks acked in this batch (their leases go back if it fails).
@@ -145,6 +147,16 @@ const STEP_EVENTS: usize = 8192;
 
 /// `to.extend(from)`, moving `from` when `to` is empty (a step can hold
 /// thousands of events: no second buffer, no copy).
+/// A copy of the event rows among a commit's writes.
+fn stored_rows(ops: &[WriteOp]) -> Vec<NewEvent> {
+    ops.iter()
+        .find_map(|op| match op {
+            WriteOp::AppendEvents(rows) => Some(rows.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
 fn append<T>(to: &mut Vec<T>, mut from: Vec<T>) {
     if to.is_empty() {
         *to = from;
@@ -369,6 +381,11 @@ impl Coordinator {
         let creates = self.create;
         let mut ops = self.ops(&events, &commands, now);
         self.create = false;
+        let stored = if self.inner.has_subscribers() {
+            stored_rows(&ops)
+        } else {
+            Vec::new()
+        };
         if !self.inner.has_subscribers() && self.telemetry.is_none() {
             // Nobody streams or records them: do not hold two copies until the commit.
             events = Vec::new();
@@ -406,6 +423,7 @@ impl Coordinator {
             written,
             replies,
             events,
+            stored,
             commands,
             direct: std::mem::take(&mut self.direct),
             acks,
@@ -425,13 +443,15 @@ impl Coordinator {
         for r in flight.replies {
             let _ = r.send(());
         }
-        self.inner.publish(&self.record.id, &flight.events);
         if let Some(t) = &mut self.telemetry {
             t.committed(&self.record, &self.graph, &self.state, &flight.events);
             if flight.ended {
                 t.finished(&self.record);
             }
         }
+        // Moved, not cloned: a live client must not cost a copy of every event.
+        self.inner
+            .publish(&self.record.id, flight.events, flight.stored);
         for c in flight.commands {
             match c {
                 Command::Dispatch(_) => {} // queued in the commit; executors notified below

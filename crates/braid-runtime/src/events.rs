@@ -6,7 +6,7 @@ use crate::error::Error;
 use braid_core::event::{Event, EventBody};
 use braid_core::graph::Graph;
 use braid_core::state::RunState;
-use braid_store::Store;
+use braid_store::{NewEvent, Store};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -17,6 +17,10 @@ pub struct Published {
     pub run_id: String,
     /// Events in seq order.
     pub events: Arc<Vec<Event>>,
+    /// The same events as the store holds them (payload text, large fields
+    /// as references), so a live stream forwards them without reading them
+    /// back; empty when nobody was subscribed as the batch was written.
+    pub stored: Arc<Vec<NewEvent>>,
 }
 
 /// The key of a stored event's reference to an out-of-line result.

@@ -18,7 +18,7 @@ use crate::options::Options;
 use crate::telemetry::Telemetry;
 use braid_core::event::Event;
 use braid_core::machine::{ChildCall, Input};
-use braid_store::{RunRecord, Store};
+use braid_store::{NewEvent, RunRecord, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -214,11 +214,12 @@ impl Inner {
         self.events.receiver_count() > 0
     }
 
-    pub(crate) fn publish(&self, run_id: &str, events: &[Event]) {
+    pub(crate) fn publish(&self, run_id: &str, events: Vec<Event>, stored: Vec<NewEvent>) {
         if !events.is_empty() && self.events.receiver_count() > 0 {
             let _ = self.events.send(Published {
                 run_id: run_id.to_string(),
-                events: Arc::new(events.to_vec()),
+                events: Arc::new(events),
+                stored: Arc::new(stored),
             });
         }
     }

@@ -2,11 +2,13 @@
 //! commit) and `/api/live` (run-level changes, for lists).
 //!
 //! The store is the source of truth; the engine's broadcast of durable
-//! events ([`Engine::subscribe`](braid_runtime::Engine::subscribe)) is only a
-//! wake-up. A connection subscribes first, then reads the store after the
-//! last seq it sent, so a slow client, a lagged broadcast or a reconnect is
-//! caught up from the store with no gap and no duplicate, and a connection
-//! never holds more than one page of events (decisions.md, "live stream").
+//! events ([`Engine::subscribe`](braid_runtime::Engine::subscribe)) wakes a
+//! connection and, once it is caught up, hands it the rows just committed.
+//! A connection subscribes first, then reads the store after the last seq it
+//! sent, so a slow client, a lagged broadcast or a reconnect is caught up
+//! from the store with no gap and no duplicate; caught up, it forwards the
+//! published rows that follow its last seq, and any gap sends it back to
+//! the store. It holds at most one page plus a bounded queue (decision 59).
 
 use crate::error::ApiError;
 use crate::extract::{self, Path, Query};
@@ -222,31 +224,76 @@ async fn finish_socket(socket: &mut WebSocket, outcome: Outcome) {
 }
 
 /// A wake-up for one run: a task drains the engine's broadcast as it comes
-/// (so a slow connection never pins published batches in the channel) and
+/// (so a slow connection never pins published batches in the channel),
+/// keeps the run's batches as stored for the connection to forward without
+/// reading them back (at most [`QUEUED_EVENTS`]; beyond that, or when the
+/// broadcast lagged, it marks a gap and the connection reads the store) and
 /// rings a [`Notify`], whose stored permit means no wake-up is lost between
 /// a read of the store and the next wait. Dropping it stops the task.
 struct Wakeup {
     notify: Arc<Notify>,
+    queued: Arc<Mutex<Queued>>,
     forwarder: AbortHandle,
+}
+
+/// Most events a connection keeps queued from the broadcast.
+const QUEUED_EVENTS: usize = 10_000;
+
+/// Published batches of one run not yet forwarded.
+#[derive(Default)]
+struct Queued {
+    batches: Vec<Arc<Vec<NewEvent>>>,
+    events: usize,
+    /// Some batch was not kept: only the store has every event.
+    gap: bool,
+}
+
+impl Queued {
+    fn push(&mut self, stored: Arc<Vec<NewEvent>>) {
+        if self.gap || stored.is_empty() || self.events + stored.len() > QUEUED_EVENTS {
+            self.gap = true;
+            self.batches.clear();
+            self.events = 0;
+        } else {
+            self.events += stored.len();
+            self.batches.push(stored);
+        }
+    }
 }
 
 impl Wakeup {
     fn for_run(mut events: broadcast::Receiver<Published>, run_id: String) -> Wakeup {
         let notify = Arc::new(Notify::new());
-        let ring = notify.clone();
+        let queued = Arc::new(Mutex::new(Queued::default()));
+        let (ring, keep) = (notify.clone(), queued.clone());
         let forwarder = tokio::spawn(async move {
             loop {
                 match events.recv().await {
-                    Ok(p) if p.run_id == run_id => ring.notify_one(),
+                    Ok(p) if p.run_id == run_id => {
+                        keep.lock().expect("queue lock").push(p.stored);
+                        ring.notify_one();
+                    }
                     Ok(_) => {}
                     // Missed batches may have been this run's: re-read.
-                    Err(RecvError::Lagged(_)) => ring.notify_one(),
+                    Err(RecvError::Lagged(_)) => {
+                        keep.lock().expect("queue lock").gap = true;
+                        ring.notify_one();
+                    }
                     Err(RecvError::Closed) => return,
                 }
             }
         })
         .abort_handle();
-        Wakeup { notify, forwarder }
+        Wakeup {
+            notify,
+            queued,
+            forwarder,
+        }
+    }
+
+    /// The batches queued since the last call (none and `gap` after a loss).
+    fn take(&self) -> Queued {
+        std::mem::take(&mut *self.queued.lock().expect("queue lock"))
     }
 }
 
@@ -255,6 +302,21 @@ impl Drop for Wakeup {
         self.forwarder.abort();
     }
 }
+
+/// What forwarding the queued batches came to.
+enum Forwarded {
+    /// Every queued event is out: wait for the next batch.
+    CaughtUp,
+    /// Events are missing from the queue, or the run ended: read the store.
+    ReadStore,
+}
+
+/// Kinds after which the run's row says it has ended.
+const RUN_END_KINDS: [&str; 3] = [
+    "workflow_completed",
+    "workflow_failed",
+    "workflow_cancelled",
+];
 
 /// What a connection may be woken by while it is caught up.
 enum Woken {
@@ -315,24 +377,46 @@ impl RunStream {
     /// Sends until the run's final event is out (or the client or server goes).
     async fn run(&mut self) -> Outcome {
         loop {
+            match self.catch_up().await {
+                Ok(()) => {}
+                Err(outcome) => return outcome,
+            }
+            // Caught up: forward each committed batch as published, and go
+            // back to the store only on a gap or at the run's end.
+            loop {
+                let notify = self.wakeup.notify.clone();
+                match wait_for(&mut self.socket, notify.notified(), self.draining.as_ref()).await {
+                    Woken::Events => {}
+                    Woken::Draining => return Outcome::Draining,
+                    Woken::Gone => return Outcome::Gone,
+                }
+                match self.forward(self.wakeup.take()).await {
+                    Ok(Forwarded::CaughtUp) => {}
+                    Ok(Forwarded::ReadStore) => break,
+                    Err(outcome) => return outcome,
+                }
+            }
+        }
+    }
+
+    /// Reads the store from the last seq sent until the log ends, then
+    /// returns (caught up) or, when the run has ended, sends `end` and
+    /// stops with the outcome.
+    async fn catch_up(&mut self) -> Result<(), Outcome> {
+        loop {
             if is_draining(self.draining.as_ref()) {
-                return Outcome::Draining;
+                return Err(Outcome::Draining);
             }
             let store = self.state.engine.store().clone();
-            let page = match store
+            let page = store
                 .events_text(&self.run_id, self.last_sent, self.page_events)
                 .await
-            {
-                Ok(p) => p,
-                Err(e) => return Outcome::Failed(e),
-            };
+                .map_err(Outcome::Failed)?;
             // A short page means the log ended there a moment ago: look at
             // the run rather than read an empty page again.
             let full = page.len() >= self.page_events as usize;
-            if !page.is_empty()
-                && let Err(outcome) = self.send_page(page).await
-            {
-                return outcome;
+            if !page.is_empty() {
+                self.send_page(&page).await?;
             }
             if full {
                 continue;
@@ -340,35 +424,59 @@ impl RunStream {
             let run = match store.get_run(&self.run_id).await {
                 Ok(Some(run)) => run,
                 Ok(None) => {
-                    return Outcome::Failed(braid_store::Error::NotFound(self.run_id.clone()));
+                    return Err(Outcome::Failed(braid_store::Error::NotFound(
+                        self.run_id.clone(),
+                    )));
                 }
-                Err(e) => return Outcome::Failed(e),
+                Err(e) => return Err(Outcome::Failed(e)),
             };
             if run.last_seq > self.last_sent {
                 // Committed between the two reads.
                 continue;
             }
             if run.status.is_ended() {
-                return self.send_end(run.status, run.last_seq).await;
+                return Err(self.send_end(run.status, run.last_seq).await);
             }
-            let notify = self.wakeup.notify.clone();
-            match wait_for(&mut self.socket, notify.notified(), self.draining.as_ref()).await {
-                Woken::Events => {}
-                Woken::Draining => return Outcome::Draining,
-                Woken::Gone => return Outcome::Gone,
-            }
+            return Ok(());
         }
+    }
+
+    /// Sends the queued batches' events after the last seq sent, as long as
+    /// they follow it without a gap.
+    async fn forward(&mut self, queued: Queued) -> Result<Forwarded, Outcome> {
+        if queued.gap {
+            return Ok(Forwarded::ReadStore);
+        }
+        let mut ended = false;
+        for batch in queued.batches {
+            let fresh = batch.partition_point(|e| e.seq <= self.last_sent);
+            let page = &batch[fresh..];
+            match page.first() {
+                None => continue,
+                Some(e) if e.seq != self.last_sent + 1 => return Ok(Forwarded::ReadStore),
+                Some(_) => {}
+            }
+            ended |= page
+                .iter()
+                .any(|e| RUN_END_KINDS.contains(&e.kind.as_ref()));
+            self.send_page(page).await?;
+        }
+        Ok(if ended {
+            Forwarded::ReadStore
+        } else {
+            Forwarded::CaughtUp
+        })
     }
 
     /// Sends a page of stored events as frames within both bounds. Each
     /// `send` waits until the socket took the frame, so a client that reads
     /// nothing holds the server at one frame.
-    async fn send_page(&mut self, page: Vec<NewEvent>) -> Result<(), Outcome> {
+    async fn send_page(&mut self, page: &[NewEvent]) -> Result<(), Outcome> {
         let mut frame = EventsFrame::new();
         let (events, mut bytes) = (page.len(), 0);
         for e in page {
             let seq = e.seq;
-            let json = envelope_json(&e)
+            let json = envelope_json(e)
                 .map_err(|e| Outcome::Failed(braid_store::Error::Backend(e.to_string())))?;
             if !frame.fits(&json) {
                 self.send_frame(frame.finish()).await?;
@@ -609,6 +717,40 @@ fn live_run(r: &RunRecord) -> LiveRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn batch(seqs: std::ops::RangeInclusive<i64>) -> Arc<Vec<NewEvent>> {
+        Arc::new(
+            seqs.map(|seq| NewEvent {
+                run_id: "run_1".into(),
+                seq,
+                kind: "node_started".into(),
+                ts: 0,
+                token_id: None,
+                node: None,
+                payload: "{}".into(),
+            })
+            .collect(),
+        )
+    }
+
+    #[test]
+    fn the_queue_keeps_batches_up_to_its_bound_then_marks_a_gap() {
+        let mut q = Queued::default();
+        q.push(batch(1..=4_000));
+        q.push(batch(4_001..=10_000));
+        assert!(!q.gap);
+        assert_eq!((q.batches.len(), q.events), (2, 10_000));
+        // One event more than the bound: nothing is kept, the store is read.
+        q.push(batch(10_001..=10_001));
+        assert!(q.gap && q.batches.is_empty() && q.events == 0);
+        // A gap stays until the connection takes the queue.
+        q.push(batch(10_002..=10_002));
+        assert!(q.gap && q.batches.is_empty());
+        let mut fresh = Queued::default();
+        // A batch written while nobody was subscribed carries no rows.
+        fresh.push(Arc::new(Vec::new()));
+        assert!(fresh.gap);
+    }
 
     #[test]
     fn a_forwarded_envelope_equals_the_event_log_item() {
