@@ -135,11 +135,13 @@ fn parse_response(
     } = response;
     // Read first: an answer that cannot be used was still charged.
     let usage = http::reported_usage(&body, "input_tokens", "output_tokens");
+    let request_id = http::request_id(&headers, Some(&body));
     let bad = |what: String| {
         label
             .bad_response(status, what)
             .with_usage(usage)
             .with_response(body.clone())
+            .with_request_id(request_id.clone())
     };
     let blocks = body
         .get("content")
@@ -191,8 +193,7 @@ fn parse_response(
         output,
         text,
         usage,
-        request_id: http::header_str(&headers, "request-id")
-            .or_else(|| body.get("id").and_then(Value::as_str).map(str::to_string)),
+        request_id,
         model: body
             .get("model")
             .and_then(Value::as_str)

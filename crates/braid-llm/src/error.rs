@@ -25,6 +25,9 @@ pub struct LlmError {
     /// The provider's answer, when one arrived: the body as JSON, or its
     /// text (a JSON string) when it is not JSON.
     pub response: Option<serde_json::Value>,
+    /// The provider's id of the request, when its answer named one (a
+    /// header, else the body's `id`): what its support asks for.
+    pub request_id: Option<String>,
 }
 
 impl LlmError {
@@ -37,12 +40,19 @@ impl LlmError {
             http_status: None,
             usage: None,
             response: None,
+            request_id: None,
         }
     }
 
     /// The same error, with the usage the provider reported for the answer.
     pub fn with_usage(mut self, usage: crate::Usage) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// The same error, with the provider's id of the request (if any).
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
         self
     }
 

@@ -71,8 +71,9 @@ pub(crate) async fn send(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "llm call answered"
     );
+    let request_id = request_id(&headers, None);
     if !status.is_success() {
-        return Err(status_error(label, status, &headers, &bytes));
+        return Err(status_error(label, status, &headers, &bytes).with_request_id(request_id));
     }
     let body = serde_json::from_slice(&bytes).map_err(|e| {
         label
@@ -84,6 +85,7 @@ pub(crate) async fn send(
                 ),
             )
             .with_response(raw_body(&bytes))
+            .with_request_id(request_id)
     })?;
     Ok(JsonResponse {
         status,
@@ -184,6 +186,7 @@ pub(crate) fn status_error(
         http_status: Some(s),
         usage: None,
         response: Some(parsed.unwrap_or_else(|| raw_body(body))),
+        request_id: None,
     }
 }
 
@@ -301,6 +304,18 @@ fn redact_url(url: &str) -> String {
 }
 
 /// A header's value as a string, when present and printable.
+/// The provider's id of a request: OpenAI's `x-request-id` or Anthropic's
+/// `request-id` header, else the body's `id`.
+pub(crate) fn request_id(headers: &HeaderMap, body: Option<&serde_json::Value>) -> Option<String> {
+    header_str(headers, "x-request-id")
+        .or_else(|| header_str(headers, "request-id"))
+        .or_else(|| {
+            body.and_then(|b| b.get("id"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        })
+}
+
 pub(crate) fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)

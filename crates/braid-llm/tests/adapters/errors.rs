@@ -360,3 +360,33 @@ async fn no_answer_within_the_client_timeout_is_timeout() {
     // The request did reach the server.
     assert_eq!(server.only_request().path, "/v1/chat/completions");
 }
+
+/// A failed answer still names the request the provider logged, so the
+/// inspector can show what its support asks for.
+#[tokio::test]
+async fn failed_answers_keep_the_providers_request_id() {
+    let unavailable = Reply::json(503, openai_body("overloaded", "server_error", None))
+        .header("x-request-id", "req_503_abc");
+    let err = openai_error(unavailable).await;
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert_eq!(err.request_id.as_deref(), Some("req_503_abc"));
+
+    // A 2xx answer that cannot be used: the header, else the body's `id`.
+    let garbage =
+        Reply::raw(200, "application/json", "not json at all").header("x-request-id", "req_bad_1");
+    let err = openai_error(garbage).await;
+    assert_eq!(err.code, ErrorCode::BadResponse);
+    assert_eq!(err.request_id.as_deref(), Some("req_bad_1"));
+    let err = openai_error(Reply::json(
+        200,
+        json!({ "id": "chatcmpl-9", "choices": [] }),
+    ))
+    .await;
+    assert_eq!(err.code, ErrorCode::BadResponse);
+    assert_eq!(err.request_id.as_deref(), Some("chatcmpl-9"));
+
+    let overloaded = Reply::json(529, anthropic_body("overloaded_error", "Overloaded"))
+        .header("request-id", "req_011_anth");
+    let err = anthropic_error(overloaded).await;
+    assert_eq!(err.request_id.as_deref(), Some("req_011_anth"));
+}
