@@ -26,8 +26,9 @@ pub struct LlmError {
     /// text (a JSON string) when it is not JSON.
     pub response: Option<serde_json::Value>,
     /// The provider's id of the request, when its answer named one (a
-    /// header, else the body's `id`): what its support asks for.
-    pub request_id: Option<String>,
+    /// header, else the body's `id`): what its support asks for. Boxed to
+    /// keep the error within 128 bytes (it travels in every `Result`).
+    pub request_id: Option<Box<str>>,
 }
 
 impl LlmError {
@@ -52,7 +53,7 @@ impl LlmError {
 
     /// The same error, with the provider's id of the request (if any).
     pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
-        self.request_id = request_id;
+        self.request_id = request_id.map(String::into_boxed_str);
         self
     }
 

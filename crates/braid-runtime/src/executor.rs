@@ -363,7 +363,10 @@ async fn run_action(
                 model: None,
             };
             let mut resp = provider.call(&req).await.map_err(|mut error| {
-                llm.answered(error.response.take(), error.request_id.clone());
+                llm.answered(
+                    error.response.take(),
+                    error.request_id.as_deref().map(str::to_string),
+                );
                 AttemptError::Provider {
                     usage: priced(error.usage.unwrap_or_default()),
                     error,
