@@ -20,7 +20,12 @@ export function RunViewPage() {
 }
 
 function RunView({ runId }: { runId: string }) {
-  const run = useQuery({ queryKey: keys.run(runId), queryFn: () => fetchRun(runId) });
+  const run = useQuery({
+    queryKey: keys.run(runId),
+    queryFn: () => fetchRun(runId),
+    // An unknown run stays unknown: say so at once instead of asking again.
+    retry: (count, error) => (error as { status?: number }).status !== 404 && count < 1,
+  });
   const workflow = run.data?.workflow;
   const bundle = useQuery({
     queryKey: keys.bundle(workflow?.id ?? "", workflow?.version ?? 0),

@@ -1,5 +1,6 @@
 // The runs list (`/runs`, SPEC §10): filters in the URL, pages of 50 with
 // "load more", kept live from /api/live.
+import { useMemo } from "react";
 import { useInfiniteQuery } from "@tanstack/react-query";
 import { useNavigate } from "@tanstack/react-router";
 import clsx from "clsx";
@@ -20,7 +21,7 @@ export function RunsPage() {
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.next_cursor ?? undefined,
   });
-  const items = runs.data?.pages.flatMap((p) => p.items) ?? [];
+  const items = useMemo(() => runs.data?.pages.flatMap((p) => p.items) ?? [], [runs.data]);
   const now = useNow(items.some((r) => r.status === "running"));
 
   return (

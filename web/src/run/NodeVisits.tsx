@@ -6,7 +6,7 @@ import { PageButton } from "./PageButton";
 import { TokenRow } from "./TokenRow";
 import { StatusCounts } from "./StatusBadge";
 import { fetchTokens, keys, type NodeSummary } from "./queries";
-import { formatCost, formatDuration, formatInt } from "./format";
+import { formatCost, formatDuration, plural } from "./format";
 
 const PAGE = 50;
 
@@ -39,7 +39,7 @@ export function NodeVisits({
           <div className="flex flex-wrap gap-x-3 gap-y-1 text-[11px] text-slate-600">
             <StatusCounts counts={summary.visits} />
             <span className="font-mono">
-              {formatInt(summary.attempts)} attempts · {formatInt(summary.retries)} retries · median{" "}
+              {plural(summary.attempts, "attempt")} · {plural(summary.retries, "retry", "retries")} · median{" "}
               {formatDuration(summary.duration_ms.median)} · {formatCost(summary.usage.cost_usd)}
             </span>
           </div>

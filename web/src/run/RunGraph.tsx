@@ -5,6 +5,7 @@ import { useMemo } from "react";
 import { Background, Controls, ReactFlow, ReactFlowProvider, type Edge } from "@xyflow/react";
 import { bundleToGraph, hasLayout, type Bundle, type DefTransition } from "../graph/bundle";
 import { layoutGraph } from "../graph/layout";
+import { formatInt } from "./format";
 import type { NodeSummary } from "./queries";
 import { RunNode, type RunFlowNode } from "./RunNode";
 
@@ -13,7 +14,7 @@ const fitViewOptions = { padding: 0.15, maxZoom: 1.1 };
 
 function edgeLabel(def: DefTransition): string | undefined {
   const parts: string[] = [];
-  if (def.spawn_count != null) parts.push(`×${def.spawn_count}`);
+  if (def.spawn_count != null) parts.push(`×${typeof def.spawn_count === "number" ? formatInt(def.spawn_count) : def.spawn_count}`);
   if (def.foreach != null) parts.push("foreach");
   if (def.on && def.on !== "success") parts.push(`on ${def.on}`);
   if (def.loop != null) parts.push("loop");

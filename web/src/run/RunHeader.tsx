@@ -5,7 +5,7 @@ import { Link } from "@tanstack/react-router";
 import { CancelButton } from "./CancelButton";
 import { ErrorBox } from "./RunError";
 import { StatusBadge } from "./StatusBadge";
-import { elapsedMs, formatCost, formatDuration, formatInt, formatStarted, shortId } from "./format";
+import { elapsedMs, formatCost, formatDuration, formatInt, formatStarted, plural, shortId } from "./format";
 import type { Run, Usage } from "./queries";
 import { useNow } from "./useNow";
 
@@ -100,7 +100,7 @@ function UsageFacts({ usage, label, testId }: { usage: Usage; label: string; tes
       <span className="text-[11px] text-slate-500">{label}</span>
       <span className="flex gap-3 font-mono text-slate-800">
         <span data-field="llm_calls" title="LLM calls">
-          {formatInt(usage.llm_calls)} calls
+          {plural(usage.llm_calls, "call")}
         </span>
         <span data-field="tokens" title="input / output tokens">
           {formatInt(usage.input_tokens)} in / {formatInt(usage.output_tokens)} out

@@ -6,7 +6,7 @@ import { memo } from "react";
 import clsx from "clsx";
 import { Handle, Position, type Node, type NodeProps } from "@xyflow/react";
 import { NODE_HEIGHT, NODE_WIDTH } from "../graph/layout";
-import { formatCost, formatInt } from "./format";
+import { formatCost, formatDuration, formatInt } from "./format";
 import type { NodeSummary } from "./queries";
 import { TONE_CLASS, visitsByTone, type Tone } from "./status";
 
@@ -68,6 +68,13 @@ export const RunNode = memo(function RunNode({ data }: NodeProps<RunFlowNode>) {
         {counts && ORDER.every((t) => counts[t] === 0) && <span className="text-[11px] text-slate-400">not visited</span>}
         {cost > 0 && <span className="ml-auto font-mono text-[11px] text-slate-600">{formatCost(cost)}</span>}
       </div>
+      {data.summary && data.summary.attempts > 0 && (
+        <div className="mt-1 truncate font-mono text-[10px] text-slate-500">
+          {formatInt(data.summary.attempts)} {data.summary.attempts === 1 ? "attempt" : "attempts"}
+          {data.summary.retries > 0 && ` · ${formatInt(data.summary.retries)} ${data.summary.retries === 1 ? "retry" : "retries"}`}
+          {data.summary.duration_ms.median != null && ` · med ${formatDuration(data.summary.duration_ms.median)}`}
+        </div>
+      )}
       <Handle type="source" position={Position.Bottom} className="!size-1.5 !border-0 !bg-slate-400" isConnectable={false} />
     </div>
   );

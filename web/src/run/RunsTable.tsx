@@ -1,17 +1,20 @@
 // The runs table: one row per run (status, workflow, version, id, started,
-// duration, LLM calls, cost); child runs are indented under a ↳ mark with
-// their parent named. A row opens the run view.
+// duration, LLM calls, cost); child runs follow their parent, indented
+// under a ↳ mark with the parent named. A row opens the run view.
+import { useMemo } from "react";
 import clsx from "clsx";
 import { Link, useNavigate } from "@tanstack/react-router";
 import { StatusBadge } from "./StatusBadge";
 import { elapsedMs, formatCost, formatDuration, formatInt, formatStarted, shortId } from "./format";
 import type { RunSummary } from "./queries";
+import { nestRuns } from "./nestRuns";
 
 const th = "px-3 py-2 text-left text-[11px] font-semibold tracking-wide text-slate-500 uppercase";
 const td = "px-3 py-1.5";
 
 export function RunsTable({ runs, now }: { runs: RunSummary[]; now: number }) {
   const navigate = useNavigate();
+  const rows = useMemo(() => nestRuns(runs), [runs]);
   return (
     <table className="w-full table-fixed border-collapse text-xs" data-testid="runs-table">
       <colgroup>
@@ -32,12 +35,12 @@ export function RunsTable({ runs, now }: { runs: RunSummary[]; now: number }) {
           <th className={th}>Run</th>
           <th className={th}>Started</th>
           <th className={clsx(th, "text-right")}>Duration</th>
-          <th className={clsx(th, "text-right")}>LLM calls</th>
+          <th className={clsx(th, "text-right")}>Calls</th>
           <th className={clsx(th, "text-right")}>Cost</th>
         </tr>
       </thead>
       <tbody>
-        {runs.map((r) => {
+        {rows.map(({ run: r, depth }) => {
           const child = r.parent_run_id != null;
           return (
             <tr
@@ -53,7 +56,7 @@ export function RunsTable({ runs, now }: { runs: RunSummary[]; now: number }) {
                 <StatusBadge status={r.status} />
               </td>
               <td className={clsx(td, "truncate")}>
-                <span className={clsx("inline-flex items-baseline gap-1.5", child && "pl-4")}>
+                <span className="inline-flex items-baseline gap-1.5" style={{ paddingLeft: Math.max(0, depth - 1) * 16 + (child ? 12 : 0) }}>
                   {child && <span className="text-slate-400" title="child run">↳</span>}
                   <span className="font-medium text-slate-900">{r.workflow.name}</span>
                   {child && <span className="font-mono text-[11px] text-slate-400">child of {shortId(r.parent_run_id!)}</span>}

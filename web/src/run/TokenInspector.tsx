@@ -7,7 +7,7 @@ import { AttemptCard } from "./AttemptCard";
 import { JsonBlock } from "./JsonBlock";
 import { StatusBadge } from "./StatusBadge";
 import { fetchToken, keys, type TokenDetail } from "./queries";
-import { formatCost, formatInt, shortId } from "./format";
+import { formatCost, formatInt, plural, shortId } from "./format";
 
 export function TokenInspector({
   runId,
@@ -50,7 +50,7 @@ function Detail({ token, onSelectToken }: { token: TokenDetail; runId: string; o
         <span data-testid="inspector-usage">
           <span className="text-slate-500">usage </span>
           <span className="font-mono">
-            {formatInt(token.usage.llm_calls)} calls · {formatInt(token.usage.input_tokens)} in / {formatInt(token.usage.output_tokens)} out ·{" "}
+            {plural(token.usage.llm_calls, "call")} · {formatInt(token.usage.input_tokens)} in / {formatInt(token.usage.output_tokens)} out ·{" "}
             {formatCost(token.usage.cost_usd)}
           </span>
         </span>

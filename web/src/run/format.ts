@@ -64,3 +64,8 @@ export function shortId(id: string): string {
   const [prefix, rest] = id.includes("_") ? [id.slice(0, id.indexOf("_") + 1), id.slice(id.indexOf("_") + 1)] : ["", id];
   return rest.length > 12 ? `${prefix}…${rest.slice(-10)}` : id;
 }
+
+/** `1 call`, `3 calls`. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${formatInt(n)} ${n === 1 ? one : many}`;
+}
