@@ -1,6 +1,6 @@
-// Bundles the run-view tests save through the API: a judge panel (three
-// `llm_call`s fanned out), a parent that calls it as a child run, a call
-// that fails after retries, and a 10,000-branch `update_context` fan-out.
+// Bundles the run-view tests save through the API, beside the shared judge
+// panel of support/bundles.ts: a parent that calls it as a child run, a
+// call that fails after its retries, and a 10,000-branch fan-out.
 
 /** Prices of the test model: $0.50 / 1k prompt tokens, $1.50 / 1k completion tokens. */
 export const PRICE_IN = 0.5;
@@ -18,42 +18,6 @@ function profile(baseUrl: string, ref = "local") {
     model: "judge-model",
     cost_per_1k_input_tokens: PRICE_IN,
     cost_per_1k_output_tokens: PRICE_OUT,
-  };
-}
-
-export function judgePanel(baseUrl: string) {
-  return {
-    name: "judge_panel",
-    input_schema: { type: "object", required: ["question"], properties: { question: { type: "string" } } },
-    initial_node: "ask",
-    nodes: [
-      { ref: "ask", action: { kind: "update_context", updates: [{ path: "state.question", expr: "input.question" }] } },
-      { ref: "judge", action: "judge_llm", output_mapping: { "state.vote": "result.vote" } },
-      {
-        ref: "tally",
-        fan_in: "all",
-        joins: "ask",
-        merge: { source: "vote", target: "state.votes", strategy: "append" },
-        action: {
-          kind: "update_context",
-          updates: [{ path: "output.winner", expr: "state.votes.filter(v, v == 'A').size() >= 2 ? 'A' : 'B'" }],
-        },
-      },
-    ],
-    transitions: [
-      { from: "ask", to: "judge", spawn_count: 3 },
-      { from: "judge", to: "tally" },
-    ],
-    actions: [{ ref: "judge_llm", kind: "llm_call", prompt: "judge_prompt", model: "local" }],
-    prompt_specs: [
-      {
-        ref: "judge_prompt",
-        system: "You are a strict judge.",
-        template: "Question: {{state.question}} You are judge {{_branch.index}}. Answer A or B.",
-        produces: { type: "object", required: ["vote"], properties: { vote: { type: "string", enum: ["A", "B"] } } },
-      },
-    ],
-    model_profiles: [profile(baseUrl)],
   };
 }
 

@@ -1,12 +1,15 @@
 // The runs list and the run view against the real `braid serve`, a real
 // SQLite file and a local OpenAI-format server (e2e/harness.ts).
 import { expect, screenshot, test } from "./harness";
-import { bigFanOut, costOf, flaky, judgePanel, panelParent } from "./runBundles";
+import { judgePanel } from "./support/bundles";
+import { bigFanOut, costOf, flaky, panelParent } from "./runBundles";
 import { expectLlmInspector, expectRunStatus, expectTotalsMatchApi, inspectVisit, openRun } from "./runview";
 
 const PROMPT_TOKENS = 40;
 const COMPLETION_TOKENS = 8;
 const usage = { prompt_tokens: PROMPT_TOKENS, completion_tokens: COMPLETION_TOKENS };
+/** One judge call at the shared judge panel's prices ($0.00015 / $0.0006 per 1k tokens). */
+const JUDGE_COST = (PROMPT_TOKENS * 0.00015 + COMPLETION_TOKENS * 0.0006) / 1000;
 
 /** Judges vote A except judge 1; the announcement is plain text. */
 function answerJudges(req: { messages: { role: string; content: string }[] }) {
@@ -19,7 +22,7 @@ test("a fanned-out judge panel goes live to completed; the inspector shows a jud
   llm.answer(answerJudges);
   const release = llm.hold();
   await braid.saveBundle(judgePanel(llm.baseUrl));
-  const runId = await braid.startRun("judge_panel", { question: "tea or coffee?" });
+  const runId = await braid.startRun("judge_panel", { question: "tea or coffee" });
 
   await openRun(page, runId);
   await expectRunStatus(page, "running");
@@ -40,18 +43,18 @@ test("a fanned-out judge panel goes live to completed; the inspector shows a jud
   await expect(page.getByTestId("event-row").last()).toHaveAttribute("data-kind", "workflow_completed");
   const run = await expectTotalsMatchApi(page, braid, runId);
   expect(run.usage.llm_calls).toBe(3);
-  expect(run.usage.cost_usd).toBeCloseTo(3 * costOf(PROMPT_TOKENS, COMPLETION_TOKENS), 10);
+  expect(run.usage.cost_usd).toBeCloseTo(3 * JUDGE_COST, 12);
 
   await inspectVisit(page, "judge", 0);
   await expectLlmInspector(page, {
-    prompt: "Question: tea or coffee? You are judge 0. Answer A or B.",
+    prompt: "Question: tea or coffee. You are judge 0. Answer A or B.",
     response: /"vote\\?":\s*\\?"A/,
     inputTokens: PROMPT_TOKENS,
     outputTokens: COMPLETION_TOKENS,
-    costUsd: costOf(PROMPT_TOKENS, COMPLETION_TOKENS),
+    costUsd: JUDGE_COST,
   });
   await expect(page.getByTestId("inspector").getByTestId("llm-provider")).toHaveText("openai_compatible");
-  await expect(page.getByTestId("inspector").getByTestId("llm-model")).toHaveText("judge-model");
+  await expect(page.getByTestId("inspector").getByTestId("llm-model")).toHaveText("gpt-4o-mini");
   await page.getByTestId("inspector").getByTestId("llm-call").last().scrollIntoViewIfNeeded();
   await screenshot(page, "run-completed");
 });
@@ -167,7 +170,7 @@ test("the runs list updates live when a run starts and ends, with child runs mar
   llm.answer(answerJudges);
   await braid.saveBundle(judgePanel(llm.baseUrl));
   await braid.saveBundle(panelParent(llm.baseUrl));
-  await braid.runToEnd("judge_panel", { question: "first?" });
+  await braid.runToEnd("judge_panel", { question: "first" });
   await braid.saveBundle(flaky(llm.baseUrl));
   llm.answer((req) => (req.messages.some((m) => m.content.includes("verdict")) ? { status: 500 } : answerJudges(req)));
   await braid.runToEnd("flaky");
@@ -188,7 +191,7 @@ test("the runs list updates live when a run starts and ends, with child runs mar
   release();
   await expect(parentRow).toHaveAttribute("data-status", "completed", { timeout: 20_000 });
   await expect(childRow).toHaveAttribute("data-status", "completed");
-  await expect(parentRow.locator("[data-field=cost]")).toHaveText(/\$0\.0/);
+  await expect(parentRow.locator("[data-field=cost]")).toHaveText(`$${costOf(PROMPT_TOKENS, COMPLETION_TOKENS).toFixed(4)}`);
 
   // Filters live in the URL.
   await page.getByTestId("runs-filter-status").selectOption("failed");

@@ -52,7 +52,8 @@ export class Braid {
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => {
         this.log += text;
-        const m = /listening on (http:\/\/[^\s]+)/.exec(this.log);
+        // Only a complete address: stderr can arrive split inside the line.
+        const m = /listening on (http:\/\/[^\s]+)\s/.exec(this.log);
         if (m) resolve(m[1]);
       });
     });
