@@ -211,3 +211,72 @@ test("the runs list updates live when a run starts and ends, with child runs mar
   await parentRow.click();
   await expect(page.getByTestId("run-view")).toHaveAttribute("data-run", parentId);
 });
+
+test("a dropped live socket resumes after the last seq it saw: no gap, no duplicate", async ({ page, braid, llm }) => {
+  // Judge 0 answers when `first` opens, the others when `rest` opens, so
+  // the run is still running when the page reconnects.
+  let openFirst = () => {};
+  let openRest = () => {};
+  const first = new Promise<void>((resolve) => (openFirst = resolve));
+  const rest = new Promise<void>((resolve) => (openRest = resolve));
+  llm.answer(async (req) => {
+    const text = req.messages.map((m) => m.content).join("\n");
+    await (text.includes("judge 0") ? first : rest);
+    return answerJudges(req);
+  });
+  await braid.saveBundle(judgePanel(llm.baseUrl));
+  const runId = await braid.startRun("judge_panel", { question: "tea or coffee" });
+
+  // The page's first connection is cut after its first frame.
+  const urls: string[] = [];
+  const seqs: number[] = [];
+  await page.routeWebSocket(/\/api\/runs\/[^/]+\/live/, (ws) => {
+    urls.push(ws.url());
+    const cut = urls.length === 1;
+    const server = ws.connectToServer();
+    server.onMessage((message) => {
+      const frame = JSON.parse(String(message)) as { events?: { seq: number }[] };
+      for (const e of frame.events ?? []) seqs.push(e.seq);
+      ws.send(message);
+      if (cut) void ws.close();
+    });
+  });
+  await openRun(page, runId);
+  await expectRunStatus(page, "running");
+  await expect.poll(() => llm.inFlight).toBe(3);
+  const initial = Number(new URL(urls[0]).searchParams.get("after"));
+  openFirst();
+  await expect.poll(() => urls.length).toBe(2);
+  const resumedAfter = Number(new URL(urls[1]).searchParams.get("after"));
+  expect(resumedAfter).toBeGreaterThan(initial);
+  expect(resumedAfter).toBe(seqs[seqs.length - 1]);
+  openRest();
+
+  await expectRunStatus(page, "completed");
+  const run = (await braid.run(runId)) as unknown as { last_seq: number };
+  const expected = Array.from({ length: run.last_seq - initial }, (_, i) => initial + 1 + i);
+  await expect.poll(() => seqs).toEqual(expected);
+  await expect(page.getByTestId("event-count")).toHaveAttribute("data-count", String(run.last_seq));
+  await expect(page.getByTestId("event-row").last()).toHaveAttribute("data-kind", "workflow_completed");
+});
+
+test("Cancel asks first, then cancels the run: grey, and Cancel is disabled", async ({ page, braid, llm }) => {
+  llm.answer(answerJudges);
+  llm.hold();
+  await braid.saveBundle(judgePanel(llm.baseUrl));
+  const runId = await braid.startRun("judge_panel", { question: "tea or coffee" });
+  await openRun(page, runId);
+  await expectRunStatus(page, "running");
+
+  const cancel = page.getByRole("button", { name: "Cancel", exact: true });
+  await cancel.click();
+  await page.getByRole("button", { name: "Keep running" }).click();
+  await expectRunStatus(page, "running");
+  await cancel.click();
+  await page.getByRole("button", { name: "Yes, cancel" }).click();
+  await expectRunStatus(page, "cancelled");
+  await expect(cancel).toBeDisabled();
+  expect((await braid.run(runId)).status).toBe("cancelled");
+  await expect(page.getByTestId("run-node-judge")).toHaveAttribute("data-tone", "cancelled");
+  await screenshot(page, "run-cancelled");
+});

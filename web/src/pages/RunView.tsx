@@ -61,6 +61,7 @@ function RunView({ runId }: { runId: string }) {
               bus={bus}
               nodes={nodeRefs}
               live={live}
+              endedAt={live ? null : run.data.last_seq}
               selectedToken={selectedToken}
               onSelectToken={setSelectedToken}
             />

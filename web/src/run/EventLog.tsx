@@ -19,6 +19,7 @@ export function EventLog({
   bus,
   nodes,
   live,
+  endedAt,
   onSelectToken,
   selectedToken,
 }: {
@@ -26,6 +27,8 @@ export function EventLog({
   bus: LiveBus;
   nodes: string[];
   live: boolean;
+  /** The run's last seq once it has ended (its log is complete up to there). */
+  endedAt: number | null;
   onSelectToken: (id: string) => void;
   selectedToken: string | null;
 }) {
@@ -51,6 +54,9 @@ export function EventLog({
     [runId, filter, bus],
   );
   useEffect(() => bus.subscribe((events) => win.append(events)), [bus, win]);
+  useEffect(() => {
+    if (endedAt !== null) win.reach(endedAt);
+  }, [win, endedAt]);
   useSyncExternalStore(win.subscribe, win.getVersion);
 
   const scroller = useRef<HTMLDivElement>(null);

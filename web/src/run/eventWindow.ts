@@ -105,6 +105,23 @@ export class EventWindow {
     this.evict();
   }
 
+  /**
+   * The run ended at `seq`: rows up to it exist even if the stream did not
+   * deliver them (a socket that closed as the run ended). Unfiltered, the
+   * count grows and the missing pages are fetched; filtered, a partial last
+   * page is read again from its start.
+   */
+  reach(seq: number) {
+    if (seq <= this.lastSeq) return;
+    this.lastSeq = seq;
+    if (this.filtered && this.done) {
+      const last = this.found[this.found.length - 1];
+      if (last && last.size < PAGE_SIZE) this.found.pop();
+      this.done = false;
+    }
+    this.notify();
+  }
+
   /** Merges events from the live stream (in seq order). */
   append(events: RunEvent[]) {
     let changed = false;
@@ -123,6 +140,7 @@ export class EventWindow {
         }
         continue;
       }
+      this.lastSeq = Math.max(this.lastSeq, e.seq);
       if (!matches(this.filter, e)) continue;
       this.recent.push(e);
       if (this.recent.length > RECENT_LIVE) this.recent.splice(0, this.recent.length - RECENT_LIVE);
@@ -158,7 +176,7 @@ export class EventWindow {
     const p = page;
     p.loading = true;
     p.used = ++this.clock;
-    this.fetchPage(p.after + (p.lastSeq - p.after), (k + 1) * PAGE_SIZE - p.lastSeq).then(
+    this.fetchPage(p.lastSeq, (k + 1) * PAGE_SIZE - p.lastSeq).then(
       (res) => {
         p.loading = false;
         if (!p.events) return;

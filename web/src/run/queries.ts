@@ -62,7 +62,8 @@ export async function fetchBundle(workflowId: string, version: number) {
 }
 
 export async function cancelRun(id: string) {
-  return unwrap(await api.POST("/api/runs/{id}/cancel", { params: { path: { id } }, body: null }));
+  // No body: the reason is optional, and a JSON `null` is not an object.
+  return unwrap(await api.POST("/api/runs/{id}/cancel", { params: { path: { id } } }));
 }
 
 /** Numeric order of `tk_<n>` ids (string order puts tk_10 before tk_2). */

@@ -20,14 +20,16 @@ type Frame = { type: "events"; events: RunEvent[] } | { type: "end"; status: str
 export function useRunLive(run: Run | undefined): { bus: LiveBus; socket: SocketState } {
   const queryClient = useQueryClient();
   const runId = run?.id;
-  const lastSeq = useRef(run?.last_seq ?? 0);
-  if (run && run.last_seq > lastSeq.current) lastSeq.current = run.last_seq;
+  // Taken from the run once; afterwards only the stream moves it, so that a
+  // reconnect asks for every event the subscribers have not been handed.
+  const lastSeq = useRef<number | null>(null);
+  if (run && lastSeq.current === null) lastSeq.current = run.last_seq;
   const listeners = useRef(new Set<(events: RunEvent[]) => void>());
   const refresh = useRef<{ timer?: ReturnType<typeof setTimeout>; last: number }>({ last: 0 });
 
   const bus = useMemo<LiveBus>(
     () => ({
-      lastSeq: () => lastSeq.current,
+      lastSeq: () => lastSeq.current ?? 0,
       subscribe: (listener) => {
         listeners.current.add(listener);
         return () => listeners.current.delete(listener);
@@ -60,11 +62,11 @@ export function useRunLive(run: Run | undefined): { bus: LiveBus; socket: Socket
 
   const socket = useLiveSocket({
     enabled: !!run && run.status === "running",
-    path: () => (runId ? `/api/runs/${runId}/live?after=${lastSeq.current}` : null),
+    path: () => (runId ? `/api/runs/${runId}/live?after=${lastSeq.current ?? 0}` : null),
     onMessage: (message) => {
       const frame = message as Frame;
       if (frame.type === "events") {
-        const fresh = frame.events.filter((e) => e.seq > lastSeq.current);
+        const fresh = frame.events.filter((e) => e.seq > (lastSeq.current ?? 0));
         if (fresh.length === 0) return;
         lastSeq.current = fresh[fresh.length - 1].seq;
         for (const l of listeners.current) l(fresh);
