@@ -41,6 +41,9 @@ test("a fanned-out judge panel goes live to completed; the inspector shows a jud
   await expect(page.getByTestId("run-node-tally")).toHaveAttribute("data-tone", "completed");
   await expect(set.locator("[data-count=merged]")).toContainText("3 merged");
   await expect(page.getByTestId("event-row").last()).toHaveAttribute("data-kind", "workflow_completed");
+  // A token in the log opens that visit.
+  await page.locator("[data-testid=event-row][data-kind=node_completed]").getByRole("button", { name: "tk_3" }).click();
+  await expect(page.getByTestId("inspector")).toHaveAttribute("data-token", "tk_3");
   const run = await expectTotalsMatchApi(page, braid, runId);
   expect(run.usage.llm_calls).toBe(3);
   expect(run.usage.cost_usd).toBeCloseTo(3 * JUDGE_COST, 12);
@@ -163,6 +166,20 @@ test("a 10,000-branch fan-out is one group with counts, a virtualised log, and s
   await expect(page.getByTestId("members-page")).toHaveText(/page 2 · tokens 51–100/);
   await expect(members).toHaveCount(50);
   expect(await page.locator("[data-testid=token-row]").count()).toBeLessThan(60);
+  await members.first().click();
+  await expect(page.getByTestId("inspector")).toContainText("branch 51 of 10,000");
+
+  // Filters are the server's: one fan-in, and the events of one node.
+  await page.getByTestId("filter-kind").selectOption("fan_in_completed");
+  await expect(page.getByTestId("event-row")).toHaveCount(1);
+  await expect(page.getByTestId("event-count")).toHaveText("1");
+  await page.getByTestId("filter-kind").selectOption("");
+  await page.getByTestId("filter-node").selectOption("start");
+  const ofStart = await braid.request<{ items: { seq: number }[] }>("GET", `/api/runs/${id}/events?node=start&limit=100`);
+  expect(ofStart.body.items.length).toBeGreaterThan(1);
+  await expect(page.getByTestId("event-row")).toHaveCount(ofStart.body.items.length);
+  await expect(page.getByTestId("event-row").last()).toHaveAttribute("data-seq", String(ofStart.body.items.at(-1)!.seq));
+  await page.getByTestId("filter-node").selectOption("");
   await screenshot(page, "run-big");
 });
 
