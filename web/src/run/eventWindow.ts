@@ -184,6 +184,7 @@ export class EventWindow {
           p.events[(e.seq - 1) % PAGE_SIZE] = e;
           p.lastSeq = Math.max(p.lastSeq, e.seq);
         }
+        this.evict();
         this.notify();
       },
       () => {
@@ -203,6 +204,7 @@ export class EventWindow {
         (res) => {
           page.loading = false;
           page.events = res.items.slice(0, page.size);
+          this.evict();
           this.notify();
         },
         () => {
@@ -229,6 +231,7 @@ export class EventWindow {
           for (const e of this.recent) if (e.seq > next.lastSeq) this.pushFound(e);
         }
         if (next.size === 0 && this.found.length > 1) this.found.pop();
+        this.evict();
         this.notify();
       },
       () => {
