@@ -6,6 +6,10 @@ import { WorkflowsPage } from "./pages/Workflows";
 import { EditorPage } from "./pages/Editor";
 import { RunsPage } from "./pages/Runs";
 import { RunViewPage } from "./pages/RunView";
+import { RUN_STATUSES, type RunStatus } from "./run/status";
+
+/** The runs list's filters, kept in the URL so a filtered list can be linked. */
+export type RunsSearch = { status?: RunStatus; workflow?: string; parent?: string };
 
 const rootRoute = createRootRoute({ component: Shell });
 
@@ -21,7 +25,16 @@ export const editorRoute = createRoute({
   component: EditorPage,
 });
 
-const runsRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs", component: RunsPage });
+export const runsRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/runs",
+  validateSearch: (search: Record<string, unknown>): RunsSearch => ({
+    status: RUN_STATUSES.find((s) => s === search.status),
+    workflow: typeof search.workflow === "string" && search.workflow ? search.workflow : undefined,
+    parent: typeof search.parent === "string" && search.parent ? search.parent : undefined,
+  }),
+  component: RunsPage,
+});
 
 export const runViewRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs/$id", component: RunViewPage });
 
