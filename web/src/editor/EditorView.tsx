@@ -1,0 +1,70 @@
+// The editor's frame: toolbar; palette | canvas (+ problems) | YAML | panel.
+import { useCallback, useState } from "react";
+import { ReactFlowProvider } from "@xyflow/react";
+import { Canvas } from "./canvas/Canvas";
+import { ProblemsContext } from "./canvas/context";
+import { Palette } from "./Palette";
+import { ProblemsList } from "./ProblemsList";
+import { EdgePanel } from "./panels/EdgePanel";
+import { NodePanel } from "./panels/NodePanel";
+import { WorkflowPanel } from "./panels/WorkflowPanel";
+import { RunDialog } from "./run/RunDialog";
+import { Toolbar } from "./Toolbar";
+import { useEditor } from "./useEditor";
+import { YamlPane } from "./YamlPane";
+import type { Bundle } from "./model/types";
+
+export function EditorView({ initial, version }: { initial: Bundle; version: number | undefined }) {
+  const editor = useEditor(initial, version);
+  const { bundle, setBundle, selection, setSelection, placed } = editor;
+  const [yamlOpen, setYamlOpen] = useState(false);
+  const [runOpen, setRunOpen] = useState(false);
+  const closeRun = useCallback(() => setRunOpen(false), []);
+
+  return (
+    <ReactFlowProvider>
+      <ProblemsContext.Provider value={placed}>
+        <div className="flex h-full flex-col">
+          <Toolbar editor={editor} yamlOpen={yamlOpen} onToggleYaml={() => setYamlOpen((o) => !o)} onRun={() => setRunOpen(true)} />
+          <div className="flex min-h-0 flex-1">
+            <aside className="w-44 shrink-0 overflow-auto border-r border-slate-200 bg-slate-50">
+              <Palette onAdd={editor.add} />
+            </aside>
+            <div className="flex min-w-0 flex-1 flex-col">
+              <div className="min-h-0 flex-1" data-testid="canvas">
+                <Canvas
+                  bundle={bundle}
+                  selection={selection}
+                  onSelect={setSelection}
+                  onMove={editor.move}
+                  onConnect={editor.connect}
+                  onDelete={editor.remove}
+                  onDrop={editor.drop}
+                  fitKey={editor.fitKey}
+                />
+              </div>
+              <ProblemsList placed={placed} warnings={editor.warnings} onSelect={setSelection} />
+            </div>
+            {yamlOpen && (
+              <div className="w-[400px] shrink-0 border-l border-slate-200 bg-white">
+                <YamlPane bundle={bundle} onBundle={setBundle} />
+              </div>
+            )}
+            <aside className="w-[340px] shrink-0 overflow-auto border-l border-slate-200 bg-white" aria-label="Properties">
+              {selection?.kind === "node" ? (
+                <NodePanel key={selection.ref} bundle={bundle} nodeRef={selection.ref} problems={placed.byNode.get(selection.ref)} onBundle={setBundle} onSelect={setSelection} />
+              ) : selection?.kind === "edge" ? (
+                <EdgePanel key={selection.index} bundle={bundle} index={selection.index} problems={placed.byEdge.get(selection.index)} onBundle={setBundle} onDeleted={() => setSelection(null)} />
+              ) : (
+                <WorkflowPanel bundle={bundle} onBundle={setBundle} />
+              )}
+            </aside>
+          </div>
+        </div>
+        {runOpen && editor.version && (
+          <RunDialog workflow={bundle.name} version={editor.version} schema={editor.savedBundle?.input_schema} dirty={editor.dirty} onClose={closeRun} />
+        )}
+      </ProblemsContext.Provider>
+    </ReactFlowProvider>
+  );
+}
