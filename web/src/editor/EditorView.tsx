@@ -25,7 +25,10 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
     <ReactFlowProvider>
       <ProblemsContext.Provider value={placed}>
         <div className="flex h-full flex-col">
-          <Toolbar editor={editor} yamlOpen={yamlOpen} onToggleYaml={() => setYamlOpen((o) => !o)} onRun={() => setRunOpen(true)} />
+          <Toolbar editor={editor} yamlOpen={yamlOpen} onToggleYaml={() => {
+              setYamlOpen((o) => !o);
+              editor.refit();
+            }} onRun={() => setRunOpen(true)} />
           <div className="flex min-h-0 flex-1">
             <aside className="w-44 shrink-0 overflow-auto border-r border-slate-200 bg-slate-50">
               <Palette onAdd={editor.add} />

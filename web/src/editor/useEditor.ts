@@ -36,6 +36,8 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
 
   const placed = useMemo(() => (problems.length > 0 ? placeProblems(bundle, problems) : NO_PROBLEMS), [bundle, problems]);
 
+  const refit = useCallback(() => setFitKey((k) => k + 1), []);
+
   const layout = useCallback(() => {
     setBundle((b) => ({ ...b, layout: autoLayout(b) }));
     setFitKey((k) => k + 1);
@@ -100,6 +102,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
     savedBundle,
     dirty: bundle !== savedBundle,
     fitKey,
+    refit,
     layout,
     move,
     connect,

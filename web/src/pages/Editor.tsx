@@ -11,11 +11,15 @@ import type { Bundle } from "../editor/model/types";
 type Loaded = { bundle: Bundle; version: number | undefined };
 
 async function load(name: string, version: number | undefined): Promise<Loaded> {
+  // Asking the list first keeps a new name from showing up as a failed request (a console error).
+  if (!version) {
+    const list = await api.GET("/api/workflow-defs", { params: { query: { limit: 1000 } } });
+    if (list.data && !list.data.items.some((w) => w.name === name)) return { bundle: newBundle(name), version: undefined };
+  }
   const { data, error, response } = await api.GET("/api/workflow-defs/{workflow}", {
     params: { path: { workflow: name }, query: version ? { version } : {} },
   });
   if (data) return { bundle: data as Bundle, version: Number(response.headers.get("x-braid-version")) || version };
-  if (response.status === 404 && !version) return { bundle: newBundle(name), version: undefined };
   const message = (error as { error?: { message?: string } } | undefined)?.error?.message ?? `HTTP ${response.status}`;
   throw new Error(message);
 }
@@ -24,7 +28,7 @@ export function EditorPage() {
   const { name } = editorRoute.useParams();
   const { version } = editorRoute.useSearch();
   // Loaded once per workflow and version: later server changes must not replace what is being edited.
-  const query = useQuery({ queryKey: ["editor-bundle", name, version], queryFn: () => load(name, version), staleTime: Infinity, gcTime: 0 });
+  const query = useQuery({ queryKey: ["editor-bundle", name, version], queryFn: () => load(name, version), staleTime: Infinity, gcTime: 0, retry: false });
   if (query.isPending) return <p className="p-6 text-[13px] text-slate-500">Loading {name}…</p>;
   if (query.isError)
     return (

@@ -116,7 +116,6 @@ export function Canvas({ bundle, selection, onSelect, onMove, onConnect, onDelet
       fitView
       fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
       nodeDragThreshold={2}
-      proOptions={{ hideAttribution: true }}
     >
       <Background gap={16} color="#e2e8f0" />
       <Controls showInteractive={false} />

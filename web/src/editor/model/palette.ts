@@ -8,11 +8,11 @@ import type { Bundle, DefNode } from "./types";
 export type PaletteItem = "update_context" | "llm_call" | "write_artifact" | "workflow_call" | "join";
 
 export const PALETTE: { item: PaletteItem; label: string; hint: string }[] = [
-  { item: "update_context", label: "Update context", hint: "Write state with CEL" },
+  { item: "update_context", label: "Update context", hint: "Write state (CEL)" },
   { item: "llm_call", label: "LLM call", hint: "Prompt a model" },
-  { item: "write_artifact", label: "Write artifact", hint: "Store a typed output" },
+  { item: "write_artifact", label: "Write artifact", hint: "Store an output" },
   { item: "workflow_call", label: "Call workflow", hint: "Run a sub-workflow" },
-  { item: "join", label: "Join", hint: "Wait for all branches, merge" },
+  { item: "join", label: "Join", hint: "Merge branches" },
 ];
 
 const BASE_REF: Record<PaletteItem, string> = {

@@ -56,6 +56,7 @@ export default function RunForm({ workflow, version, schema, onCancel }: Props) 
   const [failure, setFailure] = useState<string>();
   const [busy, setBusy] = useState(false);
   const rjsfSchema = (schema && typeof schema === "object" ? schema : { type: "object" }) as RJSFSchema;
+  const noInput = !rjsfSchema.properties || Object.keys(rjsfSchema.properties).length === 0;
 
   const submit = async (input: Input) => {
     setBusy(true);
@@ -88,6 +89,7 @@ export default function RunForm({ workflow, version, schema, onCancel }: Props) 
         templates={{ ButtonTemplates }}
         disabled={busy}
       >
+        {noInput && <p className="mb-3 text-[12px] text-slate-500">This workflow declares no input fields (no `input_schema` properties): it starts with `{}`.</p>}
         {failure && (
           <p role="alert" className="mb-3 rounded border border-red-200 bg-red-50 px-2 py-1.5 text-[12px] text-red-700">
             {failure}
