@@ -24,14 +24,16 @@ export function autoLayout(bundle: Bundle): Layout {
 }
 
 export function useEditor(initial: Bundle, initialVersion: number | undefined) {
-  // A bundle without positions for every node is laid out once on open.
-  const [bundle, setBundle] = useState<Bundle>(() => (hasLayout(initial) ? initial : { ...initial, layout: autoLayout(initial) }));
+  // A bundle without positions for every node is laid out once on open; that
+  // layout counts as the saved state (saving it only stores the positions).
+  const [opened] = useState<Bundle>(() => (hasLayout(initial) ? initial : { ...initial, layout: autoLayout(initial) }));
+  const [bundle, setBundle] = useState<Bundle>(opened);
   const [selection, setSelection] = useState<Selection>(null);
   const [problems, setProblems] = useState<DefinitionProblem[]>([]);
   const [warnings, setWarnings] = useState<DefinitionProblem[]>([]);
   const [status, setStatus] = useState<SaveStatus>({ kind: "idle" });
   const [version, setVersion] = useState(initialVersion);
-  const [savedBundle, setSavedBundle] = useState<Bundle | undefined>(initialVersion ? initial : undefined);
+  const [savedBundle, setSavedBundle] = useState<Bundle | undefined>(initialVersion ? opened : undefined);
   const [fitKey, setFitKey] = useState(0);
 
   const placed = useMemo(() => (problems.length > 0 ? placeProblems(bundle, problems) : NO_PROBLEMS), [bundle, problems]);

@@ -5,6 +5,7 @@ import { memo } from "react";
 import { BaseEdge, EdgeLabelRenderer, getBezierPath, type EdgeProps } from "@xyflow/react";
 import clsx from "clsx";
 import type { GraphEdge } from "../../graph/bundle";
+import { NODE_WIDTH } from "../../graph/layout";
 import type { DefTransition } from "../model/types";
 import { useEdgeProblems } from "./context";
 
@@ -19,10 +20,36 @@ function badges(def: DefTransition): string[] {
   return out;
 }
 
+/**
+ * An edge going back up (a loop) would cut straight through the nodes
+ * between its ends: route it around their left side instead, with rounded
+ * corners, and put its label on the vertical run.
+ */
+function backEdgePath(sx: number, sy: number, tx: number, ty: number): [string, number, number] {
+  const side = Math.min(sx, tx) - NODE_WIDTH / 2 - 36;
+  const below = sy + 24;
+  const above = ty - 24;
+  const r = 12;
+  const path = [
+    `M ${sx} ${sy}`,
+    `L ${sx} ${below - r}`,
+    `Q ${sx} ${below} ${sx - r} ${below}`,
+    `L ${side + r} ${below}`,
+    `Q ${side} ${below} ${side} ${below - r}`,
+    `L ${side} ${above + r}`,
+    `Q ${side} ${above} ${side + r} ${above}`,
+    `L ${tx - r} ${above}`,
+    `Q ${tx} ${above} ${tx} ${above + r}`,
+    `L ${tx} ${ty}`,
+  ].join(" ");
+  return [path, side, (below + above) / 2];
+}
+
 export const BraidEdge = memo(function BraidEdge(props: EdgeProps<GraphEdge>) {
   const { id, sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, data, selected, markerEnd } = props;
   const problems = useEdgeProblems(data?.index ?? -1);
-  const [path, labelX, labelY] = getBezierPath({ sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition });
+  const [path, labelX, labelY] =
+    targetY < sourceY + 10 ? backEdgePath(sourceX, sourceY, targetX, targetY) : getBezierPath({ sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition });
   const labels = data ? badges(data.def) : [];
   const stroke = problems ? "#dc2626" : selected ? "#2563eb" : data?.def.on === "failure" ? "#f87171" : "#94a3b8";
   return (

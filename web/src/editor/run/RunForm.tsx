@@ -86,6 +86,9 @@ export default function RunForm({ workflow, version, schema, onCancel }: Props) 
         onSubmit={(e) => void submit(e.formData ?? {})}
         extraErrors={extraErrors}
         showErrorList={false}
+        noHtml5Validate
+        // The errors are shown on the fields; without a handler rjsf logs them as a console error.
+        onError={() => setFailure(undefined)}
         templates={{ ButtonTemplates }}
         disabled={busy}
       >
