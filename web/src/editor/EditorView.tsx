@@ -1,5 +1,5 @@
 // The editor's frame: toolbar; palette | canvas (+ problems) | YAML | panel.
-import { useCallback, useState } from "react";
+import { Suspense, lazy, useCallback, useState } from "react";
 import { ReactFlowProvider } from "@xyflow/react";
 import { Canvas } from "./canvas/Canvas";
 import { ProblemsContext } from "./canvas/context";
@@ -11,8 +11,10 @@ import { WorkflowPanel } from "./panels/WorkflowPanel";
 import { RunDialog } from "./run/RunDialog";
 import { Toolbar } from "./Toolbar";
 import { useEditor } from "./useEditor";
-import { YamlPane } from "./YamlPane";
 import type { Bundle } from "./model/types";
+
+// CodeMirror is loaded when the YAML pane is first opened.
+const YamlPane = lazy(() => import("./YamlPane"));
 
 export function EditorView({ initial, version }: { initial: Bundle; version: number | undefined }) {
   const editor = useEditor(initial, version);
@@ -50,7 +52,9 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
             </div>
             {yamlOpen && (
               <div className="w-[400px] shrink-0 border-l border-slate-200 bg-white">
-                <YamlPane bundle={bundle} onBundle={setBundle} />
+                <Suspense fallback={<p className="p-3 text-[12px] text-slate-500">Loading the YAML editor…</p>}>
+                  <YamlPane bundle={bundle} onBundle={setBundle} />
+                </Suspense>
               </div>
             )}
             <aside className="w-[340px] shrink-0 overflow-auto border-l border-slate-200 bg-white" aria-label="Properties">

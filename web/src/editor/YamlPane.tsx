@@ -9,7 +9,7 @@ import { yaml } from "@codemirror/lang-yaml";
 import { bundleToYaml, yamlToBundle } from "./model/yaml";
 import type { Bundle } from "./model/types";
 
-export function YamlPane({ bundle, onBundle }: { bundle: Bundle; onBundle: (b: Bundle) => void }) {
+export default function YamlPane({ bundle, onBundle }: { bundle: Bundle; onBundle: (b: Bundle) => void }) {
   const [text, setText] = useState(() => bundleToYaml(bundle));
   const [error, setError] = useState<{ message: string; line?: number }>();
   const ours = useRef<Bundle | null>(null);
