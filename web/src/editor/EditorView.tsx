@@ -32,8 +32,8 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
               editor.refit();
             }} onRun={() => setRunOpen(true)} />
           <div className="flex min-h-0 flex-1">
-            <aside className="w-44 shrink-0 overflow-auto border-r border-slate-200 bg-slate-50">
-              <Palette onAdd={editor.add} />
+            <aside className={`${yamlOpen ? "w-14" : "w-44"} shrink-0 overflow-auto border-r border-slate-200 bg-slate-50`}>
+              <Palette onAdd={editor.add} compact={yamlOpen} />
             </aside>
             <div className="flex min-w-0 flex-1 flex-col">
               <div className="min-h-0 flex-1" data-testid="canvas">
@@ -51,7 +51,7 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
               <ProblemsList placed={placed} warnings={editor.warnings} onSelect={setSelection} />
             </div>
             {yamlOpen && (
-              <div className="w-[400px] shrink-0 border-l border-slate-200 bg-white">
+              <div className="w-[380px] shrink-0 border-l border-slate-200 bg-white">
                 <Suspense fallback={<p className="p-3 text-[12px] text-slate-500">Loading the YAML editor…</p>}>
                   <YamlPane bundle={bundle} onBundle={setBundle} />
                 </Suspense>

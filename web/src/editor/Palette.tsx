@@ -6,10 +6,11 @@ import clsx from "clsx";
 
 export const PALETTE_MIME = "application/x-braid-node";
 
-export function Palette({ onAdd }: { onAdd: (item: PaletteItem) => void }) {
+/** `compact`: icons only, when the YAML pane needs the room. */
+export function Palette({ onAdd, compact }: { onAdd: (item: PaletteItem) => void; compact?: boolean }) {
   return (
     <div className="flex flex-col gap-1.5 p-2" aria-label="Palette">
-      <div className="px-1 pb-1 text-[11px] font-semibold tracking-wide text-slate-500 uppercase">Nodes</div>
+      {!compact && <div className="px-1 pb-1 text-[11px] font-semibold tracking-wide text-slate-500 uppercase">Nodes</div>}
       {PALETTE.map(({ item, label, hint }) => {
         const look = KIND_LOOK[item];
         const Icon = look.icon;
@@ -19,7 +20,8 @@ export function Palette({ onAdd }: { onAdd: (item: PaletteItem) => void }) {
             type="button"
             draggable
             data-testid={`palette-${item}`}
-            title={`${hint}. Drag onto the canvas, or click to add.`}
+            title={`${label}: ${hint}. Drag onto the canvas, or click to add.`}
+            aria-label={label}
             onDragStart={(e) => {
               e.dataTransfer.setData(PALETTE_MIME, item);
               e.dataTransfer.effectAllowed = "move";
@@ -30,10 +32,12 @@ export function Palette({ onAdd }: { onAdd: (item: PaletteItem) => void }) {
             <span className={clsx("flex h-6 w-6 shrink-0 items-center justify-center rounded", look.accent)}>
               <Icon size={14} />
             </span>
-            <span className="min-w-0">
-              <span className="block text-[12px] font-medium text-slate-800">{label}</span>
-              <span className="block truncate text-[11px] text-slate-500">{hint}</span>
-            </span>
+            {!compact && (
+              <span className="min-w-0">
+                <span className="block text-[12px] font-medium text-slate-800">{label}</span>
+                <span className="block truncate text-[11px] text-slate-500">{hint}</span>
+              </span>
+            )}
           </button>
         );
       })}

@@ -30,11 +30,13 @@ export function ProblemsList({ placed, warnings, onSelect }: Props) {
               onClick={() => onSelect(target(placed, p))}
             >
               {warning ? <AlertTriangle size={13} className="mt-0.5 shrink-0 text-amber-600" /> : <XCircle size={13} className="mt-0.5 shrink-0 text-red-600" />}
-              <span className="shrink-0 font-mono text-slate-500">
-                {p.kind} {p.ref}
-                {p.field ? ` · ${p.field}` : ""}
+              <span className="min-w-0">
+                <span className="block font-mono text-[11px] text-slate-500">
+                  {p.kind} {p.ref}
+                  {p.field ? ` · ${p.field}` : ""}
+                </span>
+                <span className="block break-words text-slate-800">{p.message}</span>
               </span>
-              <span className="min-w-0 break-words text-slate-800">{p.message}</span>
             </button>
           </li>
         ))}

@@ -25,6 +25,8 @@ import { BraidNode } from "./BraidNode";
 
 const nodeTypes: NodeTypes = { braid: BraidNode };
 const edgeTypes: EdgeTypes = { braid: BraidEdge };
+// Loops are drawn outside the nodes' box: leave room for them when fitting.
+const FIT = { padding: 0.3, maxZoom: 1.2 };
 const defaultEdgeOptions = { markerEnd: { type: MarkerType.ArrowClosed, width: 16, height: 16, color: "#94a3b8" } };
 
 export type CanvasProps = {
@@ -62,7 +64,7 @@ export function Canvas({ bundle, selection, onSelect, onMove, onConnect, onDelet
   );
 
   useEffect(() => {
-    if (fitKey > 0) requestAnimationFrame(() => flow.fitView({ padding: 0.2, maxZoom: 1.2 }));
+    if (fitKey > 0) requestAnimationFrame(() => flow.fitView(FIT));
   }, [fitKey, flow]);
 
   const onNodesChange = useCallback(
@@ -114,7 +116,7 @@ export function Canvas({ bundle, selection, onSelect, onMove, onConnect, onDelet
       }}
       onDrop={handleDrop}
       fitView
-      fitViewOptions={{ padding: 0.2, maxZoom: 1.2 }}
+      fitViewOptions={FIT}
       nodeDragThreshold={2}
     >
       <Background gap={16} color="#e2e8f0" />
