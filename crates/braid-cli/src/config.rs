@@ -70,6 +70,7 @@ pub const KEYS: &[Key] = &[
         false,
         false,
     ),
+    key("server.ui_dir", "--ui-dir", true, false),
     key("executors.workers", "--workers", false, false),
     key("executors.lease_ms", "--lease-ms", false, false),
     key("executors.poll_ms", "--poll-ms", false, false),
@@ -125,6 +126,10 @@ pub struct Server {
     pub body_limit_bytes: usize,
     /// Seconds in-flight actions get to finish at shutdown.
     pub shutdown_grace_s: u64,
+    /// A development aid: serve the web UI from this directory (a built
+    /// `web/dist`) instead of the copy embedded in the binary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ui_dir: Option<PathBuf>,
 }
 
 /// `[executors]`.
@@ -174,6 +179,7 @@ impl Default for Config {
                 bind: "127.0.0.1:8080".to_string(),
                 body_limit_bytes: braid_server::DEFAULT_BODY_LIMIT,
                 shutdown_grace_s: 30,
+                ui_dir: None,
             },
             executors: Executors {
                 workers: engine.workers,
@@ -214,6 +220,10 @@ pub struct Flags {
     /// (server.shutdown_grace_s) [default: 30].
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_grace_s: Option<u64>,
+    /// Serve the web UI from this directory (a built web/dist) instead of
+    /// the embedded copy (server.ui_dir) [development aid; default: embedded].
+    #[arg(long, value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Actions in flight at once (executors.workers) [default: 512].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -353,6 +363,16 @@ impl Effective {
             issues.push(format!(
                 "server.bind: invalid value {bind:?} in {}: expected HOST:PORT, e.g. 127.0.0.1:8080",
                 self.source("server.bind")
+            ));
+        }
+        if let Some(dir) = &c.server.ui_dir
+            && !dir.join("index.html").is_file()
+        {
+            issues.push(format!(
+                "server.ui_dir: invalid value {:?} in {}: expected a built web UI directory \
+                 holding index.html (run `npm run build` in web/)",
+                dir.display().to_string(),
+                self.source("server.ui_dir")
             ));
         }
         if let Some(url) = &c.telemetry.otlp_endpoint

@@ -29,14 +29,19 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(&server.bind)
         .await
         .with_context(|| format!("binding {}", server.bind))?;
+    let addr = listener.local_addr()?;
     eprintln!(
-        "braid listening on http://{} (database {})",
-        listener.local_addr()?,
+        "braid listening on http://{addr} (database {})",
         db.display()
     );
+    match &server.ui_dir {
+        None => eprintln!("web UI: {}", ui_url(addr)),
+        Some(dir) => eprintln!("web UI: {} (served from {})", ui_url(addr), dir.display()),
+    }
     let state = braid_server::AppState {
         body_limit: server.body_limit_bytes,
         metrics: Some(telemetry.metrics.clone()),
+        ui_dir: server.ui_dir.clone(),
         ..braid_server::AppState::new(engine.clone())
     };
     braid_server::serve(listener, state, shutdown_signal()).await?;
@@ -47,6 +52,17 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
         traces.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The UI's address as a browser should open it: an unspecified bind
+/// address (`0.0.0.0`, `::`) is reached on this machine through loopback.
+fn ui_url(addr: std::net::SocketAddr) -> String {
+    let port = addr.port();
+    match addr.ip() {
+        ip if ip.is_unspecified() => format!("http://localhost:{port}/"),
+        std::net::IpAddr::V6(ip) => format!("http://[{ip}]:{port}/"),
+        ip => format!("http://{ip}:{port}/"),
+    }
 }
 
 async fn shutdown_signal() {

@@ -81,6 +81,7 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
         "default",
     );
     assert_key(&config, "server.shutdown_grace_s", 30.into(), "default");
+    assert_key(&config, "server.ui_dir", serde_json::Value::Null, "default");
     assert_key(
         &config,
         "executors.workers",
@@ -95,7 +96,7 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
     );
     assert_key(&config, "executors.poll_ms", 250.into(), "braid.toml");
     assert_key(&config, "snapshots.every_events", 7.into(), "braid.toml");
-    assert_eq!(config.as_object().unwrap().len(), 11, "{config:#}");
+    assert_eq!(config.as_object().unwrap().len(), 12, "{config:#}");
 
     // The text form: a TOML file with each value's source beside it.
     let o = braid(d, &[&["config"][..], &flags].concat(), &env);

@@ -7,6 +7,8 @@
 //! rejections, unknown routes, oversize bodies and panics. The OpenAPI
 //! document (`/api/openapi.json`) is generated from the same handler
 //! annotations that register the routes, so the two cannot drift apart.
+//! Every path outside the API is the web UI (`ui`: the files `braid-web`
+//! embeds, index.html for the client-side routes).
 
 mod artifacts;
 mod convert;
@@ -18,10 +20,12 @@ mod live;
 mod metrics;
 mod run_view;
 mod runs;
+mod ui;
 
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
 pub use error::ApiError;
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use ui::{IMMUTABLE, NO_CACHE};
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri, header};
@@ -48,6 +52,9 @@ pub struct AppState {
     pub body_limit: usize,
     /// The Prometheus recorder's handle, rendered by `GET /metrics` (none: 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Serve the UI from this directory (a built `web/dist`) instead of the
+    /// copy embedded in the binary: `server.ui_dir`, a development aid.
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -57,6 +64,7 @@ impl AppState {
             engine,
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: None,
+            ui_dir: None,
         }
     }
 }
@@ -110,7 +118,7 @@ pub fn router(state: AppState) -> Router {
     let (router, _) = api().split_for_parts();
     router
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
+        .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)

@@ -220,7 +220,7 @@ fn config_path(name: &str) -> Option<String> {
 
 fn flag_layer(flags: &Flags) -> Layer {
     let mut layer = Layer::new(FLAGS);
-    let given: [(&str, Option<Value>); 11] = [
+    let given: [(&str, Option<Value>); 12] = [
         (
             "store.db",
             flags
@@ -240,6 +240,13 @@ fn flag_layer(flags: &Flags) -> Layer {
         (
             "server.shutdown_grace_s",
             flags.shutdown_grace_s.map(Value::from),
+        ),
+        (
+            "server.ui_dir",
+            flags
+                .ui_dir
+                .as_ref()
+                .map(|p| Value::from(p.to_string_lossy().into_owned())),
         ),
         (
             "executors.workers",

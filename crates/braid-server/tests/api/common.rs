@@ -80,6 +80,15 @@ impl Server {
 
     /// A server with the given body limit.
     pub async fn start_with_limit(body_limit: usize) -> Server {
+        Server::start_with(|state| AppState {
+            body_limit,
+            ..state
+        })
+        .await
+    }
+
+    /// A server whose state `configure` adjusts (body limit, UI directory …).
+    pub async fn start_with(configure: impl FnOnce(AppState) -> AppState) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("braid.db");
         let store = SqliteStore::open_path(&db)
@@ -91,10 +100,7 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("local addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = AppState {
-            body_limit,
-            ..AppState::new(engine.clone())
-        };
+        let state = configure(AppState::new(engine.clone()));
         let serving = tokio::spawn(braid_server::serve(listener, state, async {
             let _ = stopped.await;
         }));

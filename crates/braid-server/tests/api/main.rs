@@ -14,3 +14,4 @@ mod parallel;
 mod run_view;
 mod story;
 mod subworkflows;
+mod ui;
