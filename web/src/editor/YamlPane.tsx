@@ -6,6 +6,7 @@
 import { useEffect, useMemo, useRef, useState } from "react";
 import CodeMirror from "@uiw/react-codemirror";
 import { yaml } from "@codemirror/lang-yaml";
+import { completeLayout } from "./model/layout";
 import { bundleToYaml, yamlToBundle } from "./model/yaml";
 import type { Bundle } from "./model/types";
 
@@ -43,8 +44,9 @@ export default function YamlPane({ bundle, onBundle }: { bundle: Bundle; onBundl
             const parsed = yamlToBundle(value);
             if (parsed.ok) {
               setError(undefined);
-              ours.current = parsed.bundle;
-              onBundle(parsed.bundle);
+              // Nodes typed without a position get one; the text is left as typed.
+              ours.current = completeLayout(parsed.bundle);
+              onBundle(ours.current);
             } else setError({ message: parsed.error, line: parsed.line });
           }}
         />

@@ -2,8 +2,8 @@
 // and the outcome of the last save. Canvas, panels and YAML all read and
 // write the bundle through this hook.
 import { useCallback, useMemo, useState } from "react";
-import { bundleToGraph, hasLayout } from "../graph/bundle";
-import { layoutGraph } from "../graph/layout";
+import { hasLayout } from "../graph/bundle";
+import { autoLayout } from "./model/layout";
 import { addNode, addTransition, removeNodes, removeTransitions } from "./model/edit";
 import { createFromPalette, type PaletteItem } from "./model/palette";
 import { NO_PROBLEMS, placeProblems } from "./model/problems";
@@ -16,12 +16,6 @@ export type SaveStatus =
   | { kind: "saved"; version: number; created: boolean }
   | { kind: "invalid"; count: number }
   | { kind: "failed"; message: string };
-
-/** Positions for every node from dagre, as a `layout` map. */
-export function autoLayout(bundle: Bundle): Layout {
-  const { nodes, edges } = bundleToGraph(bundle);
-  return Object.fromEntries(layoutGraph(nodes, edges).map((n) => [n.id, n.position]));
-}
 
 export function useEditor(initial: Bundle, initialVersion: number | undefined) {
   // A bundle without positions for every node is laid out once on open; that

@@ -1,0 +1,116 @@
+// The Workflows page and the editor against the real `braid serve`: the new
+// user's story up to a completed run, and a bundle saved through the API
+// opening laid out and saving back unchanged, with YAML and canvas in step.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, screenshot, test } from "./harness";
+import { edgePanel, nodePanel, save, saveStatus } from "./support/editor";
+import { newUserStory } from "./support/editor";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+test("a new user builds a fan-out with a join, saves, fixes an error and runs it", async ({ page, braid, llm, consoleErrors }) => {
+  // A long story: some forty steps through the UI.
+  test.setTimeout(90_000);
+  const { runId } = await newUserStory(page, braid, llm, consoleErrors, { shot: (name) => screenshot(page, name) });
+
+  // The Workflows page shows the new workflow with its latest version and last run.
+  await page.goto("/");
+  const row = page.getByTestId("workflow-row-story");
+  await expect(row).toContainText("v2");
+  await expect(row.getByText("completed")).toBeVisible();
+  await row.getByRole("link", { name: /completed/ }).click();
+  await expect(page).toHaveURL(new RegExp(`/runs/${runId}$`));
+});
+
+type Box = { ref: string; x: number; y: number; width: number; height: number };
+
+function overlaps(a: Box, b: Box): boolean {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+test("a saved fan-out, join and loop opens laid out and saves back unchanged", async ({ page, braid }) => {
+  const yamlText = await fs.readFile(path.join(here, "fixtures/review_loop.yaml"), "utf8");
+  const saved = await braid.saveBundle(yamlText);
+  expect(saved).toMatchObject({ version: 1, created: true });
+
+  await page.goto("/workflows/review_loop");
+  const refs = ["prepare", "draft", "gather", "publish"];
+  const boxes: Box[] = [];
+  for (const ref of refs) {
+    const node = page.getByTestId(`node-${ref}`);
+    await expect(node).toBeVisible();
+    const b = (await node.boundingBox())!;
+    boxes.push({ ref, ...b });
+  }
+  for (const [i, a] of boxes.entries()) for (const b of boxes.slice(i + 1)) expect(overlaps(a, b), `${a.ref} and ${b.ref} overlap`).toBe(false);
+  // Ranks follow the transitions: prepare above draft above gather above publish.
+  expect(boxes.map((b) => b.y)).toEqual([...boxes.map((b) => b.y)].sort((p, q) => p - q));
+  await expect(page.getByTestId("editor-version")).toHaveText("version 1");
+  await expect(page.getByText("×3")).toBeVisible();
+  await expect(page.getByText("loop ≤2")).toBeVisible();
+  await expect(page.getByTestId("node-gather").getByText("join all ← prepare")).toBeVisible();
+  await expect(page.getByTestId("node-prepare").getByText("start")).toBeVisible();
+
+  await save(page);
+  await expect(saveStatus(page)).toHaveText("unchanged (version 1)");
+  const listed = await braid.request<{ items: { latest_version: number }[] }>("GET", "/api/workflow-defs");
+  expect(listed.body.items[0].latest_version).toBe(1);
+  // The layout made on open was stored with version 1.
+  const stored = await braid.request<{ layout?: Record<string, { x: number; y: number }> }>("GET", "/api/workflow-defs/review_loop");
+  expect(Object.keys(stored.body.layout ?? {}).sort()).toEqual([...refs].sort());
+
+  // The loop edge, from the gather node's panel: its settings are the file's.
+  await page.getByTestId("node-gather").click();
+  await nodePanel(page).getByRole("button", { name: /prepare/ }).click();
+  const edge = edgePanel(page);
+  await expect(edge.getByLabel("ref")).toHaveValue("again");
+  await expect(edge.getByLabel("max_iterations")).toHaveValue("2");
+  await expect(edge.getByLabel("condition CEL")).toHaveValue("state.score < 3");
+});
+
+test("the YAML pane and the canvas stay in step", async ({ page, braid, consoleErrors }) => {
+  const yamlText = await fs.readFile(path.join(here, "fixtures/review_loop.yaml"), "utf8");
+  await braid.saveBundle(yamlText);
+  await page.goto("/workflows/review_loop");
+  await expect(page.getByTestId("node-publish")).toBeVisible();
+
+  await page.getByRole("button", { name: "YAML" }).click();
+  const pane = page.getByTestId("yaml-pane");
+  const editor = pane.locator(".cm-content");
+  await expect(pane).toContainText("ref: publish");
+
+  // Text that parses replaces the bundle: the canvas follows.
+  const renamed = yamlText.replaceAll("publish", "release");
+  await editor.click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.insertText(renamed);
+  await expect(page.getByTestId("node-release")).toBeVisible();
+  await expect(page.getByTestId("node-publish")).toHaveCount(0);
+
+  // Text that does not parse is reported inline; the canvas keeps the last good bundle.
+  await page.keyboard.press("ControlOrMeta+End");
+  await page.keyboard.insertText("\nnodes: [oops\n");
+  await expect(page.getByTestId("yaml-error")).toBeVisible();
+  await expect(page.getByTestId("node-release")).toBeVisible();
+  await screenshot(page, "editor-yaml-error");
+
+  // An edit on the canvas side rewrites the text.
+  await page.keyboard.press("ControlOrMeta+z");
+  await expect(page.getByTestId("yaml-error")).toHaveCount(0);
+  await page.getByTestId("node-release").click();
+  await nodePanel(page).getByLabel("name").fill("Publish the drafts");
+  await expect(pane).toContainText("name: Publish the drafts");
+
+  // Delete removes a selected edge too; saving the result creates version 2.
+  await page.getByTestId("node-draft").click();
+  await nodePanel(page).getByRole("button", { name: /gather/ }).click();
+  await expect(edgePanel(page)).toBeVisible();
+  await page.keyboard.press("Delete");
+  await expect(page.locator(".react-flow__edge")).toHaveCount(3);
+  consoleErrors.allow(/status of 422/);
+  await save(page);
+  // draft no longer reaches the join: the server says so on the join node.
+  await expect(saveStatus(page)).toContainText("not saved");
+});
