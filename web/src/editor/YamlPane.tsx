@@ -4,7 +4,7 @@
 // bundle changed elsewhere rewrites the text, except the one this pane just
 // produced (so the cursor and formatting are not disturbed while typing).
 import { useEffect, useMemo, useRef, useState } from "react";
-import CodeMirror from "@uiw/react-codemirror";
+import CodeMirror, { EditorView } from "@uiw/react-codemirror";
 import { yaml } from "@codemirror/lang-yaml";
 import { completeLayout } from "./model/layout";
 import { bundleToYaml, yamlToBundle } from "./model/yaml";
@@ -14,7 +14,8 @@ export default function YamlPane({ bundle, onBundle }: { bundle: Bundle; onBundl
   const [text, setText] = useState(() => bundleToYaml(bundle));
   const [error, setError] = useState<{ message: string; line?: number }>();
   const ours = useRef<Bundle | null>(null);
-  const extensions = useMemo(() => [yaml()], []);
+  // Wrapped lines: the pane is narrow and inline mappings are long.
+  const extensions = useMemo(() => [yaml(), EditorView.lineWrapping], []);
 
   useEffect(() => {
     if (bundle === ours.current) return;

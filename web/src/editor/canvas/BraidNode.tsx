@@ -16,6 +16,23 @@ function fanInLabel(fanIn: unknown): string {
   return "join";
 }
 
+/** What the action does, in a few words, when the node has no display name. */
+function summary(action: GraphNode["data"]["def"]["action"], kind: string): string {
+  if (typeof action === "string") return `${kind} · ${action}`;
+  switch (action.kind) {
+    case "llm_call":
+      return `llm_call · ${action.model || "no model"}`;
+    case "workflow_call":
+      return `workflow_call → ${typeof action.workflow === "string" ? action.workflow || "?" : "from context"}`;
+    case "write_artifact":
+      return `write_artifact · ${action.name || "?"}`;
+    case "update_context": {
+      const n = action.updates?.length ?? 0;
+      return `update_context · ${n} update${n === 1 ? "" : "s"}`;
+    }
+  }
+}
+
 export const BraidNode = memo(function BraidNode({ data, selected }: NodeProps<GraphNode>) {
   const problems = useNodeProblems(data.def.ref);
   const look = kindLook(data.fanIn && data.kind === "update_context" ? "join" : data.kind);
@@ -37,7 +54,7 @@ export const BraidNode = memo(function BraidNode({ data, selected }: NodeProps<G
         </span>
         <div className="min-w-0">
           <div className="truncate font-mono text-[13px] font-semibold text-slate-900">{data.def.ref}</div>
-          <div className="truncate text-[11px] text-slate-500">{data.def.name || data.kind}</div>
+          <div className="truncate text-[11px] text-slate-500">{data.def.name || summary(data.def.action, data.kind)}</div>
         </div>
       </div>
       <div className="flex gap-1 text-[10px] font-medium">

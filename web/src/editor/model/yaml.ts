@@ -4,8 +4,27 @@
 import { parseDocument, stringify } from "yaml";
 import type { Bundle } from "./types";
 
+/** Top-level keys in the order SPEC §2 writes them; `layout` (editor metadata) last. */
+const KEY_ORDER = [
+  "name",
+  "description",
+  "input_schema",
+  "output_schema",
+  "initial_node",
+  "nodes",
+  "transitions",
+  "output_mapping",
+  "limits",
+  "actions",
+  "prompt_specs",
+  "model_profiles",
+  "artifact_types",
+];
+
 export function bundleToYaml(bundle: Bundle): string {
-  return stringify(bundle, { version: "1.2", lineWidth: 0, aliasDuplicateObjects: false });
+  const rank = (k: string) => (k === "layout" ? 1000 : KEY_ORDER.indexOf(k) === -1 ? 999 : KEY_ORDER.indexOf(k));
+  const ordered = Object.fromEntries(Object.entries(bundle).sort(([a], [b]) => rank(a) - rank(b)));
+  return stringify(ordered, { version: "1.2", lineWidth: 0, aliasDuplicateObjects: false });
 }
 
 export type YamlParse = { ok: true; bundle: Bundle } | { ok: false; error: string; line?: number };
