@@ -64,6 +64,8 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
       const y = ys.length ? Math.max(...ys.map((p) => p.y)) + 120 : 0;
       const x = ys.length ? Math.min(...ys.map((p) => p.x)) : 0;
       drop(item, { x, y });
+      // The new node may be below the visible area: bring the whole graph into view.
+      setFitKey((k) => k + 1);
     },
     [bundle.layout, drop],
   );
