@@ -114,3 +114,26 @@ test("the YAML pane and the canvas stay in step", async ({ page, braid, consoleE
   // draft no longer reaches the join: the server says so on the join node.
   await expect(saveStatus(page)).toContainText("not saved");
 });
+
+test("without the mouse on the canvas: palette click, transition from the panel, warnings on the node", async ({ page }) => {
+  await page.goto("/");
+  await page.getByLabel("New workflow name").fill("fan");
+  await page.getByLabel("New workflow name").press("Enter");
+  await expect(page.getByTestId("node-start")).toBeVisible();
+  await page.getByTestId("palette-update_context").click();
+  await expect(page.getByTestId("node-update")).toBeVisible();
+
+  // A fan-out that no node joins: saved, with the server's warning on its node.
+  await page.getByTestId("node-start").click();
+  await nodePanel(page).getByLabel("Add transition to").selectOption("update");
+  await nodePanel(page).getByRole("button", { name: "Add", exact: true }).last().click();
+  await nodePanel(page).getByRole("button", { name: "update", exact: true }).click();
+  await edgePanel(page).getByLabel("spawn_count").fill("2");
+  await save(page);
+  await expect(saveStatus(page)).toHaveText("version 1 saved");
+  await expect(page.getByTestId("node-warning-start")).toHaveText("1 warning");
+  await expect(page.getByTestId("problems-list")).toContainText("Saved with 1 warning");
+  await page.getByTestId("node-start").click();
+  await expect(nodePanel(page).getByTestId("panel-warnings")).toContainText("no node joins it");
+  await screenshot(page, "editor-warning");
+});

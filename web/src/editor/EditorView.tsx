@@ -1,5 +1,5 @@
 // The editor's frame: toolbar; palette | canvas (+ problems) | YAML | panel.
-import { Suspense, lazy, useCallback, useState } from "react";
+import { Suspense, lazy, useCallback, useMemo, useState } from "react";
 import { ReactFlowProvider } from "@xyflow/react";
 import { Canvas } from "./canvas/Canvas";
 import { ProblemsContext } from "./canvas/context";
@@ -18,14 +18,15 @@ const YamlPane = lazy(() => import("./YamlPane"));
 
 export function EditorView({ initial, version }: { initial: Bundle; version: number | undefined }) {
   const editor = useEditor(initial, version);
-  const { bundle, setBundle, selection, setSelection, placed } = editor;
+  const { bundle, setBundle, selection, setSelection, placed, placedWarnings } = editor;
+  const findings = useMemo(() => ({ errors: placed, warnings: placedWarnings }), [placed, placedWarnings]);
   const [yamlOpen, setYamlOpen] = useState(false);
   const [runOpen, setRunOpen] = useState(false);
   const closeRun = useCallback(() => setRunOpen(false), []);
 
   return (
     <ReactFlowProvider>
-      <ProblemsContext.Provider value={placed}>
+      <ProblemsContext.Provider value={findings}>
         <div className="flex h-full flex-col">
           <Toolbar editor={editor} yamlOpen={yamlOpen} onToggleYaml={() => {
               setYamlOpen((o) => !o);
@@ -48,7 +49,7 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
                   fitKey={editor.fitKey}
                 />
               </div>
-              <ProblemsList placed={placed} warnings={editor.warnings} onSelect={setSelection} />
+              <ProblemsList placed={placed} warnings={placedWarnings} onSelect={setSelection} />
             </div>
             {yamlOpen && (
               <div className="w-[380px] shrink-0 border-l border-slate-200 bg-white">
@@ -59,9 +60,9 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
             )}
             <aside className="w-[340px] shrink-0 overflow-auto border-l border-slate-200 bg-white" aria-label="Properties">
               {selection?.kind === "node" ? (
-                <NodePanel key={selection.ref} bundle={bundle} nodeRef={selection.ref} problems={placed.byNode.get(selection.ref)} onBundle={setBundle} onSelect={setSelection} />
+                <NodePanel key={selection.ref} bundle={bundle} nodeRef={selection.ref} problems={placed.byNode.get(selection.ref)} warnings={placedWarnings.byNode.get(selection.ref)} onBundle={setBundle} onSelect={setSelection} />
               ) : selection?.kind === "edge" ? (
-                <EdgePanel key={selection.index} bundle={bundle} index={selection.index} problems={placed.byEdge.get(selection.index)} onBundle={setBundle} onDeleted={() => setSelection(null)} />
+                <EdgePanel key={selection.index} bundle={bundle} index={selection.index} problems={placed.byEdge.get(selection.index)} warnings={placedWarnings.byEdge.get(selection.index)} onBundle={setBundle} onDeleted={() => setSelection(null)} />
               ) : (
                 <WorkflowPanel bundle={bundle} onBundle={setBundle} />
               )}

@@ -31,6 +31,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
   const [fitKey, setFitKey] = useState(0);
 
   const placed = useMemo(() => (problems.length > 0 ? placeProblems(bundle, problems) : NO_PROBLEMS), [bundle, problems]);
+  const placedWarnings = useMemo(() => (warnings.length > 0 ? placeProblems(bundle, warnings) : NO_PROBLEMS), [bundle, warnings]);
 
   const refit = useCallback(() => setFitKey((k) => k + 1), []);
 
@@ -61,7 +62,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
   const add = useCallback(
     (item: PaletteItem) => {
       const ys = Object.values(bundle.layout ?? {});
-      const y = ys.length ? Math.max(...ys.map((p) => p.y)) + 120 : 0;
+      const y = ys.length ? Math.max(...ys.map((p) => p.y)) + 150 : 0;
       const x = ys.length ? Math.min(...ys.map((p) => p.x)) : 0;
       drop(item, { x, y });
       // The new node may be below the visible area: bring the whole graph into view.
@@ -94,7 +95,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
     selection,
     setSelection,
     placed,
-    warnings,
+    placedWarnings,
     status,
     version,
     savedBundle,

@@ -47,11 +47,11 @@ function backEdgePath(sx: number, sy: number, tx: number, ty: number): [string, 
 
 export const BraidEdge = memo(function BraidEdge(props: EdgeProps<GraphEdge>) {
   const { id, sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition, data, selected, markerEnd } = props;
-  const problems = useEdgeProblems(data?.index ?? -1);
+  const { errors: problems, warnings } = useEdgeProblems(data?.index ?? -1);
   const [path, labelX, labelY] =
     targetY < sourceY + 10 ? backEdgePath(sourceX, sourceY, targetX, targetY) : getBezierPath({ sourceX, sourceY, targetX, targetY, sourcePosition, targetPosition });
   const labels = data ? badges(data.def) : [];
-  const stroke = problems ? "#dc2626" : selected ? "#2563eb" : data?.def.on === "failure" ? "#f87171" : "#94a3b8";
+  const stroke = problems ? "#dc2626" : warnings ? "#d97706" : selected ? "#2563eb" : data?.def.on === "failure" ? "#f87171" : "#94a3b8";
   return (
     <>
       <BaseEdge id={id} path={path} markerEnd={markerEnd} style={{ stroke, strokeWidth: selected || problems ? 2.5 : 1.5 }} />

@@ -34,7 +34,7 @@ function summary(action: GraphNode["data"]["def"]["action"], kind: string): stri
 }
 
 export const BraidNode = memo(function BraidNode({ data, selected }: NodeProps<GraphNode>) {
-  const problems = useNodeProblems(data.def.ref);
+  const { errors: problems, warnings } = useNodeProblems(data.def.ref);
   const look = kindLook(data.fanIn && data.kind === "update_context" ? "join" : data.kind);
   const Icon = look.icon;
   return (
@@ -44,7 +44,13 @@ export const BraidNode = memo(function BraidNode({ data, selected }: NodeProps<G
       style={{ width: NODE_WIDTH, height: NODE_HEIGHT }}
       className={clsx(
         "flex flex-col justify-between rounded-md border bg-white px-3 py-2 shadow-sm",
-        problems ? "border-status-failed ring-2 ring-red-200" : selected ? "border-blue-500 ring-2 ring-blue-200" : "border-slate-300",
+        problems
+          ? "border-status-failed ring-2 ring-red-200"
+          : selected
+            ? "border-blue-500 ring-2 ring-blue-200"
+            : warnings
+              ? "border-status-waiting ring-2 ring-amber-100"
+              : "border-slate-300",
       )}
     >
       <Handle type="target" position={Position.Top} className="!h-2.5 !w-2.5 !border-slate-400 !bg-white" />
@@ -70,10 +76,16 @@ export const BraidNode = memo(function BraidNode({ data, selected }: NodeProps<G
             {data.def.joins ? ` ← ${data.def.joins}` : ""}
           </span>
         )}
-        {problems && (
+        {problems ? (
           <span className="ml-auto rounded bg-red-50 px-1.5 py-px text-red-700">
             {problems.length} problem{problems.length > 1 ? "s" : ""}
           </span>
+        ) : (
+          warnings && (
+            <span className="ml-auto rounded bg-amber-50 px-1.5 py-px text-amber-700" data-testid={`node-warning-${data.def.ref}`}>
+              {warnings.length} warning{warnings.length > 1 ? "s" : ""}
+            </span>
+          )
         )}
       </div>
       <Handle type="source" position={Position.Bottom} className="!h-2.5 !w-2.5 !border-slate-400 !bg-white" />

@@ -6,9 +6,9 @@ import type { Bundle, DefinitionProblem, DefTransition } from "../model/types";
 import { ConditionBuilder } from "./ConditionBuilder";
 import { CheckField, NumberField, ProblemBox, Section, SelectField, TextField, smallButton } from "./fields";
 
-type Props = { bundle: Bundle; index: number; problems?: DefinitionProblem[]; onBundle: (b: Bundle) => void; onDeleted: () => void };
+type Props = { bundle: Bundle; index: number; problems?: DefinitionProblem[]; warnings?: DefinitionProblem[]; onBundle: (b: Bundle) => void; onDeleted: () => void };
 
-export function EdgePanel({ bundle, index, problems, onBundle, onDeleted }: Props) {
+export function EdgePanel({ bundle, index, problems, warnings, onBundle, onDeleted }: Props) {
   const t = bundle.transitions?.[index];
   if (!t) return null;
   const edit = (change: (t: DefTransition) => void) => onBundle(updateTransition(bundle, index, change));
@@ -16,6 +16,7 @@ export function EdgePanel({ bundle, index, problems, onBundle, onDeleted }: Prop
   return (
     <div data-testid="edge-panel">
       <ProblemBox problems={problems} />
+      <ProblemBox problems={warnings} warning />
       <Section
         title={`Transition ${t.from} → ${t.to}`}
         aside={

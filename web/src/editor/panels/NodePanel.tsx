@@ -14,12 +14,12 @@ import { CommitField, ProblemBox, Section, SelectField, TextField, inputClass, s
 type Props = {
   bundle: Bundle;
   nodeRef: string;
-  problems?: DefinitionProblem[];
+  problems?: DefinitionProblem[]; warnings?: DefinitionProblem[];
   onBundle: (b: Bundle) => void;
   onSelect: (s: Selection) => void;
 };
 
-export function NodePanel({ bundle, nodeRef, problems, onBundle, onSelect }: Props) {
+export function NodePanel({ bundle, nodeRef, problems, warnings, onBundle, onSelect }: Props) {
   const node = bundle.nodes.find((n) => n.ref === nodeRef);
   const [target, setTarget] = useState("");
   if (!node) return null;
@@ -41,6 +41,7 @@ export function NodePanel({ bundle, nodeRef, problems, onBundle, onSelect }: Pro
   return (
     <div data-testid="node-panel">
       <ProblemBox problems={problems} />
+      <ProblemBox problems={warnings} warning />
       <Section
         title="Node"
         aside={

@@ -169,10 +169,18 @@ export function CheckField({ label, checked, onChange }: { label: string; checke
   );
 }
 
-export function ProblemBox({ problems }: { problems?: { field: string; message: string }[] }) {
+/** The last save's problems (red) or warnings (amber) about the selected object. */
+export function ProblemBox({ problems, warning }: { problems?: { field: string; message: string }[]; warning?: boolean }) {
   if (!problems || problems.length === 0) return null;
   return (
-    <div role="alert" data-testid="panel-problems" className="mx-3 mt-3 rounded border border-red-300 bg-red-50 px-2.5 py-2 text-[12px] text-red-800">
+    <div
+      role={warning ? "status" : "alert"}
+      data-testid={warning ? "panel-warnings" : "panel-problems"}
+      className={clsx(
+        "mx-3 mt-3 rounded border px-2.5 py-2 text-[12px]",
+        warning ? "border-amber-300 bg-amber-50 text-amber-900" : "border-red-300 bg-red-50 text-red-800",
+      )}
+    >
       {problems.map((p, i) => (
         <p key={i} className="break-words">
           <span className="font-mono font-semibold">{p.field}</span>: {p.message}
