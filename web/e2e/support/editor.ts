@@ -135,6 +135,8 @@ export async function newUserStory(
   await expect(page.getByTestId("node-update")).toHaveAttribute("data-invalid", "true");
   await expect(page.getByTestId("node-update").getByText("1 problem")).toBeVisible();
   await expect(node.getByTestId("panel-problems")).toContainText("updates[0].expr");
+  // …and on the row it names, in red.
+  await expect(node.getByRole("group", { name: "updates" }).locator('[data-invalid="true"]')).toContainText("syntax error");
   await expect(page.getByTestId("problems-list")).toContainText("update.action");
   await expect(node.getByLabel("updates 1 CEL")).toHaveValue("'braids' +");
   await shot("editor-error");

@@ -64,7 +64,7 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
               ) : selection?.kind === "edge" ? (
                 <EdgePanel key={selection.index} bundle={bundle} index={selection.index} problems={placed.byEdge.get(selection.index)} warnings={placedWarnings.byEdge.get(selection.index)} onBundle={setBundle} onDeleted={() => setSelection(null)} />
               ) : (
-                <WorkflowPanel bundle={bundle} onBundle={setBundle} />
+                <WorkflowPanel bundle={bundle} problems={placed.workflow} warnings={placedWarnings.workflow} onBundle={setBundle} />
               )}
             </aside>
           </div>

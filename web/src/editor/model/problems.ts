@@ -1,17 +1,21 @@
 // Where each save problem belongs: on a node (kind `node`, or an action that
 // node uses), on an edge (kind `transition`, by ref or `from->to`), or in the
-// problems list (everything else: workflow, prompt specs, model profiles…).
+// workflow panel (kind `workflow`); prompt specs and model profiles go to the
+// llm_call nodes using them; anything else only to the problems list.
+import { resolveAction } from "./edit";
 import type { Bundle, DefinitionProblem } from "./types";
 
 export type PlacedProblems = {
   byNode: Map<string, DefinitionProblem[]>;
   byEdge: Map<number, DefinitionProblem[]>;
-  /** Problems not shown on the canvas (all of them are also in the list). */
+  /** The workflow's own (shown in the workflow panel). */
+  workflow: DefinitionProblem[];
+  /** Problems shown nowhere but in the list (every problem is in the list). */
   unplaced: DefinitionProblem[];
   all: DefinitionProblem[];
 };
 
-export const NO_PROBLEMS: PlacedProblems = { byNode: new Map(), byEdge: new Map(), unplaced: [], all: [] };
+export const NO_PROBLEMS: PlacedProblems = { byNode: new Map(), byEdge: new Map(), workflow: [], unplaced: [], all: [] };
 
 function push<K>(map: Map<K, DefinitionProblem[]>, key: K, p: DefinitionProblem) {
   const list = map.get(key);
@@ -20,7 +24,7 @@ function push<K>(map: Map<K, DefinitionProblem[]>, key: K, p: DefinitionProblem)
 }
 
 export function placeProblems(bundle: Bundle, problems: DefinitionProblem[]): PlacedProblems {
-  const placed: PlacedProblems = { byNode: new Map(), byEdge: new Map(), unplaced: [], all: problems };
+  const placed: PlacedProblems = { byNode: new Map(), byEdge: new Map(), workflow: [], unplaced: [], all: problems };
   const refs = new Set(bundle.nodes.map((n) => n.ref));
   const transitions = bundle.transitions ?? [];
   for (const p of problems) {
@@ -44,6 +48,19 @@ export function placeProblems(bundle: Bundle, problems: DefinitionProblem[]): Pl
           done = true;
         }
       }
+    } else if (p.kind === "prompt_spec" || p.kind === "model_profile") {
+      // Edited in the panel of the llm_call nodes that use it.
+      const field = p.kind === "prompt_spec" ? "prompt" : "model";
+      for (const n of bundle.nodes) {
+        const a = resolveAction(bundle, n);
+        if (a?.kind === "llm_call" && a[field] === p.ref) {
+          push(placed.byNode, n.ref, p);
+          done = true;
+        }
+      }
+    } else if (p.kind === "workflow") {
+      placed.workflow.push(p);
+      done = true;
     }
     if (!done) placed.unplaced.push(p);
   }

@@ -48,9 +48,9 @@ export function ActionFields({ action, bundle, onChange, onBundle }: Props) {
     case "write_artifact":
       return (
         <>
-          <TextField label="artifact_type" mono value={action.artifact_type} onChange={(v) => onChange((a) => a.kind === "write_artifact" && (a.artifact_type = v))} />
-          <TextField label="name" mono value={action.name} hint="Recorded as artifacts.<name>" onChange={(v) => onChange((a) => a.kind === "write_artifact" && (a.name = v))} />
-          <MapRows label="content_mapping" keyPrefix="field" value={action.content_mapping} onChange={(v) => onChange((a) => a.kind === "write_artifact" && setOrDelete(a, "content_mapping", v))} />
+          <TextField label="artifact_type" field="action:artifact_type" mono value={action.artifact_type} onChange={(v) => onChange((a) => a.kind === "write_artifact" && (a.artifact_type = v))} />
+          <TextField label="name" field="action:name" mono value={action.name} hint="Recorded as artifacts.<name>" onChange={(v) => onChange((a) => a.kind === "write_artifact" && (a.name = v))} />
+          <MapRows label="content_mapping" field="action:content_mapping" keyPrefix="field" value={action.content_mapping} onChange={(v) => onChange((a) => a.kind === "write_artifact" && setOrDelete(a, "content_mapping", v))} />
         </>
       );
     case "workflow_call":
@@ -67,9 +67,10 @@ function WorkflowCallFields({ action, onChange }: { action: Extract<ActionBody, 
   return (
     <>
       <CheckField label="workflow from context (CEL)" checked={dynamic} onChange={(on) => edit((a) => (a.workflow = on ? { from_context: wf } : wf))} />
-      <TextField label={dynamic ? "workflow (CEL)" : "workflow"} mono value={wf} onChange={(v) => edit((a) => (a.workflow = dynamic ? { from_context: v } : v))} />
+      <TextField label={dynamic ? "workflow (CEL)" : "workflow"} field="action:workflow" mono value={wf} onChange={(v) => edit((a) => (a.workflow = dynamic ? { from_context: v } : v))} />
       <TextField
         label="version"
+        field="action:version"
         mono
         value={versionText}
         placeholder="latest at call time"

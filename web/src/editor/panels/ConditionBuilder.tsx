@@ -3,7 +3,9 @@
 // server compiles to CEL.
 import { Plus, X } from "lucide-react";
 import type { Condition, Structured } from "../model/types";
-import { CheckField, SelectField, monoInputClass, smallButton } from "./fields";
+import clsx from "clsx";
+import { useFieldProblem } from "./fieldProblems";
+import { CheckField, SelectField, invalidClass, monoInputClass, smallButton } from "./fields";
 
 const OPS = [">", "<", "==", "!=", ">=", "<="] as const;
 type StructuredType = Structured["type"];
@@ -115,8 +117,9 @@ type Mode = "" | "cel" | "structured";
 
 export function ConditionBuilder({ value, onChange }: { value: Condition | null | undefined; onChange: (v: Condition | undefined) => void }) {
   const mode: Mode = value == null ? "" : typeof value === "string" ? "cel" : "structured";
+  const problems = useFieldProblem("transition:condition");
   return (
-    <div className="flex flex-col gap-1.5">
+    <div className={clsx("flex flex-col gap-1.5", problems && invalidClass)} data-invalid={problems ? "true" : undefined}>
       <SelectField<Mode>
         label="condition"
         value={mode}
@@ -127,6 +130,11 @@ export function ConditionBuilder({ value, onChange }: { value: Condition | null 
         <textarea className={monoInputClass} rows={2} aria-label="condition CEL" value={value} onChange={(e) => onChange(e.target.value)} />
       )}
       {value != null && typeof value === "object" && <StructuredEditor depth={0} value={value} onChange={onChange} />}
+      {problems?.map((m, i) => (
+        <p key={i} className="text-[11px] break-words text-red-700">
+          {m}
+        </p>
+      ))}
     </div>
   );
 }

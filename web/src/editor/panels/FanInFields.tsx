@@ -23,15 +23,17 @@ export function FanInFields({ bundle, node, onChange }: Props) {
     <>
       <SelectField<Mode>
         label="fan_in"
+        field="node:fan_in"
         value={mode}
         options={[{ value: "", label: "none (not a join)" }, "all", "any", { value: "m_of_n", label: "m_of_n" }]}
         onChange={(v) => setMode(v)}
       />
-      {mode === "m_of_n" && <NumberField label="m_of_n" min={1} value={m} onChange={(v) => onChange((n) => (n.fan_in = { m_of_n: v ?? 1 }))} />}
+      {mode === "m_of_n" && <NumberField label="m_of_n" field="node:fan_in.m_of_n" min={1} value={m} onChange={(v) => onChange((n) => (n.fan_in = { m_of_n: v ?? 1 }))} />}
       {mode !== "" && (
         <>
           <SelectField
             label="joins"
+            field="node:joins"
             value={node.joins ?? ""}
             hint="The node whose fan-out this join closes"
             options={[{ value: "", label: "— pick the fan-out node —" }, ...bundle.nodes.filter((n) => n.ref !== node.ref).map((n) => n.ref)]}
@@ -44,15 +46,16 @@ export function FanInFields({ bundle, node, onChange }: Props) {
           />
           {merge && (
             <div className="grid grid-cols-2 gap-2 rounded border border-slate-200 bg-slate-50 p-2" data-testid="merge-editor">
-              <TextField label="merge source" mono value={merge.source} hint="In _branch.output; * = all" onChange={(v) => onChange((n) => n.merge && (n.merge.source = v))} />
-              <TextField label="merge target" mono value={merge.target} onChange={(v) => onChange((n) => n.merge && (n.merge.target = v))} />
+              <TextField label="merge source" field="node:merge.source" mono value={merge.source} hint="In _branch.output; * = all" onChange={(v) => onChange((n) => n.merge && (n.merge.source = v))} />
+              <TextField label="merge target" field="node:merge.target" mono value={merge.target} onChange={(v) => onChange((n) => n.merge && (n.merge.target = v))} />
               <div className="col-span-2">
-                <SelectField<MergeStrategy> label="merge strategy" value={merge.strategy} options={MERGE_STRATEGIES} onChange={(v) => onChange((n) => n.merge && v && (n.merge.strategy = v))} />
+                <SelectField<MergeStrategy> label="merge strategy" field="node:merge.strategy" value={merge.strategy} options={MERGE_STRATEGIES} onChange={(v) => onChange((n) => n.merge && v && (n.merge.strategy = v))} />
               </div>
             </div>
           )}
           <SelectField<"cancel" | "abandon" | "allow_late_merge">
             label="on_early_complete"
+            field="node:on_early_complete"
             value={node.on_early_complete ?? ""}
             options={[{ value: "", label: "cancel (default)" }, "cancel", "abandon", "allow_late_merge"]}
             onChange={(v) => onChange((n) => setOrDelete(n, "on_early_complete", v))}

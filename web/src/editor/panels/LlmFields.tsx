@@ -67,7 +67,7 @@ export function LlmFields({ bundle, prompt, model, onPick, onBundle }: Props) {
     <>
       <div className="flex items-end gap-1">
         <div className="flex-1">
-          <SelectField label="prompt" value={prompt} options={[{ value: "", label: "— pick a prompt spec —" }, ...specs.map((s) => s.ref)]} onChange={(v) => onPick({ prompt: v })} />
+          <SelectField label="prompt" field="action:prompt" value={prompt} options={[{ value: "", label: "— pick a prompt spec —" }, ...specs.map((s) => s.ref)]} onChange={(v) => onPick({ prompt: v })} />
         </div>
         <button type="button" className={smallButton} onClick={addSpec} aria-label="New prompt spec">
           <Plus size={12} /> New
@@ -76,14 +76,14 @@ export function LlmFields({ bundle, prompt, model, onPick, onBundle }: Props) {
       {spec && (
         <div className="flex flex-col gap-2 rounded border border-slate-200 bg-slate-50 p-2" data-testid="prompt-spec-editor">
           <CommitField label="prompt spec ref" value={spec.ref} mono onCommit={renameSpec} />
-          <TextArea label="system" value={spec.system} rows={2} onChange={(v) => editSpec((s) => setOrDelete(s, "system", v))} />
-          <TextArea label="template" value={spec.template} rows={3} mono hint="Handlebars: {{state.x}}, {{_branch.index}}" onChange={(v) => editSpec((s) => (s.template = v))} />
-          <JsonField label="produces (JSON Schema)" value={spec.produces} onChange={(v) => editSpec((s) => setOrDelete(s, "produces", v))} />
+          <TextArea label="system" field="prompt_spec:system" value={spec.system} rows={2} onChange={(v) => editSpec((s) => setOrDelete(s, "system", v))} />
+          <TextArea label="template" field="prompt_spec:template" value={spec.template} rows={3} mono hint="Handlebars: {{state.x}}, {{_branch.index}}" onChange={(v) => editSpec((s) => (s.template = v))} />
+          <JsonField label="produces (JSON Schema)" field="prompt_spec:produces" value={spec.produces} onChange={(v) => editSpec((s) => setOrDelete(s, "produces", v))} />
         </div>
       )}
       <div className="flex items-end gap-1">
         <div className="flex-1">
-          <SelectField label="model" value={model} options={[{ value: "", label: "— pick a model profile —" }, ...profiles.map((p) => p.ref)]} onChange={(v) => onPick({ model: v })} />
+          <SelectField label="model" field="action:model" value={model} options={[{ value: "", label: "— pick a model profile —" }, ...profiles.map((p) => p.ref)]} onChange={(v) => onPick({ model: v })} />
         </div>
         <button type="button" className={smallButton} onClick={addProfile} aria-label="New model profile">
           <Plus size={12} /> New
@@ -92,11 +92,11 @@ export function LlmFields({ bundle, prompt, model, onPick, onBundle }: Props) {
       {profile && (
         <div className="flex flex-col gap-2 rounded border border-slate-200 bg-slate-50 p-2" data-testid="model-profile-editor">
           <CommitField label="model profile ref" value={profile.ref} mono onCommit={renameProfile} />
-          <SelectField label="provider" value={profile.provider as (typeof PROVIDERS)[number]} options={PROVIDERS} onChange={(v) => editProfile((p) => (p.provider = v))} />
-          <TextField label="model name" mono value={profile.model} onChange={(v) => editProfile((p) => (p.model = v))} />
-          <TextField label="base_url" mono value={profile.base_url} placeholder="provider default" onChange={(v) => editProfile((p) => setOrDelete(p, "base_url", v))} />
+          <SelectField label="provider" field="model_profile:provider" value={profile.provider as (typeof PROVIDERS)[number]} options={PROVIDERS} onChange={(v) => editProfile((p) => (p.provider = v))} />
+          <TextField label="model name" field="model_profile:model" mono value={profile.model} onChange={(v) => editProfile((p) => (p.model = v))} />
+          <TextField label="base_url" field="model_profile:base_url" mono value={profile.base_url} placeholder="provider default" onChange={(v) => editProfile((p) => setOrDelete(p, "base_url", v))} />
           <TextField label="api_key_env" mono value={profile.api_key_env} placeholder="OPENAI_API_KEY" onChange={(v) => editProfile((p) => setOrDelete(p, "api_key_env", v))} />
-          <JsonField label="parameters" rows={2} value={profile.parameters} hint="temperature, max_tokens, top_p, stop" onChange={(v) => editProfile((p) => setOrDelete(p, "parameters", v as ModelProfile["parameters"]))} />
+          <JsonField label="parameters" field="model_profile:parameters" rows={2} value={profile.parameters} hint="temperature, max_tokens, top_p, stop" onChange={(v) => editProfile((p) => setOrDelete(p, "parameters", v as ModelProfile["parameters"]))} />
           <div className="grid grid-cols-2 gap-2">
             <NumberField label="$ / 1k input" value={profile.cost_per_1k_input_tokens} onChange={(v) => editProfile((p) => setOrDelete(p, "cost_per_1k_input_tokens", v))} />
             <NumberField label="$ / 1k output" value={profile.cost_per_1k_output_tokens} onChange={(v) => editProfile((p) => setOrDelete(p, "cost_per_1k_output_tokens", v))} />

@@ -1,7 +1,7 @@
 // The side panel of the selected node: identity, action and its
 // configuration, mappings, join settings, execution and outgoing transitions
 // (which can also be added here, for keyboard users).
-import { useState } from "react";
+import { useMemo, useState } from "react";
 import { ArrowRight, Play, Plus, Trash2 } from "lucide-react";
 import { addTransition, draft, removeNodes, renameNode, resolveAction, setOrDelete, updateNode } from "../model/edit";
 import { ACTION_KINDS, type ActionBody, type ActionKind, type Bundle, type DefinitionProblem, type Selection } from "../model/types";
@@ -9,6 +9,7 @@ import { ActionFields, actionOfKind } from "./ActionFields";
 import { ExecutionFields } from "./ExecutionFields";
 import { FanInFields } from "./FanInFields";
 import { MapRows } from "./MappingRows";
+import { FieldProblemsContext, fieldProblems } from "./fieldProblems";
 import { CommitField, ProblemBox, Section, SelectField, TextField, inputClass, smallButton } from "./fields";
 
 type Props = {
@@ -22,6 +23,7 @@ type Props = {
 export function NodePanel({ bundle, nodeRef, problems, warnings, onBundle, onSelect }: Props) {
   const node = bundle.nodes.find((n) => n.ref === nodeRef);
   const [target, setTarget] = useState("");
+  const fields = useMemo(() => fieldProblems(problems), [problems]);
   if (!node) return null;
   const edit = (change: Parameters<typeof updateNode>[2]) => onBundle(updateNode(bundle, nodeRef, change));
   const shared = typeof node.action === "string" ? node.action : undefined;
@@ -39,110 +41,114 @@ export function NodePanel({ bundle, nodeRef, problems, warnings, onBundle, onSel
   const outgoing = (bundle.transitions ?? []).map((t, index) => ({ t, index })).filter(({ t }) => t.from === nodeRef);
 
   return (
-    <div data-testid="node-panel">
-      <ProblemBox problems={problems} />
-      <ProblemBox problems={warnings} warning />
-      <Section
-        title="Node"
-        aside={
-          <button type="button" className={smallButton} onClick={() => onBundle(removeNodes(bundle, [nodeRef]))} aria-label="Delete node">
-            <Trash2 size={12} /> Delete
-          </button>
-        }
-      >
-        <CommitField
-          label="ref"
-          mono
-          value={node.ref}
-          onCommit={(to) => {
-            const next = renameNode(bundle, nodeRef, to);
-            if (next !== bundle) {
-              onBundle(next);
-              onSelect({ kind: "node", ref: to });
-            }
-          }}
-        />
-        <TextField label="name" value={node.name} placeholder="Display name" onChange={(v) => edit((n) => setOrDelete(n, "name", v))} />
-        {bundle.initial_node === nodeRef ? (
-          <p className="flex items-center gap-1 text-[12px] text-blue-700">
-            <Play size={12} /> The workflow starts here.
-          </p>
-        ) : (
-          <button type="button" className={smallButton} onClick={() => onBundle({ ...bundle, initial_node: nodeRef })}>
-            <Play size={12} /> Set as initial node
-          </button>
-        )}
-      </Section>
-      <Section title="Action">
-        {shared !== undefined ? (
-          <SelectField
-            label="shared action"
-            value={shared}
-            hint="Edits below change every node using this action"
-            options={(bundle.actions ?? []).map((a) => a.ref)}
-            onChange={(v) => v && edit((n) => (n.action = v))}
-          />
-        ) : null}
-        {action ? (
-          <>
-            <SelectField<ActionKind> label="kind" value={action.kind} options={ACTION_KINDS} onChange={(v) => v && setKind(v)} />
-            <ActionFields action={action} bundle={bundle} onChange={editAction} onBundle={onBundle} />
-          </>
-        ) : (
-          <p className="text-[12px] text-red-700">The action `{shared}` is not defined in this bundle.</p>
-        )}
-      </Section>
-      <Section title="Mappings">
-        <MapRows label="input_mapping" keyPrefix="field" value={node.input_mapping} onChange={(v) => edit((n) => setOrDelete(n, "input_mapping", v))} />
-        <MapRows label="output_mapping" keyPrefix="state.out" value={node.output_mapping} onChange={(v) => edit((n) => setOrDelete(n, "output_mapping", v))} />
-      </Section>
-      <Section title="Fan-out and fan-in">
-        <SelectField<"first_match" | "all">
-          label="fan_out"
-          value={node.fan_out ?? ""}
-          options={[{ value: "", label: "first_match (default)" }, "first_match", "all"]}
-          onChange={(v) => edit((n) => setOrDelete(n, "fan_out", v))}
-        />
-        <FanInFields bundle={bundle} node={node} onChange={edit} />
-      </Section>
-      <Section title="Execution">
-        <ExecutionFields value={node.execution} onChange={(v) => edit((n) => setOrDelete(n, "execution", v))} />
-      </Section>
-      <Section title="Transitions out">
-        {outgoing.length === 0 && <p className="text-[11px] text-slate-400">None: the node is terminal.</p>}
-        {outgoing.map(({ t, index }) => (
-          <button
-            key={index}
-            type="button"
-            className="flex items-center gap-1.5 rounded px-1 py-0.5 text-left font-mono text-[12px] text-slate-700 hover:bg-slate-100"
-            onClick={() => onSelect({ kind: "edge", index })}
-          >
-            <ArrowRight size={12} /> {t.to}
-            {t.ref && <span className="text-slate-400">({t.ref})</span>}
-          </button>
-        ))}
-        <div className="flex gap-1">
-          <select className={inputClass} aria-label="Add transition to" value={target} onChange={(e) => setTarget(e.target.value)}>
-            <option value="">— add transition to —</option>
-            {bundle.nodes.map((n) => (
-              <option key={n.ref} value={n.ref}>
-                {n.ref}
-              </option>
-            ))}
-          </select>
-          <button
-            type="button"
-            className={smallButton}
-            disabled={!target}
-            onClick={() => {
-              onBundle(addTransition(bundle, { from: nodeRef, to: target }));
-              setTarget("");
+    <FieldProblemsContext.Provider value={fields}>
+      <div data-testid="node-panel">
+        <ProblemBox problems={problems} />
+        <ProblemBox problems={warnings} warning />
+        <Section
+          title="Node"
+          aside={
+            <button type="button" className={smallButton} onClick={() => onBundle(removeNodes(bundle, [nodeRef]))} aria-label="Delete node">
+              <Trash2 size={12} /> Delete
+            </button>
+          }
+        >
+          <CommitField
+            label="ref"
+            field="node:ref"
+            mono
+            value={node.ref}
+            onCommit={(to) => {
+              const next = renameNode(bundle, nodeRef, to);
+              if (next !== bundle) {
+                onBundle(next);
+                onSelect({ kind: "node", ref: to });
+              }
             }}
-          >
-            <Plus size={12} /> Add
-          </button>
-        </div>
-      </Section>
-    </div>
+          />
+          <TextField label="name" field="node:name" value={node.name} placeholder="Display name" onChange={(v) => edit((n) => setOrDelete(n, "name", v))} />
+          {bundle.initial_node === nodeRef ? (
+            <p className="flex items-center gap-1 text-[12px] text-blue-700">
+              <Play size={12} /> The workflow starts here.
+            </p>
+          ) : (
+            <button type="button" className={smallButton} onClick={() => onBundle({ ...bundle, initial_node: nodeRef })}>
+              <Play size={12} /> Set as initial node
+            </button>
+          )}
+        </Section>
+        <Section title="Action">
+          {shared !== undefined ? (
+            <SelectField
+              label="shared action"
+              value={shared}
+              hint="Edits below change every node using this action"
+              options={(bundle.actions ?? []).map((a) => a.ref)}
+              onChange={(v) => v && edit((n) => (n.action = v))}
+            />
+          ) : null}
+          {action ? (
+            <>
+              <SelectField<ActionKind> label="kind" field="action:kind" value={action.kind} options={ACTION_KINDS} onChange={(v) => v && setKind(v)} />
+              <ActionFields action={action} bundle={bundle} onChange={editAction} onBundle={onBundle} />
+            </>
+          ) : (
+            <p className="text-[12px] text-red-700">The action `{shared}` is not defined in this bundle.</p>
+          )}
+        </Section>
+        <Section title="Mappings">
+          <MapRows label="input_mapping" field="node:input_mapping" keyPrefix="field" value={node.input_mapping} onChange={(v) => edit((n) => setOrDelete(n, "input_mapping", v))} />
+          <MapRows label="output_mapping" field="node:output_mapping" keyPrefix="state.out" value={node.output_mapping} onChange={(v) => edit((n) => setOrDelete(n, "output_mapping", v))} />
+        </Section>
+        <Section title="Fan-out and fan-in">
+          <SelectField<"first_match" | "all">
+            label="fan_out"
+            field="node:fan_out"
+            value={node.fan_out ?? ""}
+            options={[{ value: "", label: "first_match (default)" }, "first_match", "all"]}
+            onChange={(v) => edit((n) => setOrDelete(n, "fan_out", v))}
+          />
+          <FanInFields bundle={bundle} node={node} onChange={edit} />
+        </Section>
+        <Section title="Execution">
+          <ExecutionFields value={node.execution} onChange={(v) => edit((n) => setOrDelete(n, "execution", v))} />
+        </Section>
+        <Section title="Transitions out">
+          {outgoing.length === 0 && <p className="text-[11px] text-slate-400">None: the node is terminal.</p>}
+          {outgoing.map(({ t, index }) => (
+            <button
+              key={index}
+              type="button"
+              className="flex items-center gap-1.5 rounded px-1 py-0.5 text-left font-mono text-[12px] text-slate-700 hover:bg-slate-100"
+              onClick={() => onSelect({ kind: "edge", index })}
+            >
+              <ArrowRight size={12} /> {t.to}
+              {t.ref && <span className="text-slate-400">({t.ref})</span>}
+            </button>
+          ))}
+          <div className="flex gap-1">
+            <select className={inputClass} aria-label="Add transition to" value={target} onChange={(e) => setTarget(e.target.value)}>
+              <option value="">— add transition to —</option>
+              {bundle.nodes.map((n) => (
+                <option key={n.ref} value={n.ref}>
+                  {n.ref}
+                </option>
+              ))}
+            </select>
+            <button
+              type="button"
+              className={smallButton}
+              disabled={!target}
+              onClick={() => {
+                onBundle(addTransition(bundle, { from: nodeRef, to: target }));
+                setTarget("");
+              }}
+            >
+              <Plus size={12} /> Add
+            </button>
+          </div>
+        </Section>
+      </div>
+    </FieldProblemsContext.Provider>
   );
 }

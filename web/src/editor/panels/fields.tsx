@@ -2,6 +2,7 @@
 // borders), labels tied to inputs so tests and screen readers find them.
 import { useEffect, useId, useState, type ReactNode } from "react";
 import clsx from "clsx";
+import { useFieldProblem } from "./fieldProblems";
 
 export const inputClass =
   "w-full rounded border border-slate-300 bg-white px-2 py-1 text-[12px] text-slate-900 placeholder:text-slate-400 focus:border-blue-500 focus:ring-1 focus:ring-blue-500 focus:outline-none";
@@ -21,24 +22,35 @@ export function Section({ title, children, aside }: { title: string; children: R
   );
 }
 
-export function Field({ label, hint, children }: { label: string; hint?: string; children: (id: string) => ReactNode }) {
+/** A labelled control; `field` names it for the save problems (fieldProblems.ts). */
+export function Field({ label, hint, field, children }: { label: string; hint?: string; field?: string; children: (id: string) => ReactNode }) {
   const id = useId();
+  const problems = useFieldProblem(field);
   return (
-    <div className="flex flex-col gap-0.5">
+    <div className={clsx("flex flex-col gap-0.5", problems && invalidClass)} data-invalid={problems ? "true" : undefined}>
       <label htmlFor={id} className="text-[12px] font-medium text-slate-700">
         {label}
       </label>
       {children(id)}
-      {hint && <p className="text-[11px] text-slate-500">{hint}</p>}
+      {problems
+        ? problems.map((m, i) => (
+            <p key={i} className="text-[11px] break-words text-red-700">
+              {m}
+            </p>
+          ))
+        : hint && <p className="text-[11px] text-slate-500">{hint}</p>}
     </div>
   );
 }
 
-type TextProps = { label: string; value: string | null | undefined; onChange: (v: string) => void; mono?: boolean; placeholder?: string; hint?: string };
+/** Red borders on every control inside (a field or a row with a save problem). */
+export const invalidClass = "[&_input]:border-red-500 [&_select]:border-red-500 [&_textarea]:border-red-500";
 
-export function TextField({ label, value, onChange, mono, placeholder, hint }: TextProps) {
+type TextProps = { label: string; value: string | null | undefined; onChange: (v: string) => void; mono?: boolean; placeholder?: string; hint?: string; field?: string };
+
+export function TextField({ label, value, onChange, mono, placeholder, hint, field }: TextProps) {
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => (
         <input id={id} className={mono ? monoInputClass : inputClass} value={value ?? ""} placeholder={placeholder} onChange={(e) => onChange(e.target.value)} />
       )}
@@ -47,12 +59,12 @@ export function TextField({ label, value, onChange, mono, placeholder, hint }: T
 }
 
 /** A text field that commits on blur or Enter (for refs: intermediate values would collide). */
-export function CommitField({ label, value, onCommit, mono, hint }: { label: string; value: string; onCommit: (v: string) => void; mono?: boolean; hint?: string }) {
+export function CommitField({ label, value, onCommit, mono, hint, field }: { label: string; value: string; onCommit: (v: string) => void; mono?: boolean; hint?: string; field?: string }) {
   const [text, setText] = useState(value);
   useEffect(() => setText(value), [value]);
   const commit = () => (text.trim() && text !== value ? onCommit(text.trim()) : setText(value));
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => (
         <input
           id={id}
@@ -67,17 +79,17 @@ export function CommitField({ label, value, onCommit, mono, hint }: { label: str
   );
 }
 
-export function TextArea({ label, value, onChange, rows = 3, mono, hint }: TextProps & { rows?: number }) {
+export function TextArea({ label, value, onChange, rows = 3, mono, hint, field }: TextProps & { rows?: number }) {
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => <textarea id={id} rows={rows} className={mono ? monoInputClass : inputClass} value={value ?? ""} onChange={(e) => onChange(e.target.value)} />}
     </Field>
   );
 }
 
-export function NumberField({ label, value, onChange, hint, min }: { label: string; value: number | null | undefined; onChange: (v: number | undefined) => void; hint?: string; min?: number }) {
+export function NumberField({ label, value, onChange, hint, min, field }: { label: string; value: number | null | undefined; onChange: (v: number | undefined) => void; hint?: string; min?: number; field?: string }) {
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => (
         <input
           id={id}
@@ -92,9 +104,9 @@ export function NumberField({ label, value, onChange, hint, min }: { label: stri
   );
 }
 
-export function SelectField<T extends string>({ label, value, options, onChange, hint }: { label: string; value: T | ""; options: readonly (T | { value: T | ""; label: string })[]; onChange: (v: T | "") => void; hint?: string }) {
+export function SelectField<T extends string>({ label, value, options, onChange, hint, field }: { label: string; value: T | ""; options: readonly (T | { value: T | ""; label: string })[]; onChange: (v: T | "") => void; hint?: string; field?: string }) {
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => (
         <select id={id} className={inputClass} value={value} onChange={(e) => onChange(e.target.value as T | "")}>
           {options.map((o) => {
@@ -112,7 +124,7 @@ export function SelectField<T extends string>({ label, value, options, onChange,
 }
 
 /** JSON edited as text; the value changes only when the text parses (an error is shown meanwhile). */
-export function JsonField({ label, value, onChange, rows = 4, hint }: { label: string; value: unknown; onChange: (v: unknown) => void; rows?: number; hint?: string }) {
+export function JsonField({ label, value, onChange, rows = 4, hint, field }: { label: string; value: unknown; onChange: (v: unknown) => void; rows?: number; hint?: string; field?: string }) {
   const shown = value === undefined ? "" : JSON.stringify(value, null, 2);
   const [text, setText] = useState(shown);
   const [error, setError] = useState<string>();
@@ -121,7 +133,7 @@ export function JsonField({ label, value, onChange, rows = 4, hint }: { label: s
     setError(undefined);
   }, [shown]);
   return (
-    <Field label={label} hint={hint}>
+    <Field label={label} hint={hint} field={field}>
       {(id) => (
         <>
           <textarea
@@ -182,7 +194,8 @@ export function ProblemBox({ problems, warning }: { problems?: { field: string; 
       )}
     >
       {problems.map((p, i) => (
-        <p key={i} className="break-words">
+        // Two lines each: the full message is also at the field it names.
+        <p key={i} className="line-clamp-2 break-words" title={p.message}>
           <span className="font-mono font-semibold">{p.field}</span>: {p.message}
         </p>
       ))}
