@@ -57,6 +57,22 @@ pub struct Bundle {
     /// Artifact types this bundle defines (project scoped once saved).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifact_types: Vec<ArtifactTypeDef>,
+    /// The editor's node positions, `{ <node ref>: { x, y } }`. Kept with the
+    /// version but not part of its content ([`Bundle::canonical`]): moving a
+    /// node on the canvas is not a new version.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layout: BTreeMap<String, Position>,
+}
+
+/// Where the editor draws a node (the top-left corner, in canvas units).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    /// Horizontal.
+    pub x: f64,
+    /// Vertical, growing downwards.
+    pub y: f64,
 }
 
 /// Run limits. `None` fields fall back to the engine defaults.
@@ -622,9 +638,13 @@ impl Bundle {
     /// The canonical content: JSON with sorted keys and defaults made
     /// explicit-or-omitted, so two bundles that differ only in key order or
     /// JSON/YAML form compare equal.
+    /// The editor's `layout` is not content: it is left out.
     pub fn canonical(&self) -> String {
         // serde_json's Map is a BTreeMap (no `preserve_order`): keys sort.
-        let v = serde_json::to_value(self).expect("bundle serializes");
+        let mut v = serde_json::to_value(self).expect("bundle serializes");
+        if let Some(fields) = v.as_object_mut() {
+            fields.remove("layout");
+        }
         serde_json::to_string(&v).expect("value serializes")
     }
 }

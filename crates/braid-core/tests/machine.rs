@@ -599,6 +599,38 @@ fn canonical_content_ignores_key_order_and_format() {
 }
 
 #[test]
+fn the_layout_is_kept_but_is_not_content_and_names_only_nodes() {
+    let plain = Bundle::parse(CHAIN).unwrap();
+    let first = plain.nodes[0].ref_.clone();
+    let laid_out = Bundle::parse(&format!(
+        "{CHAIN}\nlayout: {{ {first}: {{ x: 10, y: -2.5 }} }}\n"
+    ))
+    .unwrap();
+    assert_eq!(laid_out.layout[&first].x, 10.0);
+    assert_eq!(laid_out.canonical(), plain.canonical());
+    let json = serde_json::to_value(&laid_out).unwrap();
+    assert_eq!(
+        json["layout"][&first],
+        serde_json::json!({ "x": 10.0, "y": -2.5 })
+    );
+    assert!(graph::compile(&laid_out, &Env::default()).is_ok());
+
+    let err = Bundle::parse(&format!("{CHAIN}\nlayout: {{ {first}: {{ x: 1 }} }}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("layout") && err.contains("`y`"), "{err}");
+    let mut stray = laid_out.clone();
+    stray.layout.insert("ghost".into(), stray.layout[&first]);
+    let problems = graph::compile(&stray, &Env::default()).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        (problems[0].kind.as_str(), problems[0].field.as_str()),
+        ("workflow", "layout.ghost")
+    );
+    assert!(problems[0].message.contains("`ghost`"), "{problems:?}");
+}
+
+#[test]
 fn a_misspelt_inline_action_kind_names_the_known_kinds() {
     let err = Bundle::parse(
         "name: x\ninitial_node: a\nnodes:\n  - ref: a\n    action: { kind: update_contxt }\n",

@@ -116,6 +116,7 @@ fn migrator() -> Migrator {
             "sibling_sets",
             include_str!("../migrations/0006_sibling_sets.sql"),
         ),
+        m(7, "layout", include_str!("../migrations/0007_layout.sql")),
     ])
 }
 

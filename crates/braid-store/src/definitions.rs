@@ -89,7 +89,9 @@ pub trait DefinitionStore: Send + Sync {
     /// Saves `bundle` as version N+1 when its canonical content
     /// (`Bundle::canonical`: key order and YAML/JSON form do not matter)
     /// differs from the latest version N; otherwise returns version N with
-    /// `created: false`. Returning to older content is a change too (N+1,
+    /// `created: false`, replacing its stored `layout` with the bundle's
+    /// when the bundle has one (the layout is not content; a bundle without
+    /// one keeps the stored layout). Returning to older content is a change too (N+1,
     /// not a revert). Each artifact type the bundle defines gets a new
     /// project-wide version only when its schema changed. Atomic: all rows
     /// or none; an unknown project is [`Error::NotFound`](crate::Error::NotFound).

@@ -519,6 +519,14 @@ export interface components {
             initial_node: string;
             /** @description JSON Schema the run input must satisfy. */
             input_schema?: unknown;
+            /**
+             * @description The editor's node positions, `{ <node ref>: { x, y } }`. Kept with the
+             *     version but not part of its content ([`Bundle::canonical`]): moving a
+             *     node on the canvas is not a new version.
+             */
+            layout?: {
+                [key: string]: components["schemas"]["Position"];
+            };
             limits?: components["schemas"]["Limits"] | null;
             /** @description Model profiles `llm_call` actions name by ref. */
             model_profiles?: components["schemas"]["ModelProfile"][];
@@ -541,6 +549,17 @@ export interface components {
         CancelRun: {
             /** @description Recorded in the `workflow_cancelled` event (default `cancelled through the API`). */
             reason?: string | null;
+        };
+        /**
+         * @description One rendered message of [`LlmExchange::messages`], as sent (the
+         *     document's description of that list; the field itself stays JSON, so a
+         *     provider's extra keys are kept).
+         */
+        ChatMessage: {
+            /** @description The rendered text. */
+            content: string;
+            /** @description `system`, `user` or `assistant`. */
+            role: string;
         };
         /** @description A condition: CEL text or a structured condition (compiled to CEL). */
         Condition: string | components["schemas"]["Structured"];
@@ -1045,7 +1064,7 @@ export interface components {
              */
             input_tokens: number;
             /** @description The rendered messages sent, `[{ role, content }]`. */
-            messages: Record<string, never>[];
+            messages: components["schemas"]["ChatMessage"][];
             /** @description The model asked for. */
             model: string;
             /**
@@ -1081,7 +1100,7 @@ export interface components {
              * @description The rendered messages sent, as a Chat Completions list
              *     `[{ role, content }]` (docs/lifecycles.md).
              */
-            messages: unknown;
+            messages: components["schemas"]["ChatMessage"][];
             /** @description The model asked for. */
             model: string;
             /** @description `openai`, `anthropic`, `openai_compatible` or `scripted`. */
@@ -1471,6 +1490,19 @@ export interface components {
             }[];
             /** @description Opaque cursor of the next page, `null` on the last page. */
             next_cursor: string | null;
+        };
+        /** @description Where the editor draws a node (the top-left corner, in canvas units). */
+        Position: {
+            /**
+             * Format: double
+             * @description Horizontal.
+             */
+            x: number;
+            /**
+             * Format: double
+             * @description Vertical, growing downwards.
+             */
+            y: number;
         };
         /** @description A prompt: Handlebars template and optional output schema. */
         PromptSpec: {

@@ -10,7 +10,7 @@
 
 use super::{
     Condition, EarlyComplete, Execution, FanIn, FanOut, Foreach, FromContextOr, Limits, Loop,
-    Merge, On, OnChildFailure, SpawnCount, Update,
+    Merge, On, OnChildFailure, Position, SpawnCount, Update,
 };
 use crate::graph::DefinitionError;
 use crate::merge::type_name;
@@ -90,6 +90,7 @@ static WORKFLOW: Object = Object {
         opt("prompt_specs", Shape::ListOf(&PROMPT_SPEC)),
         opt("model_profiles", Shape::ListOf(&MODEL_PROFILE)),
         opt("artifact_types", Shape::ListOf(&ARTIFACT_TYPE)),
+        opt("layout", Shape::Typed(typed::<BTreeMap<String, Position>>)),
     ],
 };
 

@@ -255,6 +255,14 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             ),
         );
     }
+    for node in bundle.layout.keys().filter(|r| !index.contains_key(*r)) {
+        v.err(
+            "workflow",
+            &bundle.name,
+            &format!("layout.{node}"),
+            format!("layout names `{node}`, which is not a node of this workflow: remove it"),
+        );
+    }
     let io = compile_workflow_io(&mut v, bundle);
     let catalog = catalog::compile_catalog(&mut v, bundle, env);
     let actions = ActionCompiler {

@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod failures;
 mod inspector;
+mod layout;
 mod ledger;
 mod live;
 mod meta;

@@ -416,3 +416,38 @@ async fn real_answers_match_their_schemas() {
     schemas.check("ErrorBody", &missing.body);
     schemas.check("Health", &server.get("/healthz").await.body);
 }
+
+/// The web UI's copy of the document (`web/src/api/openapi.json`, which its
+/// TypeScript types are generated from) is the one the server serves.
+/// `BRAID_BLESS=1` rewrites the copy; then run `npm run gen:api` in `web/`
+/// (docs/web.md).
+#[tokio::test]
+async fn the_web_uis_copy_of_the_document_is_current() {
+    use serde::Serialize;
+    let doc = braid_server::openapi();
+    // Pretty-printed in the server's own key order, four spaces, a final
+    // newline: the form the copy is kept in.
+    let mut text = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut text,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    doc.serialize(&mut ser).expect("the document serializes");
+    let text = String::from_utf8(text).unwrap() + "\n";
+    let server = Server::start().await;
+    let served: Value = serde_json::from_str(&server.get("/api/openapi.json").await.text).unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), served);
+
+    let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/api/openapi.json");
+    if std::env::var_os("BRAID_BLESS").is_some_and(|v| v == "1") {
+        std::fs::write(&copy, &text).expect("rewrite web/src/api/openapi.json");
+        return;
+    }
+    let current = std::fs::read_to_string(&copy).unwrap_or_default();
+    assert!(
+        current == text,
+        "web/src/api/openapi.json differs from the served document: run \
+         `BRAID_BLESS=1 cargo test -p braid-server --test api the_web_uis_copy` and then \
+         `npm run gen:api` in web/ (docs/web.md)"
+    );
+}

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use braid_core::definition::{
     ActionBody, ActionDef, ActionKind, ActionRef, ArtifactTypeDef, Bundle, FanOut, Limits,
-    ModelProfile, Node, PromptSpec, Transition,
+    ModelProfile, Node, Position, PromptSpec, Transition,
 };
 use braid_store::{Error, Result, StoredDef};
 use serde::de::DeserializeOwned;
@@ -75,7 +75,7 @@ pub(crate) async fn load_def(
 async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Option<StoredDef>> {
     let Some(d) = sqlx::query(
         "SELECT d.workflow_id, d.version, d.description, d.initial_node, d.input_schema, d.output_schema,
-                d.output_mapping, d.limits, d.defines_artifact_types, d.created_at, w.project_id, w.name
+                d.output_mapping, d.limits, d.defines_artifact_types, d.layout, d.created_at, w.project_id, w.name
          FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id WHERE d.id = ?",
     )
     .bind(def_id.to_owned())
@@ -113,6 +113,7 @@ async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Opti
         prompt_specs,
         model_profiles,
         artifact_types,
+        layout: version.layout,
     };
     Ok(Some(StoredDef {
         workflow_id: version.workflow_id,
@@ -141,6 +142,8 @@ struct VersionRow {
     limits: Option<Limits>,
     /// Names of the artifact types the version defines.
     defines: Vec<String>,
+    /// The editor's node positions.
+    layout: BTreeMap<String, Position>,
 }
 
 impl VersionRow {
@@ -175,6 +178,7 @@ impl VersionRow {
                 ctx("defines_artifact_types")
             })?
             .unwrap_or_default(),
+            layout: typed_opt(d.try_get("layout").db()?, &|| ctx("layout"))?.unwrap_or_default(),
         })
     }
 }

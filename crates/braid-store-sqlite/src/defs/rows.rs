@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use braid_core::definition::{
-    ActionBody, ActionRef, Bundle, FanOut, ModelProfile, Node, PromptSpec, Transition,
+    ActionBody, ActionRef, Bundle, FanOut, ModelProfile, Node, Position, PromptSpec, Transition,
 };
 use braid_store::{Error, Result};
 use serde_json::Value;
@@ -80,6 +80,8 @@ pub(super) struct BundleRows {
     pub(super) output_mapping: Option<String>,
     pub(super) limits: Option<String>,
     pub(super) defines_artifact_types: Option<String>,
+    /// The editor's positions (`None` when the bundle has none).
+    pub(super) layout: Option<String>,
     pub(super) actions: Vec<ActionRow>,
     pub(super) nodes: Vec<NodeRow>,
     pub(super) transitions: Vec<TransitionRow>,
@@ -89,6 +91,15 @@ pub(super) struct BundleRows {
 
 fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
     v.as_ref().map(to_json).transpose()
+}
+
+/// A bundle's `layout` as stored: `None` when it has none.
+pub(super) fn layout_json(layout: &BTreeMap<String, Position>) -> Result<Option<String>> {
+    if layout.is_empty() {
+        Ok(None)
+    } else {
+        to_json(layout).map(Some)
+    }
 }
 
 fn map_json(m: &BTreeMap<String, String>) -> Result<Option<String>> {
@@ -146,6 +157,7 @@ impl BundleRows {
             prompt_specs,
             model_profiles,
             artifact_types,
+            layout,
         } = bundle;
 
         let mut action_rows = Vec::with_capacity(actions.len() + nodes.len());
@@ -172,6 +184,7 @@ impl BundleRows {
             } else {
                 Some(to_json(&names)?)
             },
+            layout: layout_json(layout)?,
             actions: action_rows,
             nodes: node_rows,
             transitions: enumerate_rows(transitions, transition_row)?,

@@ -33,6 +33,16 @@ pub(crate) async fn save_bundle(
         if let Ok(Some(stored)) = load_def(&mut tx, def_id).await
             && stored.bundle.canonical() == canonical
         {
+            // The layout is not content: a new one replaces the version's,
+            // none at all (a file written by hand) keeps it.
+            if rows.layout.is_some() && stored.bundle.layout != bundle.layout {
+                sqlx::query("UPDATE workflow_defs SET layout = ? WHERE id = ?")
+                    .bind(rows.layout)
+                    .bind(def_id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+            }
             tx.commit().await.db()?;
             return Ok(SaveOutcome {
                 workflow_id,
@@ -173,6 +183,7 @@ async fn insert_version(
         output_mapping,
         limits,
         defines_artifact_types,
+        layout,
         actions,
         nodes,
         transitions,
@@ -181,8 +192,8 @@ async fn insert_version(
     } = rows;
     sqlx::query(
         "INSERT INTO workflow_defs (id, workflow_id, version, description, initial_node, input_schema, output_schema,
-                                    output_mapping, limits, defines_artifact_types, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    output_mapping, limits, defines_artifact_types, layout, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(def_id.to_owned())
     .bind(workflow_id.to_owned())
@@ -194,6 +205,7 @@ async fn insert_version(
     .bind(output_mapping)
     .bind(limits)
     .bind(defines_artifact_types)
+    .bind(layout)
     .bind(now)
     .execute(&mut *c)
     .await

@@ -283,3 +283,54 @@ pub async fn project_settings_and_versions_resolve(store: &dyn Store) {
             .is_none()
     );
 }
+
+/// The editor's `layout` is kept with its version but is not content: a
+/// save that changes only the layout keeps the version and replaces its
+/// layout; a save without one keeps the stored layout; a content change
+/// makes N+1 with its own layout, the older version keeping its own.
+pub async fn layout_is_kept_with_its_version_but_is_not_content(store: &dyn Store) {
+    let at = |layout: Value| {
+        let mut b = tiny_bundle("laid_out");
+        b.layout = serde_json::from_value(layout).unwrap();
+        b
+    };
+    let read = |version: i64| async move {
+        store
+            .get_def("proj_default", "laid_out", Some(version))
+            .await
+            .unwrap()
+            .unwrap()
+            .bundle
+    };
+    let first = store
+        .save_bundle(
+            "proj_default",
+            &at(json!({ "only": { "x": 1.5, "y": 2.0 } })),
+            1,
+        )
+        .await
+        .unwrap();
+    assert!(first.created);
+    let moved = at(json!({ "only": { "x": 300.0, "y": -4.25 } }));
+    let again = store.save_bundle("proj_default", &moved, 2).await.unwrap();
+    assert_eq!((again.created, again.version), (false, 1));
+    assert_eq!(again.def_id, first.def_id);
+    assert_eq!(read(1).await, moved);
+    // A bundle without a layout (a file written by hand) keeps the stored one.
+    let bare = store
+        .save_bundle("proj_default", &tiny_bundle("laid_out"), 3)
+        .await
+        .unwrap();
+    assert_eq!((bare.created, bare.version), (false, 1));
+    assert_eq!(read(1).await.layout, moved.layout);
+
+    let mut changed = at(json!({ "only": { "x": 7.0, "y": 8.0 } }));
+    changed.description = Some("changed".into());
+    let second = store
+        .save_bundle("proj_default", &changed, 4)
+        .await
+        .unwrap();
+    assert_eq!((second.created, second.version), (true, 2));
+    assert_eq!(read(2).await, changed);
+    assert_eq!(read(1).await, moved, "version 1 keeps its own layout");
+}

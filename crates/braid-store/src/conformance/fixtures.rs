@@ -252,6 +252,7 @@ pub fn rich_bundle() -> Value {
         "artifact_types": [
             { "ref": "report", "schema": { "type": "object", "properties": { "winner": { "type": "string" } } } },
             { "ref": "note", "schema": { "type": "object" } }
-        ]
+        ],
+        "layout": { "ask": { "x": 0.0, "y": -12.5 }, "judge": { "x": 240.0, "y": 80.0 } }
     })
 }

@@ -27,7 +27,8 @@ mod view;
 pub use artifacts::artifacts_are_idempotent_and_listed_newest_first;
 pub use definitions::{
     artifact_types_get_a_new_version_only_when_their_schema_changes,
-    project_settings_and_versions_resolve, rich_bundle_round_trips_and_keeps_its_version,
+    layout_is_kept_with_its_version_but_is_not_content, project_settings_and_versions_resolve,
+    rich_bundle_round_trips_and_keeps_its_version,
     the_default_project_exists_and_unknown_projects_are_not_found,
     workflows_list_by_name_with_cursors,
 };
@@ -59,6 +60,7 @@ macro_rules! conformance_tests {
     ($fresh:path) => {
         $crate::conformance_tests!(@cases $fresh;
             rich_bundle_round_trips_and_keeps_its_version,
+            layout_is_kept_with_its_version_but_is_not_content,
             artifact_types_get_a_new_version_only_when_their_schema_changes,
             workflows_list_by_name_with_cursors,
             the_default_project_exists_and_unknown_projects_are_not_found,

@@ -1,0 +1,5 @@
+-- The editor's node positions of a version (`layout` of a bundle): JSON
+-- `{ "<node ref>": { "x": …, "y": … } }`, NULL when the bundle has none.
+-- Not part of the version's content: saving equal content with another
+-- layout updates this column of the latest version. Only adds a column.
+ALTER TABLE workflow_defs ADD COLUMN layout TEXT;
