@@ -2,7 +2,7 @@
 // OpenAPI types so a field the server renames breaks the build here.
 import type { Schemas } from "../../api/client";
 
-export type Bundle = Schemas["Bundle"] & { layout?: Layout | null };
+export type Bundle = Schemas["Bundle"];
 export type DefNode = Schemas["Node"];
 export type DefTransition = Schemas["Transition"];
 export type ActionBody = Schemas["ActionBody"];
@@ -22,7 +22,7 @@ export type DefinitionProblem = Schemas["DefinitionProblem"];
 export type Update = Schemas["Update"];
 
 /** `layout: { <node ref>: { x, y } }` (SPEC §2): the editor's node positions. */
-export type Layout = Record<string, { x: number; y: number }>;
+export type Layout = NonNullable<Bundle["layout"]>;
 
 export const ACTION_KINDS: ActionKind[] = ["update_context", "llm_call", "write_artifact", "workflow_call"];
 export const MERGE_STRATEGIES: MergeStrategy[] = ["append", "collect", "merge_object", "keyed_by_branch", "last_wins"];
