@@ -137,3 +137,43 @@ test("without the mouse on the canvas: palette click, transition from the panel,
   await expect(nodePanel(page).getByTestId("panel-warnings")).toContainText("no node joins it");
   await screenshot(page, "editor-warning");
 });
+
+test("the run form is generated from input_schema and shows the server's INPUT_SCHEMA errors on their fields", async ({ page, braid, consoleErrors }) => {
+  // `dependentRequired` is checked by the server (JSON Schema 2020-12) but not by the form's
+  // validator (draft-07), so the form submits and the server's answer is what is shown.
+  await braid.saveBundle({
+    name: "with_input",
+    initial_node: "echo",
+    input_schema: {
+      type: "object",
+      required: ["topic"],
+      properties: {
+        topic: { type: "string" },
+        options: { type: "object", properties: { style: { type: "string" }, tone: { type: "string" } }, dependentRequired: { style: ["tone"] } },
+      },
+    },
+    nodes: [{ ref: "echo", action: { kind: "update_context", updates: [{ path: "output.topic", expr: "input.topic" }] } }],
+  });
+  await page.goto("/workflows/with_input");
+  await page.getByRole("button", { name: "Run", exact: true }).click();
+  const form = page.getByTestId("run-form");
+
+  // The form's own check first: topic is required.
+  await form.getByRole("button", { name: "Start run (v1)" }).click();
+  await expect(form).toContainText("must have required property 'topic'");
+
+  await form.getByLabel("topic").fill("braids");
+  await form.getByLabel("style").fill("terse");
+  consoleErrors.allow(/status of 422/);
+  await form.getByRole("button", { name: "Start run (v1)" }).click();
+  await expect(form.getByRole("alert")).toContainText("does not match the input_schema");
+  await expect(form.locator("#root_options__error")).toContainText("\"tone\" is a required property");
+  await screenshot(page, "editor-run-form-error");
+  await expect(page).toHaveURL(/\/workflows\/with_input$/);
+
+  await form.getByLabel("tone").fill("dry");
+  await form.getByRole("button", { name: "Start run (v1)" }).click();
+  await expect(page).toHaveURL(/\/runs\/run_[0-9a-f]+$/);
+  const run = await braid.waitForRun(page.url().split("/runs/")[1]);
+  expect(run).toMatchObject({ status: "completed", context: { output: { topic: "braids" } } });
+});

@@ -57,6 +57,8 @@ export default function RunForm({ workflow, version, schema, onCancel }: Props) 
   const [busy, setBusy] = useState(false);
   const rjsfSchema = (schema && typeof schema === "object" ? schema : { type: "object" }) as RJSFSchema;
   const noInput = !rjsfSchema.properties || Object.keys(rjsfSchema.properties).length === 0;
+  // The stored schema comes back with its keys sorted: put the required fields first.
+  const uiSchema = { "ui:order": [...(Array.isArray(rjsfSchema.required) ? rjsfSchema.required : []), "*"] };
 
   const submit = async (input: Input) => {
     setBusy(true);
@@ -80,6 +82,7 @@ export default function RunForm({ workflow, version, schema, onCancel }: Props) 
     <div className="rjsf-form" data-testid="run-form">
       <Form<Input>
         schema={rjsfSchema}
+        uiSchema={uiSchema}
         validator={validator}
         formData={formData}
         onChange={(e) => setFormData(e.formData ?? {})}
