@@ -14,12 +14,14 @@ async function load(name: string, version: number | undefined): Promise<Loaded> 
   // Asking the list first keeps a new name from showing up as a failed request (a console error).
   if (!version) {
     const list = await api.GET("/api/workflow-defs", { params: { query: { limit: 1000 } } });
-    if (list.data && !list.data.items.some((w) => w.name === name)) return { bundle: newBundle(name), version: undefined };
+    // Only a complete list proves absence (past one page, ask for the bundle itself).
+    if (list.data?.next_cursor === null && !list.data.items.some((w) => w.name === name)) return { bundle: newBundle(name), version: undefined };
   }
   const { data, error, response } = await api.GET("/api/workflow-defs/{workflow}", {
     params: { path: { workflow: name }, query: version ? { version } : {} },
   });
-  if (data) return { bundle: data as Bundle, version: Number(response.headers.get("x-braid-version")) || version };
+  if (data) return { bundle: data, version: Number(response.headers.get("x-braid-version")) || version };
+  if (response.status === 404 && !version) return { bundle: newBundle(name), version: undefined };
   const message = (error as { error?: { message?: string } } | undefined)?.error?.message ?? `HTTP ${response.status}`;
   throw new Error(message);
 }
