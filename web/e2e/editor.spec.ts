@@ -136,6 +136,15 @@ test("without the mouse on the canvas: palette click, transition from the panel,
   await page.getByTestId("node-start").click();
   await expect(nodePanel(page).getByTestId("panel-warnings")).toContainText("no node joins it");
   await screenshot(page, "editor-warning");
+
+  // Keyboard only: a focused node is selected with Enter and removed with Delete.
+  await page.getByTestId("rf__node-update").focus();
+  await page.keyboard.press("Enter");
+  await expect(nodePanel(page).getByLabel("ref")).toHaveValue("update");
+  await page.keyboard.press("Delete");
+  await expect(page.getByTestId("node-update")).toHaveCount(0);
+  await expect(page.locator(".react-flow__edge")).toHaveCount(0);
+  await expect(page.getByTestId("workflow-panel")).toBeVisible();
 });
 
 test("the run form is generated from input_schema and shows the server's INPUT_SCHEMA errors on their fields", async ({ page, braid, consoleErrors }) => {

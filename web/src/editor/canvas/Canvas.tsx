@@ -11,6 +11,7 @@ import {
   applyNodeChanges,
   useReactFlow,
   type Connection,
+  type EdgeChange,
   type EdgeTypes,
   type NodeChange,
   type NodeTypes,
@@ -69,15 +70,27 @@ export function Canvas({ bundle, selection, onSelect, onMove, onConnect, onDelet
 
   const onNodesChange = useCallback(
     (changes: NodeChange<GraphNode>[]) => {
-      // Removals come through onDelete and selection through the click handlers: the bundle owns both.
+      // Removals come through onDelete and selection goes to the editor state (a click, or
+      // Enter / Space on a focused node): the selected flag is derived from it.
       setNodes((ns) => applyNodeChanges(changes.filter((c) => c.type !== "remove" && c.type !== "select"), ns));
+      const picked = changes.find((c) => c.type === "select" && c.selected);
+      if (picked && picked.type === "select") onSelect({ kind: "node", ref: picked.id });
       const moved: Record<string, { x: number; y: number }> = {};
       for (const c of changes) {
         if (c.type === "position" && c.dragging === false && c.position) moved[c.id] = roundPos(c.position);
       }
       if (Object.keys(moved).length > 0) onMove(moved);
     },
-    [onMove],
+    [onMove, onSelect],
+  );
+
+  const onEdgesChange = useCallback(
+    (changes: EdgeChange<GraphEdge>[]) => {
+      const picked = changes.find((c) => c.type === "select" && c.selected);
+      const index = picked?.type === "select" ? graph.edges.find((e) => e.id === picked.id)?.data?.index : undefined;
+      if (index !== undefined) onSelect({ kind: "edge", index });
+    },
+    [graph, onSelect],
   );
 
   const handleDrop = useCallback(
@@ -99,6 +112,7 @@ export function Canvas({ bundle, selection, onSelect, onMove, onConnect, onDelet
       edgeTypes={edgeTypes}
       defaultEdgeOptions={defaultEdgeOptions}
       onNodesChange={onNodesChange}
+      onEdgesChange={onEdgesChange}
       onConnect={(c: Connection) => c.source && c.target && onConnect(c.source, c.target)}
       onNodeClick={(_, n) => onSelect({ kind: "node", ref: n.id })}
       onEdgeClick={(_, e) => e.data && onSelect({ kind: "edge", index: e.data.index })}
