@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { expect, screenshot, test } from "./harness";
 import { edgePanel, nodePanel, save, saveStatus } from "./support/editor";
 import { newUserStory } from "./support/editor";
+import { judgePanel } from "./support/bundles";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -185,4 +186,31 @@ test("the run form is generated from input_schema and shows the server's INPUT_S
   await expect(page).toHaveURL(/\/runs\/run_[0-9a-f]+$/);
   const run = await braid.waitForRun(page.url().split("/runs/")[1]);
   expect(run).toMatchObject({ status: "completed", context: { output: { topic: "braids" } } });
+});
+
+test("a shared llm_call action, its prompt spec and model profile are edited from the node panel", async ({ page, braid, llm }) => {
+  await braid.saveBundle(judgePanel(llm.baseUrl));
+  await page.goto("/workflows/judge_panel");
+  await page.getByTestId("node-judge").click();
+  const node = nodePanel(page);
+  await expect(node.getByLabel("shared action")).toHaveValue("judge_llm");
+  await expect(node.getByLabel("prompt", { exact: true })).toHaveValue("judge_prompt");
+  await expect(node.getByLabel("model", { exact: true })).toHaveValue("fast");
+  await expect(node.getByTestId("model-profile-editor").getByLabel("base_url")).toHaveValue(llm.baseUrl);
+  await expect(node.getByText("The action's own (shared: judge_llm)")).toBeVisible();
+  await expect(node.getByLabel("max_attempts").last()).toHaveValue("2");
+  await expect(page.getByTestId("node-judge")).toContainText("llm_call · judge_llm");
+
+  // Edits go to the bundle-level objects: a new version, and the YAML says so.
+  await node.getByLabel("template").fill("Question: {{state.question}}. Judge {{_branch.index}}: A or B?");
+  await node.getByLabel("max_attempts").last().fill("3");
+  await screenshot(page, "editor-llm-panel");
+  await save(page);
+  await expect(saveStatus(page)).toHaveText("version 2 saved");
+  const stored = await braid.request<{ prompt_specs: { template: string }[]; actions: { execution: { retry_policy: { max_attempts: number } } }[] }>(
+    "GET",
+    "/api/workflow-defs/judge_panel",
+  );
+  expect(stored.body.prompt_specs[0].template).toBe("Question: {{state.question}}. Judge {{_branch.index}}: A or B?");
+  expect(stored.body.actions[0].execution.retry_policy.max_attempts).toBe(3);
 });

@@ -111,7 +111,16 @@ export function NodePanel({ bundle, nodeRef, problems, warnings, onBundle, onSel
           <FanInFields bundle={bundle} node={node} onChange={edit} />
         </Section>
         <Section title="Execution">
+          <p className="text-[11px] text-slate-500">This node's overrides: each field set here replaces the action's.</p>
           <ExecutionFields value={node.execution} onChange={(v) => edit((n) => setOrDelete(n, "execution", v))} />
+          {action && (
+            <details className="rounded border border-slate-200 bg-slate-50 px-2 py-1.5" open={!!action.execution}>
+              <summary className="cursor-pointer text-[12px] font-medium text-slate-700">The action's own{shared ? ` (shared: ${shared})` : ""}</summary>
+              <div className="pt-2">
+                <ExecutionFields value={action.execution} onChange={(v) => editAction((a) => setOrDelete(a, "execution", v))} />
+              </div>
+            </details>
+          )}
         </Section>
         <Section title="Transitions out">
           {outgoing.length === 0 && <p className="text-[11px] text-slate-400">None: the node is terminal.</p>}
