@@ -146,6 +146,16 @@ test("without the mouse on the canvas: palette click, transition from the panel,
   await expect(page.getByTestId("node-update")).toHaveCount(0);
   await expect(page.locator(".react-flow__edge")).toHaveCount(0);
   await expect(page.getByTestId("workflow-panel")).toBeVisible();
+
+  // Leaving with unsaved edits asks first.
+  const nav = page.getByRole("banner").getByRole("link", { name: "Workflows" });
+  page.once("dialog", (d) => void d.dismiss());
+  await nav.click();
+  await expect(page).toHaveURL(/\/workflows\/fan$/);
+  await expect(page.getByTestId("editor-version")).toHaveText("version 1 · edited");
+  page.once("dialog", (d) => void d.accept());
+  await nav.click();
+  await expect(page.getByTestId("workflow-row-fan")).toBeVisible();
 });
 
 test("the run form is generated from input_schema and shows the server's INPUT_SCHEMA errors on their fields", async ({ page, braid, consoleErrors }) => {

@@ -1,6 +1,7 @@
 // The editor's frame: toolbar; palette | canvas (+ problems) | YAML | panel.
 import { Suspense, lazy, useCallback, useMemo, useState } from "react";
 import { ReactFlowProvider } from "@xyflow/react";
+import { useBlocker } from "@tanstack/react-router";
 import { Canvas } from "./canvas/Canvas";
 import { ProblemsContext } from "./canvas/context";
 import { Palette } from "./Palette";
@@ -23,6 +24,12 @@ export function EditorView({ initial, version }: { initial: Bundle; version: num
   const [yamlOpen, setYamlOpen] = useState(false);
   const [runOpen, setRunOpen] = useState(false);
   const closeRun = useCallback(() => setRunOpen(false), []);
+  // Leaving with unsaved edits (another page, a started run, closing the tab) asks first:
+  // the editor's state lives only here.
+  useBlocker({
+    shouldBlockFn: () => editor.dirty && !window.confirm("Leave the editor? Your unsaved changes will be lost."),
+    enableBeforeUnload: () => editor.dirty,
+  });
 
   return (
     <ReactFlowProvider>
