@@ -52,7 +52,8 @@ export class Braid {
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => {
         this.log += text;
-        const m = /listening on (http:\/\/[^\s]+)/.exec(this.log);
+        // Only a whole address: stderr may arrive cut anywhere.
+        const m = /listening on (http:\/\/\S+)\s/.exec(this.log);
         if (m) resolve(m[1]);
       });
     });
