@@ -52,7 +52,7 @@ export class Braid {
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => {
         this.log += text;
-        // The address is complete only once whitespace follows it (stderr arrives in chunks).
+        // Only a whole address: stderr may arrive cut anywhere.
         const m = /listening on (http:\/\/\S+)\s/.exec(this.log);
         if (m) resolve(m[1]);
       });
