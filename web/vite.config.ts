@@ -18,7 +18,21 @@ export default defineConfig({
   },
   server: {
     proxy: {
-      "/api": { target: api, ws: true, changeOrigin: false },
+      "/api": {
+        target: api,
+        ws: true,
+        // braid serve refuses hosts and origins that are not its own
+        // (docs/web.md, "Origin and Host checks"): present the dev
+        // server's own pages as the server's, and nothing else.
+        changeOrigin: true,
+        configure: (proxy) => {
+          const asServer = (proxyReq: { setHeader(name: string, value: string): void }, req: { headers: Record<string, string | string[] | undefined> }) => {
+            if (req.headers.origin === `http://${req.headers.host}`) proxyReq.setHeader("origin", new URL(api).origin);
+          };
+          proxy.on("proxyReq", asServer);
+          proxy.on("proxyReqWs", asServer);
+        },
+      },
     },
   },
 });

@@ -35,6 +35,9 @@ pub struct Key {
     pub text: bool,
     /// Masked by `braid config` (it may carry a password).
     pub secret: bool,
+    /// A list of strings: the environment's text is split at commas
+    /// (`BRAID_SERVER__ALLOWED_HOSTS=a.lan,b.lan`).
+    pub list: bool,
 }
 
 impl Key {
@@ -50,6 +53,17 @@ const fn key(path: &'static str, flag: &'static str, text: bool, secret: bool) -
         flag,
         text,
         secret,
+        list: false,
+    }
+}
+
+const fn list(path: &'static str, flag: &'static str) -> Key {
+    Key {
+        path,
+        flag,
+        text: true,
+        secret: false,
+        list: true,
     }
 }
 
@@ -71,6 +85,8 @@ pub const KEYS: &[Key] = &[
         false,
     ),
     key("server.ui_dir", "--ui-dir", true, false),
+    list("server.allowed_hosts", "--allowed-host"),
+    list("server.allowed_origins", "--allowed-origin"),
     key("executors.workers", "--workers", false, false),
     key("executors.lease_ms", "--lease-ms", false, false),
     key("executors.poll_ms", "--poll-ms", false, false),
@@ -130,6 +146,14 @@ pub struct Server {
     /// `web/dist`) instead of the copy embedded in the binary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ui_dir: Option<PathBuf>,
+    /// Host names browsers may reach the server under besides its own
+    /// (`name` on any port, or `name:port`); others are refused (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may call the API besides
+    /// the server's own; others are refused 403 `CROSS_ORIGIN`.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// `[executors]`.
@@ -180,6 +204,8 @@ impl Default for Config {
                 body_limit_bytes: braid_server::DEFAULT_BODY_LIMIT,
                 shutdown_grace_s: 30,
                 ui_dir: None,
+                allowed_hosts: Vec::new(),
+                allowed_origins: Vec::new(),
             },
             executors: Executors {
                 workers: engine.workers,
@@ -224,6 +250,14 @@ pub struct Flags {
     /// the embedded copy (server.ui_dir) [development aid; default: embedded].
     #[arg(long, value_name = "DIR")]
     pub ui_dir: Option<PathBuf>,
+    /// Another host name browsers may use to reach the server, `NAME` or
+    /// `NAME:PORT`; repeatable (server.allowed_hosts) [default: none].
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// An origin whose pages may call the API, `http(s)://HOST[:PORT]`;
+    /// repeatable (server.allowed_origins) [default: none].
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
     /// Actions in flight at once (executors.workers) [default: 512].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -375,6 +409,7 @@ impl Effective {
                 self.source("server.ui_dir")
             ));
         }
+        issues.extend(self.access_problems());
         if let Some(url) = &c.telemetry.otlp_endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -392,6 +427,42 @@ impl Effective {
             ));
         }
         issues
+    }
+}
+
+impl Effective {
+    /// Origins that are not `http(s)://host[:port]`, hosts that are not
+    /// `name[:port]`.
+    fn access_problems(&self) -> Vec<String> {
+        let server = &self.config.server;
+        let bad_origins = server
+            .allowed_origins
+            .iter()
+            .filter(|o| braid_server::normalize_origin(o).is_none())
+            .map(|o| ("server.allowed_origins", o, "an origin such as https://braid.example.com or http://localhost:5173 (scheme, host and optional port; no path)"));
+        let bad_hosts = server
+            .allowed_hosts
+            .iter()
+            .filter(|h| braid_server::normalize_origin(&format!("http://{h}")).is_none())
+            .map(|h| ("server.allowed_hosts", h, "a host name with an optional port, such as braid.example.com or box.lan:8080 (no scheme)"));
+        bad_origins
+            .chain(bad_hosts)
+            .map(|(path, value, expected)| {
+                format!(
+                    "{path}: invalid value {value:?} in {}: expected {expected}",
+                    self.source(path)
+                )
+            })
+            .collect()
+    }
+
+    /// What `braid serve` accepts from browsers.
+    pub fn access(&self) -> braid_server::Access {
+        braid_server::Access {
+            bound: None,
+            allowed_hosts: self.config.server.allowed_hosts.clone(),
+            allowed_origins: self.config.server.allowed_origins.clone(),
+        }
     }
 }
 

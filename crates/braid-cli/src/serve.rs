@@ -42,6 +42,7 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
         body_limit: server.body_limit_bytes,
         metrics: Some(telemetry.metrics.clone()),
         ui_dir: server.ui_dir.clone(),
+        access: effective.access(),
         ..braid_server::AppState::new(engine.clone())
     };
     braid_server::serve(listener, state, shutdown_signal()).await?;

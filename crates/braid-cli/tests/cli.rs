@@ -202,13 +202,12 @@ async fn runs_tail_follows_the_live_stream_across_a_dropped_connection() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server_addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(braid_server::serve(
-        listener,
-        braid_server::AppState::new(engine.clone()),
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    // The proxy below forwards requests under its own address (another port).
+    let mut state = braid_server::AppState::new(engine.clone());
+    state.access.allowed_hosts = vec!["127.0.0.1".into()];
+    let serving = tokio::spawn(braid_server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let base = format!("http://{server_addr}");

@@ -96,7 +96,13 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
     );
     assert_key(&config, "executors.poll_ms", 250.into(), "braid.toml");
     assert_key(&config, "snapshots.every_events", 7.into(), "braid.toml");
-    assert_eq!(config.as_object().unwrap().len(), 12, "{config:#}");
+    assert_key(
+        &config,
+        "server.allowed_origins",
+        serde_json::json!([]),
+        "default",
+    );
+    assert_eq!(config.as_object().unwrap().len(), 14, "{config:#}");
 
     // The text form: a TOML file with each value's source beside it.
     let o = braid(d, &[&["config"][..], &flags].concat(), &env);
@@ -136,7 +142,21 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let serve = ["serve", "--db", "serve.db", "--bind", "127.0.0.1:0"];
-    let cases: [Case; 5] = [
+    let cases: [Case; 7] = [
+        (
+            "[server]\nallowed_origins = [\"http://ok.example\", \"evil.example/x\"]\n",
+            &[],
+            &[
+                "server.allowed_origins: invalid value \"evil.example/x\" in braid.toml: expected an origin",
+            ],
+        ),
+        (
+            "",
+            &[("BRAID_SERVER__ALLOWED_HOSTS", "ok.lan,http://x.lan")],
+            &[
+                "server.allowed_hosts: invalid value \"http://x.lan\" in BRAID_SERVER__ALLOWED_HOSTS environment variable",
+            ],
+        ),
         (
             "[server]\nbnd = \"0.0.0.0:1\"\n",
             &[],
@@ -364,12 +384,14 @@ impl Drop for Server {
 }
 
 #[test]
-fn serve_applies_the_configured_body_limit() {
+fn serve_applies_the_configured_body_limit_and_hosts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("braid.toml"), "[server]\nbody_limit_bytes = 1024\n").unwrap();
+    // A list from the environment: comma-separated.
+    let hosts = [("BRAID_SERVER__ALLOWED_HOSTS", "braid.lan, braid")];
     let mut server = Server(
-        command(d, &["serve", "--bind", "127.0.0.1:0"], &[])
+        command(d, &["serve", "--bind", "127.0.0.1:0"], &hosts)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -385,12 +407,12 @@ fn serve_applies_the_configured_body_limit() {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
-    let post = |len: usize| {
+    let post_as = |host: &str, len: usize| {
         let mut stream = TcpStream::connect(&addr).unwrap();
         let body = format!("{{\"name\": \"{}\"}}", "x".repeat(len));
         write!(
             stream,
-            "POST /api/workflow-defs HTTP/1.1\r\nHost: braid\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /api/workflow-defs HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .unwrap();
@@ -398,6 +420,7 @@ fn serve_applies_the_configured_body_limit() {
         let _ = stream.read_to_string(&mut answer);
         answer
     };
+    let post = |len: usize| post_as("braid", len);
     let big = post(2048);
     assert!(big.starts_with("HTTP/1.1 413"), "{big}");
     assert!(big.contains("BODY_TOO_LARGE"), "{big}");
@@ -405,5 +428,9 @@ fn serve_applies_the_configured_body_limit() {
     let small = post(10);
     assert!(!small.starts_with("HTTP/1.1 413"), "{small}");
     assert!(small.starts_with("HTTP/1.1 4"), "{small}");
+    // A name that is not configured is refused (DNS rebinding).
+    let other = post_as("elsewhere.example", 10);
+    assert!(other.starts_with("HTTP/1.1 403"), "{other}");
+    assert!(other.contains("CROSS_ORIGIN"), "{other}");
     assert!(d.join("braid.db").exists());
 }

@@ -50,6 +50,11 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
+    /// 403 `CROSS_ORIGIN`.
+    pub fn cross_origin(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, ErrorCode::CrossOrigin, message)
+    }
+
     /// 405 `METHOD_NOT_ALLOWED`.
     pub fn method_not_allowed(message: impl Into<String>) -> ApiError {
         ApiError::new(

@@ -18,6 +18,7 @@ mod extract;
 mod inspect;
 mod live;
 mod metrics;
+mod origin;
 mod run_view;
 mod runs;
 mod ui;
@@ -25,6 +26,7 @@ mod ui;
 pub use defs::{VERSION_HEADER, WORKFLOW_ID_HEADER};
 pub use error::ApiError;
 pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use origin::{Access, normalize_origin};
 pub use ui::{IMMUTABLE, NO_CACHE};
 
 use axum::extract::DefaultBodyLimit;
@@ -55,6 +57,9 @@ pub struct AppState {
     /// Serve the UI from this directory (a built `web/dist`) instead of the
     /// copy embedded in the binary: `server.ui_dir`, a development aid.
     pub ui_dir: Option<std::path::PathBuf>,
+    /// The hosts and origins browsers may call from ([`Access`]); [`serve`]
+    /// fills in the bound address.
+    pub access: Access,
 }
 
 impl AppState {
@@ -65,6 +70,7 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: None,
             ui_dir: None,
+            access: Access::default(),
         }
     }
 }
@@ -73,7 +79,7 @@ impl AppState {
 #[openapi(
     info(
         title = "Braid",
-        description = "Durable workflow engine for AI pipelines. Errors are `{ \"error\": { code, message, details? } }` (`ErrorBody`); lists are `{ items, next_cursor }` and take `limit` (clamped to 1..=1000) and `cursor`. Times are RFC 3339 UTC.",
+        description = "Durable workflow engine for AI pipelines. Errors are `{ \"error\": { code, message, details? } }` (`ErrorBody`); lists are `{ items, next_cursor }` and take `limit` (clamped to 1..=1000) and `cursor`. Times are RFC 3339 UTC. Any request whose `Origin` is not the server's own (or a configured one), or whose `Host` is not one of its names, is refused with 403 `CROSS_ORIGIN`.",
     ),
     components(schemas(braid_api::ErrorDetails, braid_api::EventBody)),
     tags(
@@ -121,6 +127,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(state.body_limit))
         .layer(CatchPanicLayer::custom(panicked))
+        // Outermost: a foreign host or origin reaches no handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check,
+        ))
         .with_state(state)
 }
 
@@ -134,6 +145,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (draining, drained) = tokio::sync::watch::channel(false);
+    let mut state = state;
+    state.access.bound = Some(listener.local_addr()?);
     let app = router(state).layer(axum::Extension(Draining(drained)));
     let signal = async move {
         shutdown.await;

@@ -106,6 +106,9 @@ codes! {
     /// 404: no such workflow, version, run, token or artifact (also the
     /// error of a `workflow_call` whose workflow or version does not exist).
     NotFound = "NOT_FOUND", retryable: false, run: true, api: true;
+    /// 403: a browser request from another origin, or with a `Host` that is
+    /// not one of the server's names (DNS rebinding).
+    CrossOrigin = "CROSS_ORIGIN", retryable: false, run: false, api: true;
     /// 405: the path exists but not with this method.
     MethodNotAllowed = "METHOD_NOT_ALLOWED", retryable: false, run: false, api: true;
     /// 409: the run has already ended (e.g. cancelling it).

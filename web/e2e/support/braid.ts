@@ -52,8 +52,8 @@ export class Braid {
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => {
         this.log += text;
-        // Only a complete address: stderr can arrive split inside the line.
-        const m = /listening on (http:\/\/[^\s]+)\s/.exec(this.log);
+        // Only a whole address: stderr may arrive cut anywhere.
+        const m = /listening on (http:\/\/\S+)\s/.exec(this.log);
         if (m) resolve(m[1]);
       });
     });

@@ -197,6 +197,13 @@ fn env_layer(env: &[(String, String)], unknown: &mut Vec<String>) -> Layer {
             continue;
         };
         let value = match key.text {
+            true if key.list => Value::from(
+                text.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(String::from)
+                    .collect::<Vec<String>>(),
+            ),
             true => Value::from(text.clone()),
             // Numbers arrive as text; figment's parse makes "512" a number
             // and leaves "abc" a string for the type check to name.
@@ -220,7 +227,8 @@ fn config_path(name: &str) -> Option<String> {
 
 fn flag_layer(flags: &Flags) -> Layer {
     let mut layer = Layer::new(FLAGS);
-    let given: [(&str, Option<Value>); 12] = [
+    let list = |items: &Vec<String>| (!items.is_empty()).then(|| Value::from(items.clone()));
+    let given: [(&str, Option<Value>); 14] = [
         (
             "store.db",
             flags
@@ -248,6 +256,8 @@ fn flag_layer(flags: &Flags) -> Layer {
                 .as_ref()
                 .map(|p| Value::from(p.to_string_lossy().into_owned())),
         ),
+        ("server.allowed_hosts", list(&flags.allowed_hosts)),
+        ("server.allowed_origins", list(&flags.allowed_origins)),
         (
             "executors.workers",
             flags.workers.map(|n| Value::from(n as u64)),

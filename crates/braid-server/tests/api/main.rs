@@ -11,6 +11,7 @@ mod ledger;
 mod live;
 mod meta;
 mod openapi;
+mod origin;
 mod parallel;
 mod run_view;
 mod story;
