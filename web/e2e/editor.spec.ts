@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { expect, screenshot, test } from "./harness";
 import { edgePanel, nodePanel, save, saveStatus } from "./support/editor";
 import { newUserStory } from "./support/editor";
+import { expectLlmInspector, expectRunStatus, expectTotalsMatchApi, inspectVisit } from "./runview";
 import { judgePanel } from "./support/bundles";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -14,7 +15,32 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 test("a new user builds a fan-out with a join, saves, fixes an error and runs it", async ({ page, braid, llm, consoleErrors }) => {
   // A long story: some forty steps through the UI.
   test.setTimeout(90_000);
-  const { runId } = await newUserStory(page, braid, llm, consoleErrors, { shot: (name) => screenshot(page, name) });
+  const { runId } = await newUserStory(page, braid, llm, consoleErrors, {
+    shot: (name) => screenshot(page, name),
+    // The run view goes live: running while the judges' answers are held,
+    // then completed without a reload.
+    onRunPage: async (id, release) => {
+      await expect(page.getByTestId("run-view")).toHaveAttribute("data-run", id);
+      await expectRunStatus(page, "running");
+      await screenshot(page, "story-run-running");
+      release();
+      await expectRunStatus(page, "completed");
+      // One judge's visit: its prompt, response, tokens and cost; 12 in and
+      // 4 out at $0.5 and $1.5 per 1k tokens.
+      await inspectVisit(page, "llm");
+      await expectLlmInspector(page, {
+        prompt: /Write about woven braids \(branch \d\)\./,
+        response: /answer \d/,
+        inputTokens: 12,
+        outputTokens: 4,
+        costUsd: (12 * 0.5 + 4 * 1.5) / 1000,
+      });
+      // The run's totals on the page are the server's `usage`.
+      const run = await expectTotalsMatchApi(page, braid, id);
+      expect(run.usage.cost_usd).toBeCloseTo((3 * (12 * 0.5 + 4 * 1.5)) / 1000, 10);
+      await screenshot(page, "story-run-inspector");
+    },
+  });
 
   // The Workflows page shows the new workflow with its latest version and last run.
   await page.goto("/");

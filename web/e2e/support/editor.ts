@@ -58,13 +58,23 @@ export type StoryResult = { workflow: string; runId: string; run: RunBody };
  * is shown on that node, nothing is saved); fix it and save (version 2);
  * run it from the form and land on `/runs/{id}`; wait through the API until
  * the run has completed with 3 LLM calls. `shot` names the screenshots.
+ * With `onRunPage`, the model's answers are held from the start of the run
+ * until the callback calls `release`, so it can watch the run view live.
  */
 export async function newUserStory(
   page: Page,
   braid: Braid,
   llm: LlmServer,
   consoleErrors: ConsoleErrors,
-  { workflow = "story", shot = async (_name: string) => {} }: { workflow?: string; shot?: (name: string) => Promise<unknown> } = {},
+  {
+    workflow = "story",
+    shot = async (_name: string) => {},
+    onRunPage,
+  }: {
+    workflow?: string;
+    shot?: (name: string) => Promise<unknown>;
+    onRunPage?: (runId: string, release: () => void) => Promise<void>;
+  } = {},
 ): Promise<StoryResult> {
   llm.answer((req) => ({ content: `answer ${req.index}`, usage: { prompt_tokens: 12, completion_tokens: 4 } }));
 
@@ -108,6 +118,9 @@ export async function newUserStory(
   await node.getByLabel("provider").selectOption("openai_compatible");
   await node.getByLabel("base_url").fill(llm.baseUrl);
   await node.getByLabel("template").fill("Write about {{state.topic}} (branch {{_branch.index}}).");
+  // Prices, so that each call has a cost the run view can total.
+  await node.getByLabel("$ / 1k input").fill("0.5");
+  await node.getByLabel("$ / 1k output").fill("1.5");
   await node.getByRole("button", { name: "Add output_mapping row" }).click();
   await setRow(node, "output_mapping", 1, "state.answer", "result.text");
 
@@ -160,9 +173,11 @@ export async function newUserStory(
   await page.getByRole("button", { name: "Run", exact: true }).click();
   const form = page.getByTestId("run-form");
   await expect(form).toBeVisible();
+  const release = onRunPage ? llm.hold() : () => {};
   await form.getByRole("button", { name: "Start run (v2)" }).click();
   await expect(page).toHaveURL(/\/runs\/run_[0-9a-f]+$/);
   const runId = page.url().split("/runs/")[1];
+  if (onRunPage) await onRunPage(runId, release);
 
   const run = await braid.waitForRun(runId);
   expect(run.status).toBe("completed");
