@@ -1,31 +1,38 @@
 // The event log's filters: kind, node and failures only (applied by the
 // server, GET /events?kind=&node=&failed=, and to live events locally).
+import type { Schemas } from "../api/client";
 import type { EventFilter } from "./eventWindow";
 
-export const EVENT_KINDS = [
-  "workflow_started",
-  "workflow_completed",
-  "workflow_failed",
-  "workflow_cancelled",
-  "node_started",
-  "node_completed",
-  "node_failed",
-  "node_retrying",
-  "llm_request",
-  "transition_taken",
-  "token_spawned",
-  "token_waiting",
-  "fan_in_completed",
-  "token_merged",
-  "token_cancelled",
-  "context_updated",
-  "artifact_created",
-  "subworkflow_started",
-  "subworkflow_completed",
-  "subworkflow_failed",
-  "snapshot_created",
-  "workflow_forked",
-];
+type EventKind = Schemas["EventBody"]["kind"];
+
+// Every kind the server knows, once: the compiler checks this record against
+// the generated OpenAPI types, so a kind added or removed on the server
+// fails the typecheck until the list follows.
+const KINDS: Record<EventKind, true> = {
+  workflow_started: true,
+  workflow_completed: true,
+  workflow_failed: true,
+  workflow_cancelled: true,
+  node_started: true,
+  node_completed: true,
+  node_failed: true,
+  node_retrying: true,
+  llm_request: true,
+  transition_taken: true,
+  token_spawned: true,
+  token_waiting: true,
+  fan_in_completed: true,
+  token_merged: true,
+  token_cancelled: true,
+  context_updated: true,
+  artifact_created: true,
+  subworkflow_started: true,
+  subworkflow_completed: true,
+  subworkflow_failed: true,
+  snapshot_created: true,
+};
+
+export const EVENT_KINDS = Object.keys(KINDS) as EventKind[];
 
 const select = "rounded border border-slate-300 bg-white px-1.5 py-0.5 text-xs";
 

@@ -14,19 +14,22 @@ import { formatInt } from "./format";
 
 export const MEMBERS_PAGE = 50;
 
+/** What a set's row and its member list are drawn from. */
+type GroupProps = {
+  runId: string;
+  set: SiblingSet;
+  depth: number;
+  selectedToken: string | null;
+  onSelectToken: (id: string) => void;
+};
+
 export function SiblingSetGroup({
   runId,
   set,
   depth,
   selectedToken,
   onSelectToken,
-}: {
-  runId: string;
-  set: SiblingSet;
-  depth: number;
-  selectedToken: string | null;
-  onSelectToken: (id: string) => void;
-}) {
+}: GroupProps) {
   const [open, setOpen] = useState(false);
   return (
     <div data-testid="sibling-set" data-set={set.id} data-open={open}>
@@ -59,13 +62,7 @@ function Members({
   depth,
   selectedToken,
   onSelectToken,
-}: {
-  runId: string;
-  set: SiblingSet;
-  depth: number;
-  selectedToken: string | null;
-  onSelectToken: (id: string) => void;
-}) {
+}: GroupProps) {
   // Cursors of the pages before the current one, for "previous".
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const cursor = cursors[cursors.length - 1];
