@@ -1,6 +1,7 @@
 // The editor's state: the bundle (the one source of truth), the selection,
 // and the outcome of the last save. Canvas, panels and YAML all read and
 // write the bundle through this hook.
+import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useMemo, useState } from "react";
 import { hasLayout } from "../graph/bundle";
 import { autoLayout } from "./model/layout";
@@ -71,11 +72,15 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
     [bundle.layout, drop],
   );
 
+  const queryClient = useQueryClient();
   const save = useCallback(async () => {
     setStatus({ kind: "saving" });
     const sent = bundle;
     const outcome = await saveBundle(sent);
     if (outcome.kind === "saved") {
+      // The Workflows page and the runs list's workflow filter may list it now.
+      void queryClient.invalidateQueries({ queryKey: ["workflow-defs"] });
+      void queryClient.invalidateQueries({ queryKey: ["workflows", "names"] });
       setProblems([]);
       setWarnings(outcome.warnings);
       setVersion(outcome.version);
@@ -87,7 +92,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
       setStatus({ kind: "invalid", count: outcome.problems.length });
     } else setStatus({ kind: "failed", message: outcome.message });
     return outcome;
-  }, [bundle]);
+  }, [bundle, queryClient]);
 
   return {
     bundle,
