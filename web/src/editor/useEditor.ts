@@ -3,6 +3,7 @@
 // write the bundle through this hook.
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useMemo, useState } from "react";
+import { WORKFLOW_DEFS_KEY } from "../api/workflowDefs";
 import { hasLayout } from "../graph/bundle";
 import { autoLayout } from "./model/layout";
 import { addNode, addTransition, removeNodes, removeTransitions } from "./model/edit";
@@ -79,8 +80,7 @@ export function useEditor(initial: Bundle, initialVersion: number | undefined) {
     const outcome = await saveBundle(sent);
     if (outcome.kind === "saved") {
       // The Workflows page and the runs list's workflow filter may list it now.
-      void queryClient.invalidateQueries({ queryKey: ["workflow-defs"] });
-      void queryClient.invalidateQueries({ queryKey: ["workflows", "names"] });
+      void queryClient.invalidateQueries({ queryKey: WORKFLOW_DEFS_KEY });
       setProblems([]);
       setWarnings(outcome.warnings);
       setVersion(outcome.version);

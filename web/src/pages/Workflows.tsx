@@ -1,17 +1,13 @@
 // The Workflows page (`/`): the default project's workflows with their
 // latest version and last run, and "New workflow".
-import { useQuery } from "@tanstack/react-query";
 import { Link } from "@tanstack/react-router";
-import { api, unwrap } from "../api/client";
+import { useWorkflowDefs } from "../api/workflowDefs";
 import { LastRun } from "../editor/workflows/LastRun";
 import { NewWorkflow } from "../editor/workflows/NewWorkflow";
 import { ago } from "../editor/workflows/time";
 
 export function WorkflowsPage() {
-  const query = useQuery({
-    queryKey: ["workflow-defs"],
-    queryFn: async () => unwrap(await api.GET("/api/workflow-defs", { params: { query: { limit: 1000 } } })).items,
-  });
+  const query = useWorkflowDefs();
   const items = query.data ?? [];
   return (
     <div className="mx-auto max-w-5xl px-6 py-6">

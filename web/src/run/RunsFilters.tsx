@@ -1,7 +1,6 @@
 // The runs list's filters (status, workflow, parent run), written to the
 // URL search params so a filtered list can be reloaded and linked.
-import { useQuery } from "@tanstack/react-query";
-import { api, unwrap } from "../api/client";
+import { useWorkflowDefs } from "../api/workflowDefs";
 import { RUN_STATUSES } from "./status";
 import type { RunsFilter } from "./queries";
 import { shortId } from "./format";
@@ -9,10 +8,7 @@ import { shortId } from "./format";
 const select = "rounded border border-slate-300 bg-white px-2 py-1 text-xs";
 
 export function RunsFilters({ filter, onChange }: { filter: RunsFilter; onChange: (f: RunsFilter) => void }) {
-  const workflows = useQuery({
-    queryKey: ["workflows", "names"],
-    queryFn: async () => unwrap(await api.GET("/api/workflow-defs", { params: { query: { limit: 1000 } } })),
-  });
+  const workflows = useWorkflowDefs();
   return (
     <div className="flex flex-wrap items-center gap-2 text-xs">
       <label className="flex items-center gap-1.5 text-slate-600">
@@ -42,10 +38,10 @@ export function RunsFilters({ filter, onChange }: { filter: RunsFilter; onChange
           onChange={(e) => onChange({ ...filter, workflow: e.target.value || undefined })}
         >
           <option value="">any</option>
-          {filter.workflow && !workflows.data?.items.some((w) => w.name === filter.workflow) && (
+          {filter.workflow && !workflows.data?.some((w) => w.name === filter.workflow) && (
             <option value={filter.workflow}>{filter.workflow}</option>
           )}
-          {workflows.data?.items.map((w) => (
+          {workflows.data?.map((w) => (
             <option key={w.id} value={w.name}>
               {w.name}
             </option>
