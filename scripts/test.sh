@@ -16,6 +16,11 @@ cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== PostgreSQL (a private server for the PostgreSQL store's tests; docs/postgres.md)"
+trap 'scripts/pg.sh stop' EXIT
+BRAID_TEST_DATABASE_URL=$(scripts/pg.sh start)
+export BRAID_TEST_DATABASE_URL
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast --profile ci
