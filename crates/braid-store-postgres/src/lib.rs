@@ -63,6 +63,9 @@ const DEFAULT_CONNECTIONS: u32 = 8;
 /// of our own; sqlx's migrator lock is turned off so there is one lock).
 const MIGRATION_LOCK: i64 = 0x6272_6169_645f_6d67; // "braid_mg"
 
+/// Key of the session advisory lock of [`PgStore::lock_exclusive`].
+const EXCLUSIVE_LOCK: i64 = 0x6272_6169_645f_7376; // "braid_sv"
+
 /// The migrations, embedded at compile time: the same numbers and names as
 /// the SQLite backend's, each with the same meaning. Built by hand rather
 /// than with `sqlx::migrate!()`, which needs sqlx's `macros` feature.
@@ -117,6 +120,8 @@ pub fn latest_migration() -> i64 {
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PgStore {
     pool: PgPool,
+    /// The connection holding [`EXCLUSIVE_LOCK`], once taken.
+    exclusive: tokio::sync::Mutex<Option<PgConnection>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -150,7 +155,41 @@ impl PgStore {
             .connect_with(connect)
             .await
             .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            exclusive: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// Makes this store the only one serving its database, for as long as
+    /// it lives: a session advisory lock on a connection of its own (the
+    /// server drops it when the process dies, even killed). Another
+    /// process's store holding it is [`Error::Conflict`].
+    ///
+    /// What `braid serve` takes while one process owns every run and task
+    /// lease; several processes on one database need run ownership first
+    /// (docs/postgres.md, "Next step").
+    pub async fn lock_exclusive(&self) -> Result<()> {
+        let mut held = self.exclusive.lock().await;
+        if held.is_some() {
+            return Ok(());
+        }
+        let mut conn = self.pool.connect_options().connect().await.db()?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(EXCLUSIVE_LOCK)
+            .fetch_one(&mut conn)
+            .await
+            .db()?;
+        if !locked {
+            let _ = conn.close().await;
+            return Err(Error::Conflict(
+                "the database is in use by another braid process; one process serves a \
+                 PostgreSQL database for now (docs/postgres.md): stop it first"
+                    .into(),
+            ));
+        }
+        *held = Some(conn);
+        Ok(())
     }
 
     /// [`PgStore::connect`] with the default options.
@@ -158,8 +197,17 @@ impl PgStore {
         PgStore::connect(PgOptions::new(url)).await
     }
 
-    /// Closes every connection of the pool.
+    /// Closes every connection of the pool, releasing the exclusive lock
+    /// first (explicitly: a closed socket releases it only once the server
+    /// notices).
     pub async fn close(self) {
+        if let Some(mut conn) = self.exclusive.into_inner() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(EXCLUSIVE_LOCK)
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
 
