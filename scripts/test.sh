@@ -29,5 +29,21 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+echo "== API tests on PostgreSQL"
+# The braid-server API tests again, each server on a PostgreSQL database of
+# its own; left out: the two that open the SQLite file behind the server
+# (hand-written SQL, nothing written) and the OpenAPI validator (no store).
+PG_API_SKIP=(hand_written_sql_workflow_runs_over_http bad_requests_answer_precise_errors_and_write_nothing
+             openapi_document_passes_openapi_spec_validator)
+if cargo nextest --version >/dev/null 2>&1; then
+  filter="binary(api)"
+  for t in "${PG_API_SKIP[@]}"; do filter+=" & !test($t)"; done
+  BRAID_TEST_STORE=postgres cargo nextest run -p braid-server --locked --no-fail-fast --profile ci -E "$filter"
+else
+  skips=()
+  for t in "${PG_API_SKIP[@]}"; do skips+=(--skip "$t"); done
+  BRAID_TEST_STORE=postgres cargo test -p braid-server --locked --no-fail-fast --test api -- "${skips[@]}"
+fi
+
 echo "== web"
 scripts/web-test.sh

@@ -35,7 +35,7 @@ pub struct Server {
     _dir: tempfile::TempDir,
     /// The PostgreSQL database behind the server, when it runs on one
     /// (last: dropped after everything that uses it).
-    pub pg: Option<braid_store_postgres::testing::TestDb>,
+    _pg: Option<braid_store_postgres::testing::TestDb>,
 }
 
 /// One answer: status, headers and body (JSON, or `Value::String` when not JSON).
@@ -132,7 +132,7 @@ impl Server {
             base,
             http: braid_llm::http_client(),
             db,
-            pg,
+            _pg: pg,
             engine,
             stop: Some(stop),
             serving: Some(serving),
