@@ -15,6 +15,7 @@ mod layers;
 mod show;
 
 pub use layers::Source;
+pub(crate) use show::mask as mask_url;
 pub use show::print;
 
 use anyhow::{Result, bail};
@@ -120,14 +121,23 @@ pub struct Config {
     pub telemetry: Telemetry,
 }
 
+/// Which backend `braid serve` runs on ([`Effective::store`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChoice<'a> {
+    /// The embedded SQLite file (`store.db`).
+    Sqlite(&'a Path),
+    /// A PostgreSQL database (`store.database_url`).
+    Postgres(&'a str),
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
     /// The embedded SQLite file.
     pub db: PathBuf,
-    /// A PostgreSQL URL: accepted so that it is validated and shown, refused
-    /// at start until a PostgreSQL store exists.
+    /// A PostgreSQL URL (`postgres://user:password@host:port/database`):
+    /// when set, the store is that database instead of the SQLite file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
 }
@@ -233,7 +243,7 @@ pub struct Flags {
     /// SQLite database file (store.db) [default: braid.db].
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
-    /// PostgreSQL URL (store.database_url); not supported by this build yet.
+    /// PostgreSQL URL (store.database_url): run on that database instead of a SQLite file.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Address to listen on (server.bind) [default: 127.0.0.1:8080].
@@ -333,17 +343,14 @@ impl Effective {
         layers::source_of(&self.layers, path)
     }
 
-    /// The SQLite file to open; an error while only SQLite is built in and a
-    /// PostgreSQL URL was given.
-    pub fn sqlite_db(&self) -> Result<&Path> {
-        if self.config.store.database_url.is_some() {
-            bail!(
-                "store.database_url (from {}): PostgreSQL is not supported by this build yet; \
-                 remove it to use the embedded SQLite file (store.db, --db)",
-                self.source("store.database_url")
-            );
+    /// The store to open: the PostgreSQL database when `store.database_url`
+    /// is set (`range_problems` refuses it beside a configured `store.db`),
+    /// else the SQLite file.
+    pub fn store(&self) -> StoreChoice<'_> {
+        match &self.config.store.database_url {
+            Some(url) => StoreChoice::Postgres(url),
+            None => StoreChoice::Sqlite(&self.config.store.db),
         }
-        Ok(&self.config.store.db)
     }
 
     /// The engine's options: the configured tunables over its defaults.

@@ -42,7 +42,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the server (HTTP API and executors) on an embedded SQLite file.
+    /// Run the server (HTTP API and executors) on an embedded SQLite file or a PostgreSQL database.
     ///
     /// Configured by defaults, a TOML file, BRAID_<SECTION>__<KEY> variables
     /// and these flags, later beating earlier (docs/configuration.md).

@@ -1,10 +1,13 @@
 //! `braid serve`: the engine, the HTTP API and the executors on one SQLite
-//! file, configured by [`crate::config`], until SIGTERM or Ctrl-C, with its
+//! file or one PostgreSQL database, configured by [`crate::config`], until SIGTERM or Ctrl-C, with its
 //! metrics and traces ([`crate::telemetry`]).
 
 use crate::config::Effective;
+use crate::config::StoreChoice;
 use anyhow::{Context as _, Result};
 use braid_runtime::Engine;
+use braid_store::Store;
+use braid_store_postgres::PgStore;
 use braid_store_sqlite::SqliteStore;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,27 +16,20 @@ use std::time::Duration;
 /// Serves until a shutdown signal, then lets in-flight actions finish for
 /// `server.shutdown_grace_s`.
 pub async fn serve(effective: &Effective) -> Result<ExitCode> {
-    let db = effective.sqlite_db()?;
     let server = &effective.config.server;
-    crate::lock_database(db)?;
-    let store = SqliteStore::open_path(db)
-        .await
-        .with_context(|| format!("opening database {}", db.display()))?;
+    let (store, described) = open_store(effective.store()).await?;
     let telemetry = crate::telemetry::start(&effective.config.telemetry)?;
     let opts = braid_runtime::Options {
         metrics: true,
         traces: telemetry.traces.clone(),
         ..effective.engine_options()
     };
-    let engine = Engine::start(Arc::new(store), opts).await?;
+    let engine = Engine::start(store, opts).await?;
     let listener = tokio::net::TcpListener::bind(&server.bind)
         .await
         .with_context(|| format!("binding {}", server.bind))?;
     let addr = listener.local_addr()?;
-    eprintln!(
-        "braid listening on http://{addr} (database {})",
-        db.display()
-    );
+    eprintln!("braid listening on http://{addr} (database {described})");
     match &server.ui_dir {
         None => eprintln!("web UI: {}", ui_url(addr)),
         Some(dir) => eprintln!("web UI: {} (served from {})", ui_url(addr), dir.display()),
@@ -53,6 +49,37 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
         traces.shutdown().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the configured store for this process alone, and says what it is
+/// (a PostgreSQL URL with its password masked).
+///
+/// The engine adopts every live run and releases every task lease at start
+/// (`Options::exclusive`), so one process serves a database: a lock file
+/// beside a SQLite file, a session advisory lock on PostgreSQL. Several
+/// processes on one PostgreSQL database need run ownership first
+/// (docs/postgres.md, "Next step").
+async fn open_store(choice: StoreChoice<'_>) -> Result<(Arc<dyn Store>, String)> {
+    match choice {
+        StoreChoice::Sqlite(db) => {
+            crate::lock_database(db)?;
+            let store = SqliteStore::open_path(db)
+                .await
+                .with_context(|| format!("opening database {}", db.display()))?;
+            Ok((Arc::new(store), db.display().to_string()))
+        }
+        StoreChoice::Postgres(url) => {
+            let shown = crate::config::mask_url(url);
+            let store = PgStore::connect_url(url)
+                .await
+                .with_context(|| format!("opening PostgreSQL database {shown}"))?;
+            store
+                .lock_exclusive()
+                .await
+                .with_context(|| format!("PostgreSQL database {shown}"))?;
+            Ok((Arc::new(store), shown))
+        }
+    }
 }
 
 /// The UI's address as a browser should open it: an unspecified bind

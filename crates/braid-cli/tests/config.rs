@@ -319,13 +319,16 @@ fn database_url_is_used_only_when_no_store_is_named_and_is_masked() {
         !text.contains("s3cret") && text.contains("braid:****@"),
         "{text}"
     );
-    // Accepted, but this build has only the SQLite store.
-    let o = braid(d, &["serve", "--bind", "127.0.0.1:0"], &[url]);
+    // The store is then that database: one nobody listens on is an error
+    // naming it, password masked, and no SQLite file appears.
+    let unreachable = ("DATABASE_URL", "postgres://braid:s3cret@127.0.0.1:1/braid");
+    let o = braid(d, &["serve", "--bind", "127.0.0.1:0"], &[unreachable]);
     assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
     assert!(
-        stderr(&o).contains("PostgreSQL is not supported by this build yet"),
-        "{}",
-        stderr(&o)
+        err.contains("opening PostgreSQL database postgres://braid:****@127.0.0.1:1/braid")
+            && !err.contains("s3cret"),
+        "{err}"
     );
     assert!(!d.join("braid.db").exists());
 
@@ -433,4 +436,61 @@ fn serve_applies_the_configured_body_limit_and_hosts() {
     assert!(other.starts_with("HTTP/1.1 403"), "{other}");
     assert!(other.contains("CROSS_ORIGIN"), "{other}");
     assert!(d.join("braid.db").exists());
+}
+
+/// `braid serve` on `dir` with `args`, once it says where it listens: the
+/// server and its address.
+fn serve_until_listening(dir: &Path, args: &[&str]) -> (Server, String) {
+    let mut server = Server(
+        command(dir, args, &[])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("braid serve starts"),
+    );
+    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("braid serve reports its address before exiting")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("braid listening on http://") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    (server, addr)
+}
+
+#[tokio::test]
+async fn serve_runs_on_a_postgres_database_url_one_process_at_a_time() {
+    let Some(db) = braid_store_postgres::testing::TestDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = ["serve", "--bind", "127.0.0.1:0", "--database-url", db.url()];
+    let (_server, addr) = serve_until_listening(d, &args);
+    let get = |path: &str| {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: braid\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let runs = get("/api/runs");
+    assert!(runs.starts_with("HTTP/1.1 200"), "{runs}");
+    assert!(!d.join("braid.db").exists(), "no SQLite file beside it");
+
+    // A second process on the same database is refused while the first serves.
+    let o = braid(d, &args, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("in use by another braid process"),
+        "{}",
+        stderr(&o)
+    );
 }

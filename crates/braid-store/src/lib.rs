@@ -2,7 +2,7 @@
 //! backend returns.
 //!
 //! The runtime sees only these traits, through the combined [`Store`]. Each
-//! backend (SQLite today, PostgreSQL next) implements them with its own SQL
+//! backend (`braid-store-sqlite`, `braid-store-postgres`) implements them with its own SQL
 //! and migrations; the schema is documented in `docs/schema.md`. With the
 //! `conformance` feature, [`conformance`] holds the tests every backend must
 //! pass.

@@ -60,7 +60,7 @@ fn shown(key: &super::Key, value: Value) -> Value {
 
 /// A URL with its password (and any `password=` parameter) replaced by
 /// `****`; anything that is not a URL is masked whole.
-pub(super) fn mask(url: &str) -> String {
+pub(crate) fn mask(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return "****".to_string();
     };

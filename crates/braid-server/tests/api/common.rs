@@ -1,5 +1,9 @@
 //! Test harness: a real server on 127.0.0.1:0 over a fresh SQLite file, a
 //! reqwest client, and a local OpenAI Chat Completions server.
+//!
+//! With `BRAID_TEST_STORE=postgres` the server runs on a fresh PostgreSQL
+//! database instead (`braid_store_postgres::testing`; scripts/test.sh runs
+//! the API tests that do not open the SQLite file themselves that way).
 
 use axum::Router;
 use axum::extract::State;
@@ -8,6 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use braid_runtime::{Engine, Options};
 use braid_server::AppState;
+use braid_store::Store;
 use braid_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -21,13 +26,16 @@ pub struct Server {
     pub base: String,
     /// The client.
     pub http: reqwest::Client,
-    /// The SQLite file behind the server.
+    /// The SQLite file behind the server (absent on PostgreSQL).
     pub db: PathBuf,
     /// The engine behind the server.
     pub engine: Engine,
     stop: Option<oneshot::Sender<()>>,
     serving: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
+    /// The PostgreSQL database behind the server, when it runs on one
+    /// (last: dropped after everything that uses it).
+    _pg: Option<braid_store_postgres::testing::TestDb>,
 }
 
 /// One answer: status, headers and body (JSON, or `Value::String` when not JSON).
@@ -72,6 +80,11 @@ impl Answer {
     }
 }
 
+/// Whether this test process runs its servers on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("BRAID_TEST_STORE").is_ok_and(|v| v == "postgres")
+}
+
 impl Server {
     /// A server with the default body limit.
     pub async fn start() -> Server {
@@ -91,10 +104,21 @@ impl Server {
     pub async fn start_with(configure: impl FnOnce(AppState) -> AppState) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("braid.db");
-        let store = SqliteStore::open_path(&db)
-            .await
-            .expect("open the SQLite store");
-        let engine = Engine::start(Arc::new(store), Options::default())
+        let (store, pg): (Arc<dyn Store>, _) = if on_postgres() {
+            let pg = braid_store_postgres::testing::TestDb::create()
+                .await
+                .expect("BRAID_TEST_STORE=postgres needs a PostgreSQL test server");
+            let store = braid_store_postgres::PgStore::connect_url(pg.url())
+                .await
+                .expect("open the PostgreSQL store");
+            (Arc::new(store), Some(pg))
+        } else {
+            let store = SqliteStore::open_path(&db)
+                .await
+                .expect("open the SQLite store");
+            (Arc::new(store), None)
+        };
+        let engine = Engine::start(store, Options::default())
             .await
             .expect("start the engine");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -108,6 +132,7 @@ impl Server {
             base,
             http: braid_llm::http_client(),
             db,
+            _pg: pg,
             engine,
             stop: Some(stop),
             serving: Some(serving),

@@ -1,0 +1,330 @@
+//! Bundle → rows: a bundle serialized into one row per action, node,
+//! transition, prompt spec and model profile, before the saving transaction
+//! starts. The inverse of `load`.
+
+use std::collections::BTreeMap;
+
+use braid_core::definition::{
+    ActionBody, ActionRef, Bundle, FanOut, ModelProfile, Node, Position, PromptSpec, Transition,
+};
+use braid_store::{Error, Result};
+use serde_json::Value;
+
+use crate::util::{enum_name, to_json};
+
+pub(super) struct ActionRow {
+    pub(super) ref_: String,
+    pub(super) position: i64,
+    pub(super) kind: String,
+    pub(super) config: Option<String>,
+    pub(super) execution: Option<String>,
+}
+
+pub(super) struct NodeRow {
+    pub(super) ref_: String,
+    pub(super) position: i64,
+    pub(super) name: Option<String>,
+    pub(super) action_ref: String,
+    pub(super) action_inline: bool,
+    pub(super) input_mapping: Option<String>,
+    pub(super) output_mapping: Option<String>,
+    pub(super) fan_out: Option<String>,
+    pub(super) fan_in: Option<String>,
+    pub(super) joins: Option<String>,
+    pub(super) merge: Option<String>,
+    pub(super) on_early_complete: Option<String>,
+    pub(super) execution: Option<String>,
+}
+
+pub(super) struct TransitionRow {
+    pub(super) position: i64,
+    pub(super) ref_: Option<String>,
+    pub(super) from: String,
+    pub(super) to: String,
+    pub(super) priority: i64,
+    pub(super) condition: Option<String>,
+    pub(super) on: String,
+    pub(super) spawn_count: Option<String>,
+    pub(super) foreach: Option<String>,
+    pub(super) loop_: Option<String>,
+}
+
+pub(super) struct PromptRow {
+    pub(super) ref_: String,
+    pub(super) position: i64,
+    pub(super) system: Option<String>,
+    pub(super) template: String,
+    pub(super) produces: Option<String>,
+}
+
+pub(super) struct ModelRow {
+    pub(super) ref_: String,
+    pub(super) position: i64,
+    pub(super) provider: String,
+    pub(super) model: String,
+    pub(super) base_url: Option<String>,
+    pub(super) api_key_env: Option<String>,
+    pub(super) parameters: Option<String>,
+    pub(super) max_concurrency: Option<i64>,
+    pub(super) cost_in: Option<f64>,
+    pub(super) cost_out: Option<f64>,
+    pub(super) script: Option<String>,
+}
+
+/// A bundle's rows, serialized before the transaction starts.
+pub(super) struct BundleRows {
+    pub(super) description: Option<String>,
+    pub(super) initial_node: String,
+    pub(super) input_schema: Option<String>,
+    pub(super) output_schema: Option<String>,
+    pub(super) output_mapping: Option<String>,
+    pub(super) limits: Option<String>,
+    pub(super) defines_artifact_types: Option<String>,
+    /// The editor's positions (`None` when the bundle has none).
+    pub(super) layout: Option<String>,
+    pub(super) actions: Vec<ActionRow>,
+    pub(super) nodes: Vec<NodeRow>,
+    pub(super) transitions: Vec<TransitionRow>,
+    pub(super) prompts: Vec<PromptRow>,
+    pub(super) models: Vec<ModelRow>,
+}
+
+fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
+    v.as_ref().map(to_json).transpose()
+}
+
+/// A bundle's `layout` as stored: `None` when it has none.
+pub(super) fn layout_json(layout: &BTreeMap<String, Position>) -> Result<Option<String>> {
+    if layout.is_empty() {
+        Ok(None)
+    } else {
+        to_json(layout).map(Some)
+    }
+}
+
+fn map_json(m: &BTreeMap<String, String>) -> Result<Option<String>> {
+    if m.is_empty() {
+        Ok(None)
+    } else {
+        to_json(m).map(Some)
+    }
+}
+
+fn action_row(ref_: String, position: i64, body: &ActionBody) -> Result<ActionRow> {
+    let ActionBody { kind, execution } = body;
+    let mut map = match serde_json::to_value(kind) {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => {
+            return Err(Error::Backend(format!(
+                "action {ref_:?}: kind does not serialize to an object"
+            )));
+        }
+        Err(e) => return Err(Error::Backend(format!("action {ref_:?}: {e}"))),
+    };
+    let kind = match map.remove("kind") {
+        Some(Value::String(k)) => k,
+        _ => return Err(Error::Backend(format!("action {ref_:?}: kind missing"))),
+    };
+    let config = if map.is_empty() {
+        None
+    } else {
+        Some(to_json(&map)?)
+    };
+    Ok(ActionRow {
+        ref_,
+        position,
+        kind,
+        config,
+        execution: opt_json(execution)?,
+    })
+}
+
+impl BundleRows {
+    pub(super) fn new(bundle: &Bundle) -> Result<BundleRows> {
+        // Destructured in full so that a new field fails to compile here
+        // until it is stored.
+        let Bundle {
+            name: _,
+            description,
+            input_schema,
+            output_schema,
+            initial_node,
+            nodes,
+            transitions,
+            output_mapping,
+            limits,
+            actions,
+            prompt_specs,
+            model_profiles,
+            artifact_types,
+            layout,
+        } = bundle;
+
+        let mut action_rows = Vec::with_capacity(actions.len() + nodes.len());
+        for (i, a) in actions.iter().enumerate() {
+            action_rows.push(action_row(a.ref_.clone(), i as i64, &a.body)?);
+        }
+        let mut node_rows = Vec::with_capacity(nodes.len());
+        for (i, n) in nodes.iter().enumerate() {
+            // Inline actions are stored after the named ones.
+            let (row, inline) = node_row(n, i as i64, (actions.len() + i) as i64)?;
+            action_rows.extend(inline);
+            node_rows.push(row);
+        }
+        let names: Vec<&str> = artifact_types.iter().map(|a| a.ref_.as_str()).collect();
+        Ok(BundleRows {
+            description: description.clone(),
+            initial_node: initial_node.clone(),
+            input_schema: opt_json(input_schema)?,
+            output_schema: opt_json(output_schema)?,
+            output_mapping: map_json(output_mapping)?,
+            limits: opt_json(limits)?,
+            defines_artifact_types: if names.is_empty() {
+                None
+            } else {
+                Some(to_json(&names)?)
+            },
+            layout: layout_json(layout)?,
+            actions: action_rows,
+            nodes: node_rows,
+            transitions: enumerate_rows(transitions, transition_row)?,
+            prompts: enumerate_rows(prompt_specs, prompt_row)?,
+            models: enumerate_rows(model_profiles, model_row)?,
+        })
+    }
+}
+
+/// One row per item, with its position in the bundle.
+fn enumerate_rows<T, R>(items: &[T], row: fn(i64, &T) -> Result<R>) -> Result<Vec<R>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| row(i as i64, item))
+        .collect()
+}
+
+/// A node's row, and the row of its inline action (named `<node>.action`,
+/// at `inline_position`) when it has one.
+fn node_row(n: &Node, position: i64, inline_position: i64) -> Result<(NodeRow, Option<ActionRow>)> {
+    let Node {
+        ref_,
+        name,
+        action,
+        input_mapping,
+        output_mapping,
+        fan_out,
+        fan_in,
+        joins,
+        merge,
+        on_early_complete,
+        execution,
+    } = n;
+    let (action_ref, action_inline, inline_row) = match action {
+        ActionRef::Ref(r) => (r.clone(), false, None),
+        ActionRef::Inline(body) => {
+            let r = format!("{ref_}.action");
+            let row = action_row(r.clone(), inline_position, body)?;
+            (r, true, Some(row))
+        }
+    };
+    let row = NodeRow {
+        ref_: ref_.clone(),
+        position,
+        name: name.clone(),
+        action_ref,
+        action_inline,
+        input_mapping: map_json(input_mapping)?,
+        output_mapping: map_json(output_mapping)?,
+        fan_out: if *fan_out == FanOut::default() {
+            None
+        } else {
+            Some(enum_name(fan_out)?)
+        },
+        // Bare `all` / `any`, or the `{"m_of_n": M}` object.
+        fan_in: match fan_in.as_ref().map(serde_json::to_value).transpose() {
+            Ok(None) => None,
+            Ok(Some(Value::String(s))) => Some(s),
+            Ok(Some(v)) => Some(to_json(&v)?),
+            Err(e) => return Err(Error::Backend(format!("node {ref_:?}: fan_in: {e}"))),
+        },
+        joins: joins.clone(),
+        merge: opt_json(merge)?,
+        on_early_complete: on_early_complete.as_ref().map(enum_name).transpose()?,
+        execution: opt_json(execution)?,
+    };
+    Ok((row, inline_row))
+}
+
+fn transition_row(position: i64, t: &Transition) -> Result<TransitionRow> {
+    let Transition {
+        ref_,
+        from,
+        to,
+        priority,
+        condition,
+        on,
+        spawn_count,
+        foreach,
+        loop_,
+    } = t;
+    Ok(TransitionRow {
+        position,
+        ref_: ref_.clone(),
+        from: from.clone(),
+        to: to.clone(),
+        priority: *priority,
+        condition: opt_json(condition)?,
+        on: enum_name(on)?,
+        spawn_count: opt_json(spawn_count)?,
+        foreach: opt_json(foreach)?,
+        loop_: opt_json(loop_)?,
+    })
+}
+
+fn prompt_row(position: i64, p: &PromptSpec) -> Result<PromptRow> {
+    let PromptSpec {
+        ref_,
+        system,
+        template,
+        produces,
+    } = p;
+    Ok(PromptRow {
+        ref_: ref_.clone(),
+        position,
+        system: system.clone(),
+        template: template.clone(),
+        produces: opt_json(produces)?,
+    })
+}
+
+fn model_row(position: i64, m: &ModelProfile) -> Result<ModelRow> {
+    let ModelProfile {
+        ref_,
+        provider,
+        model,
+        base_url,
+        api_key_env,
+        parameters,
+        max_concurrency,
+        cost_per_1k_input_tokens,
+        cost_per_1k_output_tokens,
+        script,
+    } = m;
+    Ok(ModelRow {
+        ref_: ref_.clone(),
+        position,
+        provider: provider.clone(),
+        model: model.clone(),
+        base_url: base_url.clone(),
+        api_key_env: api_key_env.clone(),
+        parameters: if parameters.is_empty() {
+            None
+        } else {
+            Some(to_json(parameters)?)
+        },
+        max_concurrency: max_concurrency.map(i64::from),
+        cost_in: *cost_per_1k_input_tokens,
+        cost_out: *cost_per_1k_output_tokens,
+        script: opt_json(script)?,
+    })
+}
