@@ -15,6 +15,7 @@
 //! database migrated by a newer binary is refused.
 
 mod artifacts;
+mod cluster;
 mod defs;
 mod runs;
 pub mod testing;
@@ -107,6 +108,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0006_sibling_sets.sql"),
         ),
         m(7, "layout", include_str!("../migrations/0007_layout.sql")),
+        m(
+            8,
+            "scale_out",
+            include_str!("../migrations/0008_scale_out.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -120,6 +126,9 @@ pub fn latest_migration() -> i64 {
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PgStore {
     pool: PgPool,
+    /// This process's `servers` id when it is one of a cluster
+    /// ([`PgStore::serve_as`]).
+    server: Option<String>,
     /// The connection holding [`EXCLUSIVE_LOCK`], once taken.
     exclusive: tokio::sync::Mutex<Option<PgConnection>>,
 }
@@ -157,6 +166,7 @@ impl PgStore {
             .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
         Ok(PgStore {
             pool,
+            server: None,
             exclusive: tokio::sync::Mutex::new(None),
         })
     }
@@ -190,6 +200,14 @@ impl PgStore {
         }
         *held = Some(conn);
         Ok(())
+    }
+
+    /// Makes this store the one of process `server_id` of a cluster
+    /// (`braid_store::Cluster`): it claims only the tasks of the runs the
+    /// process owns, records its claims, and tells the other processes
+    /// which runs each commit touched.
+    pub fn serve_as(&mut self, server_id: &str) {
+        self.server = Some(server_id.to_string());
     }
 
     /// [`PgStore::connect`] with the default options.
@@ -349,7 +367,7 @@ impl RunStore for PgStore {
             return Ok(());
         }
         let mut w = self.conn().await?;
-        runs::commit(&mut w, ops).await
+        runs::commit(&mut w, ops, self.server.as_deref()).await
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -457,7 +475,7 @@ impl TaskQueue for PgStore {
             return Ok(Vec::new());
         }
         let mut w = self.conn().await?;
-        runs::claim_tasks(&mut w, now, lease_ms, limit).await
+        runs::claim_tasks(&mut w, now, lease_ms, limit, self.server.as_deref()).await
     }
 
     /// Clears every lease in the database. Only right while one process
@@ -482,7 +500,7 @@ impl TaskQueue for PgStore {
     }
 
     async fn next_task_due(&self) -> Result<Option<Millis>> {
-        runs::next_task_due(&mut *self.conn().await?).await
+        runs::next_task_due(&mut *self.conn().await?, self.server.as_deref()).await
     }
 }
 
