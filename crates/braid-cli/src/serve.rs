@@ -45,7 +45,13 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     };
     braid_server::serve(listener, state, shutdown_signal()).await?;
     let grace_s = server.shutdown_grace_s;
-    eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    if engine.cluster_poll().is_some() {
+        eprintln!(
+            "shutting down: committing what is done and giving runs up to the other processes"
+        );
+    } else {
+        eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    }
     engine.shutdown(Duration::from_secs(grace_s)).await;
     if let Some(traces) = &telemetry.traces {
         traces.shutdown().await;

@@ -515,7 +515,16 @@ impl Coordinator {
             self.inner.forget_run(&self.record.id, self.generation);
             return None;
         }
-        tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database");
+        match error {
+            // Another run of the same transaction was fenced: nothing is
+            // wrong with this one.
+            CommitError::Fenced(_) => {
+                tracing::info!(run = %self.record.id, error = %error, "commit refused with another run's; reloading the run from the database")
+            }
+            CommitError::Failed(_) => {
+                tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database")
+            }
+        }
         self.reload(&unapplied).await;
         Some(again)
     }
