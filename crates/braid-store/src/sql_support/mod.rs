@@ -16,6 +16,7 @@
 //! | [`batch`] | multi-row statements: chunk sizes, one row per key for an upsert |
 //! | [`bundle_rows`] | a bundle as one row per action, node, transition, prompt spec and model profile |
 //! | [`bundle_load`] | those rows back into a bundle, naming the definition, object and column on bad data |
+//! | [`write_ops`] | a commit's write ops grouped by table |
 //! | [`node_stats`] | per-node statistics of the run view from grouped token rows |
 //!
 //! These are not a storage contract (that is the traits and the conformance
@@ -27,3 +28,4 @@ pub mod bundle_rows;
 pub mod json;
 pub mod node_stats;
 pub mod page;
+pub mod write_ops;
