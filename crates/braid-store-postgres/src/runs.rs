@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
     Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor,
-    merge_duplicates, numbered, parse_json, parse_json_opt,
+    merge_duplicates, numbered, page, parse_json, parse_json_opt,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -407,16 +407,10 @@ pub(crate) async fn list_runs(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| encode_time_cursor(r.created_at, &r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(page(items, limit, |r| {
+        encode_time_cursor(r.created_at, &r.id)
+    }))
 }
 
 /// The runs of `ids`, parents before children (by depth, then age).

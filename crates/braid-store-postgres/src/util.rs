@@ -13,7 +13,7 @@ use sqlx::postgres::{PgArguments, PgConnection};
 pub(crate) use braid_store::sql_support::batch::merge_duplicates;
 pub(crate) use braid_store::sql_support::json::{parse_json, parse_json_opt, to_json};
 pub(crate) use braid_store::sql_support::page::{
-    bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor,
+    bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor, page,
 };
 
 /// Numbers the `?` placeholders of SQL assembled from fragments as `$n`,

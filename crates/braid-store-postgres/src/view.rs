@@ -17,7 +17,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use crate::runs::{TOKEN_COLUMNS, event_from_row, token_from_row, usage_of};
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, merge_duplicates, numbered,
+    Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, merge_duplicates, numbered, page,
 };
 
 static UPSERT_SIBLING_SETS: LazyMultiRow = LazyLock::new(|| {
@@ -158,16 +158,14 @@ pub(crate) async fn sibling_sets(
         q = q.bind(id.clone());
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut sets = rows
+    let sets = rows
         .iter()
         .map(|r| set_from_row(run_id, r))
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if sets.len() as i64 > limit {
-        sets.truncate(limit as usize);
-        sets.last().map(|s| s.seq.to_string())
-    } else {
-        None
-    };
+    let Page {
+        items: sets,
+        next_cursor,
+    } = page(sets, limit, |s| s.seq.to_string());
 
     let ids: Vec<&str> = sets.iter().map(|s| s.id.as_str()).collect();
     let mut counts: HashMap<String, Vec<(String, u64)>> = HashMap::new();
@@ -275,15 +273,9 @@ pub(crate) async fn filtered_tokens(
         q = q.bind(value.clone());
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows
+    let items = rows
         .iter()
         .map(|r| token_from_row(run_id, r))
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.seq.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(page(items, limit, |t| t.seq.to_string()))
 }

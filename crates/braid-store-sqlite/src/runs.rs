@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
-    parse_json_opt, to_json,
+    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, page,
+    parse_json, parse_json_opt, to_json,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -375,16 +375,10 @@ pub(crate) async fn list_runs(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| encode_time_cursor(r.created_at, &r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(page(items, limit, |r| {
+        encode_time_cursor(r.created_at, &r.id)
+    }))
 }
 
 pub(crate) async fn children(conn: &mut SqliteConnection, run_id: &str) -> Result<Vec<String>> {

@@ -12,7 +12,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 
 pub(crate) use braid_store::sql_support::json::{parse_json, parse_json_opt, to_json};
 pub(crate) use braid_store::sql_support::page::{
-    bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor,
+    bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor, page,
 };
 
 /// Maps sqlx errors to the store's errors: constraint violations are

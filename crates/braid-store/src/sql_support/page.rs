@@ -2,7 +2,7 @@
 //! ever parses the ones it handed out, and one it did not is the same
 //! [`Error::Invalid`] on every backend.
 
-use crate::{Error, Result};
+use crate::{Error, Page, Result};
 
 /// Lists are clamped to `1..=MAX_PAGE` items.
 pub const MAX_PAGE: u32 = 1000;
@@ -30,4 +30,17 @@ pub fn bad_cursor(cursor: &str) -> Error {
     Error::Invalid(format!(
         "cursor {cursor:?} was not issued by this server: pass back a `next_cursor` value"
     ))
+}
+
+/// A page from the rows of a query run with `LIMIT limit + 1`: the first
+/// `limit` items and, when there was one more, the cursor of the last item
+/// kept (the extra row only says that another page exists).
+pub fn page<T>(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> String) -> Page<T> {
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(cursor)
+    } else {
+        None
+    };
+    Page { items, next_cursor }
 }
