@@ -9,7 +9,7 @@ use braid_store::sql_support::bundle_load::{self, BundleParts, DecodedDef, Loade
 use braid_store::sql_support::bundle_rows::{
     ActionRow, DefRow, ModelRow, NodeRow, PromptRow, TransitionRow,
 };
-use braid_store::{Error, Result, StoredDef};
+use braid_store::{Result, StoredDef};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
@@ -60,15 +60,14 @@ pub(crate) async fn resolve_def(
 
 /// Rebuilds the stored version `def_id` from its rows. Rows that do not
 /// decode (hand-written SQL with bad JSON or unknown values) are
-/// [`Error::BadDefinition`], naming the definition, object and column.
+/// [`Error::BadDefinition`](braid_store::Error::BadDefinition), naming the definition, object and column.
 pub(crate) async fn load_def(
     conn: &mut SqliteConnection,
     def_id: &str,
 ) -> Result<Option<StoredDef>> {
-    load_def_rows(conn, def_id).await.map_err(|e| match e {
-        Error::Backend(m) if m.starts_with("definition ") => Error::BadDefinition(m),
-        other => other,
-    })
+    load_def_rows(conn, def_id)
+        .await
+        .map_err(bundle_load::bad_definition)
 }
 
 async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Option<StoredDef>> {

@@ -5,7 +5,7 @@
 //! JSON, an unknown enum name, an inline action that is missing or shared)
 //! is an [`Error::Backend`] whose message starts with `definition <def_id>:`
 //! and names the object and column; a backend's loader turns those into
-//! [`Error::BadDefinition`]. A backend reads each table in bundle order
+//! [`Error::BadDefinition`] with [`bad_definition`]. A backend reads each table in bundle order
 //! (`ORDER BY position`, then insertion order) and calls the decoder of that
 //! table, so the first bad row found is the one reported.
 
@@ -20,6 +20,15 @@ use serde_json::{Map, Value};
 use super::bundle_rows::{ActionRow, DefRow, ModelRow, NodeRow, PromptRow, TransitionRow};
 use super::json::{from_value, lenient_json, parse_json, parse_json_opt, typed_opt};
 use crate::{Error, Result};
+
+/// `e` as the loader of a version returns it: the decoders' errors (see the
+/// module) become [`Error::BadDefinition`], others pass through.
+pub fn bad_definition(e: Error) -> Error {
+    match e {
+        Error::Backend(m) if m.starts_with("definition ") => Error::BadDefinition(m),
+        other => other,
+    }
+}
 
 /// The content of a `workflow_defs` row, decoded.
 pub struct DecodedDef {
