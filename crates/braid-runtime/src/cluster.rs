@@ -43,19 +43,21 @@ pub(crate) async fn leave(c: &ClusterOptions) {
     }
 }
 
-/// Adopts run trees until none is left waiting for an owner.
+/// Adopts run trees until none is left waiting for an owner. Their tasks
+/// are held while the runs are rebuilt, then handed to the executors.
 async fn adopt(inner: &Arc<Inner>, c: &ClusterOptions) -> Result<(), Error> {
     loop {
-        let runs = c.store.adopt(&c.server_id, ADOPT_BATCH).await?;
-        if runs.is_empty() {
+        let adopted = c.store.adopt(&c.server_id, ADOPT_BATCH, c.lease_ms).await?;
+        if adopted.runs.is_empty() {
             return Ok(());
         }
         tracing::info!(
-            runs = runs.len(),
+            runs = adopted.runs.len(),
             "adopting runs of processes that are gone"
         );
-        telemetry::runs_adopted(inner.telemetry.metrics, runs.len());
-        recovery::adopt_runs(inner, runs).await?;
+        telemetry::runs_adopted(inner.telemetry.metrics, adopted.runs.len());
+        recovery::adopt_runs(inner, adopted.runs).await?;
+        inner.store.renew_leases(&adopted.held_tasks, 0).await?;
         inner.dispatcher.notify();
     }
 }

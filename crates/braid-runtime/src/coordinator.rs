@@ -273,6 +273,10 @@ impl Coordinator {
                     }
                 }
             }
+            if batch.iter().any(|m| matches!(m, Msg::Lost)) {
+                self.lost(false);
+                return;
+            }
             let (flight, left) = self.apply(&mut batch, &mut rx, &mut inflight).await;
             more = left;
             let Some(flight) = flight else {
@@ -344,6 +348,8 @@ impl Coordinator {
                         replies.push(reply);
                         continue;
                     }
+                    // Taken out before `apply`.
+                    Msg::Lost => continue,
                 };
                 let step =
                     machine::apply_bounded(&mut self.state, &self.graph, input, now, STEP_EVENTS);
@@ -498,9 +504,19 @@ impl Coordinator {
         inflight: &mut VecDeque<Flight>,
         error: &CommitError,
     ) -> Option<Vec<Input>> {
-        if matches!(error, CommitError::Fenced(run) if *run == self.record.id) {
-            self.lost();
-            return None;
+        match error {
+            CommitError::Fenced(run) if *run == self.record.id => {
+                self.lost(true);
+                return None;
+            }
+            // Another run of the transaction was fenced: this process may
+            // have lost this one too (adopted together). Reloading it would
+            // hand the new owner's tasks back; ask first.
+            CommitError::Fenced(_) if self.owned_elsewhere().await => {
+                self.lost(false);
+                return None;
+            }
+            _ => {}
         }
         let mut unapplied = flight.acks;
         let mut again = flight.inputs;
@@ -533,12 +549,29 @@ impl Coordinator {
     /// process stops writing it and running its attempts. Whoever waits
     /// for its end here is answered from the database by the new owner's
     /// commits.
-    fn lost(&mut self) {
+    /// `fenced`: learnt from this run's own refused commit (counted in
+    /// `braid_commits_fenced_total`).
+    fn lost(&mut self, fenced: bool) {
         tracing::warn!(run = %self.record.id, epoch = self.record.epoch,
             "another process owns this run now; dropping it here");
-        crate::telemetry::commit_fenced(self.inner.telemetry.metrics);
+        if fenced {
+            crate::telemetry::commit_fenced(self.inner.telemetry.metrics);
+        }
+        if let Some(t) = &self.telemetry {
+            t.dropped(&self.record);
+        }
         self.inner.forget_run(&self.record.id, self.generation);
         self.inner.dispatcher.cancel_run(&self.record.id);
+    }
+
+    /// Whether the database says another process owns this run now (false
+    /// when it cannot tell, or outside a cluster).
+    async fn owned_elsewhere(&self) -> bool {
+        let Some(c) = &self.inner.cluster else {
+            return false;
+        };
+        let ids = [self.record.id.clone()];
+        matches!(c.store.lost(&c.server_id, &ids).await, Ok(lost) if !lost.is_empty())
     }
 
     /// After a failed commit: releases the leases of the tasks whose results

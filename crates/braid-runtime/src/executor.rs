@@ -268,6 +268,15 @@ fn deliver(inner: &Arc<Inner>, task: &TaskRecord, outcome: Outcome) {
         let (id, run_id) = (task.id.clone(), task.run_id.clone());
         tokio::spawn(async move {
             match inner.store.get_run(&run_id).await {
+                // In a cluster the run moved to (or is being rebuilt by) a
+                // process that will claim the task again: hand it back now
+                // rather than make it wait out this claim's lease.
+                Ok(Some(r))
+                    if r.status == braid_store::RunStatus::Running && inner.cluster.is_some() =>
+                {
+                    tracing::info!(run = %run_id, task = %id, "a result for a run that is not live in this process; the task goes back to the queue");
+                    let _ = inner.store.renew_leases(std::slice::from_ref(&id), 0).await;
+                }
                 Ok(Some(r)) if r.status == braid_store::RunStatus::Running => {
                     tracing::warn!(run = %run_id, task = %id, "a result for a run that is not live in this process; the task stays queued");
                 }

@@ -21,6 +21,8 @@ pub(crate) enum Msg {
     TaskResult { task_id: String, input: Input },
     /// Reply once everything sent before is durable (graceful shutdown).
     Barrier(oneshot::Sender<()>),
+    /// Another process owns the run now (scale-out): stop serving it.
+    Lost,
 }
 
 /// The sending end of a coordinator's inbox.

@@ -106,10 +106,11 @@ impl Inner {
     }
 
     /// Stops serving a run another process owns now: its coordinator
-    /// stops once it sees its inbox closed (or its next commit refused).
+    /// forgets it and aborts its attempts in flight.
     pub(crate) fn drop_run(&self, run_id: &str) {
-        self.runs.lock().expect("runs lock").remove(run_id);
-        self.dispatcher.cancel_run(run_id);
+        if !self.send(run_id, Msg::Lost) {
+            self.dispatcher.cancel_run(run_id);
+        }
     }
 
     /// Runs committed by another process: live streams of them are woken,

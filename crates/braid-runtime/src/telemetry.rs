@@ -338,6 +338,15 @@ impl RunTelemetry {
         }
     }
 
+    /// The run is no longer live here without having ended (another
+    /// process adopted it): it leaves the live-runs gauge.
+    pub(crate) fn dropped(&self, run: &RunRecord) {
+        if self.telemetry.metrics {
+            gauge!("braid_runs_live").decrement(1.0);
+        }
+        self.finished(run);
+    }
+
     /// The run has ended here: its trace is no longer a parent to look up.
     pub(crate) fn finished(&self, run: &RunRecord) {
         if let Some(traces) = &self.telemetry.traces {

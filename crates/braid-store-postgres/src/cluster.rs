@@ -9,7 +9,7 @@
 //! save the others a poll.
 
 use async_trait::async_trait;
-use braid_store::{CancelRequest, Cluster, Result, RunRecord, Wake};
+use braid_store::{Adopted, CancelRequest, Cluster, Result, Wake};
 use futures::stream::BoxStream;
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{AssertSqlSafe, Connection, Row};
@@ -70,7 +70,7 @@ impl Cluster for PgStore {
         Ok(live.max(1) as u64)
     }
 
-    async fn adopt(&self, server_id: &str, limit: u32) -> Result<Vec<RunRecord>> {
+    async fn adopt(&self, server_id: &str, limit: u32, hold_ms: i64) -> Result<Adopted> {
         let mut c = self.conn().await?;
         let mut tx = c.begin().await.db()?;
         let roots_sql = format!(
@@ -90,7 +90,7 @@ impl Cluster for PgStore {
             .await
             .db()?;
         if roots.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Adopted::default());
         }
         // The whole tree moves: a child run is owned with its parent, which
         // talks to it in-process.
@@ -121,17 +121,23 @@ impl Cluster for PgStore {
         }
         let ids: Vec<String> = owners.iter().map(|o| o.0.clone()).collect();
         record_owners(&mut tx, owners).await?;
-        // Tasks claimed by the old owner are claimable again at once.
-        sqlx::query(
-            "UPDATE tasks SET lease_until = NULL, claimed_by = NULL WHERE run_id = ANY($1)",
-        )
-        .bind(&ids)
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        let adopted = crate::runs::runs_by_ids(&mut tx, &ids).await?;
+        // The old owner's claims end now; the adopter holds the tasks until
+        // its coordinators are up, so that a result never arrives before
+        // the run it belongs to is live here.
+        let hold_sql = format!(
+            "UPDATE tasks SET lease_until = {NOW_MS} + $2, claimed_by = $3
+             WHERE run_id = ANY($1) RETURNING id"
+        );
+        let held_tasks: Vec<String> = sqlx::query_scalar(AssertSqlSafe(hold_sql))
+            .bind(&ids)
+            .bind(hold_ms)
+            .bind(server_id)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?;
+        let runs = crate::runs::runs_by_ids(&mut tx, &ids).await?;
         tx.commit().await.db()?;
-        Ok(adopted)
+        Ok(Adopted { runs, held_tasks })
     }
 
     async fn lost(&self, server_id: &str, run_ids: &[String]) -> Result<Vec<String>> {

@@ -61,7 +61,7 @@ async fn a_gone_process_s_run_trees_are_adopted_whole_and_its_writes_fenced() {
     assert_eq!(claimed_by.as_deref(), Some("srv_a"));
 
     // A is live: nothing to adopt, and B claims none of A's tasks.
-    assert!(b.adopt("srv_b", 10).await.unwrap().is_empty());
+    assert!(b.adopt("srv_b", 10, 60_000).await.unwrap().runs.is_empty());
     assert!(
         b.claim_tasks(i64::MAX / 2, 1000, 10)
             .await
@@ -72,7 +72,9 @@ async fn a_gone_process_s_run_trees_are_adopted_whole_and_its_writes_fenced() {
     // A stops: B adopts the tree, parent first, at epoch 2.
     a.stop("srv_a").await.unwrap();
     assert_eq!(b.heartbeat("srv_b", 60_000).await.unwrap(), 1);
-    let adopted = b.adopt("srv_b", 10).await.unwrap();
+    let adopted = b.adopt("srv_b", 10, 60_000).await.unwrap();
+    assert_eq!(adopted.held_tasks, vec!["task_1".to_string()]);
+    let adopted = adopted.runs;
     let got: Vec<(&str, Option<&str>, i64)> = adopted
         .iter()
         .map(|r| (r.id.as_str(), r.owner.as_deref(), r.epoch))
@@ -84,7 +86,7 @@ async fn a_gone_process_s_run_trees_are_adopted_whole_and_its_writes_fenced() {
             ("run_child", Some("srv_b"), 2)
         ]
     );
-    assert!(b.adopt("srv_b", 10).await.unwrap().is_empty());
+    assert!(b.adopt("srv_b", 10, 60_000).await.unwrap().runs.is_empty());
     let owners: Vec<(String, i64, String)> =
         sqlx::query_as("SELECT run_id, epoch, owner FROM run_owners ORDER BY run_id, epoch")
             .fetch_all(b.pool())
@@ -100,7 +102,15 @@ async fn a_gone_process_s_run_trees_are_adopted_whole_and_its_writes_fenced() {
         ]
     );
 
-    // The task A held is B's to claim at once.
+    // The task A held is B's, held until B hands it back to be claimed.
+    let held_by: (Option<String>, i64) =
+        sqlx::query_as("SELECT claimed_by, lease_until FROM tasks WHERE id = 'task_1'")
+            .fetch_one(b.pool())
+            .await
+            .unwrap();
+    assert_eq!(held_by.0.as_deref(), Some("srv_b"));
+    assert!(b.claim_tasks(1, 1000, 10).await.unwrap().is_empty());
+    b.renew_leases(&["task_1".to_string()], 0).await.unwrap();
     let claimed = b.claim_tasks(1, 1000, 10).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(
@@ -170,9 +180,9 @@ async fn an_expired_lease_makes_runs_adoptable_and_cancels_reach_the_owner() {
     .await
     .unwrap();
     // Its own runs are never adopted by a process itself.
-    assert!(a.adopt("srv_a", 10).await.unwrap().is_empty());
+    assert!(a.adopt("srv_a", 10, 60_000).await.unwrap().runs.is_empty());
     let mut wakes = b.wakes().await.unwrap();
-    let adopted = b.adopt("srv_b", 10).await.unwrap();
+    let adopted = b.adopt("srv_b", 10, 60_000).await.unwrap().runs;
     assert_eq!(adopted.len(), 1);
 
     assert!(a.request_cancel("run_1", "stop it").await.unwrap());

@@ -27,6 +27,15 @@ pub enum Wake {
     Reconnected,
 }
 
+/// What [`Cluster::adopt`] took over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Adopted {
+    /// The adopted runs, parents before children.
+    pub runs: Vec<RunRecord>,
+    /// The tasks of those runs, held for the adopter until it releases them.
+    pub held_tasks: Vec<String>,
+}
+
 /// A run to cancel on behalf of another process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CancelRequest {
@@ -47,11 +56,13 @@ pub trait Cluster: Send + Sync {
     /// Adopts up to `limit` run trees (a root run and its live descendants)
     /// whose owner is gone (no lease, stopped, or none): in one
     /// transaction, each run gets `owner = server_id` and `epoch + 1`, a
-    /// `run_owners` row, and its tasks' leases are cleared so that they are
-    /// claimed again at once. Runs locked by a commit in flight are skipped
-    /// (adopted at a later call). Returns the adopted runs as records,
-    /// parents before children.
-    async fn adopt(&self, server_id: &str, limit: u32) -> Result<Vec<RunRecord>>;
+    /// `run_owners` row, and its tasks are **held** for the adopter (leased
+    /// to it for `hold_ms`) so that its executors do not claim them before
+    /// it has rebuilt the runs; it then hands them back with
+    /// [`TaskQueue::renew_leases`](crate::TaskQueue::renew_leases)`(held, 0)`.
+    /// Runs locked by a commit in flight are skipped (adopted at a later
+    /// call).
+    async fn adopt(&self, server_id: &str, limit: u32, hold_ms: i64) -> Result<Adopted>;
     /// The ids of `run_ids` that `server_id` no longer owns.
     async fn lost(&self, server_id: &str, run_ids: &[String]) -> Result<Vec<String>>;
     /// Gives the process's runs up at once: marks it stopped, so that the

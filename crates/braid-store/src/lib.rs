@@ -37,7 +37,7 @@ mod view;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactFilter, ArtifactRecord, ArtifactStore};
-pub use cluster::{CancelRequest, Cluster, Wake};
+pub use cluster::{Adopted, CancelRequest, Cluster, Wake};
 pub use definitions::{
     ArtifactType, DefinitionStore, ProjectSettings, SaveOutcome, StoredDef, WorkflowSummary,
 };
