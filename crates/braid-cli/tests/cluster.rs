@@ -143,12 +143,16 @@ async fn submit(nodes: &[Node], n: u64) -> Vec<Submitted> {
 }
 
 /// SIGKILLs `nodes[victim]` while it owns running runs; returns them and
-/// how long the others took to adopt every one of them.
+/// how long the others took to adopt every one of them. With `cancel`
+/// `(process, run)`, that run is cancelled through `nodes[process]` at once
+/// after the kill, while its owner is dead: the request is durable and the
+/// adopter applies it; its answer is returned.
 async fn kill_and_await_adoption(
     sql: &Sql,
     nodes: &mut [Node],
     victim: usize,
-) -> (Vec<String>, Duration) {
+    cancel_through: Option<(usize, &str)>,
+) -> (Vec<String>, Duration, Option<(u16, Value)>) {
     let node = &mut nodes[victim];
     let owned = sql.running_owned_by(&node.id).await;
     assert!(
@@ -159,22 +163,27 @@ async fn kill_and_await_adoption(
     node.braid.kill();
     let (name, id) = (node.name.clone(), node.id.clone());
     let nodes = &*nodes;
-    let took = sql
-        .until_zero(
-            "SELECT count(*) FROM workflow_runs WHERE owner = $1 AND status = 'running'",
-            &id,
-            ADOPTION_DEADLINE,
-            || {
-                let all: Vec<&Node> = nodes.iter().collect();
-                format!("runs of the killed {name} not adopted\n{}", logs(&all))
-            },
-        )
-        .await;
+    let adopted = sql.until_zero(
+        "SELECT count(*) FROM workflow_runs WHERE owner = $1 AND status = 'running'",
+        &id,
+        ADOPTION_DEADLINE,
+        || {
+            let all: Vec<&Node> = nodes.iter().collect();
+            format!("runs of the killed {name} not adopted\n{}", logs(&all))
+        },
+    );
+    let cancelled = async {
+        match cancel_through {
+            Some((process, run)) => Some(cancel(&nodes[process].api, run).await),
+            None => None,
+        }
+    };
+    let (took, cancelled) = tokio::join!(adopted, cancelled);
     println!(
         "{name} ({id}) SIGKILLed owning {} running runs; all adopted {took:?} later",
         owned.len()
     );
-    (owned, took)
+    (owned, took, cancelled)
 }
 
 /// POST `/api/runs/{run}/cancel` on `api` (bounded); the status and body.
@@ -237,17 +246,33 @@ async fn three_processes_two_killed_the_survivor_finishes_every_run_exactly_once
     llm.release(first);
     llm.until(|s| s.requests.lock().unwrap().len() - s.inflight.load(Ordering::SeqCst) >= first)
         .await;
-    let (owned_p0, adopt_p0) = kill_and_await_adoption(&sql, &mut nodes, 0).await;
+    // A run tree has one owner: every child run is owned by its parent's.
+    let split: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT c.id, c.owner, p.owner FROM workflow_runs c JOIN workflow_runs p ON p.id = c.parent_run_id
+          WHERE c.owner IS DISTINCT FROM p.owner",
+    )
+    .fetch_all(&sql.0)
+    .await
+    .expect("child owners");
+    assert!(
+        split.is_empty(),
+        "child runs owned apart from their parents (child, owner, parent's owner): {split:?}"
+    );
+    // A cancel sent, while the owner is dead, to a process that does not
+    // own the run: durable, applied by the adopter, answered then.
+    let (owned_p0, adopt_p0, cancelled) =
+        kill_and_await_adoption(&sql, &mut nodes, 0, Some((2, &hold_p0))).await;
     assert!(
         owned_p0.iter().any(|id| *id != hold_p0),
         "P0 was killed with load in flight: {owned_p0:?}"
     );
-    // A cancel sent to a process that does not own the run (its owner is
-    // dead): durable, applied by the adopter.
-    let (status, body) = cancel(&nodes[2].api, &hold_p0).await;
-    assert_eq!(status, 200, "cancel of P0's run through P2: {body}");
+    let (status, body) = cancelled.expect("the cancel's answer");
+    assert_eq!(
+        status, 200,
+        "cancel of the dead P0's run through P2: {body}"
+    );
     assert_eq!(body["status"], "cancelled", "{body:#}");
-    let (owned_p1, adopt_p1) = kill_and_await_adoption(&sql, &mut nodes, 1).await;
+    let (owned_p1, adopt_p1, _) = kill_and_await_adoption(&sql, &mut nodes, 1, None).await;
 
     // Open the gate: the survivor finishes everything.
     gate.gate_closed.store(false, Ordering::SeqCst);
