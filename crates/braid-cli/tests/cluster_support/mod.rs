@@ -67,17 +67,21 @@ impl Node {
 
     /// The sum of every series of `metric` on its `/metrics` (0 when absent).
     pub async fn metric(&self, metric: &str) -> f64 {
-        let text = self
+        self.try_metric(metric)
+            .await
+            .unwrap_or_else(|| panic!("{}: GET /metrics failed", self.name))
+    }
+
+    /// [`Node::metric`], `None` when the process does not answer.
+    pub async fn try_metric(&self, metric: &str) -> Option<f64> {
+        let resp = self
             .api
             .http
             .get(format!("{}/metrics", self.api.base))
             .send()
             .await
-            .expect("GET /metrics")
-            .text()
-            .await
-            .expect("the metrics");
-        metric_sum(&text, metric)
+            .ok()?;
+        Some(metric_sum(&resp.text().await.ok()?, metric))
     }
 }
 

@@ -158,14 +158,6 @@ impl Braid {
         assert!(st.success(), "kill -{signal} {} failed", self.pid);
     }
 
-    /// Whether the process is still running (not exited, not killed here).
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => c.try_wait().expect("try_wait").is_none(),
-            None => false,
-        }
-    }
-
     pub fn api(&self) -> Api {
         Api {
             base: self.base.clone(),
