@@ -171,6 +171,24 @@ impl Sql {
         deadline: Duration,
         what: impl Fn() -> String,
     ) -> Duration {
+        self.wait_zero(query, bind, deadline)
+            .await
+            .unwrap_or_else(|n| {
+                panic!(
+                    "{}: still {n} after {deadline:?} ({query} with {bind})",
+                    what()
+                )
+            })
+    }
+
+    /// Polls until `query` (with `$1` = `bind`) counts zero: how long it
+    /// took, or the last count once `deadline` has passed.
+    pub async fn wait_zero(
+        &self,
+        query: &'static str,
+        bind: &str,
+        deadline: Duration,
+    ) -> Result<Duration, i64> {
         let t0 = Instant::now();
         loop {
             let n: i64 = sqlx::query_scalar(query)
@@ -179,15 +197,29 @@ impl Sql {
                 .await
                 .unwrap_or_else(|e| panic!("{query}: {e}"));
             if n == 0 {
-                return t0.elapsed();
+                return Ok(t0.elapsed());
             }
-            assert!(
-                t0.elapsed() < deadline,
-                "{}: still {n} after {deadline:?} ({query} with {bind})",
-                what()
-            );
+            if t0.elapsed() > deadline {
+                return Err(n);
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Tasks whose lease has not run out, by claiming process: `(claimed_by,
+    /// tasks, most deliveries, ms until the latest lease ends)`. What a run
+    /// that does not move is waiting for.
+    pub async fn leased_tasks(&self) -> Vec<(Option<String>, i64, i64, i64)> {
+        sqlx::query_as(
+            "SELECT claimed_by, count(*), max(deliveries),
+                    max(lease_until) - (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+               FROM tasks
+              WHERE lease_until > (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+              GROUP BY claimed_by",
+        )
+        .fetch_all(&self.0)
+        .await
+        .expect("leased tasks")
     }
 
     /// The invariants of the shared log, for every run of the database:
