@@ -39,6 +39,10 @@ use std::time::{Duration, Instant};
 /// and to replay the runs.
 const ADOPTION_DEADLINE: Duration = Duration::from_millis(LEASE_MS + 8_000);
 
+/// Counts the runs (children too) still running. Its `$1` is bound to ""
+/// and never matches: [`Sql::wait_zero`] binds one parameter.
+const RUNNING: &str = "SELECT count(*) FROM workflow_runs WHERE status = 'running' AND id <> $1";
+
 /// Runs of the three-process test: `BRAID_CLUSTER_RUNS`, default 60.
 fn run_count() -> u64 {
     match std::env::var("BRAID_CLUSTER_RUNS") {
@@ -285,8 +289,7 @@ async fn three_processes_two_killed_the_survivor_finishes_every_run_exactly_once
     // machine, yet well under the task lease (`executors.lease_ms`, 30 s by
     // default), which an adopted run must never wait for.
     let work = Duration::from_millis(LEASE_MS + 8_000 + 50 * n);
-    let running = "SELECT count(*) FROM workflow_runs WHERE status = 'running' AND id <> $1";
-    if let Err(left) = sql.wait_zero(running, "", work).await {
+    if let Err(left) = sql.wait_zero(RUNNING, "", work).await {
         let leased = sql.leased_tasks().await;
         panic!(
             "{left} runs still running {work:?} after the gate opened, though every run of the \
@@ -545,12 +548,9 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
     a.braid.signal("CONT");
     println!("A SIGCONTed {:?} after it stopped", stopped.elapsed());
 
-    sql.until_zero(
-        "SELECT count(*) FROM workflow_runs WHERE status = 'running' AND id <> $1",
-        "",
-        Duration::from_secs(30),
-        || format!("runs never ended after the split\n{}", logs(&[&a, &b])),
-    )
+    sql.until_zero(RUNNING, "", Duration::from_secs(30), || {
+        format!("runs never ended after the split\n{}", logs(&[&a, &b]))
+    })
     .await;
     // A's late commits were refused: its metric counts them, or its log
     // says so (the counter is read over HTTP; A may also have exited).
