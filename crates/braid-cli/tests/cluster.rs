@@ -319,6 +319,11 @@ async fn three_processes_two_killed_the_survivor_finishes_every_run_exactly_once
         "adoptions: {} (run, epoch) changes; P0's runs adopted in {adopt_p0:?}, P1's in {adopt_p1:?}",
         sql.adoptions().await.len()
     );
+    let live = survivor.metric("braid_runs_live").await;
+    assert_eq!(
+        live, 0.0,
+        "braid_runs_live on the survivor once every run ended"
+    );
     let adopted = survivor.metric("braid_runs_adopted_total").await;
     assert!(
         adopted > 0.0,
@@ -617,6 +622,17 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
         body["context"]["output"]["pieces"].as_array().map(Vec::len),
         Some(BRANCHES as usize),
         "{body:#}"
+    );
+    // A dropped the runs: none is live there any more (docs/observability.md:
+    // "runs live in this process"), while B ended them all.
+    assert_eq!(b.metric("braid_runs_live").await, 0.0, "B: braid_runs_live");
+    let live = a.metric("braid_runs_live").await;
+    assert_eq!(
+        live,
+        0.0,
+        "A: braid_runs_live after it dropped the {} runs it lost\n{}",
+        ks.len(),
+        logs(&[&a])
     );
 }
 
