@@ -16,11 +16,14 @@
 
 mod artifacts;
 mod cluster;
+mod connect;
 mod defs;
 mod runs;
 pub mod testing;
 mod util;
 mod view;
+
+pub use connect::DEFAULT_CONNECT_TIMEOUT;
 
 use async_trait::async_trait;
 use braid_core::definition::Bundle;
@@ -40,7 +43,9 @@ use crate::util::Db;
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// `postgres://user:password@host:port/database?…` (libpq URL syntax).
+    /// `postgres://user:password@host:port/database?…` (libpq URL syntax;
+    /// `connect_timeout=<seconds>` bounds connecting, [`DEFAULT_CONNECT_TIMEOUT`]
+    /// when absent).
     pub url: String,
     /// Connections of the pool.
     pub max_connections: u32,
@@ -137,17 +142,17 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects, migrates (once, under an advisory lock, however many
     /// processes start together) and opens the pool. A database whose
-    /// schema is newer than this binary knows is refused.
+    /// schema is newer than this binary knows is refused. Connecting is
+    /// bounded by the URL's `connect_timeout` (seconds, libpq's name;
+    /// [`DEFAULT_CONNECT_TIMEOUT`] when absent, `0` for no bound).
     pub async fn connect(opts: PgOptions) -> Result<PgStore> {
-        let connect: PgConnectOptions = opts.url.parse().map_err(|e| {
+        let (url, timeout) = connect::split_connect_timeout(&opts.url)?;
+        let connect: PgConnectOptions = url.parse().map_err(|e| {
             Error::Invalid(format!(
                 "database URL: {e} (expected postgres://user@host:port/database)"
             ))
         })?;
-        let mut conn = connect
-            .connect()
-            .await
-            .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
+        let mut conn = connect::bounded(timeout, connect.connect()).await?;
         let migrated = migrate(&mut conn).await;
         // The lock is the session's: closing the connection releases it
         // whatever happened.
@@ -156,9 +161,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .min_connections(0)
-            .connect_with(connect)
-            .await
-            .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
+            .connect_with(connect);
+        let pool = connect::bounded(timeout, pool).await?;
         Ok(PgStore { pool, server: None })
     }
 
@@ -220,7 +224,7 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
     migrator()
         .run_direct(None, &mut *conn, false)
         .await
-        .map_err(|e| Error::Backend(format!("migrating the PostgreSQL database: {e}")))?;
+        .map_err(|e| connect::migrate_error(&e))?;
     // The migration creates them; this puts them back if they were deleted.
     sqlx::raw_sql(
         "INSERT INTO workspaces (id, name) VALUES ('ws_default', 'default') ON CONFLICT DO NOTHING;

@@ -9,8 +9,9 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -52,23 +53,57 @@ pub fn serve_command() -> Command {
     cmd
 }
 
-/// Spawns `braid serve --db DB --bind 127.0.0.1:0 EXTRA…`, stderr piped.
-pub fn spawn_serve(db: &Path, extra: &[&str]) -> Child {
-    serve_command()
-        .arg("--db")
-        .arg(db)
+/// Where a `braid serve` keeps its state, as the flags that name it: a
+/// SQLite file (`Path`) or a PostgreSQL database ([`PgUrl`]).
+pub trait StoreFlags {
+    fn flags(&self) -> Vec<OsString>;
+}
+
+impl StoreFlags for Path {
+    fn flags(&self) -> Vec<OsString> {
+        vec!["--db".into(), self.into()]
+    }
+}
+
+impl StoreFlags for PathBuf {
+    fn flags(&self) -> Vec<OsString> {
+        self.as_path().flags()
+    }
+}
+
+/// A PostgreSQL database: `--database-url URL`.
+pub struct PgUrl(pub String);
+
+impl StoreFlags for PgUrl {
+    fn flags(&self) -> Vec<OsString> {
+        vec!["--database-url".into(), self.0.clone().into()]
+    }
+}
+
+/// [`serve_command`] on `db` (`--db DB` or `--database-url URL`) with
+/// `extra` flags. On PostgreSQL a restarted process adopts the killed one's
+/// runs once its server lease has run out: the lease is kept short.
+fn serve_on<S: StoreFlags + ?Sized>(db: &S, extra: &[&str]) -> Command {
+    let mut cmd = serve_command();
+    cmd.args(db.flags())
         .args(extra)
-        .spawn()
-        .expect("spawn `braid serve`")
+        .env("BRAID_SCALE_OUT__LEASE_MS", "1000")
+        .env("BRAID_SCALE_OUT__HEARTBEAT_MS", "100");
+    cmd
+}
+
+/// Spawns `braid serve --db DB --bind 127.0.0.1:0 EXTRA…` (or
+/// `--database-url URL`), stderr piped.
+pub fn spawn_serve<S: StoreFlags + ?Sized>(db: &S, extra: &[&str]) -> Child {
+    serve_on(db, extra).spawn().expect("spawn `braid serve`")
 }
 
 impl Braid {
-    /// Starts `braid serve --db DB --bind 127.0.0.1:0 EXTRA…` and waits for
-    /// its `braid listening on http://ADDR` line.
-    pub async fn start(db: &Path, extra: &[&str]) -> Braid {
-        let mut cmd = serve_command();
-        cmd.arg("--db").arg(db).args(extra);
-        Braid::launch(cmd).await
+    /// Starts `braid serve --db DB --bind 127.0.0.1:0 EXTRA…` (or
+    /// `--database-url URL`) and waits for its `braid listening on
+    /// http://ADDR` line.
+    pub async fn start<S: StoreFlags + ?Sized>(db: &S, extra: &[&str]) -> Braid {
+        Braid::launch(serve_on(db, extra)).await
     }
 
     /// Spawns `cmd` (a [`serve_command`] with its store) and waits for its
