@@ -454,13 +454,42 @@ async fn check_finished_load(sql: &Sql, survivor: &Node, runs: &[Submitted], hel
 // Split brain
 // ---------------------------------------------------------------------------
 
-/// Two processes; A owns three fan-outs whose LLM calls are in flight; A is
-/// SIGSTOPped past its lease, the calls answer into its sockets, B adopts
-/// the runs and calls again; A is SIGCONTed and its late commits are
-/// refused. Every run completes once with the right output, and A's
-/// `?wait=true` request is answered with the end B committed.
+/// How the owner A loses its runs while its LLM calls are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// SIGSTOP for longer than the lease: B adopts once A's lease runs out.
+    /// On SIGCONT, A either commits the answers first (refused: fenced) or
+    /// its first heartbeat sees that it was not heard from for a lease and
+    /// drops the runs before any commit: both are correct, and which comes
+    /// first is up to its scheduler.
+    StoppedPastLease,
+    /// SIGSTOP for less than A's (long) lease, and A's lease ended in the
+    /// database meanwhile (as when its heartbeats do not get through): B
+    /// adopts, and A, which does not know, commits the answers on SIGCONT.
+    /// These commits must be refused.
+    LeaseEndedInDatabase,
+}
+
+/// Two processes; A owns three fan-outs whose LLM calls are in flight; A
+/// is SIGSTOPped past its lease, the calls answer into its sockets, B
+/// adopts the runs and calls again; A is SIGCONTed and drops the runs
+/// (its late commits, if any, refused). Every run completes once with the
+/// right output, and A's `?wait=true` request is answered with the end B
+/// committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice() {
+    split_brain(Split::StoppedPastLease).await;
+}
+
+/// The same when A's lease ends in the database while A is paused for
+/// less than its own lease: A commits late, and every such commit is
+/// refused (`braid_commits_fenced_total` ≥ 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_whose_lease_ended_unknown_to_it_has_its_late_commits_fenced() {
+    split_brain(Split::LeaseEndedInDatabase).await;
+}
+
+async fn split_brain(split: Split) {
     let Some(db) = TestDb::create().await else {
         return;
     };
@@ -483,8 +512,13 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
         })
         .await
     };
-    let a = Node::start("A", db.url()).await;
-    let b = Node::start("B", db.url()).await;
+    // A long lease when A must not notice its own pause.
+    let lease_ms = match split {
+        Split::StoppedPastLease => LEASE_MS,
+        Split::LeaseEndedInDatabase => 20 * LEASE_MS,
+    };
+    let a = Node::start_with_lease("A", db.url(), lease_ms).await;
+    let b = Node::start_with_lease("B", db.url(), lease_ms).await;
     let sql = Sql::connect(db.url()).await;
     a.api
         .save(fan("cl_split", BRANCHES, "Split", &llm.url))
@@ -527,6 +561,13 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
     let stopped = Instant::now();
     llm.release(calls_in_flight);
     llm.until(|s| s.inflight.load(Ordering::SeqCst) == 0).await;
+    if split == Split::LeaseEndedInDatabase {
+        sqlx::query("UPDATE servers SET lease_until = 0 WHERE id = $1")
+            .bind(&a.id)
+            .execute(&sql.0)
+            .await
+            .expect("end A's lease");
+    }
     let took = sql
         .until_zero(
             "SELECT count(*) FROM workflow_runs WHERE owner = $1 AND status = 'running'",
@@ -551,33 +592,20 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
     }
     println!("A SIGSTOPped; B adopted its runs {took:?} later");
     a.braid.signal("CONT");
-    println!("A SIGCONTed {:?} after it stopped", stopped.elapsed());
+    let paused = stopped.elapsed();
+    println!("A SIGCONTed {paused:?} after it stopped");
+    if split == Split::LeaseEndedInDatabase {
+        assert!(
+            paused < Duration::from_millis(lease_ms),
+            "A was paused for {paused:?}, its lease is {lease_ms} ms: it may have noticed"
+        );
+    }
 
     sql.until_zero(RUNNING, "", Duration::from_secs(30), || {
         format!("runs never ended after the split\n{}", logs(&[&a, &b]))
     })
     .await;
-    // A's late commits were refused: its metric counts them, or its log
-    // says so (the counter is read over HTTP; A may also have exited).
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        let fenced = a
-            .try_metric("braid_commits_fenced_total")
-            .await
-            .unwrap_or(0.0);
-        let logged = a.braid.log().to_lowercase().contains("fenc");
-        if fenced >= 1.0 || logged {
-            println!("A: braid_commits_fenced_total {fenced}, fencing in its log: {logged}");
-            break;
-        }
-        assert!(
-            Instant::now() < end,
-            "A resumed after losing its runs, yet no commit of it was fenced \
-             (braid_commits_fenced_total {fenced})\n{}",
-            logs(&[&a, &b])
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    check_a_dropped_its_runs(split, &a, &b, &ks).await;
 
     // A's ?wait=true request, sent to the owner that then lost the run.
     let (status, body) = tokio::time::timeout(Duration::from_secs(20), waiting)
@@ -634,6 +662,38 @@ async fn a_stopped_owner_is_fenced_when_it_resumes_and_nothing_is_applied_twice(
         ks.len(),
         logs(&[&a])
     );
+}
+
+/// A let go of the runs it lost: its late commits were refused (its
+/// metric counts them), or, after a pause past its lease, its first
+/// heartbeat dropped every run before any commit (its log says so).
+async fn check_a_dropped_its_runs(split: Split, a: &Node, b: &Node, runs: &[(String, u64)]) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let fenced = a
+            .try_metric("braid_commits_fenced_total")
+            .await
+            .unwrap_or(0.0);
+        let log = a.braid.log();
+        let dropped_at_heartbeat = runs.iter().all(|(id, _)| {
+            log.lines()
+                .any(|l| l.contains(id.as_str()) && l.contains("not heard from"))
+        });
+        if fenced >= 1.0 || (split == Split::StoppedPastLease && dropped_at_heartbeat) {
+            println!(
+                "{split:?}: A's braid_commits_fenced_total {fenced}; every run dropped at its \
+                 first heartbeat: {dropped_at_heartbeat}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{split:?}: A resumed after losing its runs, yet no commit of it was fenced \
+             (braid_commits_fenced_total {fenced}) and it did not drop them all\n{}",
+            logs(&[a, b])
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn sql_status(sql: &Sql, run: &str) -> String {

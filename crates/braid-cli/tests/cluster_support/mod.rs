@@ -33,9 +33,14 @@ impl Node {
     /// Starts a process on `url` with the test's short lease and waits for
     /// its address and its `server srv_… (scale-out: …)` line.
     pub async fn start(name: &str, url: &str) -> Node {
+        Node::start_with_lease(name, url, LEASE_MS).await
+    }
+
+    /// [`Node::start`] with a lease of `lease_ms`.
+    pub async fn start_with_lease(name: &str, url: &str, lease_ms: u64) -> Node {
         let mut cmd = serve_command();
         cmd.args(["--database-url", url])
-            .env("BRAID_SCALE_OUT__LEASE_MS", LEASE_MS.to_string())
+            .env("BRAID_SCALE_OUT__LEASE_MS", lease_ms.to_string())
             .env("BRAID_SCALE_OUT__HEARTBEAT_MS", HEARTBEAT_MS.to_string())
             // Adoption and fencing are logged at info; the runtime's lines
             // end up in the failure messages.
