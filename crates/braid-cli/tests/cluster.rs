@@ -10,10 +10,11 @@
 //!   exactly once with the output of an uninterrupted run. Meanwhile a
 //!   process that does not own a run serves its GET, its cancel and its
 //!   live WebSocket;
-//! - split brain: the owner is SIGSTOPped past its lease, the other process
-//!   adopts its runs, and when the owner is SIGCONTed its late commits are
-//!   refused (fencing); nothing is applied twice, and its `?wait=true`
-//!   request is answered with the end the other process committed.
+//! - split brain: the owner is SIGSTOPped past its lease (or briefly, while
+//!   its lease ends in the database), the other process adopts its runs,
+//!   and when the owner is SIGCONTed it drops them, its late commits refused
+//!   (fencing); nothing is applied twice, and its `?wait=true` request is
+//!   answered with the end the other process committed.
 //!
 //! Each test creates its own database (`braid_store_postgres::testing`):
 //! `scripts/pg.sh start` first, or set `BRAID_TEST_DATABASE_URL`. Without a
@@ -380,8 +381,8 @@ async fn check_requests_to_non_owners(nodes: &[Node], runs: &[Submitted], hold: 
         .map(|id| {
             let base = nodes[2].api.base.clone();
             tokio::spawn(async move {
-                let (seqs, end) = read_live(&base, &id, deadline).await;
-                (id, seqs, end)
+                let read = read_live(&base, &id, deadline).await;
+                (id, read)
             })
         })
         .collect();
@@ -390,7 +391,7 @@ async fn check_requests_to_non_owners(nodes: &[Node], runs: &[Submitted], hold: 
 
 /// The live sockets opened on a non-owner.
 struct NonOwner {
-    sockets: Vec<tokio::task::JoinHandle<(String, Vec<i64>, Value)>>,
+    sockets: Vec<tokio::task::JoinHandle<(String, Live)>>,
 }
 
 impl NonOwner {
@@ -398,7 +399,9 @@ impl NonOwner {
     /// 1..last_seq, no gap), then `end` with the run's status and last seq.
     async fn check(self, sql: &Sql) {
         for socket in self.sockets {
-            let (id, seqs, end) = socket.await.expect("the socket's reader");
+            let (id, read) = socket.await.expect("the socket's reader");
+            let (seqs, end) =
+                read.unwrap_or_else(|e| panic!("run {id}'s live stream on a non-owner: {e}"));
             let last: i64 = sqlx::query_scalar("SELECT max(seq) FROM events WHERE run_id = $1")
                 .bind(&id)
                 .fetch_one(&sql.0)

@@ -288,23 +288,38 @@ impl Sql {
 // The live stream of a run
 // ---------------------------------------------------------------------------
 
-/// Reads `/api/runs/{run}/live` on `base` to its end; returns the events'
-/// seqs and the `end` frame. Panics past `deadline`.
-pub async fn read_live(base: &str, run: &str, deadline: Duration) -> (Vec<i64>, Value) {
+/// What a reader of a live stream got: the events' seqs and the `end`
+/// frame, or what went wrong.
+pub type Live = Result<(Vec<i64>, Value), String>;
+
+/// Reads `/api/runs/{run}/live` on `base` to its end: the events' seqs and
+/// the `end` frame, or what went wrong (a closed stream, no end within
+/// `deadline`). Runs in a task of its own; the test judges the result.
+pub async fn read_live(
+    base: &str,
+    run: &str,
+    deadline: Duration,
+) -> Result<(Vec<i64>, Value), String> {
     let url = format!("{}/api/runs/{run}/live", base.replacen("http", "ws", 1));
     let (mut ws, _) = tokio_tungstenite::connect_async(&url)
         .await
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
+        .map_err(|e| format!("{url}: {e}"))?;
     let end_at = tokio::time::Instant::now() + deadline;
     let mut seqs = Vec::new();
     loop {
-        let msg = tokio::time::timeout_at(end_at, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("{url}: no end within {deadline:?}; seqs so far {seqs:?}"));
+        let Ok(msg) = tokio::time::timeout_at(end_at, ws.next()).await else {
+            return Err(format!(
+                "{url}: no end within {deadline:?}; seqs so far {seqs:?}"
+            ));
+        };
         let text = match msg {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("{url}: the stream stopped before its end: {other:?}; seqs {seqs:?}"),
+            other => {
+                return Err(format!(
+                    "{url}: the stream stopped before its end: {other:?}; seqs {seqs:?}"
+                ));
+            }
         };
         let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
         match frame["type"].as_str() {
@@ -315,8 +330,8 @@ pub async fn read_live(base: &str, run: &str, deadline: Duration) -> (Vec<i64>, 
                     .iter()
                     .map(|e| e["seq"].as_i64().expect("seq")),
             ),
-            Some("end") => return (seqs, frame),
-            _ => panic!("{url}: unknown frame {frame}"),
+            Some("end") => return Ok((seqs, frame)),
+            _ => return Err(format!("{url}: unknown frame {frame}")),
         }
     }
 }
