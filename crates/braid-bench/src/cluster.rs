@@ -98,6 +98,8 @@ pub struct Round {
     pub machine_cpu_s: f64,
     /// 1-minute load average when the round started.
     pub load_before: f64,
+    /// The round's database (dropped at its end).
+    pub database: String,
 }
 
 impl Round {
@@ -454,7 +456,13 @@ pub async fn round(
     rep: usize,
 ) -> anyhow::Result<Round> {
     let db = BenchDb::create(&args.database_url).await?;
-    let result = round_on(args, braid, processes, rep, db.url()).await;
+    let name = db.name().to_string();
+    let result = round_on(args, braid, processes, rep, db.url())
+        .await
+        .map(|r| Round {
+            database: name,
+            ..r
+        });
     if let Err(e) = db.drop_now().await {
         eprintln!("  dropping the round's database: {e:#}");
     }

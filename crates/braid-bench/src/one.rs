@@ -62,6 +62,9 @@ pub struct OneResult {
     /// `sqlite` or `postgres`.
     #[serde(default = "sqlite")]
     pub backend: String,
+    /// The PostgreSQL database the case ran on (dropped at its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
 }
 
 fn sqlite() -> String {
@@ -84,6 +87,7 @@ impl OneResult {
             db: None,
             view: None,
             backend: sqlite(),
+            database: None,
         }
     }
 
@@ -139,6 +143,7 @@ pub async fn measure_with_view(
         }
     };
     out.setup_s = t0.elapsed().as_secs_f64();
+    out.database = bench.database_name();
     for k in 0..warmup + runs {
         match bench.run().await {
             Ok(s) => {

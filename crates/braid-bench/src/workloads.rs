@@ -437,6 +437,14 @@ impl Bench {
         })
     }
 
+    /// The PostgreSQL database's name (none on SQLite).
+    pub fn database_name(&self) -> Option<String> {
+        match &*self.holder.lock().expect("holder") {
+            Some(Holder::Pg(db)) => Some(db.name().to_string()),
+            _ => None,
+        }
+    }
+
     fn store(&self) -> &Arc<dyn Store> {
         self.engine.store()
     }
