@@ -59,6 +59,15 @@ start() {
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   as_pg "$bin/initdb" -D "$dir/data" -A trust -U braid -E UTF8 >"$dir/initdb.log" 2>&1 ||
     { cat "$dir/initdb.log" >&2; exit 1; }
+  # Every local connection is trusted, except over TCP for members of
+  # braid_password_login, who must give their password: the tests of a
+  # wrong password need a server that checks one (created below; the first
+  # matching line of pg_hba.conf wins). Rewritten in place, so the file
+  # keeps its owner.
+  local hba="$dir/data/pg_hba.conf"
+  { echo "host all +braid_password_login 127.0.0.1/32 scram-sha-256"; cat "$hba"; } >"$dir/pg_hba.conf.new"
+  cat "$dir/pg_hba.conf.new" >"$hba"
+  rm "$dir/pg_hba.conf.new"
   # fsync stays on (the default): timings must be comparable with SQLite's.
   # Enough connections for nextest's parallel tests, each with its pool.
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
@@ -67,7 +76,8 @@ start() {
   mkdir -p target
   printf '%s\n%s\n' "$dir" "$bin" >"$STATE"
   local url="postgresql://braid@127.0.0.1:$port/braid_test"
-  "$bin/psql" -q "postgresql://braid@127.0.0.1:$port/postgres" -c 'CREATE DATABASE braid_test' >/dev/null
+  "$bin/psql" -q "postgresql://braid@127.0.0.1:$port/postgres" -c 'CREATE DATABASE braid_test' \
+    -c 'CREATE ROLE braid_password_login NOLOGIN' >/dev/null
   echo "$url" >"$URL_FILE"
   echo "$url"
 }

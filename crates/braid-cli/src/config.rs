@@ -91,6 +91,8 @@ pub const KEYS: &[Key] = &[
     key("executors.workers", "--workers", false, false),
     key("executors.lease_ms", "--lease-ms", false, false),
     key("executors.poll_ms", "--poll-ms", false, false),
+    key("scale_out.heartbeat_ms", "--heartbeat-ms", false, false),
+    key("scale_out.lease_ms", "--server-lease-ms", false, false),
     key(
         "snapshots.every_events",
         "--snapshot-every-events",
@@ -115,6 +117,8 @@ pub struct Config {
     pub server: Server,
     /// The pool that runs actions.
     pub executors: Executors,
+    /// Several processes on one PostgreSQL database.
+    pub scale_out: ScaleOut,
     /// Run state snapshots.
     pub snapshots: Snapshots,
     /// Traces (metrics are always served at `/metrics`).
@@ -178,6 +182,18 @@ pub struct Executors {
     pub poll_ms: u64,
 }
 
+/// `[scale_out]`: several `braid serve` processes on one PostgreSQL
+/// database (docs/postgres.md). Not used on SQLite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScaleOut {
+    /// How often a process renews its lease, adopts the runs of processes
+    /// that are gone and reads cancels requested elsewhere.
+    pub heartbeat_ms: u64,
+    /// A process unheard of for this long is dead: its runs are adopted.
+    pub lease_ms: u64,
+}
+
 /// `[snapshots]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +237,10 @@ impl Default for Config {
                 workers: engine.workers,
                 lease_ms: engine.lease_ms as u64,
                 poll_ms: engine.poll_ms,
+            },
+            scale_out: ScaleOut {
+                heartbeat_ms: 1_000,
+                lease_ms: 10_000,
             },
             snapshots: Snapshots {
                 every_events: engine.snapshot_every_events,
@@ -279,6 +299,14 @@ pub struct Flags {
     /// (executors.poll_ms) [default: 1000].
     #[arg(long, value_name = "MS")]
     pub poll_ms: Option<u64>,
+    /// Heartbeat period of a process on PostgreSQL, in milliseconds
+    /// (scale_out.heartbeat_ms) [default: 1000].
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_ms: Option<u64>,
+    /// How long a process on PostgreSQL may go unheard of before the others
+    /// adopt its runs, in milliseconds (scale_out.lease_ms) [default: 10000].
+    #[arg(long = "server-lease-ms", value_name = "MS")]
+    pub server_lease_ms: Option<u64>,
     /// Events between run snapshots (snapshots.every_events) [default: 100].
     #[arg(long, value_name = "N")]
     pub snapshot_every_events: Option<u64>,
@@ -371,7 +399,7 @@ impl Effective {
     /// a port, two stores at once.
     fn range_problems(&self) -> Vec<String> {
         let c = &self.config;
-        let counts: [(&str, u64, u64); 5] = [
+        let counts: [(&str, u64, u64); 7] = [
             (
                 "server.body_limit_bytes",
                 c.server.body_limit_bytes as u64,
@@ -381,6 +409,12 @@ impl Effective {
             ("executors.lease_ms", c.executors.lease_ms, MAX_LEASE_MS),
             ("executors.poll_ms", c.executors.poll_ms, u64::MAX),
             ("snapshots.every_events", c.snapshots.every_events, u64::MAX),
+            (
+                "scale_out.heartbeat_ms",
+                c.scale_out.heartbeat_ms,
+                MAX_LEASE_MS,
+            ),
+            ("scale_out.lease_ms", c.scale_out.lease_ms, MAX_LEASE_MS),
         ];
         let mut issues = Vec::new();
         for (path, value, max) in counts {
@@ -395,6 +429,16 @@ impl Effective {
                     self.source(path)
                 ));
             }
+        }
+        let so = &c.scale_out;
+        if so.heartbeat_ms > 0 && so.heartbeat_ms >= so.lease_ms {
+            issues.push(format!(
+                "scale_out.heartbeat_ms: invalid value {} in {}: expected less than \
+                 scale_out.lease_ms ({}), or a live process would be taken for dead",
+                so.heartbeat_ms,
+                self.source("scale_out.heartbeat_ms"),
+                so.lease_ms
+            ));
         }
         let bind = &c.server.bind;
         let has_port = bind

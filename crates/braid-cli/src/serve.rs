@@ -1,11 +1,11 @@
 //! `braid serve`: the engine, the HTTP API and the executors on one SQLite
-//! file or one PostgreSQL database, configured by [`crate::config`], until SIGTERM or Ctrl-C, with its
+//! file, or as one of several processes on a PostgreSQL database, configured by [`crate::config`], until SIGTERM or Ctrl-C, with its
 //! metrics and traces ([`crate::telemetry`]).
 
 use crate::config::Effective;
 use crate::config::StoreChoice;
 use anyhow::{Context as _, Result};
-use braid_runtime::Engine;
+use braid_runtime::{ClusterOptions, Engine};
 use braid_store::Store;
 use braid_store_postgres::PgStore;
 use braid_store_sqlite::SqliteStore;
@@ -17,11 +17,13 @@ use std::time::Duration;
 /// `server.shutdown_grace_s`.
 pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     let server = &effective.config.server;
-    let (store, described) = open_store(effective.store()).await?;
+    let (store, described, cluster) = open_store(effective).await?;
     let telemetry = crate::telemetry::start(&effective.config.telemetry)?;
     let opts = braid_runtime::Options {
         metrics: true,
         traces: telemetry.traces.clone(),
+        exclusive: cluster.is_none(),
+        cluster,
         ..effective.engine_options()
     };
     let engine = Engine::start(store, opts).await?;
@@ -43,7 +45,13 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     };
     braid_server::serve(listener, state, shutdown_signal()).await?;
     let grace_s = server.shutdown_grace_s;
-    eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    if engine.cluster_poll().is_some() {
+        eprintln!(
+            "shutting down: committing what is done and giving runs up to the other processes"
+        );
+    } else {
+        eprintln!("shutting down: letting in-flight actions finish (up to {grace_s} s)");
+    }
     engine.shutdown(Duration::from_secs(grace_s)).await;
     if let Some(traces) = &telemetry.traces {
         traces.shutdown().await;
@@ -51,33 +59,44 @@ pub async fn serve(effective: &Effective) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the configured store for this process alone, and says what it is
-/// (a PostgreSQL URL with its password masked).
+/// Opens the configured store, and says what it is (a PostgreSQL URL with
+/// its password masked).
 ///
-/// The engine adopts every live run and releases every task lease at start
-/// (`Options::exclusive`), so one process serves a database: a lock file
-/// beside a SQLite file, a session advisory lock on PostgreSQL. Several
-/// processes on one PostgreSQL database need run ownership first
-/// (docs/postgres.md, "Next step").
-async fn open_store(choice: StoreChoice<'_>) -> Result<(Arc<dyn Store>, String)> {
-    match choice {
+/// A SQLite file is served by this process alone (a lock file beside it):
+/// the engine adopts every live run and releases every task lease at
+/// start. A PostgreSQL database may be shared by several processes: this
+/// one joins them as a new `servers` row (docs/postgres.md).
+async fn open_store(
+    effective: &Effective,
+) -> Result<(Arc<dyn Store>, String, Option<ClusterOptions>)> {
+    match effective.store() {
         StoreChoice::Sqlite(db) => {
             crate::lock_database(db)?;
             let store = SqliteStore::open_path(db)
                 .await
                 .with_context(|| format!("opening database {}", db.display()))?;
-            Ok((Arc::new(store), db.display().to_string()))
+            Ok((Arc::new(store), db.display().to_string(), None))
         }
         StoreChoice::Postgres(url) => {
             let shown = crate::config::mask_url(url);
-            let store = PgStore::connect_url(url)
+            let mut store = PgStore::connect_url(url)
                 .await
                 .with_context(|| format!("opening PostgreSQL database {shown}"))?;
-            store
-                .lock_exclusive()
-                .await
-                .with_context(|| format!("PostgreSQL database {shown}"))?;
-            Ok((Arc::new(store), shown))
+            let server_id = braid_runtime::IdGen::id(&braid_runtime::UuidIds, "srv");
+            store.serve_as(&server_id);
+            let store = Arc::new(store);
+            let so = &effective.config.scale_out;
+            eprintln!(
+                "server {server_id} (scale-out: heartbeat {} ms, lease {} ms)",
+                so.heartbeat_ms, so.lease_ms
+            );
+            let cluster = ClusterOptions {
+                store: store.clone(),
+                server_id,
+                heartbeat_ms: so.heartbeat_ms,
+                lease_ms: i64::try_from(so.lease_ms).unwrap_or(i64::MAX),
+            };
+            Ok((store, shown, Some(cluster)))
         }
     }
 }

@@ -102,7 +102,7 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
         serde_json::json!([]),
         "default",
     );
-    assert_eq!(config.as_object().unwrap().len(), 14, "{config:#}");
+    assert_eq!(config.as_object().unwrap().len(), 16, "{config:#}");
 
     // The text form: a TOML file with each value's source beside it.
     let o = braid(d, &[&["config"][..], &flags].concat(), &env);
@@ -142,7 +142,7 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let serve = ["serve", "--db", "serve.db", "--bind", "127.0.0.1:0"];
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
         (
             "[server]\nallowed_origins = [\"http://ok.example\", \"evil.example/x\"]\n",
             &[],
@@ -186,6 +186,14 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
             "[executors]\npoll_ms = 0\n",
             &[],
             &["executors.poll_ms: invalid value 0 in braid.toml: expected at least 1"],
+        ),
+        (
+            "[scale_out]\nlease_ms = 500\n",
+            &[("BRAID_SCALE_OUT__HEARTBEAT_MS", "800")],
+            &[
+                "scale_out.heartbeat_ms: invalid value 800 in BRAID_SCALE_OUT__HEARTBEAT_MS \
+                 environment variable: expected less than scale_out.lease_ms (500)",
+            ],
         ),
     ];
     for (file, env, expected) in cases {
@@ -458,39 +466,44 @@ fn serve_until_listening(dir: &Path, args: &[&str]) -> (Server, String) {
             break rest.split_whitespace().next().unwrap().to_string();
         }
     };
+    // Keep reading: a closed pipe would fail the server's next log line.
+    std::thread::spawn(move || lines.for_each(drop));
     (server, addr)
 }
 
 #[tokio::test]
-async fn serve_runs_on_a_postgres_database_url_one_process_at_a_time() {
+async fn serve_runs_on_a_postgres_database_url_and_more_processes_join_it() {
     let Some(db) = braid_store_postgres::testing::TestDb::create().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let args = ["serve", "--bind", "127.0.0.1:0", "--database-url", db.url()];
-    let (_server, addr) = serve_until_listening(d, &args);
-    let get = |path: &str| {
-        let mut stream = TcpStream::connect(&addr).unwrap();
+    let get = |addr: &str, path: &str| {
+        let mut stream = TcpStream::connect(addr).unwrap();
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: braid\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut answer = String::new();
         let _ = stream.read_to_string(&mut answer);
         answer
     };
-    let runs = get("/api/runs");
-    assert!(runs.starts_with("HTTP/1.1 200"), "{runs}");
+    let (_first, a) = serve_until_listening(d, &args);
+    // A second process on the same database joins the first.
+    let (_second, b) = serve_until_listening(d, &args);
+    for addr in [&a, &b] {
+        let runs = get(addr, "/api/runs");
+        assert!(runs.starts_with("HTTP/1.1 200"), "{runs}");
+        let metrics = get(addr, "/metrics");
+        assert!(metrics.contains("braid_servers_live 2"), "{metrics}");
+    }
     assert!(!d.join("braid.db").exists(), "no SQLite file beside it");
-
-    // A second process on the same database is refused while the first serves.
-    let o = braid(d, &args, &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("in use by another braid process"),
-        "{}",
-        stderr(&o)
-    );
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM servers WHERE stopped_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(live, 2);
 }

@@ -3,7 +3,10 @@
 //! - SIGKILL at seeded random moments while 20 fan-out runs are in flight,
 //!   restart on the same file: every run ends exactly as an uninterrupted run
 //!   would (outputs, one artifact per run, a gap-free event log with one final
-//!   event, every result applied once);
+//!   event, every result applied once); one seed also runs on PostgreSQL
+//!   (`--database-url`, a database of `scripts/pg.sh`'s test server of its
+//!   own; without that server it prints why and passes, except under
+//!   `CI=true`);
 //! - a retry that was waiting (durable `not_before`) when the process was
 //!   killed still happens after the restart, not before its time;
 //! - SIGTERM lets in-flight LLM calls finish, makes their results durable and
@@ -17,11 +20,13 @@
 //! `BRAID_CRASH_SEED=<seed>[,<seed>…] cargo test -p braid-cli --test crash -- --nocapture`
 //! (seeds are decimal or 0x-hex; each prints its kill points).
 
+use braid_store_postgres::testing::TestDb;
 use braid_testkit::{MockLlm, Plan};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,9 @@ const JUDGES: u64 = 3;
 /// 0xe: small `snapshot_every_events`); a second kill during recovery
 /// (0x10, 0x13, 0xb).
 const SEEDS: [u64; 6] = [0x10, 0x13, 0xd, 0x1d, 0xe, 0xb];
+/// The crash case run on PostgreSQL as well: recovery from snapshots
+/// (`snapshot_every_events` 2) and a second kill 28 ms into recovery.
+const PG_SEEDS: [u64; 1] = [0x13];
 /// How long runs may take to end after the last restart. Shorter than the
 /// default 30 s task lease on purpose: a restarted server must not wait for
 /// the leases of the process it replaces.
@@ -59,15 +67,46 @@ struct Braid {
     log: Arc<Mutex<String>>,
 }
 
-/// Spawns `braid serve --db DB --bind 127.0.0.1:0 EXTRA…`, stderr piped.
-fn spawn_serve(db: &Path, extra: &[&str]) -> Child {
+/// Where a `braid serve` keeps its state, as the flags that name it: a
+/// SQLite file (`Path`) or a PostgreSQL database ([`PgUrl`]).
+trait StoreFlags {
+    fn flags(&self) -> Vec<OsString>;
+}
+
+impl StoreFlags for Path {
+    fn flags(&self) -> Vec<OsString> {
+        vec!["--db".into(), self.into()]
+    }
+}
+
+impl StoreFlags for PathBuf {
+    fn flags(&self) -> Vec<OsString> {
+        self.as_path().flags()
+    }
+}
+
+/// A PostgreSQL database: `--database-url URL`.
+struct PgUrl(String);
+
+impl StoreFlags for PgUrl {
+    fn flags(&self) -> Vec<OsString> {
+        vec!["--database-url".into(), self.0.clone().into()]
+    }
+}
+
+/// Spawns `braid serve --db DB --bind 127.0.0.1:0 EXTRA…` (or
+/// `--database-url URL`), stderr piped.
+fn spawn_serve<S: StoreFlags + ?Sized>(db: &S, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_braid"))
         .arg("serve")
-        .arg("--db")
-        .arg(db)
+        .args(db.flags())
         .args(["--bind", "127.0.0.1:0"])
         .args(extra)
         .env("BRAID_LOG", "warn,braid_runtime=info")
+        // On PostgreSQL a restarted process adopts the killed one's runs
+        // once its server lease has run out: keep that short.
+        .env("BRAID_SCALE_OUT__LEASE_MS", "1000")
+        .env("BRAID_SCALE_OUT__HEARTBEAT_MS", "100")
         .env_remove("BRAID_EXECUTORS__LEASE_MS")
         .env_remove("BRAID_EXECUTORS__WORKERS")
         .env_remove("DATABASE_URL")
@@ -81,7 +120,7 @@ fn spawn_serve(db: &Path, extra: &[&str]) -> Child {
 impl Braid {
     /// Starts `braid serve --db DB --bind 127.0.0.1:0 EXTRA…` and waits for
     /// its `braid listening on http://ADDR` line.
-    async fn start(db: &Path, extra: &[&str]) -> Braid {
+    async fn start<S: StoreFlags + ?Sized>(db: &S, extra: &[&str]) -> Braid {
         let mut child = spawn_serve(db, extra);
         let pid = child.id();
         let stderr = child.stderr.take().expect("piped stderr");
@@ -655,7 +694,8 @@ impl CrashCase {
     }
 }
 
-fn seeds() -> Vec<u64> {
+/// `BRAID_CRASH_SEED`'s seeds, else `default`.
+fn seeds(default: &[u64]) -> Vec<u64> {
     match std::env::var("BRAID_CRASH_SEED") {
         Ok(s) if !s.trim().is_empty() => s
             .split(',')
@@ -668,7 +708,7 @@ fn seeds() -> Vec<u64> {
                 .unwrap_or_else(|_| panic!("BRAID_CRASH_SEED: `{s}` is not a number"))
             })
             .collect(),
-        _ => SEEDS.to_vec(),
+        _ => default.to_vec(),
     }
 }
 
@@ -691,16 +731,55 @@ async fn set_snapshot_every(db: &Path, n: u64) {
     conn.close().await.expect("close");
 }
 
-async fn crash_case(case: &CrashCase) {
+/// [`set_snapshot_every`] on a new PostgreSQL database.
+async fn set_snapshot_every_pg(url: &str, n: u64) {
+    let store = braid_store_postgres::PgStore::connect_url(url)
+        .await
+        .expect("create the schema");
+    sqlx::query("UPDATE projects SET snapshot_every_events = $1")
+        .bind(n as i64)
+        .execute(store.pool())
+        .await
+        .expect("set snapshot_every_events");
+    store.close().await;
+}
+
+/// The store a crash case runs on.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+async fn crash_case(case: &CrashCase, backend: Backend) {
     let t0 = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = dir.path().join("braid.db");
-    if let Some(n) = case.snapshot_every {
-        set_snapshot_every(&db, n).await;
-    }
+    // Keeps the PostgreSQL test database until the end (dropped after the
+    // servers, declared later).
+    let pg: TestDb;
+    let db: Box<dyn StoreFlags> = match backend {
+        Backend::Sqlite => {
+            let db = dir.path().join("braid.db");
+            if let Some(n) = case.snapshot_every {
+                set_snapshot_every(&db, n).await;
+            }
+            Box::new(db)
+        }
+        Backend::Postgres => {
+            let Some(test_db) = TestDb::create().await else {
+                return;
+            };
+            pg = test_db;
+            if let Some(n) = case.snapshot_every {
+                set_snapshot_every_pg(pg.url(), n).await;
+            }
+            Box::new(PgUrl(pg.url().to_owned()))
+        }
+    };
+    let db = &*db;
     let llm = MockLlm::start(judge_planner(None)).await;
     // The default lease (30 s): recovery must not wait for it.
-    let mut server = Braid::start(&db, &[]).await;
+    let mut server = Braid::start(db, &[]).await;
     let api = server.api();
     let runs = start_panels(&api, &llm.url, ", max_concurrency: 8", RUNS).await;
     let started = Instant::now();
@@ -722,7 +801,7 @@ async fn crash_case(case: &CrashCase) {
     );
 
     // Restart (and maybe kill again during recovery).
-    let mut server = Braid::start(&db, &[]).await;
+    let mut server = Braid::start(db, &[]).await;
     let mut restarted = Instant::now();
     if let Some(ms) = case.second_kill_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -732,7 +811,7 @@ async fn crash_case(case: &CrashCase) {
             "seed {:#x}: second SIGKILL {ms} ms after the restart ({seen} calls seen)",
             case.seed
         );
-        server = Braid::start(&db, &[]).await;
+        server = Braid::start(db, &[]).await;
         restarted = Instant::now();
     }
     let api = server.api();
@@ -775,14 +854,26 @@ async fn crash_case(case: &CrashCase) {
 /// uninterrupted run would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_then_restart_completes_every_run_exactly_once() {
-    for seed in seeds() {
+    crash_cases(&SEEDS, Backend::Sqlite).await;
+}
+
+/// The same on PostgreSQL (`braid serve --database-url`, restarted on the
+/// same database), for the seeds of [`PG_SEEDS`].
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_then_restart_on_postgres_completes_every_run_exactly_once() {
+    crash_cases(&PG_SEEDS, Backend::Postgres).await;
+}
+
+async fn crash_cases(default: &[u64], backend: Backend) {
+    for seed in seeds(default) {
         let case = CrashCase::from_seed(seed);
         println!(
-            "crash case {seed:#x}: snapshot_every_events {:?}, first SIGKILL {} ms after call #{}, \
-             second SIGKILL {:?} ms after the restart (BRAID_CRASH_SEED={seed:#x} to repeat)",
+            "crash case {seed:#x} on {backend:?}: snapshot_every_events {:?}, first SIGKILL {} ms \
+             after call #{}, second SIGKILL {:?} ms after the restart \
+             (BRAID_CRASH_SEED={seed:#x} to repeat)",
             case.snapshot_every, case.kill_delay_ms, case.kill_after_calls, case.second_kill_ms
         );
-        crash_case(&case).await;
+        crash_case(&case, backend).await;
     }
 }
 

@@ -23,7 +23,31 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) type Ticket = u64;
 
 /// How a request ended: `Ok` once durable.
-pub(crate) type Outcome = Result<(), String>;
+pub(crate) type Outcome = Result<(), CommitError>;
+
+/// Why a request was not written. Every request of a failed transaction
+/// gets the same error.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CommitError {
+    /// The transaction was refused because this run's epoch moved on:
+    /// another process adopted it (scale-out fencing). Its coordinator
+    /// drops the run; the other runs of the batch go on from the database.
+    Fenced(String),
+    /// Anything else (the store failed, a dependency was not written).
+    Failed(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Fenced(run) => write!(
+                f,
+                "run {run} is owned by another process now; its commit was refused"
+            ),
+            CommitError::Failed(m) => f.write_str(m),
+        }
+    }
+}
 
 struct Request {
     ticket: Ticket,
@@ -57,9 +81,9 @@ impl Committer {
                 for r in buf.drain(..) {
                     if let Some(t) = r.after.iter().find(|t| failed.contains(t)) {
                         failed.insert(r.ticket);
-                        let _ = r.reply.send(Err(format!(
+                        let _ = r.reply.send(Err(CommitError::Failed(format!(
                             "a write this one depends on (commit {t}) failed"
-                        )));
+                        ))));
                         continue;
                     }
                     ops.extend(r.ops);
@@ -71,14 +95,24 @@ impl Committer {
                 } else {
                     let events = if metrics { written_events(&ops) } else { 0 };
                     let started = Instant::now();
-                    let r = store.commit(ops).await.map_err(|e| e.to_string());
+                    let r = store.commit(ops).await.map_err(|e| match e {
+                        braid_store::Error::Fenced(run) => CommitError::Fenced(run),
+                        e => CommitError::Failed(e.to_string()),
+                    });
                     if r.is_ok() {
                         telemetry::store_committed(metrics, started.elapsed(), events);
                     }
                     r
                 };
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, "group commit failed");
+                    match e {
+                        CommitError::Fenced(_) => {
+                            tracing::warn!(error = %e, "group commit refused")
+                        }
+                        CommitError::Failed(_) => {
+                            tracing::error!(error = %e, "group commit failed")
+                        }
+                    }
                     failed.extend(tickets);
                 }
                 for r in replies {
@@ -108,7 +142,9 @@ impl Committer {
             after,
             reply,
         }) {
-            let _ = r.reply.send(Err("the commit task has stopped".to_string()));
+            let _ = r.reply.send(Err(CommitError::Failed(
+                "the commit task has stopped".into(),
+            )));
         }
         (ticket, rx)
     }
@@ -116,7 +152,7 @@ impl Committer {
     /// Waits for a submitted request.
     pub(crate) async fn done(rx: &mut oneshot::Receiver<Outcome>) -> Outcome {
         rx.await
-            .map_err(|_| "the commit task has stopped".to_string())?
+            .map_err(|_| CommitError::Failed("the commit task has stopped".into()))?
     }
 
     /// Writes `ops` durably (together with whatever else is queued).

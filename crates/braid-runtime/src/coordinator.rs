@@ -10,7 +10,7 @@
 mod writes;
 
 use crate::clock::deadline_after;
-use crate::committer::{Committer, Ticket};
+use crate::committer::{CommitError, Committer, Ticket};
 use crate::dispatch::TaskEnvelope;
 use crate::events::load_state;
 use crate::inbox::{Inbox, Msg, child_outcome};
@@ -91,6 +91,8 @@ pub(crate) fn spawn_new_run(
         created_at: now,
         started_at: None,
         ended_at: None,
+        owner: inner.server_id().map(str::to_string),
+        epoch: if inner.server_id().is_some() { 1 } else { 0 },
     };
     let state = RunState::new(run_id);
     let coordinator = Coordinator::new(inner, graph, state, record, true, snapshot_every);
@@ -494,8 +496,12 @@ impl Coordinator {
         &mut self,
         flight: Flight,
         inflight: &mut VecDeque<Flight>,
-        error: &str,
+        error: &CommitError,
     ) -> Option<Vec<Input>> {
+        if matches!(error, CommitError::Fenced(run) if *run == self.record.id) {
+            self.lost();
+            return None;
+        }
         let mut unapplied = flight.acks;
         let mut again = flight.inputs;
         let mut never_created = flight.creates;
@@ -509,9 +515,30 @@ impl Coordinator {
             self.inner.forget_run(&self.record.id, self.generation);
             return None;
         }
-        tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database");
+        match error {
+            // Another run of the same transaction was fenced: nothing is
+            // wrong with this one.
+            CommitError::Fenced(_) => {
+                tracing::info!(run = %self.record.id, error = %error, "commit refused with another run's; reloading the run from the database")
+            }
+            CommitError::Failed(_) => {
+                tracing::error!(run = %self.record.id, error = %error, "commit failed; reloading the run from the database")
+            }
+        }
         self.reload(&unapplied).await;
         Some(again)
+    }
+
+    /// Another process adopted this run (its commit was fenced): this
+    /// process stops writing it and running its attempts. Whoever waits
+    /// for its end here is answered from the database by the new owner's
+    /// commits.
+    fn lost(&mut self) {
+        tracing::warn!(run = %self.record.id, epoch = self.record.epoch,
+            "another process owns this run now; dropping it here");
+        crate::telemetry::commit_fenced(self.inner.telemetry.metrics);
+        self.inner.forget_run(&self.record.id, self.generation);
+        self.inner.dispatcher.cancel_run(&self.record.id);
     }
 
     /// After a failed commit: releases the leases of the tasks whose results

@@ -103,6 +103,18 @@ impl Dispatcher {
         }
     }
 
+    /// Aborts every in-flight attempt of a run this process no longer owns.
+    pub(crate) fn cancel_run(&self, run_id: &str) {
+        let mut map = self.inflight.lock().expect("inflight lock");
+        map.retain(|(run, _), f| {
+            let keep = run != run_id;
+            if !keep {
+                f.abort.abort();
+            }
+            keep
+        });
+    }
+
     /// Stops claiming and starting attempts and waits up to `deadline` for
     /// those in flight. Real time, not the engine's clock: this bounds how
     /// long a process takes to stop.

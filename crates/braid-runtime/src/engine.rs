@@ -3,6 +3,7 @@
 //! their events and shut down.
 
 use crate::children;
+use crate::cluster;
 use crate::committer::Committer;
 use crate::coordinator;
 use crate::dispatch::Dispatcher;
@@ -37,13 +38,19 @@ impl Engine {
         let (inner, child_starts) = Inner::new(store, &opts, committer, dispatcher);
         let inner = Arc::new(inner);
         children::spawn_starter(&inner, child_starts);
-        if opts.exclusive {
-            let released = inner.store.release_all_leases().await?;
-            if released > 0 {
-                tracing::info!(released, "released the task leases of a previous process");
+        if let Some(c) = &opts.cluster {
+            // Other processes may be serving the database: adopt only the
+            // runs whose owner is gone, and leave every lease alone.
+            cluster::join(&inner, c).await?;
+        } else {
+            if opts.exclusive {
+                let released = inner.store.release_all_leases().await?;
+                if released > 0 {
+                    tracing::info!(released, "released the task leases of a previous process");
+                }
             }
+            recovery::recover(&inner).await?;
         }
-        recovery::recover(&inner).await?;
         let http = opts.http.clone().unwrap_or_else(braid_llm::http_client);
         executor::spawn(&inner, Executor::new(&opts, http), handed);
         Ok(Engine { inner })
@@ -138,7 +145,10 @@ impl Engine {
         Ok(run_id)
     }
 
-    /// Cancels a live run and its live child runs.
+    /// Cancels a live run and its live child runs. In a cluster, a run
+    /// owned by another process is cancelled by its owner: the request is
+    /// recorded, and this returns once the run has ended (or after
+    /// [`REMOTE_CANCEL_WAIT`] with the request still standing).
     pub async fn cancel(&self, run_id: &str, reason: &str) -> Result<(), Error> {
         if let Some(tx) = self.inner.inbox(run_id) {
             let (reply, done) = oneshot::channel();
@@ -155,6 +165,12 @@ impl Engine {
                 return Ok(());
             }
         }
+        if let Some(c) = &self.inner.cluster
+            && c.store.request_cancel(run_id, reason).await?
+        {
+            self.wait(run_id, REMOTE_CANCEL_WAIT).await?;
+            return Ok(());
+        }
         match self.inner.store.get_run(run_id).await? {
             None => Err(Error::NotFound(format!("run `{run_id}` does not exist"))),
             Some(r) if r.status != RunStatus::Running => Err(Error::RunEnded(run_id.into())),
@@ -163,26 +179,52 @@ impl Engine {
     }
 
     /// Waits until a run has ended or `timeout` passes; returns the run record
-    /// (whatever its status) or `None` if it does not exist.
+    /// (whatever its status) or `None` if it does not exist. In a cluster
+    /// the run may end in another process: its commits wake this wait, and
+    /// the database is read again every heartbeat in case a wake-up was lost.
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Result<Option<RunRecord>, Error> {
-        let ended = self.inner.wait_for_end(run_id);
-        let Some(r) = self.inner.store.get_run(run_id).await? else {
-            return Ok(None);
-        };
-        if r.status != RunStatus::Running {
-            return Ok(Some(r));
-        }
         // Real time: `timeout` bounds the caller's wait (a long poll), not
         // anything in the run.
-        let _ = tokio::time::timeout(timeout, ended).await;
-        Ok(self.inner.store.get_run(run_id).await?)
+        let deadline = tokio::time::Instant::now() + timeout;
+        let poll = self.cluster_poll();
+        loop {
+            let ended = self.inner.wait_for_end(run_id);
+            let Some(r) = self.inner.store.get_run(run_id).await? else {
+                return Ok(None);
+            };
+            let now = tokio::time::Instant::now();
+            if r.status != RunStatus::Running || now >= deadline {
+                return Ok(Some(r));
+            }
+            let step = match poll {
+                Some(p) => p.min(deadline - now),
+                None => deadline - now,
+            };
+            let _ = tokio::time::timeout(step, ended).await;
+        }
     }
 
-    /// Stops claiming new tasks and waits up to `deadline` for in-flight attempts.
+    /// In a cluster, how often a reader of another process's run looks at
+    /// the database when no wake-up came (`None`: this process serves the
+    /// database alone, so every change is seen as it is committed).
+    pub fn cluster_poll(&self) -> Option<Duration> {
+        self.inner
+            .cluster
+            .as_ref()
+            .map(|c| Duration::from_millis(c.heartbeat_ms.max(1)))
+    }
+
+    /// Stops claiming new tasks and waits up to `deadline` for in-flight
+    /// attempts, then for the commits of what they returned. In a cluster it
+    /// does not wait for attempts: it commits what is done and gives its
+    /// runs up at once, for the other processes to adopt (their attempts in
+    /// flight here run again there).
     pub async fn shutdown(&self, deadline: Duration) {
+        let clustered = self.inner.cluster.is_some();
+        let attempts = if clustered { Duration::ZERO } else { deadline };
         // Real time: the grace period bounds how long the process takes to stop.
         let end = tokio::time::Instant::now() + deadline;
-        self.inner.dispatcher.drain(deadline).await;
+        self.inner.dispatcher.drain(attempts).await;
         // Every result handed to a coordinator is committed before we return.
         let mut pending = Vec::new();
         for tx in self.inner.inboxes() {
@@ -192,8 +234,14 @@ impl Engine {
             }
         }
         let _ = tokio::time::timeout_at(end, futures::future::join_all(pending)).await;
+        if let Some(c) = &self.inner.cluster {
+            cluster::leave(c).await;
+        }
     }
 }
+
+/// How long a cancel of another process's run waits for the run to end.
+const REMOTE_CANCEL_WAIT: Duration = Duration::from_secs(30);
 
 /// The input must be an object and match the workflow's `input_schema`.
 fn check_input(input: &Value, graph: &Graph, workflow: &str) -> Result<(), Error> {

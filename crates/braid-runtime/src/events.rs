@@ -23,6 +23,18 @@ pub struct Published {
     pub stored: Arc<Vec<NewEvent>>,
 }
 
+impl Published {
+    /// No events, only news that `run_id` committed some elsewhere (another
+    /// process of a cluster): a live stream reads them from the store.
+    pub(crate) fn wake(run_id: String) -> Published {
+        Published {
+            run_id,
+            events: Arc::new(Vec::new()),
+            stored: Arc::new(Vec::new()),
+        }
+    }
+}
+
 /// The key of a stored event's reference to an out-of-line result.
 pub(crate) const RESULT_REF: &str = "$result";
 

@@ -51,6 +51,7 @@
 mod attempt;
 mod children;
 mod clock;
+mod cluster;
 mod committer;
 mod coordinator;
 mod definitions;
@@ -70,5 +71,5 @@ pub use clock::{Clock, IdGen, SystemClock, UuidIds};
 pub use engine::Engine;
 pub use error::Error;
 pub use events::{Published, restore_payload, stored_events};
-pub use options::Options;
+pub use options::{ClusterOptions, Options};
 pub use telemetry::{HISTOGRAM_BUCKETS, Traces};

@@ -30,6 +30,23 @@ pub struct Options {
     pub metrics: bool,
     /// Export each run as an OpenTelemetry trace. Default none: no span is made.
     pub traces: Option<crate::telemetry::Traces>,
+    /// One process of several sharing the database (scale-out, SPEC §7).
+    /// Default none: this process serves the database alone.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// How a process takes part in a cluster (docs/postgres.md).
+#[derive(Clone)]
+pub struct ClusterOptions {
+    /// The store's view of the cluster (the same database as the store).
+    pub store: Arc<dyn braid_store::Cluster>,
+    /// This process's `servers` id (`srv_…`).
+    pub server_id: String,
+    /// Heartbeat period: the lease is renewed, dead processes' runs are
+    /// adopted and cancels for this process's runs are read (default 1 s).
+    pub heartbeat_ms: u64,
+    /// A process with no heartbeat for this long is dead (default 10 s).
+    pub lease_ms: i64,
 }
 
 impl Default for Options {
@@ -45,6 +62,7 @@ impl Default for Options {
             exclusive: true,
             metrics: false,
             traces: None,
+            cluster: None,
         }
     }
 }

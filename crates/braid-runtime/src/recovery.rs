@@ -1,6 +1,8 @@
-//! Recovery at start-up: every run that was live when the process stopped
-//! is rebuilt from the database and adopted by a new coordinator, with the
-//! child starts it still owed and its run timeout.
+//! Recovery: a run that was live when its process stopped is rebuilt from
+//! the database (snapshot + replay) and adopted by a new coordinator, with
+//! the child starts it still owed and its run timeout. At start-up on a
+//! database served by one process, every live run; in a cluster, the run
+//! trees adopted from processes that are gone (`cluster.rs`).
 
 use crate::clock::deadline_after;
 use crate::coordinator;
@@ -8,11 +10,18 @@ use crate::error::Error;
 use crate::events::load_state;
 use crate::shared::Inner;
 use braid_core::definition::Limits;
+use braid_store::RunRecord;
 use std::sync::Arc;
 
 /// Adopts every run that was live when the process stopped.
 pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), Error> {
-    for record in inner.store.live_runs().await? {
+    let live = inner.store.live_runs().await?;
+    adopt_runs(inner, live).await
+}
+
+/// Rebuilds and adopts `records` (parents before children).
+pub(crate) async fn adopt_runs(inner: &Arc<Inner>, records: Vec<RunRecord>) -> Result<(), Error> {
+    for record in records {
         let graph = match inner.definitions.graph(&record.def_id).await {
             Ok(g) => g,
             Err(e) => {

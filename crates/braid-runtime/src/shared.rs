@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     child_starts: mpsc::UnboundedSender<ChildStart>,
     /// What is recorded of runs (metrics, traces).
     pub(crate) telemetry: Telemetry,
+    /// Set when this process is one of a cluster.
+    pub(crate) cluster: Option<crate::options::ClusterOptions>,
 }
 
 impl Inner {
@@ -82,8 +84,88 @@ impl Inner {
                 metrics: opts.metrics,
                 traces: opts.traces.clone(),
             },
+            cluster: opts.cluster.clone(),
         };
         (inner, starts)
+    }
+
+    /// This process's id when it is one of a cluster: it owns the runs it
+    /// creates.
+    pub(crate) fn server_id(&self) -> Option<&str> {
+        self.cluster.as_ref().map(|c| c.server_id.as_str())
+    }
+
+    /// The ids of the runs live here.
+    pub(crate) fn live_run_ids(&self) -> Vec<String> {
+        self.runs
+            .lock()
+            .expect("runs lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops serving a run another process owns now: its coordinator
+    /// stops once it sees its inbox closed (or its next commit refused).
+    pub(crate) fn drop_run(&self, run_id: &str) {
+        self.runs.lock().expect("runs lock").remove(run_id);
+        self.dispatcher.cancel_run(run_id);
+    }
+
+    /// Runs committed by another process: live streams of them are woken,
+    /// and whoever waits here for one of them to end checks the database.
+    pub(crate) fn remote_progress(self: &Arc<Self>, run_ids: Vec<String>) {
+        let mut waited = Vec::new();
+        {
+            let waiters = self.waiters.lock().expect("waiters lock");
+            let runs = self.runs.lock().expect("runs lock");
+            for id in run_ids {
+                if runs.contains_key(&id) {
+                    continue; // its own commits wake its watchers
+                }
+                if waiters.contains_key(&id) {
+                    waited.push(id.clone());
+                }
+                if self.events.receiver_count() > 0 {
+                    let _ = self.events.send(Published::wake(id));
+                }
+            }
+        }
+        if waited.is_empty() {
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            for id in waited {
+                if let Ok(Some(r)) = inner.store.get_run(&id).await
+                    && r.status != braid_store::RunStatus::Running
+                {
+                    inner.wake_waiters(&id);
+                }
+            }
+        });
+    }
+
+    /// Wake-ups may have been missed: every waiter checks the database, and
+    /// every live stream reads it.
+    pub(crate) fn remote_progress_all(self: &Arc<Self>) {
+        let waited: Vec<String> = self
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .keys()
+            .cloned()
+            .collect();
+        self.remote_progress(waited);
+    }
+
+    /// Answers whoever waits for `run_id` to end.
+    pub(crate) fn wake_waiters(&self, run_id: &str) {
+        if let Some(ws) = self.waiters.lock().expect("waiters lock").remove(run_id) {
+            for w in ws {
+                let _ = w.send(());
+            }
+        }
     }
 
     /// Registers the inbox of a new coordinator of `run_id` and returns its
@@ -148,11 +230,7 @@ impl Inner {
     /// The run has ended: it is no longer live, and whoever waits for its end is woken.
     pub(crate) fn run_ended(&self, run_id: &str, generation: u64) {
         self.forget_run(run_id, generation);
-        if let Some(ws) = self.waiters.lock().expect("waiters lock").remove(run_id) {
-            for w in ws {
-                let _ = w.send(());
-            }
-        }
+        self.wake_waiters(run_id);
     }
 
     /// Woken when `run_id` ends here.

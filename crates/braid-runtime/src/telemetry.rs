@@ -354,6 +354,27 @@ pub(crate) fn store_committed(metrics: bool, took: Duration, events: usize) {
     }
 }
 
+/// A commit of a run was refused because another process adopted the run.
+pub(crate) fn commit_fenced(metrics: bool) {
+    if metrics {
+        counter!("braid_commits_fenced_total").increment(1);
+    }
+}
+
+/// This process adopted `n` runs of processes that are gone.
+pub(crate) fn runs_adopted(metrics: bool, n: usize) {
+    if metrics {
+        counter!("braid_runs_adopted_total").increment(n as u64);
+    }
+}
+
+/// The live processes sharing the database, this one included.
+pub(crate) fn servers_live(metrics: bool, n: u64) {
+    if metrics {
+        gauge!("braid_servers_live").set(n as f64);
+    }
+}
+
 /// A task an executor holds that has not started yet (its retry delay):
 /// counted in `braid_tasks_queued` until [`TaskQueued::started`] or until
 /// it is dropped (the attempt was cancelled).

@@ -194,7 +194,7 @@ impl From<braid_store::Error> for ApiError {
                     message,
                 }])
             }
-            E::Backend(_) => ApiError::internal(e),
+            E::Backend(_) | E::Fenced(_) => ApiError::internal(e),
         }
     }
 }

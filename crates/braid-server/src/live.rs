@@ -383,9 +383,23 @@ impl RunStream {
             }
             // Caught up: forward each committed batch as published, and go
             // back to the store only on a gap or at the run's end.
+            // In a cluster another process may own the run: its commits
+            // arrive as wake-ups, and the store is read again every
+            // heartbeat in case one was lost.
+            let poll = self.state.engine.cluster_poll();
             loop {
                 let notify = self.wakeup.notify.clone();
-                match wait_for(&mut self.socket, notify.notified(), self.draining.as_ref()).await {
+                let woken = async {
+                    match poll {
+                        Some(p) => {
+                            if tokio::time::timeout(p, notify.notified()).await.is_err() {
+                                self.wakeup.queued.lock().expect("queue lock").gap = true;
+                            }
+                        }
+                        None => notify.notified().await,
+                    }
+                };
+                match wait_for(&mut self.socket, woken, self.draining.as_ref()).await {
                     Woken::Events => {}
                     Woken::Draining => return Outcome::Draining,
                     Woken::Gone => return Outcome::Gone,

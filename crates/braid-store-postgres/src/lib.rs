@@ -15,11 +15,15 @@
 //! database migrated by a newer binary is refused.
 
 mod artifacts;
+mod cluster;
+mod connect;
 mod defs;
 mod runs;
 pub mod testing;
 mod util;
 mod view;
+
+pub use connect::DEFAULT_CONNECT_TIMEOUT;
 
 use async_trait::async_trait;
 use braid_core::definition::Bundle;
@@ -39,7 +43,9 @@ use crate::util::Db;
 /// How to connect.
 #[derive(Debug, Clone)]
 pub struct PgOptions {
-    /// `postgres://user:password@host:port/database?…` (libpq URL syntax).
+    /// `postgres://user:password@host:port/database?…` (libpq URL syntax;
+    /// `connect_timeout=<seconds>` bounds connecting, [`DEFAULT_CONNECT_TIMEOUT`]
+    /// when absent).
     pub url: String,
     /// Connections of the pool.
     pub max_connections: u32,
@@ -62,9 +68,6 @@ const DEFAULT_CONNECTIONS: u32 = 8;
 /// Key of the session advisory lock held while migrating (any fixed number
 /// of our own; sqlx's migrator lock is turned off so there is one lock).
 const MIGRATION_LOCK: i64 = 0x6272_6169_645f_6d67; // "braid_mg"
-
-/// Key of the session advisory lock of [`PgStore::lock_exclusive`].
-const EXCLUSIVE_LOCK: i64 = 0x6272_6169_645f_7376; // "braid_sv"
 
 /// The migrations, embedded at compile time: the same numbers and names as
 /// the SQLite backend's, each with the same meaning. Built by hand rather
@@ -107,6 +110,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0006_sibling_sets.sql"),
         ),
         m(7, "layout", include_str!("../migrations/0007_layout.sql")),
+        m(
+            8,
+            "scale_out",
+            include_str!("../migrations/0008_scale_out.sql"),
+        ),
     ]);
     migrator.set_locking(false);
     migrator
@@ -120,8 +128,9 @@ pub fn latest_migration() -> i64 {
 /// The PostgreSQL store. Cheap to share behind an `Arc`.
 pub struct PgStore {
     pool: PgPool,
-    /// The connection holding [`EXCLUSIVE_LOCK`], once taken.
-    exclusive: tokio::sync::Mutex<Option<PgConnection>>,
+    /// This process's `servers` id when it is one of a cluster
+    /// ([`PgStore::serve_as`]).
+    server: Option<String>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -133,17 +142,17 @@ impl std::fmt::Debug for PgStore {
 impl PgStore {
     /// Connects, migrates (once, under an advisory lock, however many
     /// processes start together) and opens the pool. A database whose
-    /// schema is newer than this binary knows is refused.
+    /// schema is newer than this binary knows is refused. Connecting is
+    /// bounded by the URL's `connect_timeout` (seconds, libpq's name;
+    /// [`DEFAULT_CONNECT_TIMEOUT`] when absent, `0` for no bound).
     pub async fn connect(opts: PgOptions) -> Result<PgStore> {
-        let connect: PgConnectOptions = opts.url.parse().map_err(|e| {
+        let (url, timeout) = connect::split_connect_timeout(&opts.url)?;
+        let connect: PgConnectOptions = url.parse().map_err(|e| {
             Error::Invalid(format!(
                 "database URL: {e} (expected postgres://user@host:port/database)"
             ))
         })?;
-        let mut conn = connect
-            .connect()
-            .await
-            .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
+        let mut conn = connect::bounded(timeout, connect.connect()).await?;
         let migrated = migrate(&mut conn).await;
         // The lock is the session's: closing the connection releases it
         // whatever happened.
@@ -152,44 +161,17 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections.max(2))
             .min_connections(0)
-            .connect_with(connect)
-            .await
-            .map_err(|e| Error::Backend(format!("connecting to PostgreSQL: {e}")))?;
-        Ok(PgStore {
-            pool,
-            exclusive: tokio::sync::Mutex::new(None),
-        })
+            .connect_with(connect);
+        let pool = connect::bounded(timeout, pool).await?;
+        Ok(PgStore { pool, server: None })
     }
 
-    /// Makes this store the only one serving its database, for as long as
-    /// it lives: a session advisory lock on a connection of its own (the
-    /// server drops it when the process dies, even killed). Another
-    /// process's store holding it is [`Error::Conflict`].
-    ///
-    /// What `braid serve` takes while one process owns every run and task
-    /// lease; several processes on one database need run ownership first
-    /// (docs/postgres.md, "Next step").
-    pub async fn lock_exclusive(&self) -> Result<()> {
-        let mut held = self.exclusive.lock().await;
-        if held.is_some() {
-            return Ok(());
-        }
-        let mut conn = self.pool.connect_options().connect().await.db()?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(EXCLUSIVE_LOCK)
-            .fetch_one(&mut conn)
-            .await
-            .db()?;
-        if !locked {
-            let _ = conn.close().await;
-            return Err(Error::Conflict(
-                "the database is in use by another braid process; one process serves a \
-                 PostgreSQL database for now (docs/postgres.md): stop it first"
-                    .into(),
-            ));
-        }
-        *held = Some(conn);
-        Ok(())
+    /// Makes this store the one of process `server_id` of a cluster
+    /// (`braid_store::Cluster`): it claims only the tasks of the runs the
+    /// process owns, records its claims, and tells the other processes
+    /// which runs each commit touched.
+    pub fn serve_as(&mut self, server_id: &str) {
+        self.server = Some(server_id.to_string());
     }
 
     /// [`PgStore::connect`] with the default options.
@@ -197,17 +179,8 @@ impl PgStore {
         PgStore::connect(PgOptions::new(url)).await
     }
 
-    /// Closes every connection of the pool, releasing the exclusive lock
-    /// first (explicitly: a closed socket releases it only once the server
-    /// notices).
+    /// Closes every connection of the pool.
     pub async fn close(self) {
-        if let Some(mut conn) = self.exclusive.into_inner() {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(EXCLUSIVE_LOCK)
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-        }
         self.pool.close().await;
     }
 
@@ -251,7 +224,7 @@ async fn migrate(conn: &mut PgConnection) -> Result<()> {
     migrator()
         .run_direct(None, &mut *conn, false)
         .await
-        .map_err(|e| Error::Backend(format!("migrating the PostgreSQL database: {e}")))?;
+        .map_err(|e| connect::migrate_error(&e))?;
     // The migration creates them; this puts them back if they were deleted.
     sqlx::raw_sql(
         "INSERT INTO workspaces (id, name) VALUES ('ws_default', 'default') ON CONFLICT DO NOTHING;
@@ -349,7 +322,7 @@ impl RunStore for PgStore {
             return Ok(());
         }
         let mut w = self.conn().await?;
-        runs::commit(&mut w, ops).await
+        runs::commit(&mut w, ops, self.server.as_deref()).await
     }
 
     async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>> {
@@ -457,13 +430,12 @@ impl TaskQueue for PgStore {
             return Ok(Vec::new());
         }
         let mut w = self.conn().await?;
-        runs::claim_tasks(&mut w, now, lease_ms, limit).await
+        runs::claim_tasks(&mut w, now, lease_ms, limit, self.server.as_deref()).await
     }
 
     /// Clears every lease in the database. Only right while one process
-    /// serves the database (`Options::exclusive` of the engine): the
-    /// scale-out step replaces it with releasing the leases of servers
-    /// known to be dead (docs/postgres.md).
+    /// serves the database; `braid serve` on PostgreSQL never calls it: it
+    /// releases only the leases of the runs it adopts (`Cluster::adopt`).
     async fn release_all_leases(&self) -> Result<u64> {
         let mut w = self.conn().await?;
         let r = sqlx::query("UPDATE tasks SET lease_until = NULL WHERE lease_until IS NOT NULL")
@@ -482,7 +454,7 @@ impl TaskQueue for PgStore {
     }
 
     async fn next_task_due(&self) -> Result<Option<Millis>> {
-        runs::next_task_due(&mut *self.conn().await?).await
+        runs::next_task_due(&mut *self.conn().await?, self.server.as_deref()).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Runs, events, tokens, snapshots and the task queue on PostgreSQL.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use braid_store::{
@@ -17,8 +18,8 @@ use crate::util::{
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
-        "INSERT INTO events (run_id, seq, kind, ts, token_id, node, payload)",
-        7,
+        "INSERT INTO events (run_id, seq, kind, ts, token_id, node, payload, epoch)",
+        8,
         "",
     )
 });
@@ -39,8 +40,9 @@ static UPSERT_TOKENS: LazyMultiRow = LazyLock::new(|| {
 
 static INSERT_TASKS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
-        "INSERT INTO tasks (id, run_id, token_id, attempt, payload, not_before, lease_until, deliveries, created_at)",
-        9,
+        "INSERT INTO tasks (id, run_id, token_id, attempt, payload, not_before, lease_until, deliveries, created_at,
+                            claimed_by)",
+        10,
         "",
     )
 });
@@ -114,20 +116,46 @@ impl Batch {
 }
 
 /// Applies a batch in one transaction (one WAL flush at its commit).
-pub(crate) async fn commit(conn: &mut PgConnection, ops: Vec<WriteOp>) -> Result<()> {
+///
+/// `server`: the process of a cluster committing (scale-out): the tasks it
+/// inserts already leased are recorded as claimed by it, and the other
+/// processes are told which runs committed (`braid_runs`, delivered at the
+/// commit).
+pub(crate) async fn commit(
+    conn: &mut PgConnection,
+    ops: Vec<WriteOp>,
+    server: Option<&str>,
+) -> Result<()> {
     let batch = Batch::new(ops);
     let mut tx = conn.begin().await.db()?;
     let c: &mut PgConnection = &mut tx;
 
+    // The epoch each run is written under: every event row records it.
+    let mut epochs: HashMap<String, i64> = HashMap::new();
+    let mut owners = Vec::new();
     for op in batch.runs {
         match op {
-            RunOp::Create(r) => insert_run(c, r).await?,
-            RunOp::Update(r) => update_run(c, r).await?,
+            RunOp::Create(r) => {
+                epochs.insert(r.id.clone(), r.epoch);
+                if let Some(owner) = &r.owner {
+                    owners.push((r.id.clone(), r.epoch, owner.clone(), r.created_at));
+                }
+                insert_run(c, r).await?
+            }
+            RunOp::Update(r) => {
+                epochs.insert(r.id.clone(), r.epoch);
+                update_run(c, r).await?
+            }
         }
+    }
+    crate::cluster::record_owners(c, owners).await?;
+    if server.is_some() {
+        crate::cluster::notify_runs(c, batch.events.iter().map(|e| e.run_id.as_str())).await?;
     }
 
     INSERT_EVENTS
         .run(c, batch.events, |q, e| {
+            let epoch = epochs.get(&e.run_id).copied().unwrap_or(0);
             q.bind(e.run_id)
                 .bind(e.seq)
                 .bind(e.kind)
@@ -135,6 +163,7 @@ pub(crate) async fn commit(conn: &mut PgConnection, ops: Vec<WriteOp>) -> Result
                 .bind(e.token_id)
                 .bind(e.node)
                 .bind(e.payload)
+                .bind(epoch)
         })
         .await
         .map_err(|e| match e {
@@ -184,7 +213,7 @@ pub(crate) async fn commit(conn: &mut PgConnection, ops: Vec<WriteOp>) -> Result
     write_ledger(c, spent).await?;
     crate::view::upsert_sibling_sets(c, batch.sibling_sets).await?;
 
-    write_task_ops(c, batch.tasks).await?;
+    write_task_ops(c, batch.tasks, server).await?;
 
     for (id, run_id, token_id, attempt, payload) in batch.results {
         sqlx::query(
@@ -225,7 +254,11 @@ pub(crate) async fn commit(conn: &mut PgConnection, ops: Vec<WriteOp>) -> Result
 
 /// The task-queue ops of a batch, in their order (an ack may follow the
 /// enqueue of the same task).
-async fn write_task_ops(c: &mut PgConnection, ops: Vec<TaskOp>) -> Result<()> {
+async fn write_task_ops(
+    c: &mut PgConnection,
+    ops: Vec<TaskOp>,
+    server: Option<&str>,
+) -> Result<()> {
     for op in ops {
         match op {
             TaskOp::Enqueue(tasks) => {
@@ -240,6 +273,7 @@ async fn write_task_ops(c: &mut PgConnection, ops: Vec<TaskOp>) -> Result<()> {
                             .bind(t.lease_until)
                             .bind(t.deliveries)
                             .bind(t.created_at)
+                            .bind(t.lease_until.and(server).map(str::to_owned))
                     })
                     .await?
             }
@@ -284,8 +318,8 @@ async fn insert_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO workflow_runs (id, project_id, workflow_id, workflow_name, def_id, version, status, context,
                                     error, usage, limits, parent_run_id, parent_token_id, depth, last_seq,
-                                    created_at, started_at, ended_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+                                    created_at, started_at, ended_at, owner, epoch)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(r.id)
     .bind(r.project_id)
@@ -305,6 +339,8 @@ async fn insert_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     .bind(r.created_at)
     .bind(r.started_at)
     .bind(r.ended_at)
+    .bind(r.owner)
+    .bind(r.epoch)
     .execute(&mut *c)
     .await
     .db()?;
@@ -315,7 +351,7 @@ async fn update_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     let done = sqlx::query(
         "UPDATE workflow_runs SET status = $1, context = $2, error = $3, usage = $4, last_seq = $5,
                                   started_at = $6, ended_at = $7
-         WHERE id = $8",
+         WHERE id = $8 AND epoch = $9",
     )
     .bind(r.status.as_str())
     .bind(r.context.to_string())
@@ -325,11 +361,21 @@ async fn update_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     .bind(r.started_at)
     .bind(r.ended_at)
     .bind(r.id.clone())
+    .bind(r.epoch)
     .execute(&mut *c)
     .await
     .db()?;
     if done.rows_affected() == 0 {
-        return Err(Error::NotFound(format!("run {}", r.id)));
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM workflow_runs WHERE id = $1")
+                .bind(r.id.clone())
+                .fetch_optional(&mut *c)
+                .await
+                .db()?;
+        return Err(match stored {
+            Some(_) => Error::Fenced(r.id),
+            None => Error::NotFound(format!("run {}", r.id)),
+        });
     }
     Ok(())
 }
@@ -339,7 +385,7 @@ async fn update_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_name, def_id, version, status, context, error,
-    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at";
+    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at, owner, epoch";
 
 fn run_from_row(r: &PgRow) -> Result<RunRecord> {
     let id: String = r.try_get("id").db()?;
@@ -373,6 +419,8 @@ fn run_from_row(r: &PgRow) -> Result<RunRecord> {
         created_at: r.try_get("created_at").db()?,
         started_at: r.try_get("started_at").db()?,
         ended_at: r.try_get("ended_at").db()?,
+        owner: r.try_get("owner").db()?,
+        epoch: r.try_get("epoch").db()?,
         id,
     })
 }
@@ -445,6 +493,21 @@ pub(crate) async fn list_runs(
         None
     };
     Ok(Page { items, next_cursor })
+}
+
+/// The runs of `ids`, parents before children (by depth, then age).
+pub(crate) async fn runs_by_ids(conn: &mut PgConnection, ids: &[String]) -> Result<Vec<RunRecord>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE id = ANY($1) ORDER BY depth, created_at, id"
+        )
+    });
+    let rows = sqlx::query(AssertSqlSafe(SQL.as_str()))
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    rows.iter().map(run_from_row).collect()
 }
 
 pub(crate) async fn children(conn: &mut PgConnection, run_id: &str) -> Result<Vec<String>> {
@@ -663,20 +726,25 @@ fn task_from_row(r: &PgRow) -> Result<TaskRecord> {
 }
 
 /// Claims ready tasks: due (`not_before` passed) and not leased (no lease
-/// or an expired one). Uses the `tasks_due` expression index.
+/// or an expired one). Uses the `tasks_due` expression index. With
+/// `server` (a process of a cluster), only the tasks of runs it owns, and
+/// each claim records it.
 pub(crate) async fn claim_tasks(
     conn: &mut PgConnection,
     now: Millis,
     lease_ms: i64,
     limit: u32,
+    server: Option<&str>,
 ) -> Result<Vec<TaskRecord>> {
     // `SKIP LOCKED`: a claimer passes over the rows another transaction
     // (another process's claim, or a commit acking them) holds, instead of
     // waiting for it and then claiming the same task under a second lease.
     let rows = sqlx::query(
-        "UPDATE tasks SET lease_until = $1, deliveries = deliveries + 1
+        "UPDATE tasks SET lease_until = $1, deliveries = deliveries + 1, claimed_by = $4
          WHERE id IN (SELECT id FROM tasks
                       WHERE greatest(not_before, coalesce(lease_until, 0)) <= $2
+                        AND ($4::text IS NULL
+                             OR run_id IN (SELECT id FROM workflow_runs WHERE owner = $4 AND status = 'running'))
                       ORDER BY greatest(not_before, coalesce(lease_until, 0)), created_at
                       LIMIT $3
                       FOR UPDATE SKIP LOCKED)
@@ -685,6 +753,7 @@ pub(crate) async fn claim_tasks(
     .bind(now.saturating_add(lease_ms))
     .bind(now)
     .bind(i64::from(limit))
+    .bind(server)
     .fetch_all(&mut *conn)
     .await
     .db()?;
@@ -711,12 +780,19 @@ pub(crate) async fn renew_leases(
 
 /// The earliest time a task becomes claimable: its `not_before`, or for a
 /// claimed task the expiry of its lease (so that a task whose executor died
-/// is re-delivered without polling).
-pub(crate) async fn next_task_due(conn: &mut PgConnection) -> Result<Option<Millis>> {
+/// is re-delivered without polling). With `server`, among the tasks of the
+/// runs it owns.
+pub(crate) async fn next_task_due(
+    conn: &mut PgConnection,
+    server: Option<&str>,
+) -> Result<Option<Millis>> {
     sqlx::query_scalar(
         "SELECT greatest(not_before, coalesce(lease_until, 0)) FROM tasks
+         WHERE $1::text IS NULL
+            OR run_id IN (SELECT id FROM workflow_runs WHERE owner = $1 AND status = 'running')
          ORDER BY greatest(not_before, coalesce(lease_until, 0)), created_at LIMIT 1",
     )
+    .bind(server)
     .fetch_optional(&mut *conn)
     .await
     .db()

@@ -137,22 +137,3 @@ async fn run_time_json_keeps_nul_escapes_and_its_exact_text() {
     let parsed = store.events("run_a", 0, 10).await.unwrap();
     assert_eq!(parsed[0].payload["a"], "nul \u{0} here");
 }
-
-#[tokio::test]
-async fn one_store_at_a_time_holds_the_exclusive_lock() {
-    let Some((db, first)) = open().await else {
-        return;
-    };
-    first.lock_exclusive().await.unwrap();
-    // Taking it again in the same store is a no-op.
-    first.lock_exclusive().await.unwrap();
-    let second = PgStore::connect_url(db.url()).await.unwrap();
-    let err = second.lock_exclusive().await.unwrap_err();
-    assert!(
-        matches!(&err, braid_store::Error::Conflict(m) if m.contains("another braid process")),
-        "{err:?}"
-    );
-    // Released with the first store (as when its process dies).
-    first.close().await;
-    second.lock_exclusive().await.unwrap();
-}

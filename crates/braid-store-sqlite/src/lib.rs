@@ -117,6 +117,11 @@ fn migrator() -> Migrator {
             include_str!("../migrations/0006_sibling_sets.sql"),
         ),
         m(7, "layout", include_str!("../migrations/0007_layout.sql")),
+        m(
+            8,
+            "scale_out",
+            include_str!("../migrations/0008_scale_out.sql"),
+        ),
     ])
 }
 

@@ -289,8 +289,8 @@ async fn insert_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO workflow_runs (id, project_id, workflow_id, workflow_name, def_id, version, status, context,
                                     error, usage, limits, parent_run_id, parent_token_id, depth, last_seq,
-                                    created_at, started_at, ended_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    created_at, started_at, ended_at, owner, epoch)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.id)
     .bind(r.project_id)
@@ -310,6 +310,8 @@ async fn insert_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
     .bind(r.created_at)
     .bind(r.started_at)
     .bind(r.ended_at)
+    .bind(r.owner)
+    .bind(r.epoch)
     .execute(&mut *c)
     .await
     .db()?;
@@ -320,7 +322,7 @@ async fn update_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
     let done = sqlx::query(
         "UPDATE workflow_runs SET status = ?, context = ?, error = ?, usage = ?, last_seq = ?,
                                   started_at = ?, ended_at = ?
-         WHERE id = ?",
+         WHERE id = ? AND epoch = ?",
     )
     .bind(r.status.as_str())
     .bind(r.context.to_string())
@@ -330,11 +332,21 @@ async fn update_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
     .bind(r.started_at)
     .bind(r.ended_at)
     .bind(r.id.clone())
+    .bind(r.epoch)
     .execute(&mut *c)
     .await
     .db()?;
     if done.rows_affected() == 0 {
-        return Err(Error::NotFound(format!("run {}", r.id)));
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT epoch FROM workflow_runs WHERE id = ?")
+                .bind(r.id.clone())
+                .fetch_optional(&mut *c)
+                .await
+                .db()?;
+        return Err(match stored {
+            Some(_) => Error::Fenced(r.id),
+            None => Error::NotFound(format!("run {}", r.id)),
+        });
     }
     Ok(())
 }
@@ -344,7 +356,7 @@ async fn update_run(c: &mut SqliteConnection, r: RunRecord) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_name, def_id, version, status, context, error,
-    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at";
+    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at, owner, epoch";
 
 fn run_from_row(r: &SqliteRow) -> Result<RunRecord> {
     let id: String = r.try_get("id").db()?;
@@ -378,6 +390,8 @@ fn run_from_row(r: &SqliteRow) -> Result<RunRecord> {
         created_at: r.try_get("created_at").db()?,
         started_at: r.try_get("started_at").db()?,
         ended_at: r.try_get("ended_at").db()?,
+        owner: r.try_get("owner").db()?,
+        epoch: r.try_get("epoch").db()?,
         id,
     })
 }

@@ -16,6 +16,11 @@ pub enum Error {
     /// with bad JSON); the message names the definition, object and column.
     #[error("{0}")]
     BadDefinition(String),
+    /// A commit of a run whose ownership moved on (its stored epoch is not
+    /// the writer's: another process adopted it). Names the run; nothing of
+    /// the batch was written.
+    #[error("run {0} is owned by another process now (its epoch moved on)")]
+    Fenced(String),
     /// The backend failed (IO, SQL, corruption). Not shown to API users verbatim.
     #[error("storage backend: {0}")]
     Backend(String),

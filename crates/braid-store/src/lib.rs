@@ -13,6 +13,7 @@
 //! | [`RunStore`] | runs, events, tokens, snapshots, out-of-line results |
 //! | [`TaskQueue`] | claiming, leasing and scheduling tasks |
 //! | [`ArtifactStore`] | artifacts |
+//! | [`Cluster`] | processes sharing a database, run ownership, wake-ups (PostgreSQL) |
 //!
 //! Writes that belong to a run's progress go through [`RunStore::commit`]: a
 //! batch of [`WriteOp`]s applied in **one transaction**, so events, token
@@ -21,6 +22,7 @@
 //! returns.
 
 mod artifacts;
+mod cluster;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod definitions;
@@ -32,6 +34,7 @@ mod view;
 use serde::{Deserialize, Serialize};
 
 pub use artifacts::{ArtifactFilter, ArtifactRecord, ArtifactStore};
+pub use cluster::{CancelRequest, Cluster, Wake};
 pub use definitions::{
     ArtifactType, DefinitionStore, ProjectSettings, SaveOutcome, StoredDef, WorkflowSummary,
 };

@@ -52,6 +52,16 @@ pub struct RunRecord {
     pub started_at: Option<Millis>,
     /// End.
     pub ended_at: Option<Millis>,
+    /// The process that owns the live run (scale-out on PostgreSQL: a
+    /// `servers` id); `None` on a database served by one process.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The run's ownership epoch: 0 on a database served by one process, 1
+    /// when created by a process of a cluster, one more at each adoption.
+    /// [`WriteOp::UpdateRun`] is applied only while the stored epoch is
+    /// still this one (fencing).
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// Filters for listing runs.
@@ -172,7 +182,11 @@ pub enum WriteOp {
     CreateRun(RunRecord),
     /// Update a run's mutable fields (status, context, error, usage,
     /// last_seq, started_at, ended_at); every other field keeps its stored
-    /// value. An unknown run is [`Error::NotFound`](crate::Error::NotFound).
+    /// value. An unknown run is [`Error::NotFound`](crate::Error::NotFound);
+    /// a run whose stored `epoch` is not the record's (another process
+    /// adopted it) is [`Error::Fenced`](crate::Error::Fenced), and the whole
+    /// batch is rolled back. Every commit of a run's progress carries one,
+    /// so every commit is fenced.
     UpdateRun(RunRecord),
     /// Append events. `(run_id, seq)` is unique: a seq already stored, or
     /// twice in the batch, is [`Error::Conflict`](crate::Error::Conflict).

@@ -228,7 +228,7 @@ fn config_path(name: &str) -> Option<String> {
 fn flag_layer(flags: &Flags) -> Layer {
     let mut layer = Layer::new(FLAGS);
     let list = |items: &Vec<String>| (!items.is_empty()).then(|| Value::from(items.clone()));
-    let given: [(&str, Option<Value>); 14] = [
+    let given: [(&str, Option<Value>); 16] = [
         (
             "store.db",
             flags
@@ -264,6 +264,11 @@ fn flag_layer(flags: &Flags) -> Layer {
         ),
         ("executors.lease_ms", flags.lease_ms.map(Value::from)),
         ("executors.poll_ms", flags.poll_ms.map(Value::from)),
+        (
+            "scale_out.heartbeat_ms",
+            flags.heartbeat_ms.map(Value::from),
+        ),
+        ("scale_out.lease_ms", flags.server_lease_ms.map(Value::from)),
         (
             "snapshots.every_events",
             flags.snapshot_every_events.map(Value::from),

@@ -1,7 +1,8 @@
 //! Test harness: a real server on 127.0.0.1:0 over a fresh SQLite file, a
 //! reqwest client, and a local OpenAI Chat Completions server.
 //!
-//! With `BRAID_TEST_STORE=postgres` the server runs on a fresh PostgreSQL
+//! With `BRAID_TEST_STORE=postgres` the server runs (as one process of a
+//! cluster, like `braid serve`) on a fresh PostgreSQL
 //! database instead (`braid_store_postgres::testing`; scripts/test.sh runs
 //! the API tests that do not open the SQLite file themselves that way).
 
@@ -104,21 +105,32 @@ impl Server {
     pub async fn start_with(configure: impl FnOnce(AppState) -> AppState) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("braid.db");
+        let mut options = Options::default();
         let (store, pg): (Arc<dyn Store>, _) = if on_postgres() {
             let pg = braid_store_postgres::testing::TestDb::create()
                 .await
                 .expect("BRAID_TEST_STORE=postgres needs a PostgreSQL test server");
-            let store = braid_store_postgres::PgStore::connect_url(pg.url())
+            let mut store = braid_store_postgres::PgStore::connect_url(pg.url())
                 .await
                 .expect("open the PostgreSQL store");
-            (Arc::new(store), Some(pg))
+            // As `braid serve` runs on PostgreSQL: one process of a cluster.
+            store.serve_as("srv_test");
+            let store = Arc::new(store);
+            options.exclusive = false;
+            options.cluster = Some(braid_runtime::ClusterOptions {
+                store: store.clone(),
+                server_id: "srv_test".into(),
+                heartbeat_ms: 200,
+                lease_ms: 5_000,
+            });
+            (store, Some(pg))
         } else {
             let store = SqliteStore::open_path(&db)
                 .await
                 .expect("open the SQLite store");
             (Arc::new(store), None)
         };
-        let engine = Engine::start(store, Options::default())
+        let engine = Engine::start(store, options)
             .await
             .expect("start the engine");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

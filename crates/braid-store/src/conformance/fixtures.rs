@@ -52,6 +52,8 @@ pub fn run_record(id: &str, def: &SaveOutcome, name: &str, created_at: i64) -> R
         created_at,
         started_at: Some(created_at),
         ended_at: None,
+        owner: None,
+        epoch: 0,
     }
 }
 

@@ -38,6 +38,7 @@ pub use queue::{
 };
 pub use runs::{
     a_batch_with_a_duplicate_event_seq_writes_nothing,
+    a_commit_under_a_stale_epoch_is_fenced_and_writes_nothing,
     events_are_appended_in_batches_and_read_in_order, only_the_latest_snapshot_is_kept,
     results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
     runs_list_newest_first_with_filters_and_cursors, token_history_reads_one_tokens_events,
@@ -78,6 +79,7 @@ macro_rules! conformance_tests {
             project_settings_and_versions_resolve,
             runs_are_created_updated_and_read_back,
             a_batch_with_a_duplicate_event_seq_writes_nothing,
+            a_commit_under_a_stale_epoch_is_fenced_and_writes_nothing,
             events_are_appended_in_batches_and_read_in_order,
             tokens_upsert_and_page_in_creation_order,
             token_history_reads_one_tokens_events,

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::fixtures::{event, run_record, save_tiny, setup_run, task, token};
-use crate::{Error, RunFilter, RunStatus, Store, WriteOp};
+use crate::{Error, RunFilter, RunRecord, RunStatus, Store, WriteOp};
 
 /// Run rows: create, update of the mutable fields only, children, live runs.
 pub async fn runs_are_created_updated_and_read_back(store: &dyn Store) {
@@ -120,6 +120,74 @@ pub async fn a_batch_with_a_duplicate_event_seq_writes_nothing(store: &dyn Store
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     assert_eq!(store.events("run_1", 0, 100).await.unwrap().len(), 1);
+}
+
+/// Fencing: a run row keeps the owner and epoch it was created with, and
+/// an update written under another epoch is refused as
+/// [`Error::Fenced`] naming the run, with nothing of its batch written
+/// (including other runs' writes).
+pub async fn a_commit_under_a_stale_epoch_is_fenced_and_writes_nothing(store: &dyn Store) {
+    let def = save_tiny(store, "wf").await;
+    let owned = RunRecord {
+        owner: Some("srv_a".into()),
+        epoch: 3,
+        ..run_record("run_1", &def, "wf", 1000)
+    };
+    store
+        .commit(vec![WriteOp::CreateRun(owned.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.get_run("run_1").await.unwrap().unwrap(), owned);
+    let other = run_record("run_2", &def, "wf", 2000);
+    store
+        .commit(vec![WriteOp::CreateRun(other.clone())])
+        .await
+        .unwrap();
+
+    // The writer still at epoch 2 (it lost the run to epoch 3).
+    let stale = RunRecord {
+        epoch: 2,
+        last_seq: 1,
+        status: RunStatus::Completed,
+        ..owned.clone()
+    };
+    let err = store
+        .commit(vec![
+            WriteOp::UpdateRun(RunRecord {
+                last_seq: 1,
+                ..other.clone()
+            }),
+            WriteOp::append(vec![event("run_2", 1), event("run_1", 1)]),
+            WriteOp::UpdateRun(stale),
+        ])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Fenced(run) if run == "run_1"),
+        "{err:?}"
+    );
+    assert_eq!(store.get_run("run_1").await.unwrap().unwrap(), owned);
+    assert_eq!(store.get_run("run_2").await.unwrap().unwrap(), other);
+    assert!(store.events("run_1", 0, 10).await.unwrap().is_empty());
+    assert!(store.events("run_2", 0, 10).await.unwrap().is_empty());
+
+    // The current epoch writes; an unknown run is still NotFound.
+    store
+        .commit(vec![
+            WriteOp::append(vec![event("run_1", 1)]),
+            WriteOp::UpdateRun(RunRecord {
+                last_seq: 1,
+                ..owned.clone()
+            }),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.get_run("run_1").await.unwrap().unwrap().last_seq, 1);
+    let err = store
+        .commit(vec![WriteOp::UpdateRun(run_record("run_9", &def, "wf", 1))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
 }
 
 /// Events read back by seq, in pages, whatever the batch sizes.
