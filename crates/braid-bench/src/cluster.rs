@@ -94,6 +94,10 @@ pub struct Round {
     pub braid_cpu_s: f64,
     /// CPU time of this client process during the timed phase (s).
     pub client_cpu_s: f64,
+    /// CPU time of the PostgreSQL server (postmaster, its live children
+    /// and those that exited) during the timed phase (s); 0 when the
+    /// server is not on this machine or its data directory is unreadable.
+    pub pg_cpu_s: f64,
     /// CPU time of the whole machine (all cores, not idle) during it (s).
     pub machine_cpu_s: f64,
     /// 1-minute load average when the round started.
@@ -279,6 +283,54 @@ fn process_ticks(pid: &str) -> Option<f64> {
     Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
 }
 
+/// utime + stime of the postmaster `pid`, of its live children, and of
+/// the children it has reaped (cutime + cstime) (ticks).
+fn server_ticks(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // After `)`: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    let mut total = f.get(11)? + f.get(12)? + f.get(13)? + f.get(14)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(child) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            total += process_ticks(child).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// The postmaster's pid, from `postmaster.pid` in the server's data
+/// directory (readable when the server runs on this machine and we may
+/// read its files, as root here).
+async fn postmaster_pid(url: &str) -> Option<u32> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+    let dir: String = sqlx::query_scalar("SELECT current_setting('data_directory')")
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    let _ = conn.close().await;
+    let text = std::fs::read_to_string(Path::new(&dir).join("postmaster.pid")).ok()?;
+    text.lines().next()?.trim().parse().ok()
+}
+
 /// Busy ticks of the whole machine (all but idle and iowait).
 fn machine_busy_ticks() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -325,10 +377,15 @@ struct Counters {
     events: f64,
     braid_ticks: f64,
     client_ticks: f64,
+    pg_ticks: f64,
     machine_ticks: f64,
 }
 
-async fn counters(http: &reqwest::Client, servers: &[Server]) -> anyhow::Result<Counters> {
+async fn counters(
+    http: &reqwest::Client,
+    servers: &[Server],
+    postmaster: Option<u32>,
+) -> anyhow::Result<Counters> {
     let mut c = Counters::default();
     for s in servers {
         let text = http
@@ -344,6 +401,7 @@ async fn counters(http: &reqwest::Client, servers: &[Server]) -> anyhow::Result<
         c.braid_ticks += process_ticks(&s.pid.to_string()).unwrap_or(0.0);
     }
     c.client_ticks = process_ticks("self").unwrap_or(0.0);
+    c.pg_ticks = postmaster.and_then(server_ticks).unwrap_or(0.0);
     c.machine_ticks = machine_busy_ticks().unwrap_or(0.0);
     Ok(c)
 }
@@ -507,10 +565,11 @@ async fn round_on(
     let warm = args.warmup * processes;
     submit_all(&http, &bases, warm, args.concurrency.min(warm), args.steps).await?;
 
-    let before = counters(&http, &servers).await?;
+    let postmaster = postmaster_pid(url).await;
+    let before = counters(&http, &servers, postmaster).await?;
     let (latencies, per_process, wall) =
         submit_all(&http, &bases, args.runs, args.concurrency, args.steps).await?;
-    let after = counters(&http, &servers).await?;
+    let after = counters(&http, &servers, postmaster).await?;
     let tck = clk_tck();
     r.completed = latencies.len();
     r.latencies_ms = latencies;
@@ -521,6 +580,7 @@ async fn round_on(
     r.events = after.events - before.events;
     r.braid_cpu_s = (after.braid_ticks - before.braid_ticks) / tck;
     r.client_cpu_s = (after.client_ticks - before.client_ticks) / tck;
+    r.pg_cpu_s = (after.pg_ticks - before.pg_ticks) / tck;
     r.machine_cpu_s = (after.machine_ticks - before.machine_ticks) / tck;
     for s in &mut servers {
         s.stop(Duration::from_secs(30))?;
@@ -593,7 +653,7 @@ fn round_line(r: &Round) -> String {
     }
     format!(
         "P={} rep {}: {:.0} runs/s, p50 {:.1} ms, p99 {:.1} ms, {:.0} commits ({:.1} events each), \
-         CPU braid {:.2} s, client {:.2} s, machine {:.2} s in {:.2} s wall, load {:.2}",
+         CPU braid {:.2} s, client {:.2} s, PostgreSQL {:.2} s, machine {:.2} s in {:.2} s wall, load {:.2}",
         r.processes,
         r.rep,
         r.runs_per_s(),
@@ -603,6 +663,7 @@ fn round_line(r: &Round) -> String {
         r.events / r.commits.max(1.0),
         r.braid_cpu_s,
         r.client_cpu_s,
+        r.pg_cpu_s,
         r.machine_cpu_s,
         r.wall_s,
         r.load_before
@@ -615,7 +676,7 @@ pub fn markdown(args: &ClusterArgs, rounds: &[Round]) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "| processes | rounds | runs/s (median, min–max) | p50 latency | p99 latency | group commits/s | events/commit | time in commits per run | CPU per run: braid / client / rest (PostgreSQL) | machine CPU busy | load before |"
+        "| processes | rounds | runs/s (median, min–max) | p50 latency | p99 latency | group commits/s | events/commit | time in commits per run | CPU per run: braid / client / PostgreSQL / other | machine CPU busy | load before |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|");
     for &p in &args.processes {
@@ -647,7 +708,7 @@ pub fn markdown(args: &ClusterArgs, rounds: &[Round]) -> String {
             .count();
         let _ = writeln!(
             s,
-            "| {p} | {}{} | {:.0} ({lo:.0}–{hi:.0}) | {:.1} ms | {:.1} ms | {:.0} | {:.1} | {:.2} ms | {:.2} / {:.2} / {:.2} ms | {:.0} % of {} cores | {llo:.2}–{lhi:.2} |",
+            "| {p} | {}{} | {:.0} ({lo:.0}–{hi:.0}) | {:.1} ms | {:.1} ms | {:.0} | {:.1} | {:.2} ms | {:.2} / {:.2} / {:.2} / {:.2} ms | {:.0} % of {} cores | {llo:.2}–{lhi:.2} |",
             ok.len(),
             if failed > 0 {
                 format!(" ({failed} failed)")
@@ -662,8 +723,12 @@ pub fn markdown(args: &ClusterArgs, rounds: &[Round]) -> String {
             m(&|r| r.commit_s / r.completed.max(1) as f64 * 1e3).unwrap_or(f64::NAN),
             m(&|r| per_run_ms(r, r.braid_cpu_s)).unwrap_or(f64::NAN),
             m(&|r| per_run_ms(r, r.client_cpu_s)).unwrap_or(f64::NAN),
-            m(&|r| per_run_ms(r, r.machine_cpu_s - r.braid_cpu_s - r.client_cpu_s))
-                .unwrap_or(f64::NAN),
+            m(&|r| per_run_ms(r, r.pg_cpu_s)).unwrap_or(f64::NAN),
+            m(&|r| per_run_ms(
+                r,
+                r.machine_cpu_s - r.braid_cpu_s - r.client_cpu_s - r.pg_cpu_s
+            ))
+            .unwrap_or(f64::NAN),
             m(&|r| r.machine_cpu_s / r.wall_s / cores() * 100.0).unwrap_or(f64::NAN),
             cores(),
         );

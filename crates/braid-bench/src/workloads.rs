@@ -27,6 +27,10 @@ pub const RETRY_ATTEMPTS: u64 = 3;
 pub const RETRY_DELAY_MS: u64 = 10;
 /// W4: nesting depth (levels of workflows; the innermost returns 100).
 pub const NEST_DEPTH: u64 = 6;
+/// `scale_out.heartbeat_ms` and `lease_ms` of `braid serve`'s defaults, for
+/// the engine on PostgreSQL.
+const PG_HEARTBEAT_MS: u64 = 1_000;
+const PG_LEASE_MS: i64 = 10_000;
 /// How long one run may take before the bench gives up on it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -364,28 +368,45 @@ impl Bench {
         size: u64,
         backend: &Backend,
     ) -> anyhow::Result<Bench> {
-        let (store, holder): (Arc<dyn Store>, Holder) = match backend {
+        let (store, holder, options): (Arc<dyn Store>, Holder, Options) = match backend {
             Backend::Sqlite(db_parent) => {
                 let dir = tempfile::Builder::new()
                     .prefix("braid-bench-")
                     .tempdir_in(db_parent)
                     .with_context(|| format!("creating a temp dir in {}", db_parent.display()))?;
                 let store = SqliteStore::open_path(dir.path().join("braid.db")).await?;
-                (Arc::new(store), Holder::Dir(dir))
+                (Arc::new(store), Holder::Dir(dir), Options::default())
             }
             Backend::Postgres(server) => {
                 let db = crate::pg::BenchDb::create(server).await?;
-                let store = match braid_store_postgres::PgStore::connect_url(db.url()).await {
+                let mut store = match braid_store_postgres::PgStore::connect_url(db.url()).await {
                     Ok(s) => s,
                     Err(e) => {
                         let _ = db.drop_now().await;
                         bail!("opening the bench database: {e}");
                     }
                 };
-                (Arc::new(store), Holder::Pg(db))
+                // As `braid serve --database-url` runs: one process of a
+                // cluster (a `servers` row with heartbeats, ownership,
+                // fencing on every commit), with the default scale-out
+                // settings.
+                let server_id = braid_runtime::IdGen::id(&braid_runtime::UuidIds, "srv");
+                store.serve_as(&server_id);
+                let store = Arc::new(store);
+                let options = Options {
+                    exclusive: false,
+                    cluster: Some(braid_runtime::ClusterOptions {
+                        store: store.clone(),
+                        server_id,
+                        heartbeat_ms: PG_HEARTBEAT_MS,
+                        lease_ms: PG_LEASE_MS,
+                    }),
+                    ..Options::default()
+                };
+                (store, Holder::Pg(db), options)
             }
         };
-        let engine = Engine::start(store, Options::default()).await?;
+        let engine = Engine::start(store, options).await?;
         let project = engine.store().project_id("default").await?;
         let (mock, bundles, workflow, input) = match workload {
             Workload::W1 => (None, vec![w1_chain(size)], "w1_chain", json!({})),
