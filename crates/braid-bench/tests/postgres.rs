@@ -1,8 +1,8 @@
 //! The PostgreSQL side of the bench on a real server (`scripts/pg.sh start`;
 //! skipped with a printed reason without one, failed under `CI=true`):
 //! the workloads run to their checked results on a database of their own
-//! that is dropped afterwards; one `braid serve` process (a real process
-//! over real HTTP) serves a cluster round whose figures add up; pgbench's
+//! that is dropped afterwards; one, then two `braid serve` processes (real
+//! processes over real HTTP) serve cluster rounds whose figures add up; pgbench's
 //! commit probe reads a rate. No timing is asserted.
 
 use braid_bench::cluster::{self, ClusterArgs};
@@ -80,7 +80,7 @@ fn braid_binary() -> Option<PathBuf> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cluster_round_of_one_process_completes_every_run_and_reads_its_metrics() {
+async fn cluster_rounds_of_one_and_two_processes_complete_every_run_and_read_their_metrics() {
     let Some((_db, url)) = server().await else {
         return;
     };
@@ -125,8 +125,22 @@ async fn a_cluster_round_of_one_process_completes_every_run_and_reads_its_metric
         "the round's database {} is dropped",
         r.database
     );
-    let table = cluster::markdown(&args, &[r]);
+    // Two processes on one database (scale-out): the runs alternate.
+    let two = cluster::round(&args, &braid, 2, 0)
+        .await
+        .expect("a round of two processes");
+    assert_eq!(two.completed, 30);
+    assert_eq!(two.per_process, vec![15, 15], "round-robin");
+    assert!(two.commits >= 2.0, "both processes commit: {}", two.commits);
+    let table = cluster::markdown(
+        &ClusterArgs {
+            processes: vec![1, 2],
+            ..args
+        },
+        &[r, two],
+    );
     assert!(table.contains("| 1 | 1 |"), "{table}");
+    assert!(table.contains("| 2 | 1 |"), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
