@@ -4,7 +4,9 @@ use braid_store::{ArtifactFilter, ArtifactRecord, Page, Result};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::util::{Db, clamp_limit, decode_time_cursor, encode_time_cursor, numbered, parse_json};
+use crate::util::{
+    Db, clamp_limit, decode_time_cursor, encode_time_cursor, numbered, page, parse_json,
+};
 
 const COLUMNS: &str =
     "id, project_id, type_name, type_version, name, content, created_by_workflow_run_id,
@@ -113,17 +115,11 @@ pub(crate) async fn list_artifacts(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows
+    let items = rows
         .iter()
         .map(artifact_from_row)
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|a| encode_time_cursor(a.created_at, &a.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(page(items, limit, |a| {
+        encode_time_cursor(a.created_at, &a.id)
+    }))
 }

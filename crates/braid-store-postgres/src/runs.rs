@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use braid_store::sql_support::write_ops::{self, Batch, RunOp, TaskOp};
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    SiblingSetRecord, TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
+    TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -13,7 +14,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
     Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor,
-    merge_duplicates, numbered, parse_json, parse_json_opt,
+    merge_duplicates, numbered, page, parse_json, parse_json_opt,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -46,74 +47,6 @@ static INSERT_TASKS: LazyMultiRow = LazyLock::new(|| {
         "",
     )
 });
-
-/// The ops of a batch, grouped by table. Groups touch different tables and
-/// depend on each other only through the run rows (foreign keys), which are
-/// written first, so applying group by group is equivalent to applying the
-/// ops in order; within a group the order is kept.
-#[derive(Default)]
-struct Batch {
-    runs: Vec<RunOp>,
-    events: Vec<NewEvent>,
-    tokens: Vec<TokenRecord>,
-    sibling_sets: Vec<SiblingSetRecord>,
-    tasks: Vec<TaskOp>,
-    snapshots: Vec<(String, i64, String)>,
-    results: Vec<(String, String, String, i64, String)>,
-}
-
-enum RunOp {
-    Create(RunRecord),
-    Update(RunRecord),
-}
-
-enum TaskOp {
-    Enqueue(Vec<TaskRecord>),
-    Ack(Vec<String>),
-    DropRun(String),
-    /// Every queued task of these tokens of one run.
-    DropTokens(String, Vec<String>),
-}
-
-impl Batch {
-    fn new(ops: Vec<WriteOp>) -> Batch {
-        let mut b = Batch::default();
-        for op in ops {
-            match op {
-                WriteOp::CreateRun(r) => b.runs.push(RunOp::Create(r)),
-                WriteOp::UpdateRun(r) => b.runs.push(RunOp::Update(r)),
-                // Usually one of each per commit: moved, not copied.
-                WriteOp::AppendEvents(e) if b.events.is_empty() => b.events = e,
-                WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
-                WriteOp::UpsertTokens(t) if b.tokens.is_empty() => b.tokens = t,
-                WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
-                WriteOp::UpsertSiblingSets(mut s) => b.sibling_sets.append(&mut s),
-                // Consecutive enqueues and acks are merged into one statement each.
-                WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
-                    Some(TaskOp::Enqueue(v)) => v.push(t),
-                    _ => b.tasks.push(TaskOp::Enqueue(vec![t])),
-                },
-                WriteOp::AckTask(id) => match b.tasks.last_mut() {
-                    Some(TaskOp::Ack(v)) => v.push(id),
-                    _ => b.tasks.push(TaskOp::Ack(vec![id])),
-                },
-                WriteOp::DropRunTasks(run) => b.tasks.push(TaskOp::DropRun(run)),
-                WriteOp::DropTokenTasks { run_id, tokens } => {
-                    b.tasks.push(TaskOp::DropTokens(run_id, tokens));
-                }
-                WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
-                WriteOp::PutResult {
-                    id,
-                    run_id,
-                    token_id,
-                    attempt,
-                    payload,
-                } => b.results.push((id, run_id, token_id, attempt, payload)),
-            }
-        }
-        b
-    }
-}
 
 /// Applies a batch in one transaction (one WAL flush at its commit).
 ///
@@ -171,16 +104,7 @@ pub(crate) async fn commit(
             e => e,
         })?;
 
-    // The ledger columns are written only for the visits that spent
-    // something (LLM calls): most token rows of a fan-out never do, and four
-    // more columns in every upsert cost a pure W2 a few per cent. A row's
-    // usage only grows with an event on that token, which rewrites the row.
-    let spent: Vec<(String, i64, UsageTotals)> = batch
-        .tokens
-        .iter()
-        .filter(|t| !t.usage.is_zero())
-        .map(|t| (t.run_id.clone(), t.seq, t.usage))
-        .collect();
+    let spent = write_ops::spent(&batch.tokens);
     // A token written twice in the batch: the later row, with the event
     // range the two upserts would have kept (first seq of the earlier).
     let tokens = merge_duplicates(
@@ -483,16 +407,10 @@ pub(crate) async fn list_runs(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| encode_time_cursor(r.created_at, &r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(page(items, limit, |r| {
+        encode_time_cursor(r.created_at, &r.id)
+    }))
 }
 
 /// The runs of `ids`, parents before children (by depth, then age).

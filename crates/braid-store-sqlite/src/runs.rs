@@ -2,17 +2,18 @@
 
 use std::sync::LazyLock;
 
+use braid_store::sql_support::write_ops::{self, Batch, RunOp, TaskOp};
 use braid_store::{
     Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    SiblingSetRecord, TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
+    TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Connection, Row};
 
 use crate::util::{
-    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, parse_json,
-    parse_json_opt, to_json,
+    Db, LazyMultiRow, MultiRow, clamp_limit, decode_time_cursor, encode_time_cursor, page,
+    parse_json, parse_json_opt, to_json,
 };
 
 static INSERT_EVENTS: LazyMultiRow = LazyLock::new(|| {
@@ -45,99 +46,25 @@ static INSERT_TASKS: LazyMultiRow = LazyLock::new(|| {
     )
 });
 
-/// The ops of a batch, grouped by table. Groups touch different tables and
-/// depend on each other only through the run rows (foreign keys), which are
-/// written first, so applying group by group is equivalent to applying the
-/// ops in order; within a group the order is kept.
-#[derive(Default)]
-struct Batch {
-    runs: Vec<RunOp>,
-    events: Vec<NewEvent>,
-    tokens: Vec<TokenRecord>,
-    sibling_sets: Vec<SiblingSetRecord>,
-    tasks: Vec<TaskOp>,
-    snapshots: Vec<(String, i64, String)>,
-    results: Vec<(String, String, String, i64, String)>,
-}
-
-impl Batch {
-    /// Row bytes plus a fixed cost per row for its keys and page overhead;
-    /// a run row counts as its context's page.
-    fn approx_bytes(&self) -> u64 {
-        const ROW: usize = 128;
-        let events: usize = self.events.iter().map(|e| e.payload.len() + ROW).sum();
-        let results: usize = self.results.iter().map(|r| r.4.len() + ROW).sum();
-        (self.runs.len() * 4096
-            + events
-            + (self.tokens.len() + self.sibling_sets.len()) * ROW
-            + self.tasks.len() * 2 * ROW
-            + self
-                .snapshots
-                .iter()
-                .map(|s| s.2.len() + ROW)
-                .sum::<usize>()
-            + results) as u64
-    }
-}
-
-enum RunOp {
-    Create(RunRecord),
-    Update(RunRecord),
-}
-
-enum TaskOp {
-    Enqueue(Vec<TaskRecord>),
-    Ack(Vec<String>),
-    DropRun(String),
-    /// Every queued task of these tokens of one run.
-    DropTokens(String, Vec<String>),
-}
-
-impl Batch {
-    fn new(ops: Vec<WriteOp>) -> Batch {
-        let mut b = Batch::default();
-        for op in ops {
-            match op {
-                WriteOp::CreateRun(r) => b.runs.push(RunOp::Create(r)),
-                WriteOp::UpdateRun(r) => b.runs.push(RunOp::Update(r)),
-                // Usually one of each per commit: moved, not copied.
-                WriteOp::AppendEvents(e) if b.events.is_empty() => b.events = e,
-                WriteOp::AppendEvents(mut e) => b.events.append(&mut e),
-                WriteOp::UpsertTokens(t) if b.tokens.is_empty() => b.tokens = t,
-                WriteOp::UpsertTokens(mut t) => b.tokens.append(&mut t),
-                WriteOp::UpsertSiblingSets(mut s) => b.sibling_sets.append(&mut s),
-                // Consecutive enqueues and acks are merged into one statement each.
-                WriteOp::EnqueueTask(t) => match b.tasks.last_mut() {
-                    Some(TaskOp::Enqueue(v)) => v.push(t),
-                    _ => b.tasks.push(TaskOp::Enqueue(vec![t])),
-                },
-                WriteOp::AckTask(id) => match b.tasks.last_mut() {
-                    Some(TaskOp::Ack(v)) => v.push(id),
-                    _ => b.tasks.push(TaskOp::Ack(vec![id])),
-                },
-                WriteOp::DropRunTasks(run) => b.tasks.push(TaskOp::DropRun(run)),
-                WriteOp::DropTokenTasks { run_id, tokens } => {
-                    b.tasks.push(TaskOp::DropTokens(run_id, tokens));
-                }
-                WriteOp::Snapshot { run_id, seq, state } => b.snapshots.push((run_id, seq, state)),
-                WriteOp::PutResult {
-                    id,
-                    run_id,
-                    token_id,
-                    attempt,
-                    payload,
-                } => b.results.push((id, run_id, token_id, attempt, payload)),
-            }
-        }
-        b
-    }
+/// Row bytes plus a fixed cost per row for its keys and page overhead;
+/// a run row counts as its context's page.
+fn approx_bytes(b: &Batch) -> u64 {
+    const ROW: usize = 128;
+    let events: usize = b.events.iter().map(|e| e.payload.len() + ROW).sum();
+    let results: usize = b.results.iter().map(|r| r.4.len() + ROW).sum();
+    (b.runs.len() * 4096
+        + events
+        + (b.tokens.len() + b.sibling_sets.len()) * ROW
+        + b.tasks.len() * 2 * ROW
+        + b.snapshots.iter().map(|s| s.2.len() + ROW).sum::<usize>()
+        + results) as u64
 }
 
 /// Applies a batch in one transaction. Returns about how many bytes it
 /// wrote to the WAL (rows, their keys and indexes): the checkpoint pace.
 pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Result<u64> {
     let batch = Batch::new(ops);
-    let bytes = batch.approx_bytes();
+    let bytes = approx_bytes(&batch);
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.db()?;
     let c: &mut SqliteConnection = &mut tx;
 
@@ -164,16 +91,7 @@ pub(crate) async fn commit(conn: &mut SqliteConnection, ops: Vec<WriteOp>) -> Re
             e => e,
         })?;
 
-    // The ledger columns are written only for the visits that spent
-    // something (LLM calls): most token rows of a fan-out never do, and four
-    // more columns in every upsert cost a pure W2 a few per cent. A row's
-    // usage only grows with an event on that token, which rewrites the row.
-    let spent: Vec<(String, i64, UsageTotals)> = batch
-        .tokens
-        .iter()
-        .filter(|t| !t.usage.is_zero())
-        .map(|t| (t.run_id.clone(), t.seq, t.usage))
-        .collect();
+    let spent = write_ops::spent(&batch.tokens);
     UPSERT_TOKENS
         .run(c, batch.tokens, |q, t| {
             q.bind(t.run_id)
@@ -457,16 +375,10 @@ pub(crate) async fn list_runs(
         q = q.bind(t).bind(t).bind(id);
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|r| encode_time_cursor(r.created_at, &r.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    let items = rows.iter().map(run_from_row).collect::<Result<Vec<_>>>()?;
+    Ok(page(items, limit, |r| {
+        encode_time_cursor(r.created_at, &r.id)
+    }))
 }
 
 pub(crate) async fn children(conn: &mut SqliteConnection, run_id: &str) -> Result<Vec<String>> {

@@ -1,22 +1,19 @@
-//! Small helpers shared by the modules: error mapping, ids, JSON columns,
-//! cursors and multi-row statements.
+//! Small helpers shared by the modules: error mapping, ids and multi-row
+//! statements. JSON columns, cursors and batching are not SQL and live in
+//! `braid_store::sql_support`, shared with the other backend; they are
+//! re-exported here so that the modules import them from one place.
 
 use std::sync::LazyLock;
 
+use braid_store::sql_support::batch::{CHUNK_SIZES, next_chunk};
 use braid_store::{Error, Result};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqliteArguments, SqliteConnection};
 
-/// Lists are clamped to `1..=MAX_PAGE` items.
-pub(crate) const MAX_PAGE: u32 = 1000;
-
-/// The clamped page size.
-pub(crate) fn clamp_limit(limit: u32) -> i64 {
-    i64::from(limit.clamp(1, MAX_PAGE))
-}
+pub(crate) use braid_store::sql_support::json::{parse_json, parse_json_opt, to_json};
+pub(crate) use braid_store::sql_support::page::{
+    bad_cursor, clamp_limit, decode_time_cursor, encode_time_cursor, page,
+};
 
 /// Maps sqlx errors to the store's errors: constraint violations are
 /// conflicts, everything else is a backend failure.
@@ -49,87 +46,15 @@ pub(crate) fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
-/// JSON text of a value.
-pub(crate) fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| Error::Backend(format!("serializing: {e}")))
-}
-
-/// Parses a JSON column.
-pub(crate) fn parse_json(text: &str, what: &dyn Fn() -> String) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| Error::Backend(format!("{}: invalid JSON: {e}", what())))
-}
-
-/// Parses an optional JSON column.
-pub(crate) fn parse_json_opt(
-    text: Option<&str>,
-    what: &dyn Fn() -> String,
-) -> Result<Option<Value>> {
-    text.map(|t| parse_json(t, what)).transpose()
-}
-
-/// Deserializes a typed value from JSON.
-pub(crate) fn from_value<T: DeserializeOwned>(v: Value, what: &dyn Fn() -> String) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| Error::Backend(format!("{}: {e}", what())))
-}
-
-/// The serde name of a unit enum variant (`first_match`, `success` …).
-pub(crate) fn enum_name<T: Serialize>(v: &T) -> Result<String> {
-    match serde_json::to_value(v) {
-        Ok(Value::String(s)) => Ok(s),
-        Ok(other) => Err(Error::Backend(format!(
-            "expected an enum name, got {other}"
-        ))),
-        Err(e) => Err(Error::Backend(format!("serializing: {e}"))),
-    }
-}
-
-/// A column that holds JSON but also accepts bare text for strings (hand
-/// written rows): the text is parsed as JSON when that gives a value `accept`
-/// allows, else taken as a string.
-pub(crate) fn lenient_json(text: &str, accept: fn(&Value) -> bool) -> Value {
-    match serde_json::from_str::<Value>(text) {
-        Ok(v) if accept(&v) => v,
-        _ => Value::String(text.to_owned()),
-    }
-}
-
-/// A `created_at:id` cursor (newest-first lists).
-pub(crate) fn encode_time_cursor(created_at: i64, id: &str) -> String {
-    format!("{created_at}:{id}")
-}
-
-/// Parses a `created_at:id` cursor.
-pub(crate) fn decode_time_cursor(cursor: &str) -> Result<(i64, String)> {
-    cursor
-        .split_once(':')
-        .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())))
-        .ok_or_else(|| bad_cursor(cursor))
-}
-
-/// The error for a cursor this store did not hand out.
-pub(crate) fn bad_cursor(cursor: &str) -> Error {
-    Error::Invalid(format!(
-        "cursor {cursor:?} was not issued by this server: pass back a `next_cursor` value"
-    ))
-}
-
 pub(crate) type Query = sqlx::query::Query<'static, Sqlite, SqliteArguments>;
 
 /// A multi-row `INSERT … VALUES (…), (…) …` in a few fixed sizes, so that a
 /// batch of any length runs as few statements as possible while the set of
 /// distinct SQL texts (and so of cached prepared statements) stays small.
 pub(crate) struct MultiRow {
-    /// Rows per statement, descending, ending with 1.
-    sizes: &'static [usize],
-    /// The SQL text for each size.
+    /// The SQL text for each of [`CHUNK_SIZES`].
     sql: Vec<&'static str>,
 }
-
-/// Rows per statement: a batch of n rows takes n / 256 statements plus at
-/// most three of each smaller size, with five SQL texts per table. Multi-row
-/// statements made event appends 2.5–4× faster than one statement per row;
-/// 256 rows × 11 columns stays far below SQLite's limit of 32 766 parameters.
-const CHUNK_SIZES: &[usize] = &[256, 64, 16, 4, 1];
 
 impl MultiRow {
     /// `head` is `INSERT INTO t (a, b, c)`, `tail` an optional `ON CONFLICT …`.
@@ -142,10 +67,7 @@ impl MultiRow {
                 &*Box::leak(text.into_boxed_str())
             })
             .collect();
-        MultiRow {
-            sizes: CHUNK_SIZES,
-            sql,
-        }
+        MultiRow { sql }
     }
 
     /// Inserts `rows`, binding each with `bind` (which takes the row, so
@@ -159,12 +81,7 @@ impl MultiRow {
         let mut left = rows.len();
         let mut rows = rows.into_iter();
         while left > 0 {
-            let (i, &n) = self
-                .sizes
-                .iter()
-                .enumerate()
-                .find(|&(_, &n)| n <= left)
-                .expect("sizes end with 1");
+            let (i, n) = next_chunk(left);
             let q = rows.by_ref().take(n).fold(sqlx::query(self.sql[i]), &bind);
             q.execute(&mut *conn).await.db()?;
             left -= n;

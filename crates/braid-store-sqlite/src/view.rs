@@ -7,15 +7,16 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
+use braid_store::sql_support::node_stats::{self, NodeStatsRow, VisitGroup};
 use braid_store::{
     EventFilter, EventRecord, MAX_EVENTS_PAGE, NodeStats, Page, ParentFilter, Result,
-    SiblingSetRecord, SiblingSetSummary, TokenFilter, TokenRecord, UsageTotals,
+    SiblingSetRecord, SiblingSetSummary, TokenFilter, TokenRecord,
 };
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::runs::{TOKEN_COLUMNS, event_from_row, token_from_row, usage_of};
-use crate::util::{Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, to_json};
+use crate::util::{Db, LazyMultiRow, MultiRow, bad_cursor, clamp_limit, page, to_json};
 
 static UPSERT_SIBLING_SETS: LazyMultiRow = LazyLock::new(|| {
     MultiRow::new(
@@ -52,7 +53,7 @@ pub(crate) async fn upsert_sibling_sets(
 /// One row per (node, status, duration) with the sums of that group: one
 /// scan and one sort of the run's token rows. Durations are whole
 /// milliseconds, so the groups of one (node, status) are a histogram of
-/// its durations, from which the median is read in [`node_stats`] without
+/// its durations, from which `sql_support::node_stats` reads the median without
 /// ranking every row (a window function ranked all 200,000 rows of a W2
 /// 100,000 run: 730 ms against 290 ms for this). Nodes of the graph without a
 /// visit come as one row with a NULL status.
@@ -85,84 +86,34 @@ pub(crate) async fn node_stats(
         .fetch_all(&mut *conn)
         .await
         .db()?;
-    let mut stats: Vec<NodeStats> = Vec::new();
-    // The current node's durations: (ms, visits).
-    let mut durations: Vec<(u64, u64)> = Vec::new();
-    for r in &rows {
-        let node: String = r.try_get("node").db()?;
-        if stats.last().is_none_or(|s| s.node != node) {
-            if let Some(done) = stats.last_mut() {
-                done.duration_median_ms = median(&mut durations);
-            }
-            durations.clear();
-            stats.push(NodeStats {
-                node,
-                visits: Vec::new(),
-                attempts: 0,
-                retries: 0,
-                failures: 0,
-                duration_sum_ms: 0,
-                duration_median_ms: None,
-                duration_max_ms: None,
-                usage: UsageTotals::default(),
-            });
-        }
-        let s = stats.last_mut().expect("pushed above");
-        let Some(status) = r.try_get::<Option<String>, _>("status").db()? else {
-            continue;
-        };
-        let n = |c: &str| -> Result<u64> {
-            Ok(r.try_get::<Option<i64>, _>(c).db()?.unwrap_or(0).max(0) as u64)
-        };
-        let visits = n("visits")?;
-        if status == "failed" {
-            s.failures += visits;
-        }
-        match s.visits.last_mut() {
-            Some((last, count)) if *last == status => *count += visits,
-            _ => s.visits.push((status, visits)),
-        }
-        s.attempts += n("attempts")?;
-        s.retries += n("retries")?;
-        if let Some(d) = r.try_get::<Option<i64>, _>("duration").db()? {
-            let d = d.max(0) as u64;
-            s.duration_sum_ms += d * visits;
-            s.duration_max_ms = s.duration_max_ms.max(Some(d));
-            durations.push((d, visits));
-        }
-        let u = usage_of(r)?;
-        s.usage.llm_calls += u.llm_calls;
-        s.usage.input_tokens += u.input_tokens;
-        s.usage.output_tokens += u.output_tokens;
-        s.usage.cost_usd += u.cost_usd;
-    }
-    if let Some(done) = stats.last_mut() {
-        done.duration_median_ms = median(&mut durations);
-    }
-    Ok(stats)
+    let rows = rows
+        .iter()
+        .map(node_stats_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(node_stats::node_stats(rows))
 }
 
-/// The median of a histogram of durations (the mean of the two middle
-/// values for an even count); `None` when it is empty.
-fn median(histogram: &mut [(u64, u64)]) -> Option<f64> {
-    histogram.sort_unstable();
-    let total: u64 = histogram.iter().map(|(_, n)| n).sum();
-    if total == 0 {
-        return None;
-    }
-    // 1-based positions of the middle value(s).
-    let (low, high) = (total.div_ceil(2), total / 2 + 1);
-    let at = |position: u64| {
-        let mut seen = 0;
-        histogram
-            .iter()
-            .find(|(_, n)| {
-                seen += n;
-                seen >= position
-            })
-            .map(|(d, _)| *d as f64)
+/// A row of [`NODE_STATS`]; the sums are read only for a visited node.
+fn node_stats_row(r: &SqliteRow) -> Result<NodeStatsRow> {
+    let node = r.try_get("node").db()?;
+    let Some(status) = r.try_get::<Option<String>, _>("status").db()? else {
+        return Ok(NodeStatsRow { node, group: None });
     };
-    Some((at(low)? + at(high)?) / 2.0)
+    let n = |c: &str| -> Result<u64> {
+        Ok(r.try_get::<Option<i64>, _>(c).db()?.unwrap_or(0).max(0) as u64)
+    };
+    let group = VisitGroup {
+        status,
+        duration: r.try_get("duration").db()?,
+        visits: n("visits")?,
+        attempts: n("attempts")?,
+        retries: n("retries")?,
+        usage: usage_of(r)?,
+    };
+    Ok(NodeStatsRow {
+        node,
+        group: Some(group),
+    })
 }
 
 /// Members by the status of each branch's latest token (its highest seq),
@@ -207,16 +158,14 @@ pub(crate) async fn sibling_sets(
         q = q.bind(id.clone());
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut sets = rows
+    let sets = rows
         .iter()
         .map(|r| set_from_row(run_id, r))
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if sets.len() as i64 > limit {
-        sets.truncate(limit as usize);
-        sets.last().map(|s| s.seq.to_string())
-    } else {
-        None
-    };
+    let Page {
+        items: sets,
+        next_cursor,
+    } = page(sets, limit, |s| s.seq.to_string());
 
     let ids: Vec<&str> = sets.iter().map(|s| s.id.as_str()).collect();
     let mut counts: HashMap<String, Vec<(String, u64)>> = HashMap::new();
@@ -324,32 +273,9 @@ pub(crate) async fn filtered_tokens(
         q = q.bind(value.clone());
     }
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows
+    let items = rows
         .iter()
         .map(|r| token_from_row(run_id, r))
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|t| t.seq.to_string())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::median;
-
-    #[test]
-    fn the_median_of_a_histogram_is_its_middle_value() {
-        assert_eq!(median(&mut []), None);
-        assert_eq!(median(&mut [(7, 1)]), Some(7.0));
-        // 1, 2, 2, 9: the mean of the two middle values.
-        assert_eq!(median(&mut [(9, 1), (2, 2), (1, 1)]), Some(2.0));
-        // 1, 3, 3, 3, 10, 10: positions 3 and 4 are both 3.
-        assert_eq!(median(&mut [(10, 2), (1, 1), (3, 3)]), Some(3.0));
-        // 4, 8: an even count across two groups.
-        assert_eq!(median(&mut [(8, 1), (4, 1)]), Some(6.0));
-    }
+    Ok(page(items, limit, |t| t.seq.to_string()))
 }

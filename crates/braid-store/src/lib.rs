@@ -5,7 +5,9 @@
 //! backend (`braid-store-sqlite`, `braid-store-postgres`) implements them with its own SQL
 //! and migrations; the schema is documented in `docs/schema.md`. With the
 //! `conformance` feature, [`conformance`] holds the tests every backend must
-//! pass.
+//! pass. [`sql_support`] holds what the SQL backends share that is not
+//! SQL: converting bundles to rows and back, JSON columns, cursors,
+//! batching, the run view's node statistics.
 //!
 //! | trait | owns |
 //! |---|---|
@@ -29,6 +31,7 @@ mod definitions;
 mod error;
 mod queue;
 mod runs;
+pub mod sql_support;
 mod view;
 
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,7 @@ use braid_store::{ArtifactType, Error, Page, Result, WorkflowSummary};
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
-use crate::util::{Db, clamp_limit, parse_json};
+use crate::util::{Db, clamp_limit, page, parse_json};
 
 /// Resolves a project id or name.
 pub(crate) async fn project_id(conn: &mut PgConnection, project: &str) -> Result<String> {
@@ -45,7 +45,7 @@ pub(crate) async fn list_workflows(
         .bind(after.to_owned()),
     };
     let rows = q.bind(limit + 1).fetch_all(&mut *conn).await.db()?;
-    let mut items = rows
+    let items = rows
         .iter()
         .map(|r| {
             Ok(WorkflowSummary {
@@ -56,13 +56,7 @@ pub(crate) async fn list_workflows(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|w| w.name.clone())
-    } else {
-        None
-    };
-    Ok(Page { items, next_cursor })
+    Ok(page(items, limit, |w| w.name.clone()))
 }
 
 /// Latest version of every artifact type of the project, by name.

@@ -4,13 +4,15 @@
 //! artifact type versions whose schema changed).
 
 use braid_core::definition::{ArtifactTypeDef, Bundle};
+use braid_store::sql_support::bundle_rows::{
+    ActionRow, BundleRows, DefRow, ModelRow, NodeRow, PromptRow, TransitionRow,
+};
 use braid_store::{Error, Millis, Result, SaveOutcome};
 use serde_json::Value;
 use sqlx::Connection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::load::load_def;
-use super::rows::{ActionRow, BundleRows, ModelRow, NodeRow, PromptRow, TransitionRow};
 use crate::util::{Db, new_id, to_json};
 
 /// Saves `bundle` as version N+1 unless it equals the latest version. One transaction.
@@ -35,9 +37,9 @@ pub(crate) async fn save_bundle(
         {
             // The layout is not content: a new one replaces the version's,
             // none at all (a file written by hand) keeps it.
-            if rows.layout.is_some() && stored.bundle.layout != bundle.layout {
+            if rows.def.layout.is_some() && stored.bundle.layout != bundle.layout {
                 sqlx::query("UPDATE workflow_defs SET layout = ? WHERE id = ?")
-                    .bind(rows.layout)
+                    .bind(rows.def.layout)
                     .bind(def_id.clone())
                     .execute(&mut *tx)
                     .await
@@ -176,14 +178,17 @@ async fn insert_version(
     now: Millis,
 ) -> Result<()> {
     let BundleRows {
-        description,
-        initial_node,
-        input_schema,
-        output_schema,
-        output_mapping,
-        limits,
-        defines_artifact_types,
-        layout,
+        def:
+            DefRow {
+                description,
+                initial_node,
+                input_schema,
+                output_schema,
+                output_mapping,
+                limits,
+                defines_artifact_types,
+                layout,
+            },
         actions,
         nodes,
         transitions,

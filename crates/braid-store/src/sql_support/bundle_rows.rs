@@ -1,92 +1,125 @@
 //! Bundle → rows: a bundle serialized into one row per action, node,
 //! transition, prompt spec and model profile, before the saving transaction
-//! starts. The inverse of `load`.
+//! starts; [`bundle_load`](super::bundle_load) is the inverse.
+//!
+//! A row holds its columns as a backend binds and reads them: JSON as text
+//! (PostgreSQL casts it to and from JSONB in its SQL), enum names as bare
+//! text, `position` as the object's index in its list. The structs serve
+//! both directions, so a column added to a table is added here once.
 
 use std::collections::BTreeMap;
 
 use braid_core::definition::{
     ActionBody, ActionRef, Bundle, FanOut, ModelProfile, Node, Position, PromptSpec, Transition,
 };
-use braid_store::{Error, Result};
 use serde_json::Value;
 
-use crate::util::{enum_name, to_json};
+use super::json::{enum_name, to_json};
+use crate::{Error, Result};
 
-pub(super) struct ActionRow {
-    pub(super) ref_: String,
-    pub(super) position: i64,
-    pub(super) kind: String,
-    pub(super) config: Option<String>,
-    pub(super) execution: Option<String>,
+/// An `actions` row: a named action, or a node's inline one (`<node>.action`).
+pub struct ActionRow {
+    pub ref_: String,
+    pub position: i64,
+    /// The action kind's tag (`llm`, `http` …).
+    pub kind: String,
+    /// The kind's other fields as a JSON object; `None` when it has none.
+    pub config: Option<String>,
+    pub execution: Option<String>,
 }
 
-pub(super) struct NodeRow {
-    pub(super) ref_: String,
-    pub(super) position: i64,
-    pub(super) name: Option<String>,
-    pub(super) action_ref: String,
-    pub(super) action_inline: bool,
-    pub(super) input_mapping: Option<String>,
-    pub(super) output_mapping: Option<String>,
-    pub(super) fan_out: Option<String>,
-    pub(super) fan_in: Option<String>,
-    pub(super) joins: Option<String>,
-    pub(super) merge: Option<String>,
-    pub(super) on_early_complete: Option<String>,
-    pub(super) execution: Option<String>,
+/// A `nodes` row.
+pub struct NodeRow {
+    pub ref_: String,
+    pub position: i64,
+    pub name: Option<String>,
+    /// The action's ref, or the inline action's row `<node>.action`.
+    pub action_ref: String,
+    pub action_inline: bool,
+    pub input_mapping: Option<String>,
+    pub output_mapping: Option<String>,
+    /// An enum name; `None` for the default.
+    pub fan_out: Option<String>,
+    /// Bare `all` / `any`, or the `{"m_of_n": M}` object as JSON.
+    pub fan_in: Option<String>,
+    pub joins: Option<String>,
+    pub merge: Option<String>,
+    /// An enum name.
+    pub on_early_complete: Option<String>,
+    pub execution: Option<String>,
 }
 
-pub(super) struct TransitionRow {
-    pub(super) position: i64,
-    pub(super) ref_: Option<String>,
-    pub(super) from: String,
-    pub(super) to: String,
-    pub(super) priority: i64,
-    pub(super) condition: Option<String>,
-    pub(super) on: String,
-    pub(super) spawn_count: Option<String>,
-    pub(super) foreach: Option<String>,
-    pub(super) loop_: Option<String>,
+/// A `transitions` row.
+pub struct TransitionRow {
+    pub position: i64,
+    pub ref_: Option<String>,
+    /// `from_node`.
+    pub from: String,
+    /// `to_node`.
+    pub to: String,
+    pub priority: i64,
+    /// JSON, or bare text for a CEL string written by hand.
+    pub condition: Option<String>,
+    /// `on_outcome`: an enum name.
+    pub on: String,
+    /// JSON, or bare text for a CEL string written by hand.
+    pub spawn_count: Option<String>,
+    pub foreach: Option<String>,
+    /// The `loop` column.
+    pub loop_: Option<String>,
 }
 
-pub(super) struct PromptRow {
-    pub(super) ref_: String,
-    pub(super) position: i64,
-    pub(super) system: Option<String>,
-    pub(super) template: String,
-    pub(super) produces: Option<String>,
+/// A `prompt_specs` row.
+pub struct PromptRow {
+    pub ref_: String,
+    pub position: i64,
+    pub system: Option<String>,
+    pub template: String,
+    pub produces: Option<String>,
 }
 
-pub(super) struct ModelRow {
-    pub(super) ref_: String,
-    pub(super) position: i64,
-    pub(super) provider: String,
-    pub(super) model: String,
-    pub(super) base_url: Option<String>,
-    pub(super) api_key_env: Option<String>,
-    pub(super) parameters: Option<String>,
-    pub(super) max_concurrency: Option<i64>,
-    pub(super) cost_in: Option<f64>,
-    pub(super) cost_out: Option<f64>,
-    pub(super) script: Option<String>,
+/// A `model_profiles` row.
+pub struct ModelRow {
+    pub ref_: String,
+    pub position: i64,
+    pub provider: String,
+    pub model: String,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    /// A JSON object; `None` when empty.
+    pub parameters: Option<String>,
+    pub max_concurrency: Option<i64>,
+    /// `cost_per_1k_input_tokens`.
+    pub cost_in: Option<f64>,
+    /// `cost_per_1k_output_tokens`.
+    pub cost_out: Option<f64>,
+    pub script: Option<String>,
+}
+
+/// The content columns of a `workflow_defs` row (its ids, version number
+/// and times are the backend's business).
+pub struct DefRow {
+    pub description: Option<String>,
+    pub initial_node: String,
+    pub input_schema: Option<String>,
+    pub output_schema: Option<String>,
+    pub output_mapping: Option<String>,
+    pub limits: Option<String>,
+    /// The names of the artifact types the version defines, a JSON array.
+    pub defines_artifact_types: Option<String>,
+    /// The editor's positions (`None` when the bundle has none).
+    pub layout: Option<String>,
 }
 
 /// A bundle's rows, serialized before the transaction starts.
-pub(super) struct BundleRows {
-    pub(super) description: Option<String>,
-    pub(super) initial_node: String,
-    pub(super) input_schema: Option<String>,
-    pub(super) output_schema: Option<String>,
-    pub(super) output_mapping: Option<String>,
-    pub(super) limits: Option<String>,
-    pub(super) defines_artifact_types: Option<String>,
-    /// The editor's positions (`None` when the bundle has none).
-    pub(super) layout: Option<String>,
-    pub(super) actions: Vec<ActionRow>,
-    pub(super) nodes: Vec<NodeRow>,
-    pub(super) transitions: Vec<TransitionRow>,
-    pub(super) prompts: Vec<PromptRow>,
-    pub(super) models: Vec<ModelRow>,
+pub struct BundleRows {
+    pub def: DefRow,
+    /// Named actions first, then the nodes' inline ones.
+    pub actions: Vec<ActionRow>,
+    pub nodes: Vec<NodeRow>,
+    pub transitions: Vec<TransitionRow>,
+    pub prompts: Vec<PromptRow>,
+    pub models: Vec<ModelRow>,
 }
 
 fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
@@ -94,7 +127,7 @@ fn opt_json<T: serde::Serialize>(v: &Option<T>) -> Result<Option<String>> {
 }
 
 /// A bundle's `layout` as stored: `None` when it has none.
-pub(super) fn layout_json(layout: &BTreeMap<String, Position>) -> Result<Option<String>> {
+fn layout_json(layout: &BTreeMap<String, Position>) -> Result<Option<String>> {
     if layout.is_empty() {
         Ok(None)
     } else {
@@ -140,7 +173,9 @@ fn action_row(ref_: String, position: i64, body: &ActionBody) -> Result<ActionRo
 }
 
 impl BundleRows {
-    pub(super) fn new(bundle: &Bundle) -> Result<BundleRows> {
+    /// Every row of `bundle`. Fails only when a part of it does not
+    /// serialize as its column expects (a bug, not bad input).
+    pub fn new(bundle: &Bundle) -> Result<BundleRows> {
         // Destructured in full so that a new field fails to compile here
         // until it is stored.
         let Bundle {
@@ -173,18 +208,20 @@ impl BundleRows {
         }
         let names: Vec<&str> = artifact_types.iter().map(|a| a.ref_.as_str()).collect();
         Ok(BundleRows {
-            description: description.clone(),
-            initial_node: initial_node.clone(),
-            input_schema: opt_json(input_schema)?,
-            output_schema: opt_json(output_schema)?,
-            output_mapping: map_json(output_mapping)?,
-            limits: opt_json(limits)?,
-            defines_artifact_types: if names.is_empty() {
-                None
-            } else {
-                Some(to_json(&names)?)
+            def: DefRow {
+                description: description.clone(),
+                initial_node: initial_node.clone(),
+                input_schema: opt_json(input_schema)?,
+                output_schema: opt_json(output_schema)?,
+                output_mapping: map_json(output_mapping)?,
+                limits: opt_json(limits)?,
+                defines_artifact_types: if names.is_empty() {
+                    None
+                } else {
+                    Some(to_json(&names)?)
+                },
+                layout: layout_json(layout)?,
             },
-            layout: layout_json(layout)?,
             actions: action_rows,
             nodes: node_rows,
             transitions: enumerate_rows(transitions, transition_row)?,
