@@ -7,6 +7,9 @@
 //! braid-bench --live --size 10000          # W2 with a live WebSocket client: one JSON line
 //! braid-bench --one W2 --size 100000 --runs 1 --warmup 0 --view-calls 7
 //!                                         # ... then time /nodes and /sibling-sets' store reads
+//! braid-bench --database-url postgresql://…  # every case on SQLite and on PostgreSQL
+//! braid-bench cluster --processes 1,2,3 --runs 1000   # `braid serve` processes on one database
+//! braid-bench pg-limit                     # the PostgreSQL server's commits/s (pgbench)
 //! ```
 
 /// mimalloc: 10-15 % less wall time than glibc malloc on the fan-out
@@ -15,22 +18,34 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, bail};
+use braid_bench::cluster::{self, ClusterArgs};
 use braid_bench::limit;
 use braid_bench::one::{ChildSpec, OneResult, Status, measure_with_view};
 use braid_bench::peers::{self, MockLlmServer, Peer, PeerSeries};
+use braid_bench::pglimit::{self, PgLimit};
 use braid_bench::report::{Cold, Entry, PeerStatus, Report};
 use braid_bench::system::{Disk, Machine};
-use braid_bench::workloads::{NEST_DEPTH, RETRY_ATTEMPTS, Workload};
-use clap::Parser;
+use braid_bench::workloads::{Backend, NEST_DEPTH, RETRY_ATTEMPTS, Workload};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "braid-bench",
-    about = "Standard workloads W1-W5 on Braid's durable SQLite store; --compare runs the peers too"
+    about = "Standard workloads W1-W5 on Braid's durable SQLite store (and PostgreSQL with --database-url); --compare runs the peers too"
 )]
 struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Sub>,
+    /// A PostgreSQL server: every case runs on SQLite and then on a fresh
+    /// database of this server (created and dropped per case); with
+    /// --compare, DBOS runs on it too; its commit limit is probed (pgbench).
+    #[arg(long, env = braid_bench::pg::URL_VAR)]
+    database_url: Option<String>,
+    /// Child mode: the store of `--one` (`sqlite`, or `postgres` on --database-url).
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
     /// Also run the peer engines (bench/peers) and print Braid/peer ratios.
     #[arg(long)]
     compare: bool,
@@ -93,8 +108,37 @@ struct Cli {
     view_calls: usize,
 }
 
+#[derive(Subcommand, Debug)]
+enum Sub {
+    /// Throughput and latency of many small runs on 1, 2, 3 … `braid serve`
+    /// processes sharing one PostgreSQL database.
+    Cluster(ClusterArgs),
+    /// The PostgreSQL server's commits/s limit (pgbench, one-row inserts).
+    PgLimit {
+        /// The server (a new database is created and dropped on it).
+        #[arg(long, env = braid_bench::pg::URL_VAR)]
+        database_url: String,
+        /// Client counts to probe.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        clients: Vec<u32>,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match &cli.cmd {
+        Some(Sub::Cluster(args)) => return cluster_main(args),
+        Some(Sub::PgLimit {
+            database_url,
+            clients,
+        }) => {
+            let rt = tokio::runtime::Runtime::new()?;
+            let l = rt.block_on(pglimit::run(database_url, clients, pglimit::PROBE_S))?;
+            println!("{}", braid_bench::pgreport::limit_markdown(&l));
+            return Ok(());
+        }
+        None => {}
+    }
     let db_parent = cli.db_dir.clone().unwrap_or_else(std::env::temp_dir);
     if cli.live {
         let size = cli.size.unwrap_or(10_000);
@@ -124,6 +168,15 @@ fn child(cli: &Cli, w: &str, db_parent: PathBuf) -> anyhow::Result<()> {
             .with_context(|| format!("--one {workload} needs --size"))?,
     };
     let runs = cli.runs.unwrap_or_else(|| workload.runs(size));
+    let backend = match cli.backend.as_str() {
+        "sqlite" => Backend::Sqlite(db_parent),
+        "postgres" => Backend::Postgres(
+            cli.database_url
+                .clone()
+                .context("--backend postgres needs --database-url")?,
+        ),
+        other => bail!("--backend {other}: expected sqlite or postgres"),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -132,7 +185,7 @@ fn child(cli: &Cli, w: &str, db_parent: PathBuf) -> anyhow::Result<()> {
         size,
         runs,
         cli.warmup,
-        &db_parent,
+        &backend,
         cli.view_calls,
     ));
     println!("{}", serde_json::to_string(&result)?);
@@ -162,6 +215,7 @@ fn parent(cli: Cli, db_parent: PathBuf) -> anyhow::Result<()> {
     let spec = ChildSpec {
         exe: std::env::current_exe()?,
         db_parent: db_parent.clone(),
+        database_url: cli.database_url.clone(),
     };
     let bench_dir = cli
         .bench_dir
@@ -171,64 +225,26 @@ fn parent(cli: Cli, db_parent: PathBuf) -> anyhow::Result<()> {
     for w in &cli.workloads {
         workloads.push(Workload::parse(w).with_context(|| format!("unknown workload {w}"))?);
     }
+    let pg = cli.database_url.is_some();
+    let pg_settings = match &cli.database_url {
+        Some(url) => tokio::runtime::Runtime::new()?
+            .block_on(braid_bench::pg::server_settings(url))
+            .context("reading the PostgreSQL server's settings")?,
+        None => Vec::new(),
+    };
 
     let mut entries = Vec::new();
+    let mut postgres = Vec::new();
     for &w in &workloads {
         for &size in w.sizes() {
             if cli.max_size.is_some_and(|m| size > m) {
                 continue;
             }
-            let runs = cli.runs.unwrap_or_else(|| w.runs(size));
-            eprintln!(
-                "{w} {size}: {} warm-up + {runs} runs in one process",
-                cli.warmup
-            );
-            let warm = match spec.run(w, size, runs, cli.warmup) {
-                Ok(c) => c.result,
-                Err(e) => failed(w, size, cli.warmup, format!("{e:#}")),
-            };
-            eprintln!(
-                "  {:?} median {:?} s {}",
-                warm.status,
-                braid_bench::stats::median(
-                    &warm.samples.iter().map(|s| s.secs).collect::<Vec<_>>()
-                ),
-                warm.error.as_deref().unwrap_or("")
-            );
-            // The biggest size: one fresh process, no untimed one before it.
-            let big = w == Workload::W2 && size >= 100_000;
-            let (cold_warmup, cold_runs) = if big {
-                (0, cli.cold_runs.min(1))
-            } else {
-                (1, cli.cold_runs)
-            };
-            let cold = (cold_runs > 0 && warm.status == Status::Ok).then(|| {
-                let mut c = Cold {
-                    warmup: cold_warmup,
-                    ..Cold::default()
-                };
-                for k in 0..cold_warmup + cold_runs {
-                    match spec.run(w, size, 1, 0) {
-                        Ok(r) if r.result.status == Status::Ok => {
-                            if k >= cold_warmup {
-                                c.internal_s
-                                    .extend(r.result.samples.first().map(|s| s.secs));
-                                c.process_s.push(r.process_s);
-                                c.vmhwm_kib.extend(r.result.vmhwm_kib);
-                            }
-                        }
-                        Ok(r) => c.failures.push(r.result.error.unwrap_or_default()),
-                        Err(e) => c.failures.push(format!("{e:#}")),
-                    }
-                }
-                eprintln!(
-                    "  fresh processes: run median {:?} s, process median {:?} s",
-                    braid_bench::stats::median(&c.internal_s),
-                    braid_bench::stats::median(&c.process_s)
-                );
-                c
-            });
-            entries.push(Entry { warm, cold });
+            // The two stores back to back, so a drift of the machine hits both.
+            entries.push(measure_case(&cli, &spec, w, size, false));
+            if pg {
+                postgres.push(measure_case(&cli, &spec, w, size, true));
+            }
         }
     }
 
@@ -242,6 +258,7 @@ fn parent(cli: Cli, db_parent: PathBuf) -> anyhow::Result<()> {
             Err(e) => (None, Some(format!("{e:#}"))),
         }
     };
+    let (pg_limit, pg_limit_error) = pg_limit(&cli);
 
     let (peer_status, peer_series) = if cli.compare {
         run_peers(&cli, &bench_dir, &db_parent)?
@@ -258,12 +275,104 @@ fn parent(cli: Cli, db_parent: PathBuf) -> anyhow::Result<()> {
         limit_error,
         peer_status,
         peers: peer_series,
+        postgres,
+        pg_settings,
+        pg_limit,
+        pg_limit_error,
     };
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
     println!("{}", report.markdown());
+    Ok(())
+}
+
+/// One (workload, size) on one store: warm runs in one child process, then
+/// fresh-process runs (each child on a fresh database).
+fn measure_case(cli: &Cli, spec: &ChildSpec, w: Workload, size: u64, postgres: bool) -> Entry {
+    let store = if postgres { "PostgreSQL" } else { "SQLite" };
+    let runs = cli.runs.unwrap_or_else(|| w.runs(size));
+    eprintln!(
+        "{w} {size} on {store}: {} warm-up + {runs} runs in one process",
+        cli.warmup
+    );
+    let warm = match spec.run(w, size, runs, cli.warmup, postgres) {
+        Ok(c) => c.result,
+        Err(e) => failed(w, size, cli.warmup, format!("{e:#}")),
+    };
+    eprintln!(
+        "  {:?} median {:?} s {}",
+        warm.status,
+        braid_bench::stats::median(&warm.samples.iter().map(|s| s.secs).collect::<Vec<_>>()),
+        warm.error.as_deref().unwrap_or("")
+    );
+    // The biggest size: one fresh process, no untimed one before it.
+    let big = w == Workload::W2 && size >= 100_000;
+    let (cold_warmup, cold_runs) = if big {
+        (0, cli.cold_runs.min(1))
+    } else {
+        (1, cli.cold_runs)
+    };
+    let cold = (cold_runs > 0 && warm.status == Status::Ok).then(|| {
+        let mut c = Cold {
+            warmup: cold_warmup,
+            ..Cold::default()
+        };
+        for k in 0..cold_warmup + cold_runs {
+            match spec.run(w, size, 1, 0, postgres) {
+                Ok(r) if r.result.status == Status::Ok => {
+                    if k >= cold_warmup {
+                        c.internal_s
+                            .extend(r.result.samples.first().map(|s| s.secs));
+                        c.process_s.push(r.process_s);
+                        c.vmhwm_kib.extend(r.result.vmhwm_kib);
+                    }
+                }
+                Ok(r) => c.failures.push(r.result.error.unwrap_or_default()),
+                Err(e) => c.failures.push(format!("{e:#}")),
+            }
+        }
+        eprintln!(
+            "  fresh processes: run median {:?} s, process median {:?} s",
+            braid_bench::stats::median(&c.internal_s),
+            braid_bench::stats::median(&c.process_s)
+        );
+        c
+    });
+    Entry { warm, cold }
+}
+
+/// The PostgreSQL server's commit limit, when there is a server and the
+/// limits are not skipped.
+fn pg_limit(cli: &Cli) -> (Option<PgLimit>, Option<String>) {
+    let Some(url) = &cli.database_url else {
+        return (None, None);
+    };
+    if cli.no_limit {
+        return (None, Some("skipped (--no-limit)".into()));
+    }
+    eprintln!("PostgreSQL commit limit (pgbench)");
+    let probed = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(pglimit::run(url, &[1, 4, 16], pglimit::PROBE_S)));
+    match probed {
+        Ok(l) => (Some(l), None),
+        Err(e) => (None, Some(format!("{e:#}"))),
+    }
+}
+
+/// `braid-bench cluster`: the rounds, a Markdown table, optionally JSON.
+fn cluster_main(args: &ClusterArgs) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let rounds = rt.block_on(cluster::run(args))?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rounds)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("{}", cluster::markdown(args, &rounds));
     Ok(())
 }
 
@@ -280,6 +389,7 @@ fn run_peers(
             .unwrap_or_else(|| peers::default_path(".peers")),
         db_parent: db_parent.to_path_buf(),
         timeout: Duration::from_secs(cli.peer_timeout_s),
+        pg_url: cli.database_url.clone(),
     };
     let mut selected = Vec::new();
     for p in &cli.peers {
@@ -311,7 +421,10 @@ fn run_peers(
         (Workload::W4, NEST_DEPTH),
         (Workload::W5, RETRY_ATTEMPTS),
     ]);
-    let mock = if runnable.is_empty() {
+    // `--workloads` narrows the peers' runs too.
+    matrix.retain(|(w, _)| cli.workloads.iter().any(|x| Workload::parse(x) == Some(*w)));
+    let needs_mock = matrix.iter().any(|(w, _)| *w == Workload::W3);
+    let mock = if runnable.is_empty() || !needs_mock {
         None
     } else {
         match MockLlmServer::start(&env) {
@@ -324,7 +437,7 @@ fn run_peers(
     };
     let mut series = Vec::new();
     for peer in runnable {
-        for cfg in peers::configs(peer) {
+        for cfg in peers::configs(peer, &env) {
             for &(w, n) in &matrix {
                 eprintln!("peer {} {}: {w} {n}", peer.name(), cfg.mode);
                 let s = peers::run_series(

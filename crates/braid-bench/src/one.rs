@@ -6,7 +6,7 @@
 //! [`OneResult`]. The parent spawns it and times the whole process from outside.
 
 use crate::system::Disk;
-use crate::workloads::{Bench, Sample, Workload, vmhwm_kib};
+use crate::workloads::{Backend, Bench, Sample, Workload, vmhwm_kib};
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -56,9 +56,19 @@ pub struct OneResult {
     /// Peak resident memory of the process (KiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmhwm_kib: Option<u64>,
-    /// Where the database was.
+    /// Where the database was (SQLite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db: Option<Disk>,
+    /// `sqlite` or `postgres`.
+    #[serde(default = "sqlite")]
+    pub backend: String,
+    /// The PostgreSQL database the case ran on (dropped at its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+fn sqlite() -> String {
+    "sqlite".into()
 }
 
 impl OneResult {
@@ -76,6 +86,8 @@ impl OneResult {
             vmhwm_kib: None,
             db: None,
             view: None,
+            backend: sqlite(),
+            database: None,
         }
     }
 
@@ -102,7 +114,8 @@ pub async fn measure(
     warmup: usize,
     db_parent: &Path,
 ) -> OneResult {
-    measure_with_view(workload, size, runs, warmup, db_parent, 0).await
+    let backend = Backend::Sqlite(db_parent.to_path_buf());
+    measure_with_view(workload, size, runs, warmup, &backend, 0).await
 }
 
 /// [`measure`], then times the run view's reads of the last timed run
@@ -112,13 +125,16 @@ pub async fn measure_with_view(
     size: u64,
     runs: usize,
     warmup: usize,
-    db_parent: &Path,
+    backend: &Backend,
     view_calls: usize,
 ) -> OneResult {
     let mut out = OneResult::new(workload, size, warmup);
-    out.db = Disk::of(db_parent);
+    out.backend = backend.name().to_string();
+    if let Backend::Sqlite(db_parent) = backend {
+        out.db = Disk::of(db_parent);
+    }
     let t0 = Instant::now();
-    let bench = match Bench::prepare(workload, size, db_parent).await {
+    let bench = match Bench::prepare_on(workload, size, backend).await {
         Ok(b) => b,
         Err(e) => {
             out.fail(e.context("setting up"));
@@ -127,6 +143,7 @@ pub async fn measure_with_view(
         }
     };
     out.setup_s = t0.elapsed().as_secs_f64();
+    out.database = bench.database_name();
     for k in 0..warmup + runs {
         match bench.run().await {
             Ok(s) => {
@@ -177,6 +194,8 @@ pub struct ChildSpec {
     pub exe: PathBuf,
     /// Where the child creates its temp database dir.
     pub db_parent: PathBuf,
+    /// The PostgreSQL server of the `postgres` runs, if any.
+    pub database_url: Option<String>,
 }
 
 /// A child's result and the whole process's wall time, measured from outside.
@@ -189,16 +208,27 @@ pub struct ChildRun {
 }
 
 impl ChildSpec {
-    /// Runs `braid-bench --one W --size N --runs R --warmup K` and reads its JSON line.
+    /// Runs `braid-bench --one W --size N --runs R --warmup K` and reads
+    /// its JSON line; with `postgres`, on a new database of
+    /// [`ChildSpec::database_url`]'s server (`--database-url`).
     pub fn run(
         &self,
         workload: Workload,
         size: u64,
         runs: usize,
         warmup: usize,
+        postgres: bool,
     ) -> anyhow::Result<ChildRun> {
         let t0 = Instant::now();
-        let out = Command::new(&self.exe)
+        let mut cmd = Command::new(&self.exe);
+        if postgres {
+            let url = self
+                .database_url
+                .as_deref()
+                .context("a PostgreSQL run needs --database-url")?;
+            cmd.args(["--backend", "postgres", "--database-url", url]);
+        }
+        let out = cmd
             .args(["--one", workload.name(), "--size"])
             .arg(size.to_string())
             .arg("--runs")

@@ -75,6 +75,9 @@ pub struct Env {
     pub db_parent: PathBuf,
     /// Bound on one peer process.
     pub timeout: Duration,
+    /// A PostgreSQL server: DBOS also runs on it (`DBOS_PG_URL`, a new
+    /// database per process, dropped after its series).
+    pub pg_url: Option<String>,
 }
 
 impl Env {
@@ -146,8 +149,9 @@ impl Env {
 }
 
 /// The configurations run for a peer: its durable store, plus LangGraph's
-/// in-memory mode as the no-durability reference.
-pub fn configs(peer: Peer) -> Vec<Config> {
+/// in-memory mode as the no-durability reference, plus DBOS on PostgreSQL
+/// when the bench has a PostgreSQL server.
+pub fn configs(peer: Peer, env: &Env) -> Vec<Config> {
     let c = |mode: &str, durable| Config {
         peer,
         mode: mode.to_string(),
@@ -155,6 +159,7 @@ pub fn configs(peer: Peer) -> Vec<Config> {
     };
     match peer {
         Peer::Langgraph => vec![c("sqlite", true), c("none", false)],
+        Peer::Dbos if env.pg_url.is_some() => vec![c("sqlite", true), c("postgres", true)],
         Peer::Dbos => vec![c("sqlite", true)],
         Peer::Restate => vec![c("rocksdb", true)],
         Peer::Prefect => vec![c("ephemeral-sqlite", true)],
@@ -309,6 +314,8 @@ pub fn run_series(
         return series;
     }
     let dir = env.bench_dir.join("peers").join(cfg.peer.name());
+    let pg_url = env.pg_url.as_deref().filter(|_| cfg.mode == "postgres");
+    let pg_before = pg_url.map(|u| dbos_databases(u).unwrap_or_default());
     for k in 0..warmup + runs {
         let (prog, args) = argv(cfg, env, workload, n);
         let mut cmd = Command::new(&prog);
@@ -319,6 +326,9 @@ pub fn run_series(
             .env("PREFECT_SERVER_ANALYTICS_ENABLED", "false");
         if let Some(url) = mock_url {
             cmd.env("MOCK_LLM_URL", url);
+        }
+        if let Some(url) = pg_url {
+            cmd.env("DBOS_PG_URL", url);
         }
         let what = format!("{} {}", prog.display(), args.join(" "));
         match run_bounded(cmd, env.timeout) {
@@ -352,7 +362,39 @@ pub fn run_series(
             break;
         }
     }
+    if let (Some(url), Some(before)) = (pg_url, pg_before) {
+        drop_new_dbos_databases(url, &before);
+    }
     series
+}
+
+/// The `dbos_…` databases on the server (DBOS creates one per process).
+fn dbos_databases(url: &str) -> anyhow::Result<Vec<String>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::pg::databases_with_prefix(url, "dbos_"))
+}
+
+/// Drops the `dbos_…` databases that were not there before the series:
+/// DBOS leaves the database of each process behind.
+fn drop_new_dbos_databases(url: &str, before: &[String]) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        let now = crate::pg::databases_with_prefix(url, "dbos_")
+            .await
+            .unwrap_or_default();
+        for name in now.iter().filter(|n| !before.contains(n)) {
+            if let Err(e) = crate::pg::drop_database(url, name).await {
+                eprintln!("dropping DBOS's database {name}: {e:#}");
+            }
+        }
+    });
 }
 
 /// The peers' mock LLM server (`peers/mock_llm/server.py`, 100 ms latency).

@@ -153,6 +153,18 @@ pub struct Report {
     pub peer_status: Vec<PeerStatus>,
     /// Peer executions (compare mode).
     pub peers: Vec<PeerSeries>,
+    /// Braid on PostgreSQL, per (workload, size) (`--database-url`).
+    #[serde(default)]
+    pub postgres: Vec<Entry>,
+    /// The PostgreSQL server's version and commit-relevant settings.
+    #[serde(default)]
+    pub pg_settings: Vec<(String, String)>,
+    /// The PostgreSQL server's commit limit (pgbench).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_limit: Option<crate::pglimit::PgLimit>,
+    /// Why it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pg_limit_error: Option<String>,
 }
 
 /// Reference peer medians quoted in the issue (s), used when the peers were
@@ -162,7 +174,8 @@ const REFERENCE: [(Workload, u64, &str, f64); 2] = [
     (Workload::W2, 1000, "restate (issue's reference)", 0.89),
 ];
 
-fn fmt_s(x: Option<f64>) -> String {
+/// Seconds for a table: µs-precise below 10 ms, ms below 1 s.
+pub fn fmt_s(x: Option<f64>) -> String {
     match x {
         None => "—".into(),
         Some(s) if s < 0.01 => format!("{:.2} ms", s * 1e3),
@@ -171,7 +184,8 @@ fn fmt_s(x: Option<f64>) -> String {
     }
 }
 
-fn fmt_rate(x: Option<f64>) -> String {
+/// A rate, rounded; `—` when missing.
+pub fn fmt_rate(x: Option<f64>) -> String {
     x.map(|r| format!("{:.0}", r)).unwrap_or_else(|| "—".into())
 }
 
@@ -194,10 +208,13 @@ impl Report {
     }
 
     /// The fastest durable peer measured in this run for (w, n): (label, median internal s).
+    /// Peers on PostgreSQL are compared with Braid on PostgreSQL instead
+    /// (crate::pgreport).
     pub fn fastest_durable(&self, w: Workload, n: u64) -> Option<(String, f64)> {
         self.peers
             .iter()
             .filter(|s| s.workload == w && s.n == n && s.config.durable)
+            .filter(|s| s.config.mode != "postgres")
             .filter_map(|s| {
                 s.median_internal()
                     .map(|m| (format!("{} {}", s.config.peer.name(), s.config.mode), m))
@@ -395,6 +412,7 @@ impl Report {
         self.limit_section(&mut s);
         self.peers_section(&mut s);
         self.targets_section(&mut s);
+        crate::pgreport::section(self, &mut s);
         s
     }
 
@@ -578,7 +596,7 @@ impl Report {
                 "\n| W | size | Braid fresh process | Braid warm | peer | peer median internal | peer whole process | runs | Braid × faster | notes |"
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
-            for p in &self.peers {
+            for p in self.peers.iter().filter(|p| p.config.mode != "postgres") {
                 let braid = self.entry(p.workload, p.n);
                 let b = self.braid_like_peers(p.workload, p.n).map(|x| x.0);
                 let pm = p.median_internal();

@@ -27,6 +27,10 @@ pub const RETRY_ATTEMPTS: u64 = 3;
 pub const RETRY_DELAY_MS: u64 = 10;
 /// W4: nesting depth (levels of workflows; the innermost returns 100).
 pub const NEST_DEPTH: u64 = 6;
+/// `scale_out.heartbeat_ms` and `lease_ms` of `braid serve`'s defaults, for
+/// the engine on PostgreSQL.
+const PG_HEARTBEAT_MS: u64 = 1_000;
+const PG_LEASE_MS: i64 = 10_000;
 /// How long one run may take before the bench gives up on it.
 const RUN_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -309,6 +313,33 @@ pub struct Started {
     requests_before: Option<usize>,
 }
 
+/// Where a bench's database lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A SQLite file in a new temp dir under this directory (the real disk).
+    Sqlite(std::path::PathBuf),
+    /// A new database on the PostgreSQL server of this URL, dropped after the case.
+    Postgres(String),
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// What holds a bench's database while it runs.
+enum Holder {
+    /// The temp dir of the SQLite file, removed on drop.
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    /// The PostgreSQL database, dropped by [`Bench::shutdown`].
+    Pg(crate::pg::BenchDb),
+}
+
 /// An engine on a fresh database with one workload saved.
 pub struct Bench {
     /// The engine under test.
@@ -319,20 +350,63 @@ pub struct Bench {
     workflow: String,
     input: Value,
     mock: Option<MockServer>,
-    /// Holds the database; removed on drop.
-    _dir: tempfile::TempDir,
+    /// Holds the database.
+    holder: std::sync::Mutex<Option<Holder>>,
 }
 
 impl Bench {
     /// Opens a store in a new temp dir under `db_parent`, starts an engine and
     /// saves the workload's definitions (and starts the mock model for W3/W5).
     pub async fn prepare(workload: Workload, size: u64, db_parent: &Path) -> anyhow::Result<Bench> {
-        let dir = tempfile::Builder::new()
-            .prefix("braid-bench-")
-            .tempdir_in(db_parent)
-            .with_context(|| format!("creating a temp dir in {}", db_parent.display()))?;
-        let store = SqliteStore::open_path(dir.path().join("braid.db")).await?;
-        let engine = Engine::start(Arc::new(store), Options::default()).await?;
+        Bench::prepare_on(workload, size, &Backend::Sqlite(db_parent.to_path_buf())).await
+    }
+
+    /// [`Bench::prepare`] on either backend: a SQLite file in a new temp
+    /// dir, or a new database on a PostgreSQL server.
+    pub async fn prepare_on(
+        workload: Workload,
+        size: u64,
+        backend: &Backend,
+    ) -> anyhow::Result<Bench> {
+        let (store, holder, options): (Arc<dyn Store>, Holder, Options) = match backend {
+            Backend::Sqlite(db_parent) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("braid-bench-")
+                    .tempdir_in(db_parent)
+                    .with_context(|| format!("creating a temp dir in {}", db_parent.display()))?;
+                let store = SqliteStore::open_path(dir.path().join("braid.db")).await?;
+                (Arc::new(store), Holder::Dir(dir), Options::default())
+            }
+            Backend::Postgres(server) => {
+                let db = crate::pg::BenchDb::create(server).await?;
+                let mut store = match braid_store_postgres::PgStore::connect_url(db.url()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = db.drop_now().await;
+                        bail!("opening the bench database: {e}");
+                    }
+                };
+                // As `braid serve --database-url` runs: one process of a
+                // cluster (a `servers` row with heartbeats, ownership,
+                // fencing on every commit), with the default scale-out
+                // settings.
+                let server_id = braid_runtime::IdGen::id(&braid_runtime::UuidIds, "srv");
+                store.serve_as(&server_id);
+                let store = Arc::new(store);
+                let options = Options {
+                    exclusive: false,
+                    cluster: Some(braid_runtime::ClusterOptions {
+                        store: store.clone(),
+                        server_id,
+                        heartbeat_ms: PG_HEARTBEAT_MS,
+                        lease_ms: PG_LEASE_MS,
+                    }),
+                    ..Options::default()
+                };
+                (store, Holder::Pg(db), options)
+            }
+        };
+        let engine = Engine::start(store, options).await?;
         let project = engine.store().project_id("default").await?;
         let (mock, bundles, workflow, input) = match workload {
             Workload::W1 => (None, vec![w1_chain(size)], "w1_chain", json!({})),
@@ -380,8 +454,16 @@ impl Bench {
             workflow: workflow.to_string(),
             input,
             mock,
-            _dir: dir,
+            holder: std::sync::Mutex::new(Some(holder)),
         })
+    }
+
+    /// The PostgreSQL database's name (none on SQLite).
+    pub fn database_name(&self) -> Option<String> {
+        match &*self.holder.lock().expect("holder") {
+            Some(Holder::Pg(db)) => Some(db.name().to_string()),
+            _ => None,
+        }
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -613,9 +695,26 @@ impl Bench {
         Ok(())
     }
 
-    /// Stops the executors.
+    /// Stops the executors; drops a PostgreSQL database (a SQLite temp dir
+    /// goes when the bench is dropped).
     pub async fn shutdown(&self) {
         self.engine.shutdown(Duration::from_secs(5)).await;
+        let pg = {
+            let mut held = self.holder.lock().expect("holder");
+            match held.take() {
+                Some(Holder::Pg(db)) => Some(db),
+                other => {
+                    *held = other;
+                    None
+                }
+            }
+        };
+        if let Some(db) = pg {
+            let name = db.name().to_string();
+            if let Err(e) = db.drop_now().await {
+                eprintln!("dropping the bench database {name}: {e:#}");
+            }
+        }
     }
 }
 
