@@ -706,3 +706,63 @@ async fn sql_status(sql: &Sql, run: &str) -> String {
         .await
         .expect("status")
 }
+
+/// SIGTERM hands the process's runs over at once: with a lease of 30 s, the
+/// other process adopts them within a couple of heartbeats of the exit
+/// (`servers.stopped_at`), and they finish with the right output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_the_runs_up_at_once_and_another_process_finishes_them() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    const BRANCHES: u64 = 3;
+    // Every call is held until the test releases it (A's are never answered).
+    let llm = MockLlm::start(move |_, body| {
+        let text = user_prompt(body);
+        match parse_prompt(&text) {
+            Some(prompt @ Prompt::Branch(..)) => Plan::ok(&answer(prompt).to_string()).held(),
+            _ => Plan::status(400),
+        }
+    })
+    .await;
+    let lease_ms = 20 * LEASE_MS;
+    let mut a = Node::start_with_lease("A", db.url(), lease_ms).await;
+    let b = Node::start_with_lease("B", db.url(), lease_ms).await;
+    let sql = Sql::connect(db.url()).await;
+    a.api.save(fan("cl_term", BRANCHES, "Split", &llm.url)).await;
+    let runs: Vec<String> = {
+        let mut runs = Vec::new();
+        for k in 0..2 {
+            runs.push(a.api.start_run("cl_term", json!({ "k": k })).await);
+        }
+        runs
+    };
+    llm.until(|s| s.inflight.load(Ordering::SeqCst) == (2 * BRANCHES) as usize)
+        .await;
+
+    let (status, _) = a.braid.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "A exits cleanly on SIGTERM: {status:?}");
+    let took = sql
+        .until_zero(
+            "SELECT count(*) FROM workflow_runs WHERE owner = $1 AND status = 'running'",
+            &a.id,
+            Duration::from_millis(lease_ms / 4),
+            || {
+                format!(
+                    "B did not adopt A's runs before A's lease would end\n{}",
+                    logs(&[&b])
+                )
+            },
+        )
+        .await;
+    println!("A SIGTERMed; B adopted its runs {took:?} after A exited");
+    // B runs the calls A had in flight again; answer them all.
+    llm.release(1_000);
+    for (k, run) in runs.iter().enumerate() {
+        b.api
+            .until_event(run, "workflow_completed", Duration::from_secs(20))
+            .await;
+        check_fan_run(&b.api, run, k as u64, BRANCHES).await;
+        assert_eq!(sql.owner(run).await, (Some(b.id.clone()), 2), "run {run}");
+    }
+}
