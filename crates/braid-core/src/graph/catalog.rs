@@ -155,5 +155,19 @@ fn check_model_profiles(v: &mut Validator, bundle: &Bundle) {
                 "max_concurrency must be at least 1",
             );
         }
+        let rate = m.rate_limit.unwrap_or_default();
+        for (field, value) in [
+            ("rate_limit.requests_per_minute", rate.requests_per_minute),
+            ("rate_limit.tokens_per_minute", rate.tokens_per_minute),
+        ] {
+            if value == Some(0) {
+                v.err(
+                    "model_profile",
+                    &m.ref_,
+                    field,
+                    format!("{field} must be at least 1 (leave it out for no limit)"),
+                );
+            }
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use braid_core::definition::{
     ActionBody, ActionDef, ActionKind, ActionRef, ArtifactTypeDef, Bundle, FanOut, Limits,
-    ModelProfile, Node, Position, PromptSpec, Transition,
+    ModelProfile, Node, Position, PromptSpec, RateLimit, Transition,
 };
 use braid_store::{Error, Result, StoredDef};
 use serde::de::DeserializeOwned;
@@ -320,6 +320,19 @@ async fn load_model_profiles(
         let what = |field: &str| format!("definition {def_id}: model profile {ref_:?}: {field}");
         let script: Option<String> = r.try_get("script").db()?;
         let max_concurrency: Option<i64> = r.try_get("max_concurrency").db()?;
+        let count = |field: &str, n: Option<i64>| {
+            n.map(|n| {
+                u32::try_from(n).map_err(|_| Error::Backend(what(&format!("{field} out of range"))))
+            })
+            .transpose()
+        };
+        let rate_limit = RateLimit {
+            requests_per_minute: count(
+                "requests_per_minute",
+                r.try_get("requests_per_minute").db()?,
+            )?,
+            tokens_per_minute: count("tokens_per_minute", r.try_get("tokens_per_minute").db()?)?,
+        };
         model_profiles.push(ModelProfile {
             provider: r.try_get("provider").db()?,
             model: r.try_get("model").db()?,
@@ -335,6 +348,7 @@ async fn load_model_profiles(
                         .map_err(|_| Error::Backend(what("max_concurrency out of range")))
                 })
                 .transpose()?,
+            rate_limit: (rate_limit != RateLimit::default()).then_some(rate_limit),
             cost_per_1k_input_tokens: r.try_get("cost_per_1k_input_tokens").db()?,
             cost_per_1k_output_tokens: r.try_get("cost_per_1k_output_tokens").db()?,
             script: parse_json_opt(script.as_deref(), &|| what("script"))?,
@@ -389,7 +403,7 @@ const TRANSITIONS_SQL: &str = "SELECT ref, from_node, to_node, priority, conditi
 const PROMPT_SPECS_SQL: &str = "SELECT ref, system, template, produces
      FROM prompt_specs WHERE def_id = ? ORDER BY position, rowid";
 const MODEL_PROFILES_SQL: &str = "SELECT ref, provider, model, base_url, api_key_env, parameters,
-            max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script
+            max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script, requests_per_minute, tokens_per_minute
      FROM model_profiles WHERE def_id = ? ORDER BY position, rowid";
 
 /// The rows of one of a version's tables.

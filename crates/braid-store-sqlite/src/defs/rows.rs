@@ -66,6 +66,8 @@ pub(super) struct ModelRow {
     pub(super) api_key_env: Option<String>,
     pub(super) parameters: Option<String>,
     pub(super) max_concurrency: Option<i64>,
+    pub(super) requests_per_minute: Option<i64>,
+    pub(super) tokens_per_minute: Option<i64>,
     pub(super) cost_in: Option<f64>,
     pub(super) cost_out: Option<f64>,
     pub(super) script: Option<String>,
@@ -306,10 +308,12 @@ fn model_row(position: i64, m: &ModelProfile) -> Result<ModelRow> {
         api_key_env,
         parameters,
         max_concurrency,
+        rate_limit,
         cost_per_1k_input_tokens,
         cost_per_1k_output_tokens,
         script,
     } = m;
+    let rate = rate_limit.unwrap_or_default();
     Ok(ModelRow {
         ref_: ref_.clone(),
         position,
@@ -323,6 +327,8 @@ fn model_row(position: i64, m: &ModelProfile) -> Result<ModelRow> {
             Some(to_json(parameters)?)
         },
         max_concurrency: max_concurrency.map(i64::from),
+        requests_per_minute: rate.requests_per_minute.map(i64::from),
+        tokens_per_minute: rate.tokens_per_minute.map(i64::from),
         cost_in: *cost_per_1k_input_tokens,
         cost_out: *cost_per_1k_output_tokens,
         script: opt_json(script)?,
