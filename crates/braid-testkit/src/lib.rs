@@ -101,8 +101,8 @@ impl RateBucket {
         }
     }
 
-    /// Takes a token if there is one.
-    pub fn admit(&mut self) -> bool {
+    /// Takes a token if there is one; else says how many there were.
+    pub fn admit(&mut self) -> Result<(), f64> {
         let now = std::time::Instant::now();
         let refill = now.duration_since(self.at).as_secs_f64() * self.capacity / 60.0;
         self.level = (self.level + refill).min(self.capacity);
@@ -111,9 +111,9 @@ impl RateBucket {
         // waits exactly for its token must not be refused.
         if self.level >= 1.0 - 1e-6 {
             self.level -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(self.level)
         }
     }
 }
@@ -129,6 +129,8 @@ pub struct MockState {
     pub rejected: AtomicUsize,
     /// The rate limit, when there is one.
     limit: Option<Mutex<RateBucket>>,
+    /// The bucket's level when each refused request came.
+    pub refused_at: Mutex<Vec<f64>>,
     pub changed: Notify,
     /// Permits for held answers.
     gate: tokio::sync::Semaphore,
@@ -156,10 +158,10 @@ impl Drop for InFlight {
 
 async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: String) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-    if let Some(limit) = &st.limit
-        && !limit.lock().unwrap().admit()
-    {
+    let admitted = st.limit.as_ref().map(|l| l.lock().unwrap().admit());
+    if let Some(Err(level)) = admitted {
         st.rejected.fetch_add(1, Ordering::SeqCst);
+        st.refused_at.lock().unwrap().push(level);
         st.changed.notify_waiters();
         let body = json!({ "error": { "message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded" } });
         return (
@@ -227,6 +229,7 @@ impl MockLlm {
             aborted: AtomicUsize::new(0),
             rejected: AtomicUsize::new(0),
             limit: limit.map(Mutex::new),
+            refused_at: Mutex::new(Vec::new()),
             changed: Notify::new(),
             gate: tokio::sync::Semaphore::new(0),
             planner,

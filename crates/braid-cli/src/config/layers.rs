@@ -378,7 +378,16 @@ fn source_from(metadata: &Metadata, path: &str) -> Source {
 /// One type error of the merged tree as `key: invalid value … in SOURCE:
 /// expected …`.
 pub(super) fn describe(error: figment::Error) -> String {
-    let path = error.path.join(".");
+    // `llm.endpoints.0.model` is written `llm.endpoints[0].model`.
+    let path = error.path.iter().fold(String::new(), |path, part| {
+        if part.parse::<usize>().is_ok() {
+            format!("{path}[{part}]")
+        } else if path.is_empty() {
+            part.clone()
+        } else {
+            format!("{path}.{part}")
+        }
+    });
     let source = error
         .metadata
         .as_ref()

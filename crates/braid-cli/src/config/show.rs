@@ -61,7 +61,10 @@ fn print_tables(
     if tables.is_empty() {
         writeln!(out, "# no [[{path}]] tables")?;
     }
-    for table in tables {
+    for (i, table) in tables.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
         let header = format!("[[{path}]]");
         writeln!(out, "{header:<40} # {}", effective.source(path))?;
         for (field, value) in table.as_object().into_iter().flatten() {

@@ -81,6 +81,8 @@ async fn profiles_and_configuration_share_one_endpoint_and_the_smallest_holds() 
     assert_eq!(burst(&limits, &v1, 0).await, 120);
     let start = tokio::time::Instant::now();
     let _p = limits.acquire(&v1, 0).await;
+    // The 121st waited 0.5 s and the send margin; the refill during the
+    // margin counts, so the 122nd waits 0.5 s in all.
     assert_eq!(start.elapsed(), Duration::from_millis(500));
 }
 
@@ -113,7 +115,7 @@ async fn tokens_bucket_draws_the_estimate_and_is_corrected_by_reported_usage() {
     assert_eq!(p.waited(), Duration::ZERO);
     let start = tokio::time::Instant::now();
     let p = limits.acquire(&e, 100).await;
-    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(start.elapsed(), Duration::from_secs(1) + SEND_MARGIN);
     drop(p);
     // An estimate above what was used gives the difference back.
     let mut p = limits.acquire(&e, 3000).await;
@@ -157,10 +159,14 @@ async fn two_processes_each_take_half_of_every_limit_and_get_it_back_alone() {
     assert_eq!((ea.free_slots(), eb.free_slots()), (0, 0));
     held.clear();
     // Each bucket refills at 5 a second: once empty, the next call waits
-    // 0.2 s (b got one more token while a waited).
-    let ms200 = Duration::from_millis(200);
-    assert_eq!(burst_and_wait(&a, &ea, 0).await, (296, ms200));
-    assert_eq!(burst_and_wait(&b, &eb, 0).await, (297, ms200));
+    // 0.2 s and the send margin. b got 1.25 tokens while a waited: one more
+    // call, and 0.15 s (and the margin) for the next.
+    let first_wait = Duration::from_millis(200) + SEND_MARGIN;
+    assert_eq!(burst_and_wait(&a, &ea, 0).await, (296, first_wait));
+    assert_eq!(
+        burst_and_wait(&b, &eb, 0).await,
+        (297, Duration::from_millis(200))
+    );
     // Process b leaves: a alone gets the whole limit back.
     a.set_live(1);
     let _one = a.acquire(&ea, 0).await;
