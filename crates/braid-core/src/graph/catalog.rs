@@ -192,7 +192,9 @@ model_profiles:
 "#,
         )
         .unwrap();
-        let errors = compile(&bundle, &Env::default()).err().expect("invalid");
+        let errors = compile(&bundle, &Env::default())
+            .map(drop)
+            .expect_err("invalid");
         let fields: Vec<(&str, &str, &str)> = errors
             .iter()
             .map(|e| (e.kind.as_str(), e.ref_.as_str(), e.field.as_str()))
@@ -211,7 +213,7 @@ model_profiles:
         let negative = Bundle::parse(
             "name: w\ninitial_node: a\nnodes: []\nmodel_profiles:\n  - { ref: m, provider: openai, model: x, rate_limit: { requests_per_minute: -5 } }\n",
         );
-        let message = format!("{:?}", negative.err().expect("refused"));
+        let message = format!("{:?}", negative.map(drop).expect_err("refused"));
         assert!(message.contains("rate_limit"), "{message}");
     }
 }
