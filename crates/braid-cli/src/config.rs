@@ -39,6 +39,9 @@ pub struct Key {
     /// A list of strings: the environment's text is split at commas
     /// (`BRAID_SERVER__ALLOWED_HOSTS=a.lan,b.lan`).
     pub list: bool,
+    /// An array of tables (`[[llm.endpoints]]`): set in the file only, with
+    /// no flag and no environment variable.
+    pub tables: bool,
 }
 
 impl Key {
@@ -55,6 +58,7 @@ const fn key(path: &'static str, flag: &'static str, text: bool, secret: bool) -
         text,
         secret,
         list: false,
+        tables: false,
     }
 }
 
@@ -65,6 +69,18 @@ const fn list(path: &'static str, flag: &'static str) -> Key {
         text: true,
         secret: false,
         list: true,
+        tables: false,
+    }
+}
+
+const fn tables(path: &'static str) -> Key {
+    Key {
+        path,
+        flag: "",
+        text: false,
+        secret: false,
+        list: false,
+        tables: true,
     }
 }
 
@@ -101,6 +117,17 @@ pub const KEYS: &[Key] = &[
     ),
     key("telemetry.otlp_endpoint", "--otlp-endpoint", true, false),
     key("telemetry.service_name", "--service-name", true, false),
+    tables("llm.endpoints"),
+];
+
+/// The fields of one `[[llm.endpoints]]` table.
+pub const ENDPOINT_FIELDS: &[&str] = &[
+    "provider",
+    "base_url",
+    "model",
+    "max_concurrency",
+    "requests_per_minute",
+    "tokens_per_minute",
 ];
 
 /// The file read when `--config` is not given, if it exists in the current
@@ -123,6 +150,9 @@ pub struct Config {
     pub snapshots: Snapshots,
     /// Traces (metrics are always served at `/metrics`).
     pub telemetry: Telemetry,
+    /// LLM providers.
+    #[serde(default)]
+    pub llm: Llm,
 }
 
 /// Which backend `braid serve` runs on ([`Effective::store`]).
@@ -215,6 +245,39 @@ pub struct Telemetry {
     pub service_name: String,
 }
 
+/// `[llm]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Llm {
+    /// `[[llm.endpoints]]`: limits of provider endpoints, beside those of
+    /// the model profiles (the smallest holds).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// One `[[llm.endpoints]]` table: the limits of every model profile
+/// calling `model` of `provider` at `base_url`, whatever its key variable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `openai`, `anthropic`, `openai_compatible` or `scripted`.
+    pub provider: String,
+    /// The profiles' `base_url`; unset, the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The provider's model name.
+    pub model: String,
+    /// Calls in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Prompt and completion tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+}
+
 impl Default for Config {
     /// The built-in defaults: those of the engine and the server, so that a
     /// `braid serve` without configuration behaves like an embedded engine.
@@ -249,6 +312,7 @@ impl Default for Config {
                 otlp_endpoint: None,
                 service_name: "braid".to_string(),
             },
+            llm: Llm::default(),
         }
     }
 }
@@ -390,6 +454,21 @@ impl Effective {
             lease_ms: i64::try_from(c.executors.lease_ms).unwrap_or(MAX_LEASE_MS as i64),
             poll_ms: c.executors.poll_ms,
             snapshot_every_events: c.snapshots.every_events,
+            endpoint_limits: c
+                .llm
+                .endpoints
+                .iter()
+                .map(|e| braid_runtime::limits::EndpointLimit {
+                    provider: e.provider.clone(),
+                    base_url: e.base_url.clone(),
+                    model: e.model.clone(),
+                    limits: braid_runtime::limits::Declared {
+                        max_concurrency: e.max_concurrency,
+                        requests_per_minute: e.requests_per_minute,
+                        tokens_per_minute: e.tokens_per_minute,
+                    },
+                })
+                .collect(),
             ..braid_runtime::Options::default()
         }
     }
@@ -461,6 +540,7 @@ impl Effective {
             ));
         }
         issues.extend(self.access_problems());
+        issues.extend(self.endpoint_problems());
         if let Some(url) = &c.telemetry.otlp_endpoint
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -505,6 +585,58 @@ impl Effective {
                 )
             })
             .collect()
+    }
+
+    /// `[[llm.endpoints]]` tables naming no known provider or model, with
+    /// a base URL that is not http(s), or with a zero or no limit.
+    fn endpoint_problems(&self) -> Vec<String> {
+        let source = self.source("llm.endpoints");
+        let mut issues = Vec::new();
+        for (i, e) in self.config.llm.endpoints.iter().enumerate() {
+            let at = |field: &str| format!("llm.endpoints[{i}].{field}");
+            if !["openai", "anthropic", "openai_compatible", "scripted"]
+                .contains(&e.provider.as_str())
+            {
+                issues.push(format!(
+                    "{}: invalid value {:?} in {source}: expected openai, anthropic, openai_compatible or scripted",
+                    at("provider"),
+                    e.provider
+                ));
+            }
+            if e.model.is_empty() {
+                issues.push(format!(
+                    "{}: invalid value \"\" in {source}: expected the provider's model name",
+                    at("model")
+                ));
+            }
+            if let Some(url) = &e.base_url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                issues.push(format!(
+                    "{}: invalid value {url:?} in {source}: expected an http:// or https:// URL, as in the model profiles",
+                    at("base_url")
+                ));
+            }
+            let limits = [
+                ("max_concurrency", e.max_concurrency),
+                ("requests_per_minute", e.requests_per_minute),
+                ("tokens_per_minute", e.tokens_per_minute),
+            ];
+            for (field, value) in limits {
+                if value == Some(0) {
+                    issues.push(format!(
+                        "{}: invalid value 0 in {source}: expected at least 1",
+                        at(field)
+                    ));
+                }
+            }
+            if limits.iter().all(|(_, v)| v.is_none()) {
+                issues.push(format!(
+                    "llm.endpoints[{i}] in {source} sets no limit: expected max_concurrency, requests_per_minute or tokens_per_minute"
+                ));
+            }
+        }
+        issues
     }
 
     /// What `braid serve` accepts from browsers.

@@ -729,7 +729,9 @@ async fn sigterm_gives_the_runs_up_at_once_and_another_process_finishes_them() {
     let mut a = Node::start_with_lease("A", db.url(), lease_ms).await;
     let b = Node::start_with_lease("B", db.url(), lease_ms).await;
     let sql = Sql::connect(db.url()).await;
-    a.api.save(fan("cl_term", BRANCHES, "Split", &llm.url)).await;
+    a.api
+        .save(fan("cl_term", BRANCHES, "Split", &llm.url))
+        .await;
     let runs: Vec<String> = {
         let mut runs = Vec::new();
         for k in 0..2 {

@@ -102,7 +102,8 @@ fn layers_beat_each_other_in_order_and_each_value_names_its_source() {
         serde_json::json!([]),
         "default",
     );
-    assert_eq!(config.as_object().unwrap().len(), 16, "{config:#}");
+    assert_key(&config, "llm.endpoints", serde_json::json!([]), "default");
+    assert_eq!(config.as_object().unwrap().len(), 17, "{config:#}");
 
     // The text form: a TOML file with each value's source beside it.
     let o = braid(d, &[&["config"][..], &flags].concat(), &env);
@@ -226,6 +227,85 @@ fn a_bad_configuration_names_the_key_and_its_source_and_stops_serve_with_exit_2(
         stderr(&o)
     );
     assert!(!d.join("serve.db").exists());
+}
+
+#[test]
+fn llm_endpoints_are_tables_of_the_file_and_a_bad_one_names_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("braid.toml"),
+        "[[llm.endpoints]]\nprovider = \"openai\"\nmodel = \"gpt-4o\"\nrequests_per_minute = 500\n\n\
+         [[llm.endpoints]]\nprovider = \"openai_compatible\"\nbase_url = \"http://localhost:11434/v1\"\n\
+         model = \"llama3\"\nmax_concurrency = 2\ntokens_per_minute = 100000\n",
+    )
+    .unwrap();
+    let config = effective(d, &[], &[]);
+    assert_key(
+        &config,
+        "llm.endpoints",
+        serde_json::json!([
+            { "provider": "openai", "model": "gpt-4o", "requests_per_minute": 500 },
+            { "provider": "openai_compatible", "base_url": "http://localhost:11434/v1", "model": "llama3",
+              "max_concurrency": 2, "tokens_per_minute": 100000 }
+        ]),
+        "braid.toml",
+    );
+    // The text form prints them back as tables.
+    let o = braid(d, &["config"], &[]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.matches("[[llm.endpoints]]").count(), 2, "{text}");
+    assert!(text.contains("requests_per_minute = 500"), "{text}");
+
+    let cases: [Case; 6] = [
+        (
+            "[[llm.endpoints]]\nprovider = \"openai\"\nmodel = \"m\"\nrpm = 3\n",
+            &[],
+            &[
+                "unknown key \"llm.endpoints[0].rpm\" in braid.toml (the keys of [[llm.endpoints]] are provider, base_url, model",
+            ],
+        ),
+        (
+            "[[llm.endpoints]]\nprovider = \"openai\"\nmodel = \"m\"\nrequests_per_minute = -5\n",
+            &[],
+            &["llm.endpoints[0].requests_per_minute: invalid value -5 in braid.toml"],
+        ),
+        (
+            "[[llm.endpoints]]\nprovider = \"openai\"\nmodel = \"m\"\nmax_concurrency = 1\n\n\
+             [[llm.endpoints]]\nprovider = \"opneai\"\nmodel = \"m\"\ntokens_per_minute = 0\n",
+            &[],
+            &[
+                "llm.endpoints[1].provider: invalid value \"opneai\" in braid.toml: expected openai, anthropic",
+                "llm.endpoints[1].tokens_per_minute: invalid value 0 in braid.toml: expected at least 1",
+            ],
+        ),
+        (
+            "[[llm.endpoints]]\nprovider = \"openai\"\nmodel = \"m\"\n",
+            &[],
+            &["llm.endpoints[0] in braid.toml sets no limit"],
+        ),
+        (
+            "[[llm.endpoints]]\nprovider = \"openai\"\nrequests_per_minute = 5\n",
+            &[],
+            &["llm.endpoints[0]", "model"],
+        ),
+        (
+            "",
+            &[("BRAID_LLM__ENDPOINTS", "x")],
+            &[
+                "llm.endpoints is a list of tables ([[llm.endpoints]]) and is set in the configuration file only, not by the BRAID_LLM__ENDPOINTS environment variable",
+            ],
+        ),
+    ];
+    for (file, env, expected) in cases {
+        std::fs::write(d.join("braid.toml"), file).unwrap();
+        let o = braid(d, &["config"], env);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{file:?} {env:?}: {err}");
+        for part in expected {
+            assert!(err.contains(part), "{part:?} missing from: {err}");
+        }
+    }
 }
 
 #[test]

@@ -608,9 +608,13 @@ pub struct ModelProfile {
     /// temperature, max_tokens, top_p, stop.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub parameters: Map<String, Value>,
-    /// In-flight calls across all runs of this process (default 16).
+    /// In-flight calls to this profile's endpoint (provider, base URL,
+    /// model, key variable), shared by every run and version (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<u32>,
+    /// Requests and tokens per minute to this profile's endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// USD per 1k input tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_per_1k_input_tokens: Option<f64>,
@@ -620,6 +624,21 @@ pub struct ModelProfile {
     /// The `scripted` provider's responses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<Value>,
+}
+
+/// A model profile's `rate_limit`: token buckets of capacity R refilled at
+/// R/60 per second, shared by every profile of the same endpoint.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per minute (at least 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Prompt and completion tokens per minute (at least 1): a call draws
+    /// its prompt's estimated tokens, corrected by the reported usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
 }
 
 /// An artifact type: a named JSON Schema, versioned per project.

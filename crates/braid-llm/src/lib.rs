@@ -157,6 +157,16 @@ impl ProviderKind {
             ProviderKind::Scripted => "scripted",
         }
     }
+
+    /// The endpoint used when a profile gives no `base_url` (`None`: the
+    /// provider needs one, or calls nothing).
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some(openai::DEFAULT_BASE_URL),
+            ProviderKind::Anthropic => Some(anthropic::DEFAULT_BASE_URL),
+            ProviderKind::OpenaiCompatible | ProviderKind::Scripted => None,
+        }
+    }
 }
 
 impl fmt::Display for ProviderKind {

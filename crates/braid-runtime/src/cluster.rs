@@ -28,6 +28,7 @@ pub(crate) async fn join(inner: &Arc<Inner>, c: &ClusterOptions) -> Result<(), E
     let wakes = c.store.wakes().await?;
     let live = c.store.heartbeat(&c.server_id, c.lease_ms).await?;
     telemetry::servers_live(inner.telemetry.metrics, live);
+    inner.limits.set_live(live);
     adopt(inner, c).await?;
     let tick = Arc::new(Notify::new());
     tokio::spawn(heartbeat(Arc::downgrade(inner), c.clone(), tick.clone()));
@@ -78,6 +79,8 @@ async fn heartbeat(inner: Weak<Inner>, c: ClusterOptions, tick: Arc<Notify>) {
         match c.store.heartbeat(&c.server_id, c.lease_ms).await {
             Ok(live) => {
                 telemetry::servers_live(inner.telemetry.metrics, live);
+                // Each live process takes an equal share of every provider limit.
+                inner.limits.set_live(live);
                 // Unheard of for a lease or more (paused, cut off): others
                 // may have adopted runs live here.
                 if last_beat.elapsed() >= Duration::from_millis(c.lease_ms as u64) {

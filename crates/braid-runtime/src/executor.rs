@@ -7,6 +7,7 @@
 use crate::attempt::{AttemptError, LlmRecorder};
 use crate::dispatch::{Handed, TaskEnvelope};
 use crate::inbox::Msg;
+use crate::limits::{DEFAULT_MAX_CONCURRENCY, Declared, Endpoint, EndpointKey, Permit};
 use crate::options::Options;
 use crate::shared::Inner;
 use crate::telemetry;
@@ -21,12 +22,9 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
-/// Default `max_concurrency` of a model profile.
-const DEFAULT_PROFILE_CONCURRENCY: usize = 16;
-
-type ProviderSlot = (Arc<dyn LlmProvider>, Arc<Semaphore>);
+type ProviderSlot = (Arc<dyn LlmProvider>, Arc<Endpoint>);
 
 /// What the pool keeps for running actions: the HTTP client, provider
 /// adapters and compiled `produces` schemas. Worker slots and the attempts
@@ -34,7 +32,8 @@ type ProviderSlot = (Arc<dyn LlmProvider>, Arc<Semaphore>);
 pub(crate) struct Executor {
     poll_ms: u64,
     http: reqwest::Client,
-    /// (version id, model profile ref) → adapter and its `max_concurrency` slots.
+    /// (version id, model profile ref) → adapter and its endpoint's limiter
+    /// (shared with every other profile of the same endpoint).
     providers: Mutex<HashMap<(String, String), ProviderSlot>>,
     schemas: Mutex<HashMap<String, Schema>>,
 }
@@ -190,6 +189,13 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
             ),
         );
     }
+    // The provider's limits are waited for before the timeout starts: a
+    // call queued behind others has not begun (SPEC §4).
+    let admitted = match admit(inner, ex, &envelope).await {
+        Ok(a) => a,
+        Err(AttemptError::NotStarted) => return release(inner, &task).await,
+        Err(error) => return deliver(inner, &task, error.into_outcome(0)),
+    };
     // Real time, not the engine's clock: `timeout_ms` bounds the call
     // itself (an IO timeout that aborts the request), and `duration_ms`
     // reports how long the call really took.
@@ -197,7 +203,7 @@ async fn execute(inner: &Arc<Inner>, ex: &Executor, task: TaskRecord) {
     // Set once a request has gone to a provider: a call cut off by the
     // timeout was sent, and is counted as a request (and recorded).
     let llm = LlmRecorder::default();
-    let work = run_action(inner, ex, &task, &envelope, &llm);
+    let work = run_action(inner, ex, &task, &envelope, admitted, &llm);
     let result = match envelope.timeout_ms {
         Some(ms) => match tokio::time::timeout(Duration::from_millis(ms), work).await {
             Ok(r) => r,
@@ -305,11 +311,59 @@ async fn release(inner: &Arc<Inner>, task: &TaskRecord) {
     }
 }
 
+/// An LLM call that has its provider's slot and rate-limit tokens.
+struct Admitted {
+    provider: Arc<dyn LlmProvider>,
+    profile: ModelProfile,
+    permit: Permit,
+}
+
+/// For an `llm_call`, waits for its endpoint's limits, unless the drain
+/// starts first: a graceful shutdown finishes the calls in flight, it does
+/// not start new ones. Nothing to wait for other actions.
+async fn admit(
+    inner: &Arc<Inner>,
+    ex: &Executor,
+    env: &TaskEnvelope,
+) -> Result<Option<Admitted>, AttemptError> {
+    let TaskPayload::LlmCall {
+        model,
+        system,
+        prompt,
+        ..
+    } = &env.payload
+    else {
+        return Ok(None);
+    };
+    let (provider, endpoint, profile) = provider_for(inner, ex, &env.def_id, model).await?;
+    let tokens = estimate_tokens(system.as_deref().unwrap_or("")) + estimate_tokens(prompt);
+    let mut drained = inner.dispatcher.drained();
+    let permit = tokio::select! {
+        biased;
+        _ = drained.wait_for(|d| *d) => return Err(AttemptError::NotStarted),
+        permit = inner.limits.acquire(&endpoint, tokens) => permit,
+    };
+    telemetry::limiter_waited(inner.telemetry.metrics, &profile, permit.waited());
+    Ok(Some(Admitted {
+        provider,
+        profile,
+        permit,
+    }))
+}
+
+/// A prompt's tokens before the provider counts them: about four
+/// characters a token for English text; the provider's reported usage
+/// corrects the tokens bucket afterwards.
+fn estimate_tokens(text: &str) -> u64 {
+    (text.len() as u64).div_ceil(4)
+}
+
 async fn run_action(
     inner: &Arc<Inner>,
     ex: &Executor,
     task: &TaskRecord,
     env: &TaskEnvelope,
+    admitted: Option<Admitted>,
     llm: &LlmRecorder,
 ) -> ActionResult {
     match &env.payload {
@@ -320,20 +374,16 @@ async fn run_action(
             produces,
             branch_index,
         } => {
-            let (provider, limit, profile) = provider_for(inner, ex, &env.def_id, model).await?;
-            // Wait for a `max_concurrency` slot, unless the drain starts first:
-            // a graceful shutdown finishes the calls in flight, it does not
-            // start new ones.
-            let mut drained = inner.dispatcher.drained();
-            let waiting = Instant::now();
-            let _slot = tokio::select! {
-                biased;
-                _ = drained.wait_for(|d| *d) => return Err(AttemptError::NotStarted),
-                slot = limit.acquire_owned() => slot.map_err(|_| {
-                    AttemptError::Internal("provider semaphore closed".into())
-                })?,
+            let Some(Admitted {
+                provider,
+                profile,
+                mut permit,
+            }) = admitted
+            else {
+                return Err(AttemptError::Internal(format!(
+                    "llm_call with model profile `{model}` ran without its limits"
+                )));
             };
-            telemetry::limiter_waited(inner.telemetry.metrics, &profile, waiting.elapsed());
             let parameters: Parameters =
                 serde_json::from_value(Value::Object(profile.parameters.clone()))
                     .unwrap_or_default();
@@ -353,7 +403,7 @@ async fn run_action(
                 model: profile.model.clone(),
                 request_id: None,
                 sent_at: inner.clock.now_ms(),
-                wait_ms: (started - waiting).as_millis() as u64,
+                wait_ms: permit.waited().as_millis() as u64,
                 duration_ms: 0,
                 messages: req.messages(),
                 response: None,
@@ -371,7 +421,16 @@ async fn run_action(
                 request_id: None,
                 model: None,
             };
-            let mut resp = provider.call(&req).await.map_err(|mut error| {
+            let answer = provider.call(&req).await;
+            let used = match &answer {
+                Ok(resp) => Some(resp.usage),
+                Err(error) => error.usage,
+            };
+            if let Some(used) = used {
+                permit.settle(used.input_tokens + used.output_tokens);
+            }
+            drop(permit);
+            let mut resp = answer.map_err(|mut error| {
                 llm.answered(
                     error.response.take(),
                     error.request_id.as_deref().map(str::to_string),
@@ -447,7 +506,7 @@ async fn provider_for(
     ex: &Executor,
     def_id: &str,
     model: &str,
-) -> Result<(Arc<dyn LlmProvider>, Arc<Semaphore>, ModelProfile), AttemptError> {
+) -> Result<(Arc<dyn LlmProvider>, Arc<Endpoint>, ModelProfile), AttemptError> {
     let graph = inner
         .definitions
         .graph(def_id)
@@ -470,6 +529,7 @@ async fn provider_for(
         _ => None,
     });
     let api_key = key_var
+        .as_deref()
         .and_then(|v| std::env::var(v).ok())
         .filter(|k| !k.is_empty());
     let config = ProviderConfig {
@@ -481,22 +541,36 @@ async fn provider_for(
     };
     let provider =
         braid_llm::provider(config, ex.http.clone()).map_err(AttemptError::ProviderSetup)?;
-    let limit = Arc::new(Semaphore::new(
-        profile
-            .max_concurrency
-            .map(|c| c as usize)
-            .unwrap_or(DEFAULT_PROFILE_CONCURRENCY),
-    ));
-    // Two first calls may race here: the first entry wins, so every call of
-    // this profile shares one `max_concurrency` semaphore.
-    let (provider, limit) = ex
+    let endpoint = EndpointKey {
+        provider: profile.provider.clone(),
+        base_url: crate::limits::normalize_base_url(
+            profile
+                .base_url
+                .as_deref()
+                .or(kind.default_base_url())
+                .unwrap_or(""),
+        ),
+        model: profile.model.clone(),
+        key_env: key_var,
+    };
+    let rate = profile.rate_limit.unwrap_or_default();
+    let declared = Declared {
+        max_concurrency: Some(profile.max_concurrency.unwrap_or(DEFAULT_MAX_CONCURRENCY)),
+        requests_per_minute: rate.requests_per_minute,
+        tokens_per_minute: rate.tokens_per_minute,
+    };
+    // Declared once per (version, profile): the endpoint keeps the smallest
+    // limits of every profile that uses it.
+    let limiter = inner.limits.endpoint(&endpoint, declared);
+    // Two first calls may race here: the first entry wins.
+    let (provider, limiter) = ex
         .providers
         .lock()
         .expect("providers lock")
         .entry(key)
-        .or_insert((provider, limit))
+        .or_insert((provider, limiter))
         .clone();
-    Ok((provider, limit, profile))
+    Ok((provider, limiter, profile))
 }
 
 fn truncate(s: &str, n: usize) -> String {

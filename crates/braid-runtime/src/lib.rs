@@ -5,6 +5,8 @@
 //!   one transaction;
 //! - an **executor pool** that runs non-pure actions (LLM calls, artifact
 //!   writes) from the durable task queue, under leases and timeouts;
+//! - **provider limits** (`limits.rs`) shared by endpoint: concurrency and
+//!   rate-limit buckets every run and version of the process draws from;
 //! - **recovery** that adopts every live run again at start-up;
 //! - **telemetry** (`telemetry.rs`): Prometheus metrics and OpenTelemetry
 //!   spans recorded from committed events, off unless [`Options`] asks.
@@ -61,6 +63,7 @@ mod error;
 mod events;
 mod executor;
 mod inbox;
+pub mod limits;
 mod options;
 mod recovery;
 mod shared;

@@ -33,6 +33,9 @@ pub struct Options {
     /// One process of several sharing the database (scale-out, SPEC §7).
     /// Default none: this process serves the database alone.
     pub cluster: Option<ClusterOptions>,
+    /// Provider limits of the server configuration (`[[llm.endpoints]]`),
+    /// beside those of the model profiles; the smallest holds. Default none.
+    pub endpoint_limits: Vec<crate::limits::EndpointLimit>,
 }
 
 /// How a process takes part in a cluster (docs/postgres.md).
@@ -63,6 +66,7 @@ impl Default for Options {
             metrics: false,
             traces: None,
             cluster: None,
+            endpoint_limits: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The state every part of the engine shares ([`Inner`]): the store, the
 //! clock and ids, the group committer, the dispatcher, the definitions
-//! cache, and the registry of live runs through which any part reaches a
+//! cache, the provider limits, and the registry of live runs through which any part reaches a
 //! run's coordinator.
 //!
 //! It sits below the coordinator, the executor pool and the child starts,
@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) telemetry: Telemetry,
     /// Set when this process is one of a cluster.
     pub(crate) cluster: Option<crate::options::ClusterOptions>,
+    /// Provider limits by endpoint, shared by every run and version; the
+    /// cluster's heartbeat tells them how many processes share each limit.
+    pub(crate) limits: crate::limits::Limits,
 }
 
 impl Inner {
@@ -85,6 +88,7 @@ impl Inner {
                 traces: opts.traces.clone(),
             },
             cluster: opts.cluster.clone(),
+            limits: crate::limits::Limits::new(opts.endpoint_limits.clone()),
         };
         (inner, starts)
     }

@@ -122,6 +122,11 @@ fn migrator() -> Migrator {
             "scale_out",
             include_str!("../migrations/0008_scale_out.sql"),
         ),
+        m(
+            9,
+            "rate_limits",
+            include_str!("../migrations/0009_rate_limits.sql"),
+        ),
     ])
 }
 

@@ -1,7 +1,9 @@
 //! Test support shared by the integration tests of several crates: a local
 //! HTTP server that speaks the OpenAI Chat Completions wire format, answers
 //! each request according to a plan, and records what it saw (bodies, times,
-//! calls in flight, requests the client aborted).
+//! calls in flight, requests the client aborted). Started with
+//! [`MockLlm::start_limited`] it also enforces a provider's request rate
+//! limit, answering 429 as a real provider does.
 
 use axum::Router;
 use axum::extract::State;
@@ -79,12 +81,56 @@ pub fn chat_completion(content: &str) -> Value {
 
 type Planner = dyn Fn(usize, &Value) -> Plan + Send + Sync;
 
+/// A provider's requests-per-minute limit as SPEC §4 defines it, written
+/// apart from the engine's limiter so that one checks the other: a bucket
+/// of capacity R, full at start, refilled continuously at R/60 per second;
+/// a request finding less than one token in it is refused.
+pub struct RateBucket {
+    capacity: f64,
+    level: f64,
+    at: std::time::Instant,
+}
+
+impl RateBucket {
+    /// Full, `per_minute` requests.
+    pub fn new(per_minute: u32) -> RateBucket {
+        RateBucket {
+            capacity: per_minute as f64,
+            level: per_minute as f64,
+            at: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes a token if there is one; else says how many there were.
+    pub fn admit(&mut self) -> Result<(), f64> {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.capacity / 60.0;
+        self.level = (self.level + refill).min(self.capacity);
+        self.at = now;
+        // A millionth of a token for floating-point rounding: a client that
+        // waits exactly for its token must not be refused.
+        if self.level >= 1.0 - 1e-6 {
+            self.level -= 1.0;
+            Ok(())
+        } else {
+            Err(self.level)
+        }
+    }
+}
+
 /// What the mock has seen.
 pub struct MockState {
+    /// Requests answered by the plan (a refused one is not among them).
     pub requests: Mutex<Vec<(std::time::Instant, Value)>>,
     pub inflight: AtomicUsize,
     pub max_inflight: AtomicUsize,
     pub aborted: AtomicUsize,
+    /// Requests refused with 429 by the rate limit.
+    pub rejected: AtomicUsize,
+    /// The rate limit, when there is one.
+    limit: Option<Mutex<RateBucket>>,
+    /// The bucket's level when each refused request came.
+    pub refused_at: Mutex<Vec<f64>>,
     pub changed: Notify,
     /// Permits for held answers.
     gate: tokio::sync::Semaphore,
@@ -112,6 +158,19 @@ impl Drop for InFlight {
 
 async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: String) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let admitted = st.limit.as_ref().map(|l| l.lock().unwrap().admit());
+    if let Some(Err(level)) = admitted {
+        st.rejected.fetch_add(1, Ordering::SeqCst);
+        st.refused_at.lock().unwrap().push(level);
+        st.changed.notify_waiters();
+        let body = json!({ "error": { "message": "Rate limit reached for requests", "type": "requests", "code": "rate_limit_exceeded" } });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            axum::Json(body),
+        )
+            .into_response();
+    }
     let n = {
         let mut r = st.requests.lock().unwrap();
         r.push((std::time::Instant::now(), body.clone()));
@@ -146,14 +205,34 @@ async fn handle(State(st): State<Arc<MockState>>, _headers: HeaderMap, body: Str
 
 impl MockLlm {
     pub async fn start(planner: impl Fn(usize, &Value) -> Plan + Send + Sync + 'static) -> MockLlm {
+        MockLlm::serve(None, Box::new(planner)).await
+    }
+
+    /// A mock that also refuses requests beyond `requests_per_minute` with
+    /// 429 ([`RateBucket`]), counting them in [`MockState::rejected`].
+    pub async fn start_limited(
+        requests_per_minute: u32,
+        planner: impl Fn(usize, &Value) -> Plan + Send + Sync + 'static,
+    ) -> MockLlm {
+        MockLlm::serve(
+            Some(RateBucket::new(requests_per_minute)),
+            Box::new(planner),
+        )
+        .await
+    }
+
+    async fn serve(limit: Option<RateBucket>, planner: Box<Planner>) -> MockLlm {
         let state = Arc::new(MockState {
             requests: Mutex::new(Vec::new()),
             inflight: AtomicUsize::new(0),
             max_inflight: AtomicUsize::new(0),
             aborted: AtomicUsize::new(0),
+            rejected: AtomicUsize::new(0),
+            limit: limit.map(Mutex::new),
+            refused_at: Mutex::new(Vec::new()),
             changed: Notify::new(),
             gate: tokio::sync::Semaphore::new(0),
-            planner: Box::new(planner),
+            planner,
         });
         let app = Router::new()
             .route("/v1/chat/completions", axum::routing::post(handle))

@@ -1164,7 +1164,8 @@ export interface components {
             cost_per_1k_output_tokens?: number | null;
             /**
              * Format: int32
-             * @description In-flight calls across all runs of this process (default 16).
+             * @description In-flight calls to this profile's endpoint (provider, base URL,
+             *     model, key variable), shared by every run and version (default 16).
              */
             max_concurrency?: number | null;
             /** @description The provider's model name. */
@@ -1175,6 +1176,7 @@ export interface components {
             };
             /** @description `openai | anthropic | openai_compatible | scripted`. */
             provider: string;
+            rate_limit?: components["schemas"]["RateLimit"] | null;
             /** @description Unique ref among model profiles. */
             ref: string;
             /** @description The `scripted` provider's responses. */
@@ -1514,6 +1516,23 @@ export interface components {
             system?: string | null;
             /** @description The user message template. */
             template: string;
+        };
+        /**
+         * @description A model profile's `rate_limit`: token buckets of capacity R refilled at
+         *     R/60 per second, shared by every profile of the same endpoint.
+         */
+        RateLimit: {
+            /**
+             * Format: int32
+             * @description Requests per minute (at least 1).
+             */
+            requests_per_minute?: number | null;
+            /**
+             * Format: int32
+             * @description Prompt and completion tokens per minute (at least 1): a call draws
+             *     its prompt's estimated tokens, corrected by the reported usage.
+             */
+            tokens_per_minute?: number | null;
         };
         /** @description The error of one LLM request: its code and message. */
         RequestError: {

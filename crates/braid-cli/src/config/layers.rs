@@ -4,7 +4,7 @@
 //! (so the message names the file or the variable, not the merged tree),
 //! and turns a tag back into a [`Source`] a user can act on.
 
-use super::{Config, DEFAULT_FILE, Flags, KEYS, Key, problems};
+use super::{Config, DEFAULT_FILE, ENDPOINT_FIELDS, Flags, KEYS, Key, problems};
 use anyhow::{Result, anyhow, bail};
 use figment::error::{Actual, Kind};
 use figment::providers::{Format as _, Toml};
@@ -164,10 +164,12 @@ fn file_layer(given: Option<&Path>, unknown: &mut Vec<String>) -> Result<Option<
     for (section, value) in &dict {
         match value {
             Value::Dict(_, keys) => {
-                for key in keys.keys() {
+                for (key, value) in keys {
                     let path = format!("{section}.{key}");
-                    if Key::find(&path).is_none() {
-                        unknown.push(unknown_key(&path, &source));
+                    match Key::find(&path) {
+                        None => unknown.push(unknown_key(&path, &source)),
+                        Some(k) if k.tables => table_problems(&path, value, &source, unknown),
+                        Some(_) => {}
                     }
                 }
             }
@@ -196,6 +198,12 @@ fn env_layer(env: &[(String, String)], unknown: &mut Vec<String>) -> Layer {
             unknown.push(unknown_key(&path, &Source::Env(name.clone())));
             continue;
         };
+        if key.tables {
+            unknown.push(format!(
+                "{path} is a list of tables ([[{path}]]) and is set in the configuration file only, not by the {name} environment variable"
+            ));
+            continue;
+        }
         let value = match key.text {
             true if key.list => Value::from(
                 text.split(',')
@@ -290,6 +298,31 @@ fn flag_layer(flags: &Flags) -> Layer {
     layer
 }
 
+/// The tables of an array-of-tables key (`[[llm.endpoints]]`): each must be
+/// a table of known fields. Their values are typed when the tree is extracted.
+fn table_problems(path: &str, value: &Value, source: &Source, problems: &mut Vec<String>) {
+    let Value::Array(_, items) = value else {
+        problems.push(format!(
+            "{path}: expected a list of tables ([[{path}]]) in {source}, found a single value"
+        ));
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let Value::Dict(_, fields) = item else {
+            problems.push(format!("{path}[{i}]: expected a table in {source}"));
+            continue;
+        };
+        for field in fields.keys() {
+            if !ENDPOINT_FIELDS.contains(&field.as_str()) {
+                problems.push(format!(
+                    "unknown key \"{path}[{i}].{field}\" in {source} (the keys of [[{path}]] are {})",
+                    ENDPOINT_FIELDS.join(", ")
+                ));
+            }
+        }
+    }
+}
+
 fn is_section(name: &str) -> bool {
     KEYS.iter()
         .any(|k| k.path.split_once('.').unwrap().0 == name)
@@ -308,7 +341,12 @@ fn unknown_key(path: &str, source: &Source) -> String {
     } else if !siblings.is_empty() {
         format!("the keys of [{section}] are {}", siblings.join(", "))
     } else {
-        "the sections are store, server, executors, snapshots".to_string()
+        let mut sections: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.path.split_once('.').unwrap().0)
+            .collect();
+        sections.dedup();
+        format!("the sections are {}", sections.join(", "))
     };
     format!("unknown key \"{path}\" in {source} ({hint})")
 }
@@ -340,7 +378,16 @@ fn source_from(metadata: &Metadata, path: &str) -> Source {
 /// One type error of the merged tree as `key: invalid value … in SOURCE:
 /// expected …`.
 pub(super) fn describe(error: figment::Error) -> String {
-    let path = error.path.join(".");
+    // `llm.endpoints.0.model` is written `llm.endpoints[0].model`.
+    let path = error.path.iter().fold(String::new(), |path, part| {
+        if part.parse::<usize>().is_ok() {
+            format!("{path}[{part}]")
+        } else if path.is_empty() {
+            part.clone()
+        } else {
+            format!("{path}.{part}")
+        }
+    });
     let source = error
         .metadata
         .as_ref()

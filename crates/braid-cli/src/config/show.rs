@@ -26,7 +26,7 @@ pub fn print(effective: &Effective, json: bool) -> Result<()> {
         return Ok(());
     }
     let mut section = "";
-    for key in KEYS {
+    for key in KEYS.iter().filter(|k| !k.tables) {
         let (this_section, name) = key.path.split_once('.').expect("section.key");
         if this_section != section {
             if !section.is_empty() {
@@ -41,6 +41,34 @@ pub fn print(effective: &Effective, json: bool) -> Result<()> {
                 let line = format!("{name} = {value}");
                 writeln!(out, "{line:<40} # {}", effective.source(key.path))?;
             }
+        }
+    }
+    for key in KEYS.iter().filter(|k| k.tables) {
+        print_tables(&mut out, key.path, &lookup(&tree, key.path), effective)?;
+    }
+    Ok(())
+}
+
+/// `[[llm.endpoints]]` tables, or a comment saying there are none.
+fn print_tables(
+    out: &mut impl std::io::Write,
+    path: &str,
+    tables: &Value,
+    effective: &Effective,
+) -> Result<()> {
+    let tables = tables.as_array().map(Vec::as_slice).unwrap_or_default();
+    writeln!(out)?;
+    if tables.is_empty() {
+        writeln!(out, "# no [[{path}]] tables")?;
+    }
+    for (i, table) in tables.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let header = format!("[[{path}]]");
+        writeln!(out, "{header:<40} # {}", effective.source(path))?;
+        for (field, value) in table.as_object().into_iter().flatten() {
+            writeln!(out, "{field} = {value}")?;
         }
     }
     Ok(())

@@ -226,7 +226,7 @@ actions:
 prompt_specs:
   - { ref: p, system: s, template: t, produces: { type: object } }
 model_profiles:
-  - { ref: m, provider: scripted, model: x, base_url: "http://x", api_key_env: K, parameters: { temperature: 0 }, max_concurrency: 1, cost_per_1k_input_tokens: 0.1, cost_per_1k_output_tokens: 0.2, script: [] }
+  - { ref: m, provider: scripted, model: x, base_url: "http://x", api_key_env: K, parameters: { temperature: 0 }, max_concurrency: 1, rate_limit: { requests_per_minute: 60, tokens_per_minute: 1000 }, cost_per_1k_input_tokens: 0.1, cost_per_1k_output_tokens: 0.2, script: [] }
 artifact_types:
   - { ref: doc, schema: { type: object } }
 "#;

@@ -10,7 +10,7 @@
 
 use super::{
     Condition, EarlyComplete, Execution, FanIn, FanOut, Foreach, FromContextOr, Limits, Loop,
-    Merge, On, OnChildFailure, Position, SpawnCount, Update,
+    Merge, On, OnChildFailure, Position, RateLimit, SpawnCount, Update,
 };
 use crate::graph::DefinitionError;
 use crate::merge::type_name;
@@ -155,6 +155,7 @@ static MODEL_PROFILE: Object = Object {
         opt("api_key_env", OPT_TEXT),
         opt("parameters", Shape::Typed(typed::<Map<String, Value>>)),
         opt("max_concurrency", Shape::Typed(typed::<Option<u32>>)),
+        opt("rate_limit", Shape::Typed(typed::<Option<RateLimit>>)),
         opt(
             "cost_per_1k_input_tokens",
             Shape::Typed(typed::<Option<f64>>),

@@ -155,5 +155,65 @@ fn check_model_profiles(v: &mut Validator, bundle: &Bundle) {
                 "max_concurrency must be at least 1",
             );
         }
+        let rate = m.rate_limit.unwrap_or_default();
+        for (field, value) in [
+            ("rate_limit.requests_per_minute", rate.requests_per_minute),
+            ("rate_limit.tokens_per_minute", rate.tokens_per_minute),
+        ] {
+            if value == Some(0) {
+                v.err(
+                    "model_profile",
+                    &m.ref_,
+                    field,
+                    format!("{field} must be at least 1 (leave it out for no limit)"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::definition::Bundle;
+    use crate::graph::{Env, compile};
+
+    #[test]
+    fn zero_limits_of_a_model_profile_name_their_field() {
+        let bundle = Bundle::parse(
+            r#"
+name: w
+initial_node: a
+nodes:
+  - { ref: a, action: { kind: llm_call, prompt: p, model: m } }
+prompt_specs:
+  - { ref: p, template: hi }
+model_profiles:
+  - { ref: m, provider: openai, model: x, max_concurrency: 0, rate_limit: { requests_per_minute: 0, tokens_per_minute: 0 } }
+"#,
+        )
+        .unwrap();
+        let errors = compile(&bundle, &Env::default())
+            .map(drop)
+            .expect_err("invalid");
+        let fields: Vec<(&str, &str, &str)> = errors
+            .iter()
+            .map(|e| (e.kind.as_str(), e.ref_.as_str(), e.field.as_str()))
+            .collect();
+        for field in [
+            "max_concurrency",
+            "rate_limit.requests_per_minute",
+            "rate_limit.tokens_per_minute",
+        ] {
+            assert!(
+                fields.contains(&("model_profile", "m", field)),
+                "{field} missing: {errors:?}"
+            );
+        }
+        // A negative limit is not even a number of the right type.
+        let negative = Bundle::parse(
+            "name: w\ninitial_node: a\nnodes: []\nmodel_profiles:\n  - { ref: m, provider: openai, model: x, rate_limit: { requests_per_minute: -5 } }\n",
+        );
+        let message = format!("{:?}", negative.map(drop).expect_err("refused"));
+        assert!(message.contains("rate_limit"), "{message}");
     }
 }

@@ -266,8 +266,9 @@ async fn insert_models(c: &mut PgConnection, def_id: &str, models: Vec<ModelRow>
     for m in models {
         sqlx::query(
             "INSERT INTO model_profiles (def_id, ref, position, provider, model, base_url, api_key_env, parameters,
-                                         max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12::jsonb)",
+                                         max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script,
+                                         requests_per_minute, tokens_per_minute)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10, $11, $12::jsonb, $13, $14)",
         )
         .bind(def_id.to_owned())
         .bind(m.ref_)
@@ -281,6 +282,8 @@ async fn insert_models(c: &mut PgConnection, def_id: &str, models: Vec<ModelRow>
         .bind(m.cost_in)
         .bind(m.cost_out)
         .bind(m.script)
+        .bind(m.requests_per_minute)
+        .bind(m.tokens_per_minute)
         .execute(&mut *c)
         .await
         .db()?;

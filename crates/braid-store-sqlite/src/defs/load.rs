@@ -166,7 +166,8 @@ const PROMPT_SPECS_SQL: &str = "SELECT ref, position, system, template, produces
      FROM prompt_specs WHERE def_id = ? ORDER BY position, rowid";
 const MODEL_PROFILES_SQL: &str =
     "SELECT ref, position, provider, model, base_url, api_key_env, parameters,
-            max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script
+            max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script,
+            requests_per_minute, tokens_per_minute
      FROM model_profiles WHERE def_id = ? ORDER BY position, rowid";
 
 /// The rows of one of a version's tables, each read by `row`.
@@ -260,6 +261,8 @@ fn model_row(r: &SqliteRow) -> Result<ModelRow> {
         api_key_env: r.try_get("api_key_env").db()?,
         parameters: r.try_get("parameters").db()?,
         max_concurrency: r.try_get("max_concurrency").db()?,
+        requests_per_minute: r.try_get("requests_per_minute").db()?,
+        tokens_per_minute: r.try_get("tokens_per_minute").db()?,
         cost_in: r.try_get("cost_per_1k_input_tokens").db()?,
         cost_out: r.try_get("cost_per_1k_output_tokens").db()?,
         script: r.try_get("script").db()?,

@@ -273,8 +273,9 @@ async fn insert_models(
     for m in models {
         sqlx::query(
             "INSERT INTO model_profiles (def_id, ref, position, provider, model, base_url, api_key_env, parameters,
-                                         max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                         max_concurrency, cost_per_1k_input_tokens, cost_per_1k_output_tokens, script,
+                                         requests_per_minute, tokens_per_minute)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(def_id.to_owned())
         .bind(m.ref_)
@@ -288,6 +289,8 @@ async fn insert_models(
         .bind(m.cost_in)
         .bind(m.cost_out)
         .bind(m.script)
+        .bind(m.requests_per_minute)
+        .bind(m.tokens_per_minute)
         .execute(&mut *c)
         .await
         .db()?;

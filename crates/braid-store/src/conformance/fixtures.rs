@@ -247,7 +247,8 @@ pub fn rich_bundle() -> Value {
         "model_profiles": [
             { "ref": "fast", "provider": "openai", "model": "gpt-4o-mini", "base_url": "http://localhost:1234/v1",
               "api_key_env": "MY_KEY", "parameters": { "temperature": 0.2, "max_tokens": 200, "stop": ["\n\n"] },
-              "max_concurrency": 4, "cost_per_1k_input_tokens": 0.00015, "cost_per_1k_output_tokens": 0.0006 },
+              "max_concurrency": 4, "rate_limit": { "requests_per_minute": 500, "tokens_per_minute": 200000 },
+              "cost_per_1k_input_tokens": 0.00015, "cost_per_1k_output_tokens": 0.0006 },
             { "ref": "fake", "provider": "scripted", "model": "demo",
               "script": { "responses": [ { "vote": "A" }, { "vote": "B" } ], "latency_ms": 5 } }
         ],

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use braid_core::definition::{
     ActionBody, ActionDef, ActionKind, ActionRef, ArtifactTypeDef, Bundle, FanOut, Limits,
-    ModelProfile, Node, Position, PromptSpec, Transition,
+    ModelProfile, Node, Position, PromptSpec, RateLimit, Transition,
 };
 use serde_json::{Map, Value};
 
@@ -244,7 +244,19 @@ pub fn model_profiles(def_id: &str, rows: Vec<ModelRow>) -> Result<Vec<ModelProf
             let ref_ = r.ref_;
             let what =
                 |field: &str| format!("definition {def_id}: model profile {ref_:?}: {field}");
+            let count = |field: &str, n: Option<i64>| {
+                n.map(|n| {
+                    u32::try_from(n)
+                        .map_err(|_| Error::Backend(what(&format!("{field} out of range"))))
+                })
+                .transpose()
+            };
+            let rate_limit = RateLimit {
+                requests_per_minute: count("requests_per_minute", r.requests_per_minute)?,
+                tokens_per_minute: count("tokens_per_minute", r.tokens_per_minute)?,
+            };
             Ok(ModelProfile {
+                rate_limit: (rate_limit != RateLimit::default()).then_some(rate_limit),
                 provider: r.provider,
                 model: r.model,
                 base_url: r.base_url,

@@ -89,6 +89,10 @@ pub struct ModelRow {
     /// A JSON object; `None` when empty.
     pub parameters: Option<String>,
     pub max_concurrency: Option<i64>,
+    /// `rate_limit.requests_per_minute`.
+    pub requests_per_minute: Option<i64>,
+    /// `rate_limit.tokens_per_minute`.
+    pub tokens_per_minute: Option<i64>,
     /// `cost_per_1k_input_tokens`.
     pub cost_in: Option<f64>,
     /// `cost_per_1k_output_tokens`.
@@ -343,10 +347,12 @@ fn model_row(position: i64, m: &ModelProfile) -> Result<ModelRow> {
         api_key_env,
         parameters,
         max_concurrency,
+        rate_limit,
         cost_per_1k_input_tokens,
         cost_per_1k_output_tokens,
         script,
     } = m;
+    let rate = rate_limit.unwrap_or_default();
     Ok(ModelRow {
         ref_: ref_.clone(),
         position,
@@ -360,6 +366,8 @@ fn model_row(position: i64, m: &ModelProfile) -> Result<ModelRow> {
             Some(to_json(parameters)?)
         },
         max_concurrency: max_concurrency.map(i64::from),
+        requests_per_minute: rate.requests_per_minute.map(i64::from),
+        tokens_per_minute: rate.tokens_per_minute.map(i64::from),
         cost_in: *cost_per_1k_input_tokens,
         cost_out: *cost_per_1k_output_tokens,
         script: opt_json(script)?,
