@@ -14,9 +14,10 @@
 //! time went. Rounds of different P are interleaved (rep 1 of P = 1, 2, 3,
 //! then rep 2 …) so that a drift of the shared machine hits them alike.
 
-use crate::pg::{BenchDb, mask};
+use crate::pg::BenchDb;
 use crate::stats::median;
 use anyhow::{Context, anyhow, bail};
+use braid_store_postgres::url::mask;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};

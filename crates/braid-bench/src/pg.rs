@@ -5,6 +5,7 @@
 //! no case pays for the tables another one filled.
 
 use anyhow::{Context, Result};
+use braid_store_postgres::url::{mask, with_database};
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The environment variable naming the bench's PostgreSQL server.
@@ -108,56 +109,4 @@ pub async fn server_settings(server_url: &str) -> Result<Vec<(String, String)>> 
     }
     let _ = admin.close().await;
     Ok(out)
-}
-
-/// `url` with its database replaced by `database` (query kept).
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    // After the scheme's `//`, the first `/` starts the database name.
-    let authority_start = base.find("//").map_or(0, |i| i + 2);
-    let root = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
-    }
-}
-
-/// A URL for printing: its password, if any, replaced by `***`.
-pub fn mask(url: &str) -> String {
-    let start = url.find("//").map_or(0, |i| i + 2);
-    let Some(at) = url[start..].find('@').map(|i| start + i) else {
-        return url.to_string();
-    };
-    match url[start..at].find(':') {
-        Some(colon) => format!("{}:***{}", &url[..start + colon], &url[at..]),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_get_another_database_and_hide_passwords() {
-        assert_eq!(
-            with_database("postgresql://braid@127.0.0.1:5432/braid_test", "x"),
-            "postgresql://braid@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            mask("postgres://u:secret@h:1/db"),
-            "postgres://u:***@h:1/db"
-        );
-        assert_eq!(mask("postgres://u@h:1/db"), "postgres://u@h:1/db");
-    }
 }

@@ -14,8 +14,8 @@
 mod layers;
 mod show;
 
+pub(crate) use braid_store_postgres::url::mask as mask_url;
 pub use layers::Source;
-pub(crate) use show::mask as mask_url;
 pub use show::print;
 
 use anyhow::{Result, bail};

@@ -187,8 +187,8 @@ impl Engine {
         // anything in the run.
         let deadline = tokio::time::Instant::now() + timeout;
         let poll = self.cluster_poll();
+        let mut ended = self.inner.wait_for_end(run_id);
         loop {
-            let ended = self.inner.wait_for_end(run_id);
             let Some(r) = self.inner.store.get_run(run_id).await? else {
                 return Ok(None);
             };
@@ -200,7 +200,11 @@ impl Engine {
                 Some(p) => p.min(deadline - now),
                 None => deadline - now,
             };
-            let _ = tokio::time::timeout(step, ended).await;
+            // A receiver that has answered cannot be polled again: the next
+            // read shows the end; a new one only matters if it did not.
+            if tokio::time::timeout(step, &mut ended).await.is_ok() {
+                ended = self.inner.wait_for_end(run_id);
+            }
         }
     }
 

@@ -20,6 +20,7 @@ mod connect;
 mod defs;
 mod runs;
 pub mod testing;
+pub mod url;
 mod util;
 mod view;
 

@@ -10,6 +10,8 @@
 
 use std::path::PathBuf;
 
+use crate::url::with_database;
+
 use sqlx::{Connection, Executor, PgConnection};
 
 /// The environment variable naming the test server.
@@ -106,40 +108,4 @@ fn server_url() -> Option<String> {
 /// `target/braid-test-pg.url` of the workspace.
 pub fn url_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/braid-test-pg.url")
-}
-
-/// `url` with its database replaced by `database` (query kept).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    // After the scheme's `//`, the first `/` starts the database name.
-    let authority_start = base.find("//").map_or(0, |i| i + 2);
-    let root = match base[authority_start..].find('/') {
-        Some(i) => &base[..authority_start + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{database}?{q}"),
-        None => format!("{root}/{database}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn the_database_of_a_url_is_replaced_and_its_query_kept() {
-        assert_eq!(
-            with_database("postgresql://braid@127.0.0.1:5432/braid_test", "x"),
-            "postgresql://braid@127.0.0.1:5432/x"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
-    }
 }

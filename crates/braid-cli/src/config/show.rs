@@ -3,6 +3,7 @@
 
 use super::{Effective, KEYS};
 use anyhow::Result;
+use braid_store_postgres::url::mask;
 use serde_json::{Value, json};
 use std::io::Write as _;
 
@@ -83,68 +84,5 @@ fn shown(key: &super::Key, value: Value) -> Value {
     match (key.secret, value) {
         (true, Value::String(text)) => Value::String(mask(&text)),
         (_, value) => value,
-    }
-}
-
-/// A URL with its password (and any `password=` parameter) replaced by
-/// `****`; anything that is not a URL is masked whole.
-pub(crate) fn mask(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "****".to_string();
-    };
-    // The user info ends at the last '@' before the query: a password may
-    // itself hold '@' or '/', and masking too much is the safe mistake.
-    let before_query = rest.find('?').unwrap_or(rest.len());
-    let (user_info, tail) = match rest[..before_query].rfind('@') {
-        Some(at) => {
-            let (user_info, host_and_tail) = rest.split_at(at);
-            let user = match user_info.split_once(':') {
-                Some((user, _password)) => format!("{user}:****"),
-                None => user_info.to_string(),
-            };
-            (user, host_and_tail)
-        }
-        None => (String::new(), rest),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((name, _)) if name.eq_ignore_ascii_case("password") => {
-                        format!("{name}=****")
-                    }
-                    _ => pair.to_string(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{user_info}{tail}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mask;
-
-    #[test]
-    fn mask_hides_passwords_and_keeps_the_rest() {
-        assert_eq!(
-            mask("postgres://braid:s3cret@db.internal:5432/braid?sslmode=require"),
-            "postgres://braid:****@db.internal:5432/braid?sslmode=require"
-        );
-        assert_eq!(
-            mask("postgres://db/braid?user=u&password=s3cret"),
-            "postgres://db/braid?user=u&password=****"
-        );
-        assert_eq!(
-            mask("postgres://braid@db/braid"),
-            "postgres://braid@db/braid"
-        );
-        // A password containing '@' or '/' before the host.
-        assert_eq!(mask("postgres://u:p@ss@db/x"), "postgres://u:****@db/x");
-        assert_eq!(mask("postgres://u:p/ss@db/x"), "postgres://u:****@db/x");
-        assert_eq!(mask("not a url s3cret"), "****");
     }
 }
