@@ -3,6 +3,8 @@
 # that a fresh machine lacks. Used by CI (.ci/run) and by developers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# In CI, no incremental caches: they only cost disk on a one-off build.
+if [[ "${CI:-}" == "true" ]]; then export CARGO_INCREMENTAL=0; fi
 
 echo "== tools (the OpenAPI validator of the braid-server tests)"
 scripts/tools.sh
@@ -36,13 +38,14 @@ echo "== API tests on PostgreSQL"
 PG_API_SKIP=(hand_written_sql_workflow_runs_over_http bad_requests_answer_precise_errors_and_write_nothing
              openapi_document_passes_openapi_spec_validator)
 if cargo nextest --version >/dev/null 2>&1; then
-  filter="binary(api)"
+  # --workspace, as above: the same feature set, so nothing is built again.
+  filter="package(braid-server) & binary(api)"
   for t in "${PG_API_SKIP[@]}"; do filter+=" & !test($t)"; done
-  BRAID_TEST_STORE=postgres cargo nextest run -p braid-server --locked --no-fail-fast --profile ci -E "$filter"
+  BRAID_TEST_STORE=postgres cargo nextest run --workspace --locked --no-fail-fast --profile ci -E "$filter"
 else
   skips=()
   for t in "${PG_API_SKIP[@]}"; do skips+=(--skip "$t"); done
-  BRAID_TEST_STORE=postgres cargo test -p braid-server --locked --no-fail-fast --test api -- "${skips[@]}"
+  BRAID_TEST_STORE=postgres cargo test --workspace --locked --no-fail-fast --test api -- "${skips[@]}"
 fi
 
 echo "== web"

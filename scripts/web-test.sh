@@ -45,8 +45,10 @@ if ! diff -u src/api/schema.d.ts "$generated/schema.d.ts"; then
 fi
 
 echo "== web: the braid binary"
-# The same profile as the Rust tests, which built it already: this only checks.
-(cd .. && cargo build -p braid-cli --locked --quiet)
+# The same profile and feature set (--workspace) as the Rust tests, which built
+# it already: this only checks. `-p braid-cli` alone would resolve features
+# differently and build every dependency a second time.
+(cd .. && cargo build --workspace --bin braid --locked --quiet)
 
 echo "== web: browser tests (Chromium: $chromium)"
 BRAID_BIN="${BRAID_BIN:-../target/debug/braid}" CHROMIUM="$chromium" npx --no-install playwright test
