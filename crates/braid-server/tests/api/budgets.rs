@@ -42,7 +42,7 @@ async fn a_run_budget_given_at_start_replaces_the_definitions() {
         .post_raw(
             "/api/workflow-defs",
             "application/yaml",
-            &bundle(&llm.base_url, "{ max_cost_usd: 10 }", "{}"),
+            bundle(&llm.base_url, "{ max_cost_usd: 10 }", "{}"),
         )
         .await;
     assert_eq!(saved.status, 201, "{}", saved.text);
@@ -124,7 +124,7 @@ async fn a_run_budget_given_at_start_replaces_the_definitions() {
         .post_raw(
             "/api/workflow-defs",
             "application/yaml",
-            &bundle(
+            bundle(
                 &llm.base_url,
                 "{ max_cost_usd: -0.5 }",
                 "{ max_cost_usd: -1 }",
@@ -150,7 +150,7 @@ async fn a_run_budget_given_at_start_replaces_the_definitions() {
         .post_raw(
             "/api/workflow-defs",
             "application/yaml",
-            &bundle(&llm.base_url, "{ max_llm_tokens: -1 }", "{}"),
+            bundle(&llm.base_url, "{ max_llm_tokens: -1 }", "{}"),
         )
         .await;
     let e = a.error(422, "INVALID_DEFINITION");
