@@ -384,7 +384,9 @@ async fn run_action(
                     "llm_call with model profile `{model}` ran without its limits"
                 )));
             };
-            check_budgets(inner, task, env, &mut permit)?;
+            if let Some(spent) = spent_budget(inner, task, env, &mut permit) {
+                return Err(AttemptError::BudgetExceeded(spent));
+            }
             let node_budget = env.max_cost_usd;
             let parameters: Parameters =
                 serde_json::from_value(Value::Object(profile.parameters.clone()))
@@ -454,7 +456,7 @@ async fn run_action(
                 ..priced(resp.usage)
             };
             if let Some(schema) = produces {
-                let compiled = ex.schema(env, schema)?;
+                let compiled = ex.schema(env, schema).map_err(AttemptError::Internal)?;
                 if let Err(v) = compiled.validate(&resp.output) {
                     let detail = braid_expr::SchemaViolation::describe_all(&v);
                     return Err(AttemptError::SchemaMismatch {
@@ -571,35 +573,30 @@ async fn provider_for(
 
 /// With its slot and rate-limit tokens, an LLM attempt checks the budgets
 /// against the attempts that have finished (SPEC §5): one found spent fails
-/// it before anything is sent.
-fn check_budgets(
+/// it before anything is sent. The message of the spent budget, if any.
+fn spent_budget(
     inner: &Inner,
     task: &TaskRecord,
     env: &TaskEnvelope,
     permit: &mut Permit,
-) -> Result<(), AttemptError> {
+) -> Option<String> {
     let node_budget = env.max_cost_usd;
-    match inner
+    let exceeded = inner
         .budgets
-        .check(&task.run_id, &task.token_id, &env.node, node_budget)
-    {
-        Some(exceeded) => {
-            permit.settle(0); // nothing was sent: the estimate goes back
-            Err(AttemptError::BudgetExceeded(exceeded.to_string()))
-        }
-        None => Ok(()),
-    }
+        .check(&task.run_id, &task.token_id, &env.node, node_budget)?;
+    permit.settle(0); // nothing was sent: the estimate goes back
+    Some(exceeded.to_string())
 }
 
 impl Executor {
     /// The compiled `produces` schema of a node's prompt (cached).
-    fn schema(&self, env: &TaskEnvelope, schema: &Value) -> Result<Schema, AttemptError> {
+    fn schema(&self, env: &TaskEnvelope, schema: &Value) -> Result<Schema, String> {
         let key = format!("{}/{}", env.def_id, env.node);
         let mut cache = self.schemas.lock().expect("schemas lock");
         if let Some(s) = cache.get(&key) {
             return Ok(s.clone());
         }
-        let s = Schema::compile(schema).map_err(AttemptError::Internal)?;
+        let s = Schema::compile(schema)?;
         cache.insert(key, s.clone());
         Ok(s)
     }
