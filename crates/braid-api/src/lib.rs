@@ -144,7 +144,7 @@ pub struct WorkflowSummary {
 }
 
 /// Run limits (docs/definitions.md); a field given here replaces the definition's.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Wall-clock budget of the whole run (default none).
@@ -153,6 +153,15 @@ pub struct Limits {
     /// Maximum number of tokens the run may create (default 1,000,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_run_tokens: Option<u64>,
+    /// Budget in USD of the LLM calls of the run and its child runs
+    /// (default none; zero or more). A call that finds it spent fails with
+    /// `BUDGET_EXCEEDED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Budget of LLM tokens (input + output) of the run and its child runs
+    /// (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_llm_tokens: Option<u64>,
 }
 
 /// Body of `POST /api/workflow-defs/{workflow}/runs`. Unknown fields are

@@ -15,6 +15,9 @@
 //!   and when the owner is SIGCONTed it drops them, its late commits refused
 //!   (fencing); nothing is applied twice, and its `?wait=true` request is
 //!   answered with the end the other process committed.
+//! - a run with a budget (SPEC §5) adopted after its owner's SIGTERM keeps
+//!   what it had spent: the adopting process does not send the call the
+//!   budget no longer pays for.
 //!
 //! Each test creates its own database (`braid_store_postgres::testing`):
 //! `scripts/pg.sh start` first, or set `BRAID_TEST_DATABASE_URL`. Without a
@@ -767,4 +770,77 @@ async fn sigterm_gives_the_runs_up_at_once_and_another_process_finishes_them() {
         check_fan_run(&b.api, run, k as u64, BRANCHES).await;
         assert_eq!(sql.owner(run).await, (Some(b.id.clone()), 2), "run {run}");
     }
+}
+
+/// A run with a budget keeps it across adoption: the process that adopts a
+/// run tree starts from what the store recorded, so a call the budget no
+/// longer pays for is not sent, whichever process makes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_run_keeps_what_it_had_spent_against_its_budget() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    // 1,000 tokens at 0.25 USD per 1k: 0.25 USD a call. The second call
+    // (c2 on A) is never answered; B makes it again after adopting the run.
+    let paid = || {
+        let mut plan = Plan::ok("ok");
+        plan.body["usage"] =
+            json!({ "prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000 });
+        plan
+    };
+    let llm = MockLlm::start(move |n, _| if n == 1 { paid().held() } else { paid() }).await;
+    let lease_ms = 20 * LEASE_MS;
+    let mut a = Node::start_with_lease("A", db.url(), lease_ms).await;
+    let b = Node::start_with_lease("B", db.url(), lease_ms).await;
+    let sql = Sql::connect(db.url()).await;
+    let calls = ["c1", "c2", "c3", "c4"];
+    let mut nodes = String::new();
+    let mut transitions = String::new();
+    for (i, c) in calls.iter().enumerate() {
+        nodes.push_str(&format!(
+            "  - {{ ref: {c}, action: {{ kind: llm_call, prompt: p, model: m }} }}\n"
+        ));
+        if let Some(next) = calls.get(i + 1) {
+            transitions.push_str(&format!("  - {{ from: {c}, to: {next} }}\n"));
+        }
+        transitions.push_str(&format!("  - {{ from: {c}, to: stop, on: failure }}\n"));
+    }
+    a.api
+        .save(format!(
+            r#"
+name: cl_budget
+initial_node: c1
+limits: {{ max_cost_usd: 0.5 }}
+nodes:
+{nodes}  - {{ ref: stop, action: {{ kind: update_context, updates: [ {{ path: output.node, expr: "state._last_error.node" }}, {{ path: output.why, expr: "state._last_error.message" }} ] }} }}
+transitions:
+{transitions}prompt_specs:
+  - {{ ref: p, template: "Next" }}
+model_profiles:
+  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: "{}", cost_per_1k_input_tokens: 0.25, max_concurrency: 1 }}
+"#,
+            llm.url
+        ))
+        .await;
+    let run = a.api.start_run("cl_budget", json!({})).await;
+    llm.until(|s| s.requests.lock().unwrap().len() == 2).await;
+
+    let (status, _) = a.braid.terminate(Duration::from_secs(10)).await;
+    assert!(status.success(), "A exits cleanly on SIGTERM: {status:?}");
+    b.api
+        .until_event(&run, "workflow_completed", Duration::from_secs(30))
+        .await;
+    assert_eq!(sql.owner(&run).await, (Some(b.id.clone()), 2));
+    // c1 on A, c2 on A (cut off), c2 again on B; c3 finds 0.5 USD spent.
+    assert_eq!(llm.requests().len(), 3, "{}", logs(&[&b]));
+    let body = b.api.get(&format!("/api/runs/{run}")).await;
+    let output = &body["context"]["output"];
+    assert_eq!(output["node"], "c3", "{body}");
+    let why = output["why"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("limits.max_cost_usd of run {run}")),
+        "{why}"
+    );
+    assert!(why.contains("0.5 USD spent of 0.5 USD"), "{why}");
+    assert_eq!(body["usage"]["cost_usd"], json!(0.5));
 }

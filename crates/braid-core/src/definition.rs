@@ -86,6 +86,14 @@ pub struct Limits {
     /// Maximum number of tokens the run may create (default 1,000,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_run_tokens: Option<u64>,
+    /// Budget in USD of the LLM calls of the run and its child runs
+    /// (default none). A call that finds it spent fails with `BUDGET_EXCEEDED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+    /// Budget of LLM tokens (input + output) of the run and its child runs
+    /// (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_llm_tokens: Option<u64>,
 }
 
 impl Limits {
@@ -103,7 +111,33 @@ impl Limits {
         Limits {
             timeout_ms: o.timeout_ms.or(self.timeout_ms),
             max_run_tokens: o.max_run_tokens.or(self.max_run_tokens),
+            max_cost_usd: o.max_cost_usd.or(self.max_cost_usd),
+            max_llm_tokens: o.max_llm_tokens.or(self.max_llm_tokens),
         }
+    }
+
+    /// What is wrong with these limits: (field, message) for each value
+    /// out of range. The save of a definition and the start of a run with
+    /// overrides report them the same way.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if let Some(problem) = usd_problem("limits.max_cost_usd", self.max_cost_usd) {
+            problems.push(("limits.max_cost_usd", problem));
+        }
+        problems
+    }
+}
+
+/// Why `value` (an amount in USD named `field`) is not a budget: negative
+/// or not a finite number. `None` when it is one (or absent).
+pub fn usd_problem(field: &str, value: Option<f64>) -> Option<String> {
+    let v = value?;
+    if !v.is_finite() {
+        Some(format!("{field} must be a finite number of USD, not {v}"))
+    } else if v < 0.0 {
+        Some(format!("{field} must be zero or more, not {v}"))
+    } else {
+        None
     }
 }
 
@@ -556,7 +590,7 @@ pub struct Update {
     pub expr: String,
 }
 
-/// `execution: { timeout_ms, retry_policy }`.
+/// `execution: { timeout_ms, retry_policy, max_cost_usd }`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -567,6 +601,9 @@ pub struct Execution {
     /// Retry policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<crate::retry::RetryPolicy>,
+    /// Budget in USD of one visit's LLM attempts (retries included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 /// A prompt: Handlebars template and optional output schema.

@@ -166,6 +166,10 @@ pub struct Dispatch {
     pub not_before: Millis,
     /// Per-attempt timeout.
     pub timeout_ms: Option<u64>,
+    /// The node's budget in USD for this visit's attempts
+    /// (`execution.max_cost_usd`), checked by the executor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
     /// The resolved action invocation (see [`TaskPayload`]).
     pub payload: TaskPayload,
 }

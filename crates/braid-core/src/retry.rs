@@ -58,8 +58,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Whether `code` may be retried under this policy.
+    /// Whether `code` may be retried under this policy. `BUDGET_EXCEEDED`
+    /// never is: a spent budget stays spent.
     pub fn retries(&self, code: ErrorCode) -> bool {
+        if code == ErrorCode::BudgetExceeded {
+            return false;
+        }
         match &self.retryable_errors {
             Some(list) => list.contains(&code),
             None => code.retryable_by_default(),

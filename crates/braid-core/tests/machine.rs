@@ -464,6 +464,7 @@ fn token_limit_fails_the_run() {
         limits: Limits {
             timeout_ms: None,
             max_run_tokens: Some(2),
+            ..Limits::default()
         },
         artifacts: None,
     });

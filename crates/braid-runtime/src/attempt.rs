@@ -112,6 +112,11 @@ pub(crate) enum AttemptError {
         /// The answer's usage.
         usage: Usage,
     },
+    /// A budget of the run, an ancestor or the node's visit is spent: the
+    /// request was not sent (the message names the budget, what is spent
+    /// and the limit).
+    #[error("{0}")]
+    BudgetExceeded(String),
     /// Storing an artifact failed.
     #[error("{0}")]
     ArtifactStore(String),
@@ -131,6 +136,7 @@ impl AttemptError {
             AttemptError::Timeout { .. } => ErrorCode::Timeout,
             AttemptError::Provider { error: e, .. } | AttemptError::ProviderSetup(e) => e.code,
             AttemptError::SchemaMismatch { .. } => ErrorCode::SchemaMismatch,
+            AttemptError::BudgetExceeded(_) => ErrorCode::BudgetExceeded,
             AttemptError::ArtifactStore(_) => ErrorCode::Unavailable,
             AttemptError::Misconfigured(_) => ErrorCode::InvalidRequest,
         }
@@ -249,6 +255,12 @@ mod tests {
                 ErrorCode::SchemaMismatch,
                 false,
                 Some(10),
+            ),
+            (
+                AttemptError::BudgetExceeded("spent".into()),
+                ErrorCode::BudgetExceeded,
+                false,
+                None,
             ),
             (
                 AttemptError::ArtifactStore("disk".into()),

@@ -94,7 +94,8 @@ pub(crate) async fn start_child(inner: Arc<Inner>, start: ChildStart) {
     if !announced {
         return; // the parent is gone: nobody waits for this child
     }
-    let limits = graph.limits;
+    // A child gets what is left of its parent's budgets as its own.
+    let limits = inner.budgets.child_limits(&parent.id, graph.limits);
     let Some(tx) = coordinator::spawn_new_run(
         &inner,
         &call.child_run_id,

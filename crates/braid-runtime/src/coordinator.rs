@@ -97,6 +97,10 @@ pub(crate) fn spawn_new_run(
     let state = RunState::new(run_id);
     let coordinator = Coordinator::new(inner, graph, state, record, true, snapshot_every);
     let inbox = coordinator.spawn(replace)?;
+    let parent_id = parent.map(|(p, _, _)| p.id.as_str());
+    inner
+        .budgets
+        .open(run_id, parent_id, &limits, crate::budgets::Seed::default());
     if let Some(ms) = limits.timeout_ms {
         inner.arm_run_timeout(run_id, deadline_after(now, ms));
     }
@@ -692,6 +696,7 @@ impl Coordinator {
                     project_id: self.record.project_id.clone(),
                     node: d.node.clone(),
                     timeout_ms: d.timeout_ms,
+                    max_cost_usd: d.max_cost_usd,
                     payload: d.payload.clone(),
                 };
                 // A task due now goes straight to a free worker once the

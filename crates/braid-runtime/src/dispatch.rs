@@ -25,6 +25,9 @@ pub(crate) struct TaskEnvelope {
     pub project_id: String,
     pub node: String,
     pub timeout_ms: Option<u64>,
+    /// The node's budget for this visit (`execution.max_cost_usd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
     pub payload: TaskPayload,
 }
 

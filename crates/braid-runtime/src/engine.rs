@@ -106,6 +106,19 @@ impl Engine {
         input: Value,
         limits: Option<Limits>,
     ) -> Result<String, Error> {
+        let problems = limits.unwrap_or_default().problems();
+        if !problems.is_empty() {
+            let errors = problems
+                .into_iter()
+                .map(|(field, message)| DefinitionError {
+                    kind: "run".into(),
+                    ref_: workflow.to_string(),
+                    field: field.into(),
+                    message,
+                })
+                .collect();
+            return Err(Error::InvalidLimits(errors));
+        }
         let def_id = self
             .inner
             .store

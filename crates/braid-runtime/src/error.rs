@@ -9,6 +9,10 @@ pub enum Error {
     /// The bundle (or a stored version) does not validate.
     #[error("the definition is invalid ({} problems)", .0.len())]
     InvalidDefinition(Vec<DefinitionError>),
+    /// The limits given for a run are out of range (each problem names its
+    /// field, e.g. `limits.max_cost_usd`).
+    #[error("the run's limits are invalid ({} problems)", .0.len())]
+    InvalidLimits(Vec<DefinitionError>),
     /// Unknown workflow, version or run.
     #[error("{0}")]
     NotFound(String),

@@ -384,6 +384,10 @@ async fn run_action(
                     "llm_call with model profile `{model}` ran without its limits"
                 )));
             };
+            if let Some(spent) = spent_budget(inner, task, env, &mut permit) {
+                return Err(AttemptError::BudgetExceeded(spent));
+            }
+            let node_budget = env.max_cost_usd;
             let parameters: Parameters =
                 serde_json::from_value(Value::Object(profile.parameters.clone()))
                     .unwrap_or_default();
@@ -428,6 +432,11 @@ async fn run_action(
             };
             if let Some(used) = used {
                 permit.settle(used.input_tokens + used.output_tokens);
+                // Recorded before the slot goes back: the next call on
+                // this slot sees what this one cost.
+                let cost = priced(used);
+                let budgets = &inner.budgets;
+                budgets.record(&task.run_id, &task.token_id, node_budget.is_some(), &cost);
             }
             drop(permit);
             let mut resp = answer.map_err(|mut error| {
@@ -447,18 +456,7 @@ async fn run_action(
                 ..priced(resp.usage)
             };
             if let Some(schema) = produces {
-                let compiled = {
-                    let key = format!("{}/{}", env.def_id, env.node);
-                    let mut cache = ex.schemas.lock().expect("schemas lock");
-                    match cache.get(&key) {
-                        Some(s) => s.clone(),
-                        None => {
-                            let s = Schema::compile(schema).map_err(AttemptError::Internal)?;
-                            cache.insert(key, s.clone());
-                            s
-                        }
-                    }
-                };
+                let compiled = ex.schema(env, schema).map_err(AttemptError::Internal)?;
                 if let Err(v) = compiled.validate(&resp.output) {
                     let detail = braid_expr::SchemaViolation::describe_all(&v);
                     return Err(AttemptError::SchemaMismatch {
@@ -571,6 +569,37 @@ async fn provider_for(
         .or_insert((provider, limiter))
         .clone();
     Ok((provider, limiter, profile))
+}
+
+/// With its slot and rate-limit tokens, an LLM attempt checks the budgets
+/// against the attempts that have finished (SPEC §5): one found spent fails
+/// it before anything is sent. The message of the spent budget, if any.
+fn spent_budget(
+    inner: &Inner,
+    task: &TaskRecord,
+    env: &TaskEnvelope,
+    permit: &mut Permit,
+) -> Option<String> {
+    let node_budget = env.max_cost_usd;
+    let exceeded = inner
+        .budgets
+        .check(&task.run_id, &task.token_id, &env.node, node_budget)?;
+    permit.settle(0); // nothing was sent: the estimate goes back
+    Some(exceeded.to_string())
+}
+
+impl Executor {
+    /// The compiled `produces` schema of a node's prompt (cached).
+    fn schema(&self, env: &TaskEnvelope, schema: &Value) -> Result<Schema, String> {
+        let key = format!("{}/{}", env.def_id, env.node);
+        let mut cache = self.schemas.lock().expect("schemas lock");
+        if let Some(s) = cache.get(&key) {
+            return Ok(s.clone());
+        }
+        let s = Schema::compile(schema)?;
+        cache.insert(key, s.clone());
+        Ok(s)
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

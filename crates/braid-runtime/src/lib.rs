@@ -51,6 +51,7 @@
 //! `inbox.rs` and `shared.rs`, and never each other.
 
 mod attempt;
+mod budgets;
 mod children;
 mod clock;
 mod cluster;

@@ -4,12 +4,15 @@
 //! database served by one process, every live run; in a cluster, the run
 //! trees adopted from processes that are gone (`cluster.rs`).
 
+use crate::budgets::Seed;
 use crate::clock::deadline_after;
 use crate::coordinator;
 use crate::error::Error;
 use crate::events::load_state;
 use crate::shared::Inner;
 use braid_core::definition::Limits;
+use braid_core::graph::Graph;
+use braid_core::state::RunState;
 use braid_store::RunRecord;
 use std::sync::Arc;
 
@@ -35,6 +38,10 @@ pub(crate) async fn adopt_runs(inner: &Arc<Inner>, records: Vec<RunRecord>) -> R
         let started = record.started_at.unwrap_or(record.created_at);
         let children =
             braid_core::machine::pending_children(&mut state, &graph, inner.clock.now_ms());
+        let seed = seed(inner, &record, &limits, &state, &graph).await?;
+        inner
+            .budgets
+            .open(&run_id, record.parent_run_id.as_deref(), &limits, seed);
         let parent = record.clone();
         let every = inner.snapshot_every(&record.project_id).await;
         coordinator::spawn_adopted(inner, record, graph, state, every);
@@ -46,4 +53,37 @@ pub(crate) async fn adopt_runs(inner: &Arc<Inner>, records: Vec<RunRecord>) -> R
         }
     }
     Ok(())
+}
+
+/// What an adopted run has spent so far, as the store recorded it: its
+/// tree's usage (read only when the run has a budget: a run without one
+/// has no ancestor with one either, since a child's limits are at most
+/// what is left of its parent's), and its live visits of nodes with a
+/// budget of their own.
+async fn seed(
+    inner: &Arc<Inner>,
+    record: &RunRecord,
+    limits: &Limits,
+    state: &RunState,
+    graph: &Graph,
+) -> Result<Seed, Error> {
+    let mut seed = Seed::default();
+    if limits.max_cost_usd.is_some() || limits.max_llm_tokens.is_some() {
+        let total = inner.store.usage_total(&record.id).await?;
+        seed.cost_usd = total.cost_usd;
+        seed.llm_tokens = total.input_tokens + total.output_tokens;
+    }
+    seed.visits = state
+        .tokens
+        .iter()
+        .filter(|t| t.status.is_live() && t.usage.cost_usd > 0.0)
+        .filter(|t| {
+            graph
+                .nodes
+                .get(t.node)
+                .is_some_and(|n| n.max_cost_usd.is_some())
+        })
+        .map(|t| (t.id.clone(), t.usage.cost_usd))
+        .collect();
+    Ok(seed)
 }

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     /// Provider limits by endpoint, shared by every run and version; the
     /// cluster's heartbeat tells them how many processes share each limit.
     pub(crate) limits: crate::limits::Limits,
+    /// What each live run tree's LLM calls have spent, against its budgets.
+    pub(crate) budgets: crate::budgets::Budgets,
 }
 
 impl Inner {
@@ -89,6 +91,7 @@ impl Inner {
             },
             cluster: opts.cluster.clone(),
             limits: crate::limits::Limits::new(opts.endpoint_limits.clone()),
+            budgets: crate::budgets::Budgets::default(),
         };
         (inner, starts)
     }
@@ -229,6 +232,7 @@ impl Inner {
         let mut runs = self.runs.lock().expect("runs lock");
         if runs.get(run_id).is_some_and(|(g, _)| *g == generation) {
             runs.remove(run_id);
+            self.budgets.close(run_id);
         }
     }
 

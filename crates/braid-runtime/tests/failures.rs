@@ -297,7 +297,7 @@ async fn run_timeout_from_the_run_overrides_the_definition() {
     .await;
     let limits = braid_core::definition::Limits {
         timeout_ms: Some(150),
-        max_run_tokens: None,
+        ..Default::default()
     };
     let id = t
         .engine

@@ -285,7 +285,7 @@ fn not_found(workflow: &str, version: Option<i64>) -> ApiError {
         (status = 400, description = "`MALFORMED_BODY` (the message names the field path)", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project, workflow or version", body = ErrorBody),
         (status = 413, description = "`BODY_TOO_LARGE`", body = ErrorBody),
-        (status = 422, description = "`INPUT_SCHEMA`: `input` is not an object or violates `input_schema` (`details.errors: [{ path, message }]`); `INVALID_DEFINITION` for a stored version that does not validate", body = ErrorBody),
+        (status = 422, description = "`INPUT_SCHEMA`: `input` is not an object or violates `input_schema` (`details.errors: [{ path, message }]`); `INVALID_DEFINITION` for a stored version that does not validate, or for `limits` out of range (a negative `max_cost_usd`; `details.errors` names the field)", body = ErrorBody),
     )
 )]
 pub async fn start_run(
@@ -303,6 +303,8 @@ pub async fn start_run(
     let limits = body.limits.map(|l| Limits {
         timeout_ms: l.timeout_ms,
         max_run_tokens: l.max_run_tokens,
+        max_cost_usd: l.max_cost_usd,
+        max_llm_tokens: l.max_llm_tokens,
     });
     let run_id = state
         .engine

@@ -151,6 +151,16 @@ impl From<braid_runtime::Error> for ApiError {
         use braid_runtime::Error as E;
         match e {
             E::InvalidDefinition(errors) => ApiError::invalid_definition(&errors),
+            E::InvalidLimits(errors) => {
+                let first = errors
+                    .first()
+                    .map(|e| format!("`{}`: {}", e.field, e.message))
+                    .unwrap_or_default();
+                ApiError {
+                    message: format!("the run's limits are invalid: {first}"),
+                    ..ApiError::invalid_definition(&errors)
+                }
+            }
             E::NotFound(m) => ApiError::not_found(m),
             E::InputSchema { message, errors } => ApiError {
                 details: Some(json!({ "errors": errors })),

@@ -73,6 +73,10 @@ codes! {
     RunTimeout = "RUN_TIMEOUT", retryable: false, run: true, api: false;
     /// The run would pass `limits.max_run_tokens`.
     TokenLimit = "TOKEN_LIMIT", retryable: false, run: true, api: false;
+    /// An LLM call found a budget spent (`limits.max_cost_usd` or
+    /// `limits.max_llm_tokens` of its run or an ancestor, or its node's
+    /// `execution.max_cost_usd`) and was not sent. Never retried.
+    BudgetExceeded = "BUDGET_EXCEEDED", retryable: false, run: true, api: false;
     /// A prompt template could not be rendered (e.g. a missing variable).
     Template = "TEMPLATE", retryable: false, run: true, api: false;
     /// A structured output (or an artifact's content) does not match its schema.

@@ -596,7 +596,7 @@ export interface components {
          *     The list is also in `docs/errors.md`; a test keeps the two equal.
          * @enum {string}
          */
-        ErrorCode: "NO_MATCHING_TRANSITION" | "EXPRESSION" | "BRANCH_OUTPUT_WRITE" | "JOIN_SCOPE" | "JOIN_UNSATISFIED" | "MERGE_ERROR" | "OUTPUT_SCHEMA" | "INPUT_SCHEMA" | "RUN_TIMEOUT" | "TOKEN_LIMIT" | "TEMPLATE" | "SCHEMA_MISMATCH" | "SUBWORKFLOW_FAILED" | "CANCELLED" | "DEPTH_LIMIT" | "RATE_LIMITED" | "UNAVAILABLE" | "NETWORK" | "TIMEOUT" | "CONTEXT_LENGTH" | "AUTH" | "INVALID_REQUEST" | "BAD_RESPONSE" | "INTERNAL" | "MALFORMED_BODY" | "NOT_FOUND" | "CROSS_ORIGIN" | "METHOD_NOT_ALLOWED" | "RUN_ENDED" | "CONFLICT" | "BODY_TOO_LARGE" | "INVALID_DEFINITION";
+        ErrorCode: "NO_MATCHING_TRANSITION" | "EXPRESSION" | "BRANCH_OUTPUT_WRITE" | "JOIN_SCOPE" | "JOIN_UNSATISFIED" | "MERGE_ERROR" | "OUTPUT_SCHEMA" | "INPUT_SCHEMA" | "RUN_TIMEOUT" | "TOKEN_LIMIT" | "BUDGET_EXCEEDED" | "TEMPLATE" | "SCHEMA_MISMATCH" | "SUBWORKFLOW_FAILED" | "CANCELLED" | "DEPTH_LIMIT" | "RATE_LIMITED" | "UNAVAILABLE" | "NETWORK" | "TIMEOUT" | "CONTEXT_LENGTH" | "AUTH" | "INVALID_REQUEST" | "BAD_RESPONSE" | "INTERNAL" | "MALFORMED_BODY" | "NOT_FOUND" | "CROSS_ORIGIN" | "METHOD_NOT_ALLOWED" | "RUN_ENDED" | "CONFLICT" | "BODY_TOO_LARGE" | "INVALID_DEFINITION";
         /** @description One API error. */
         ErrorDetail: {
             /** @description Stable code (docs/errors.md, "API errors"). */
@@ -935,8 +935,13 @@ export interface components {
                 seq: number;
             };
         };
-        /** @description `execution: { timeout_ms, retry_policy }`. */
+        /** @description `execution: { timeout_ms, retry_policy, max_cost_usd }`. */
         Execution: {
+            /**
+             * Format: double
+             * @description Budget in USD of one visit's LLM attempts (retries included).
+             */
+            max_cost_usd?: number | null;
             retry_policy?: components["schemas"]["RetryPolicy"] | null;
             /**
              * Format: int64
@@ -993,6 +998,19 @@ export interface components {
         };
         /** @description Run limits (docs/definitions.md); a field given here replaces the definition's. */
         Limits: {
+            /**
+             * Format: double
+             * @description Budget in USD of the LLM calls of the run and its child runs
+             *     (default none; zero or more). A call that finds it spent fails with
+             *     `BUDGET_EXCEEDED`.
+             */
+            max_cost_usd?: number | null;
+            /**
+             * Format: int64
+             * @description Budget of LLM tokens (input + output) of the run and its child runs
+             *     (default none).
+             */
+            max_llm_tokens?: number | null;
             /**
              * Format: int64
              * @description Maximum number of tokens the run may create (default 1,000,000).
@@ -2861,7 +2879,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description `INPUT_SCHEMA`: `input` is not an object or violates `input_schema` (`details.errors: [{ path, message }]`); `INVALID_DEFINITION` for a stored version that does not validate */
+            /** @description `INPUT_SCHEMA`: `input` is not an object or violates `input_schema` (`details.errors: [{ path, message }]`); `INVALID_DEFINITION` for a stored version that does not validate, or for `limits` out of range (a negative `max_cost_usd`; `details.errors` names the field) */
             422: {
                 headers: {
                     [name: string]: unknown;

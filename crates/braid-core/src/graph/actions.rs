@@ -212,4 +212,9 @@ pub(super) fn check_execution(v: &mut Validator, kind: &str, ref_: &str, executi
             "timeout_ms must be positive",
         );
     }
+    if let Some(problem) =
+        crate::definition::usd_problem("execution.max_cost_usd", execution.max_cost_usd)
+    {
+        v.err(kind, ref_, "execution.max_cost_usd", problem);
+    }
 }

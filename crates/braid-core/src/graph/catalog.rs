@@ -217,3 +217,76 @@ model_profiles:
         assert!(message.contains("rate_limit"), "{message}");
     }
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use crate::definition::{Bundle, Limits};
+    use crate::graph::{Env, compile};
+
+    #[test]
+    fn budgets_out_of_range_name_their_field() {
+        for bad in [-0.01, f64::NAN, f64::INFINITY] {
+            let limits = Limits {
+                max_cost_usd: Some(bad),
+                ..Limits::default()
+            };
+            let problems = limits.problems();
+            assert_eq!(problems.len(), 1, "{bad}");
+            assert_eq!(problems[0].0, "limits.max_cost_usd");
+        }
+        let fine = Limits {
+            max_cost_usd: Some(0.0),
+            max_llm_tokens: Some(0),
+            ..Limits::default()
+        };
+        assert!(fine.problems().is_empty());
+        let over = fine.overridden_by(Some(Limits {
+            max_cost_usd: Some(2.5),
+            ..Limits::default()
+        }));
+        assert_eq!(
+            (over.max_cost_usd, over.max_llm_tokens),
+            (Some(2.5), Some(0))
+        );
+
+        let bundle = Bundle::parse(
+            r#"
+name: w
+initial_node: a
+limits: { max_cost_usd: -1, max_llm_tokens: 10 }
+nodes:
+  - { ref: a, action: { kind: llm_call, prompt: p, model: m, execution: { max_cost_usd: -2 } }, execution: { max_cost_usd: -3 } }
+prompt_specs:
+  - { ref: p, template: hi }
+model_profiles:
+  - { ref: m, provider: openai, model: x }
+"#,
+        )
+        .unwrap();
+        let errors = compile(&bundle, &Env::default())
+            .map(drop)
+            .expect_err("invalid");
+        let fields: Vec<(&str, &str, &str)> = errors
+            .iter()
+            .map(|e| (e.kind.as_str(), e.ref_.as_str(), e.field.as_str()))
+            .collect();
+        assert!(
+            fields.contains(&("workflow", "w", "limits.max_cost_usd")),
+            "{errors:?}"
+        );
+        // The node's own and its inline action's are both reported on the node.
+        let on_node = fields
+            .iter()
+            .filter(|f| **f == ("node", "a", "execution.max_cost_usd"))
+            .count();
+        assert_eq!(on_node, 2, "{errors:?}");
+        // A node's budget replaces its action's.
+        let bundle = Bundle::parse(
+            "name: w\ninitial_node: a\nnodes:\n  - { ref: a, action: { kind: llm_call, prompt: p, model: m, execution: { max_cost_usd: 2 } }, execution: { max_cost_usd: 0.5 } }\n  - { ref: b, action: { kind: llm_call, prompt: p, model: m, execution: { max_cost_usd: 2 } } }\ntransitions:\n  - { from: a, to: b }\nprompt_specs:\n  - { ref: p, template: hi }\nmodel_profiles:\n  - { ref: m, provider: openai, model: x }\n",
+        )
+        .unwrap();
+        let graph = compile(&bundle, &Env::default()).expect("valid").graph;
+        let budgets: Vec<Option<f64>> = graph.nodes.iter().map(|n| n.max_cost_usd).collect();
+        assert_eq!(budgets, [Some(0.5), Some(2.0)]);
+    }
+}

@@ -109,6 +109,8 @@ pub struct CompiledNode {
     pub timeout_ms: Option<u64>,
     /// Effective retry policy.
     pub retry: RetryPolicy,
+    /// Effective budget in USD of one visit's LLM attempts.
+    pub max_cost_usd: Option<f64>,
 }
 
 /// A compiled action.
@@ -262,6 +264,9 @@ pub fn compile(bundle: &Bundle, env: &Env) -> Result<Compiled, Vec<DefinitionErr
             &format!("layout.{node}"),
             format!("layout names `{node}`, which is not a node of this workflow: remove it"),
         );
+    }
+    for (field, problem) in bundle.limits.unwrap_or_default().problems() {
+        v.err("workflow", &bundle.name, field, problem);
     }
     let io = compile_workflow_io(&mut v, bundle);
     let catalog = catalog::compile_catalog(&mut v, bundle, env);

@@ -87,6 +87,11 @@ impl NodeCompiler<'_> {
                 .as_ref()
                 .and_then(|e| e.retry_policy.clone()))
             .unwrap_or_default();
+        let max_cost_usd = n
+            .execution
+            .as_ref()
+            .and_then(|e| e.max_cost_usd)
+            .or(action_execution.as_ref().and_then(|e| e.max_cost_usd));
         let join = self.compile_join(v, n, joined);
         CompiledNode {
             ref_: n.ref_.clone(),
@@ -99,6 +104,7 @@ impl NodeCompiler<'_> {
             join,
             timeout_ms,
             retry,
+            max_cost_usd,
         }
     }
 

@@ -126,6 +126,7 @@ impl Machine<'_> {
                 attempt,
                 not_before,
                 timeout_ms: node.timeout_ms,
+                max_cost_usd: node.max_cost_usd,
                 payload,
             })),
             Work::Child {

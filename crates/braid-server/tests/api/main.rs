@@ -3,6 +3,7 @@
 //! with `?wait=true`.
 
 mod bad_input;
+mod budgets;
 mod common;
 mod failures;
 mod inspector;
