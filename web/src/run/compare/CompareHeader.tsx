@@ -5,13 +5,13 @@ import { Link } from "@tanstack/react-router";
 import clsx from "clsx";
 import { forkedFrom, type CompareTotals } from "../../api/fork";
 import { StatusBadge } from "../StatusBadge";
-import { formatCost, formatDuration, formatInt, plural, shortId } from "../format";
+import { formatCost, formatDuration, formatInt, formatStarted, plural, shortId } from "../format";
 import type { Run } from "../queries";
 
 export function RunCard({ side, run, totals, other }: { side: "A" | "B"; run: Run | undefined; totals: CompareTotals; other?: CompareTotals }) {
   const source = run ? forkedFrom(run) : null;
   return (
-    <div className="min-w-0 rounded-lg border border-slate-200 bg-white px-3 py-2.5" data-testid={`compare-run-${side.toLowerCase()}`}>
+    <div className="flex min-w-0 flex-col rounded-lg border border-slate-200 bg-white px-3 py-2.5" data-testid={`compare-run-${side.toLowerCase()}`}>
       <div className="flex flex-wrap items-center gap-x-2.5 gap-y-1">
         <span className={clsx("flex size-5 items-center justify-center rounded text-[11px] font-bold text-white", side === "A" ? "bg-slate-600" : "bg-blue-600")}>
           {side}
@@ -28,16 +28,21 @@ export function RunCard({ side, run, totals, other }: { side: "A" | "B"; run: Ru
           <span className="text-xs text-slate-400">loading…</span>
         )}
       </div>
-      {source && (
-        <p className="mt-1 text-[11px] text-slate-500">
-          forked from{" "}
-          <Link to="/runs/$id" params={{ id: source.run_id }} className="font-mono text-blue-700 hover:underline">
-            {shortId(source.run_id)}
-          </Link>{" "}
-          at seq {formatInt(source.seq)}
+      {run && (
+        <p className="mt-1 truncate text-[11px] text-slate-500">
+          started {formatStarted(run.started_at ?? run.created_at)}
+          {source && (
+            <>
+              {" · forked from "}
+              <Link to="/runs/$id" params={{ id: source.run_id }} className="font-mono text-blue-700 hover:underline">
+                {shortId(source.run_id)}
+              </Link>{" "}
+              at seq {formatInt(source.seq)}
+            </>
+          )}
         </p>
       )}
-      <dl className="mt-2 grid grid-cols-4 gap-3 text-xs" data-testid="compare-totals">
+      <dl className="mt-auto grid grid-cols-4 gap-3 pt-2 text-xs" data-testid="compare-totals">
         <Total label="Duration" value={formatDuration(totals.duration_ms)} delta={other && delta(totals.duration_ms, other.duration_ms, formatDuration)} />
         <Total label="LLM calls" value={formatInt(totals.llm_calls)} field="llm_calls" delta={other && delta(totals.llm_calls, other.llm_calls, formatInt)} />
         <Total

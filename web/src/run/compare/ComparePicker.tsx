@@ -76,7 +76,7 @@ function PickerList({ run, onClose }: { run: Run; onClose: () => void }) {
 
   return (
     <div
-      className="absolute right-0 z-40 mt-1 flex w-[440px] flex-col rounded-lg border border-slate-200 bg-white shadow-xl"
+      className="absolute right-0 z-40 mt-1 flex w-[500px] flex-col rounded-lg border border-slate-200 bg-white shadow-xl"
       data-testid="compare-picker"
       role="dialog"
       aria-label="Compare with another run"
@@ -104,7 +104,7 @@ function PickerList({ run, onClose }: { run: Run; onClose: () => void }) {
               data-testid="compare-candidate"
               data-run={r.id}
               className={clsx(
-                "flex w-full items-center gap-2 px-3 py-1.5 text-left text-[12px] hover:bg-slate-50",
+                "flex w-full items-center gap-2 px-3 py-1.5 text-left text-[12px] whitespace-nowrap hover:bg-slate-50",
                 picked === r.id && "bg-blue-50 hover:bg-blue-50",
               )}
               onClick={() => setPicked(r.id)}

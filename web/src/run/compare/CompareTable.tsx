@@ -18,7 +18,7 @@ export function CompareTable({ visits, firstDiff }: { visits: CompareVisit[]; fi
   const [shown, setShown] = useState(Math.max(PAGE, firstIndex + 50));
   const firstRow = useRef<HTMLTableRowElement>(null);
   useEffect(() => {
-    firstRow.current?.scrollIntoView({ block: "center" });
+    firstRow.current?.scrollIntoView({ block: "nearest" });
   }, []);
   if (visits.length === 0) return <p className="px-4 py-6 text-center text-[12px] text-slate-500">No visits to show.</p>;
   return (

@@ -131,7 +131,7 @@ export function ForkDialog({ runId, version, node, bundle, onClose }: Props) {
           )}
           <div className="flex items-center justify-end gap-2">
             <span className="mr-auto text-[12px] text-slate-500" data-testid="fork-summary">
-              {changed.length === 0 ? "No changes: the fork reruns from here as it is." : `Changed: ${changed.map((x) => x.piece.label.toLowerCase()).join(", ")}`}
+              {summary(changed.map((x) => x.piece.label.toLowerCase()), yamlErrors.length > 0)}
             </span>
             <button type="button" className="rounded border border-slate-300 bg-white px-3 py-1.5 text-[12px] font-medium text-slate-700 hover:bg-slate-50" onClick={onClose}>
               Cancel
@@ -210,4 +210,9 @@ function ServerError({ error }: { error: Error }) {
       <span className="break-words">{error.message}</span>
     </div>
   );
+}
+
+function summary(changed: string[], unreadable: boolean): string {
+  if (changed.length > 0) return `Changed: ${changed.join(", ")}${unreadable ? " (and YAML to fix)" : ""}`;
+  return unreadable ? "" : "No changes: the fork reruns from here as it is.";
 }

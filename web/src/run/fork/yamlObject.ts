@@ -15,7 +15,9 @@ export function yamlToObject<T extends { ref: string }>(text: string, ref: strin
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const line = e.linePos?.[0].line;
-    return { ok: false, error: `${line ? `line ${line}: ` : ""}${e.message.split("\n")[0]}` };
+    // The message repeats the position ("… at line 5, column 1:"): say it once, first.
+    const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+    return { ok: false, error: `${line ? `line ${line}: ` : ""}${message}` };
   }
   const value: unknown = doc.toJS();
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { ok: false, error: "must be a mapping" };
