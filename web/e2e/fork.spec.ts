@@ -157,6 +157,9 @@ test("the fork dialog shows a YAML error and the server's FORK_INCOMPATIBLE, kee
   await expect(dialog.getByTestId("fork-yaml-problem")).toContainText("Fix the YAML of the prompt spec first");
   await expect(prompt).toHaveAttribute("aria-invalid", "true");
   await screenshot(page, "fork-dialog-yaml-error");
+  // Escape does not throw typed edits away.
+  await page.keyboard.press("Escape");
+  await expect(dialog).toBeVisible();
 
   // Fixed YAML, a target version the history does not fit: the server's refusal in the dialog.
   await prompt.fill(edited);

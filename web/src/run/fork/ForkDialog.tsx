@@ -19,19 +19,21 @@ type Props = { runId: string; version: number; node: string; bundle: Bundle; onC
 
 export function ForkDialog({ runId, version, node, bundle, onClose }: Props) {
   const pieces = useMemo(() => forkPieces(bundle, node), [bundle, node]);
-  const [texts, setTexts] = useState<Record<string, string>>(() =>
-    Object.fromEntries(pieces.map((p) => [p.key, objectToYaml(p.original)])),
-  );
+  const initial = useMemo(() => Object.fromEntries(pieces.map((p) => [p.key, objectToYaml(p.original)])), [pieces]);
+  const [texts, setTexts] = useState<Record<string, string>>(initial);
   const [target, setTarget] = useState("");
   const [tried, setTried] = useState(false);
   const navigate = useNavigate();
   const queryClient = useQueryClient();
 
+  // Escape or a click outside closes only an untouched dialog: typed edits are not thrown away.
+  const touched = target !== "" || pieces.some((p) => texts[p.key] !== initial[p.key]);
+  const dismiss = touched ? () => {} : onClose;
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => e.key === "Escape" && onClose();
+    const onKey = (e: KeyboardEvent) => e.key === "Escape" && dismiss();
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+  }, [dismiss]);
 
   const parsed = pieces.map((p) => ({ piece: p, result: p.editable ? yamlToObject<{ ref: string }>(texts[p.key], p.ref) : null }));
   const yamlErrors = parsed.filter((x) => x.result && !x.result.ok);
@@ -42,10 +44,7 @@ export function ForkDialog({ runId, version, node, bundle, onClose }: Props) {
   const fork = useMutation({
     mutationFn: () => {
       const changes: ForkChanges = {};
-      for (const { piece, result } of changed) {
-        if (!result?.ok) continue;
-        (changes[piece.kind] ??= [] as never[]).push(result.value as never);
-      }
+      for (const { piece, result } of changed) if (result?.ok) (changes[piece.kind] ??= []).push(result.value as never);
       return forkRun(runId, {
         from: { node },
         ...(changed.length > 0 ? { changes } : {}),
@@ -67,7 +66,7 @@ export function ForkDialog({ runId, version, node, bundle, onClose }: Props) {
   };
 
   return (
-    <div className="fixed inset-0 z-50 flex items-start justify-center overflow-auto bg-slate-900/40 py-12" onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+    <div className="fixed inset-0 z-50 flex items-start justify-center overflow-auto bg-slate-900/40 py-12" onMouseDown={(e) => e.target === e.currentTarget && dismiss()}>
       <form
         role="dialog"
         aria-modal="true"

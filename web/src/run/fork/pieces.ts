@@ -31,9 +31,9 @@ export function forkPieces(bundle: Bundle, nodeRef: string): Piece[] {
   }
   if (action?.kind === "llm_call") {
     const spec = bundle.prompt_specs?.find((s) => s.ref === action.prompt);
-    if (spec) pieces.push({ key: "prompt", kind: "prompt_specs", label: "Prompt spec", ref: spec.ref, note: "YAML", original: spec, editable: true });
+    if (spec) pieces.push({ key: "prompt", kind: "prompt_specs", label: "Prompt spec", ref: spec.ref, note: "", original: spec, editable: true });
     const profile = bundle.model_profiles?.find((p) => p.ref === action.model);
-    if (profile) pieces.push({ key: "model", kind: "model_profiles", label: "Model profile", ref: profile.ref, note: "YAML", original: profile, editable: true });
+    if (profile) pieces.push({ key: "model", kind: "model_profiles", label: "Model profile", ref: profile.ref, note: "", original: profile, editable: true });
   }
   return pieces;
 }
