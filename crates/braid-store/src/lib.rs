@@ -44,7 +44,7 @@ pub use definitions::{
 pub use error::{Error, Result};
 pub use queue::{TaskQueue, TaskRecord};
 pub use runs::{
-    EventRecord, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory, TokenRecord,
+    EventRecord, ForkedFrom, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory, TokenRecord,
     UsageTotals, WriteOp,
 };
 pub use view::{
