@@ -65,7 +65,11 @@ pub enum RunsCmd {
         /// The source run.
         id: String,
         /// Fork just before the first visit of this node starts.
-        #[arg(long, conflicts_with = "from_seq", required_unless_present = "from_seq")]
+        #[arg(
+            long,
+            conflicts_with = "from_seq",
+            required_unless_present = "from_seq"
+        )]
         from_node: Option<String>,
         /// Fork after the last step boundary at or before this event.
         #[arg(long)]
@@ -338,7 +342,11 @@ impl Api {
     }
 
     /// `POST path` with a JSON body, read as `T`.
-    async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl serde::Serialize) -> Result<T> {
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T> {
         let url = reqwest::Url::parse(&format!("{}{path}", self.base))
             .with_context(|| format!("{}{path} is not a URL", self.base))?;
         self.send(self.http.post(url.clone()).json(body), "POST", &url)
@@ -352,7 +360,10 @@ impl Api {
         method: &str,
         url: &reqwest::Url,
     ) -> Result<T> {
-        let resp = req.send().await.with_context(|| format!("{method} {url}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         let body = resp
             .bytes()
@@ -364,8 +375,7 @@ impl Api {
                 Err(_) => bail!("{method} {url}: {status}"),
             }
         }
-        serde_json::from_slice(&body).with_context(|| {
-            format!("{method} {url}: the answer is not what this braid expects")
-        })
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{method} {url}: the answer is not what this braid expects"))
     }
 }

@@ -57,7 +57,8 @@ fn prompt(body: &Value) -> String {
         .to_string()
 }
 
-const CHANGES: &str = "prompt_specs:\n  - ref: summary_p\n    template: \"Briefly summarize {{state.sections}}\"\n";
+const CHANGES: &str =
+    "prompt_specs:\n  - ref: summary_p\n    template: \"Briefly summarize {{state.sections}}\"\n";
 
 fn braid(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_braid"))
@@ -73,7 +74,11 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     let llm = MockLlm::start(|_, body| {
         let p = prompt(body);
         let plan = Plan::ok(&format!("answer to [{p}]"));
-        if p.starts_with("Outline") { plan } else { plan.after(300) }
+        if p.starts_with("Outline") {
+            plan
+        } else {
+            plan.after(300)
+        }
     })
     .await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -138,17 +143,26 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
         .collect();
     assert!((1..=3).contains(&forks.len()), "{forks:#?}");
     for id in &acknowledged {
-        assert!(forks.iter().any(|r| r["id"] == json!(id)), "acknowledged fork {id} is lost");
+        assert!(
+            forks.iter().any(|r| r["id"] == json!(id)),
+            "acknowledged fork {id} is lost"
+        );
     }
     for f in &forks {
         let id = f["id"].as_str().unwrap();
         let events = check_event_log(&api, id).await;
         assert_eq!(count(&events, "workflow_forked", None), 1);
         let run = api.get(&format!("/api/runs/{id}")).await;
-        assert_eq!(run["workflow"]["version"], 2, "every fork shares the experiment");
+        assert_eq!(
+            run["workflow"]["version"], 2,
+            "every fork shares the experiment"
+        );
         assert_eq!(run["context"]["state"], source_run["context"]["state"]);
         let summary = run["context"]["output"]["summary"].as_str().unwrap();
-        assert!(summary.starts_with("answer to [Briefly summarize"), "{summary}");
+        assert!(
+            summary.starts_with("answer to [Briefly summarize"),
+            "{summary}"
+        );
     }
     let outlines = llm
         .requests()
@@ -161,8 +175,16 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     let changes = dir.path().join("changes.yaml");
     std::fs::write(&changes, CHANGES).unwrap();
     let o = braid(&[
-        "runs", "fork", &source, "--from-node", "summary", "--changes",
-        changes.to_str().unwrap(), "--json", "--server", &api.base,
+        "runs",
+        "fork",
+        &source,
+        "--from-node",
+        "summary",
+        "--changes",
+        changes.to_str().unwrap(),
+        "--json",
+        "--server",
+        &api.base,
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let created: Value = serde_json::from_slice(&o.stdout).expect("JSON");
@@ -176,20 +198,39 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     println!("{table}");
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("NODE"), "{table}");
-    let unequal: Vec<&&str> = rows[1..].iter().filter(|r| r.split_whitespace().nth(2) == Some("no")).collect();
+    let unequal: Vec<&&str> = rows[1..]
+        .iter()
+        .filter(|r| r.split_whitespace().nth(2) == Some("no"))
+        .collect();
     assert_eq!(unequal.len(), 1, "{table}");
     assert!(unequal[0].starts_with("summary "), "{table}");
     assert!(rows.iter().any(|r| r.starts_with("TOTAL")), "{table}");
-    assert_eq!(rows.last(), Some(&"first difference: summary branch - occurrence 0"));
+    assert_eq!(
+        rows.last(),
+        Some(&"first difference: summary branch - occurrence 0")
+    );
     assert_eq!(rows.iter().filter(|r| r.starts_with("section ")).count(), 5);
 
-    let o = braid(&["runs", "compare", &source, &fork, "--json", "--server", &api.base]);
+    let o = braid(&[
+        "runs", "compare", &source, &fork, "--json", "--server", &api.base,
+    ]);
     let cmp: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(cmp["first_difference"]["node"], "summary");
     assert_eq!(cmp["totals"]["b"]["llm_calls"], 1);
 
-    let o = braid(&["runs", "fork", &source, "--from-node", "nowhere", "--server", &api.base]);
+    let o = braid(&[
+        "runs",
+        "fork",
+        &source,
+        "--from-node",
+        "nowhere",
+        "--server",
+        &api.base,
+    ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("INVALID_REQUEST") && err.contains("from.node"), "{err}");
+    assert!(
+        err.contains("INVALID_REQUEST") && err.contains("from.node"),
+        "{err}"
+    );
 }

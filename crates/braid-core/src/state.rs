@@ -579,7 +579,9 @@ impl RunState {
                 t.started_at = None;
             }
         }
-        self.dirty = (0..self.sets.len()).filter(|&s| !self.sets[s].fired).collect();
+        self.dirty = (0..self.sets.len())
+            .filter(|&s| !self.sets[s].fired)
+            .collect();
     }
 
     /// Creates the tokens of a transition taken: in the parent's scope, with
@@ -754,7 +756,11 @@ impl RunState {
     /// so a replay clears them too; otherwise a state rebuilt from a
     /// snapshot plus a tail that had an arrival would differ from the live
     /// one (and from a full replay) by that transient list.
-    pub fn replay<'a>(mut self, graph: &Graph, events: impl IntoIterator<Item = &'a Event>) -> Self {
+    pub fn replay<'a>(
+        mut self,
+        graph: &Graph,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Self {
         for e in events {
             self.apply_event(graph, e);
         }

@@ -81,7 +81,10 @@ fn a_fork_at_any_boundary_goes_on_to_the_sources_end() {
         let output = src.st.context.output.clone();
         assert_eq!(
             output["grid"],
-            json!([["cell 0.0", "cell 0.1", "cell 0.2"], ["cell 1.0", "cell 1.1", "cell 1.2"]])
+            json!([
+                ["cell 0.0", "cell 0.1", "cell 0.2"],
+                ["cell 1.0", "cell 1.1", "cell 1.2"]
+            ])
         );
         let boundaries: Vec<usize> = (1..src.log.len())
             .filter(|&i| matches!(src.log[i].body, EventBody::NodeStarted { .. }))
@@ -103,8 +106,15 @@ fn a_fork_at_any_boundary_goes_on_to_the_sources_end() {
                 EventBody::WorkflowForked { .. }
             ));
             drive_all(&mut run, step.commands);
-            assert_eq!(run.st.status, Some(RunStatus::Completed), "cut {n} at {count}");
-            assert_eq!(run.st.context.output, output, "cut {n} at {count}, budget {budget}");
+            assert_eq!(
+                run.st.status,
+                Some(RunStatus::Completed),
+                "cut {n} at {count}"
+            );
+            assert_eq!(
+                run.st.context.output, output,
+                "cut {n} at {count}, budget {budget}"
+            );
             // Only the fork's own calls count.
             let calls = run.st.usage.llm_calls;
             assert_eq!(calls, 0, "the test's answers carry no usage");
@@ -122,7 +132,10 @@ fn cut_points_never_split_a_step_and_missing_parts_are_named() {
             matches!(e.body, EventBody::NodeStarted { .. }) && e.node.as_deref() == Some("leaf")
         })
         .unwrap();
-    assert_eq!(fork::cut(&src.log, &ForkPoint::Node("leaf".into())), Ok(first_leaf));
+    assert_eq!(
+        fork::cut(&src.log, &ForkPoint::Node("leaf".into())),
+        Ok(first_leaf)
+    );
     // A seq inside a step rounds down to the start before it.
     let seq = first_leaf as u64 + 1; // the first leaf's node_started itself
     let c = fork::cut(&src.log, &ForkPoint::Seq(seq)).unwrap();
@@ -133,8 +146,14 @@ fn cut_points_never_split_a_step_and_missing_parts_are_named() {
 
     // A target whose inner join is gone cannot go on from inside the fan-out.
     let without = NESTED
-        .replace("  - { from: leaf, to: inner_join }\n  - { from: inner_join, to: outer_join }\n", "  - { from: leaf, to: outer_join }\n")
-        .replace("joins: inner, merge: { source: cell, target: state.row", "joins: inner, merge: { source: cell, target: state.unused")
+        .replace(
+            "  - { from: leaf, to: inner_join }\n  - { from: inner_join, to: outer_join }\n",
+            "  - { from: leaf, to: outer_join }\n",
+        )
+        .replace(
+            "joins: inner, merge: { source: cell, target: state.row",
+            "joins: inner, merge: { source: cell, target: state.unused",
+        )
         .lines()
         .filter(|l| !l.contains("ref: inner_join"))
         .collect::<Vec<_>>()

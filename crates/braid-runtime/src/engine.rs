@@ -139,7 +139,7 @@ impl Engine {
             every,
             None,
         )
-            .ok_or(Error::ShuttingDown)?;
+        .ok_or(Error::ShuttingDown)?;
         let (reply, done) = oneshot::channel();
         tx.send(Msg::Input(
             Input::Start {

@@ -86,7 +86,9 @@ async fn wait(t: &TestEngine, id: &str) -> RunRecord {
 
 fn summary_change() -> ForkChanges {
     ForkChanges {
-        prompt_specs: vec![json!({ "ref": "summary_p", "template": "Briefly summarize {{state.sections}}" })],
+        prompt_specs: vec![
+            json!({ "ref": "summary_p", "template": "Briefly summarize {{state.sections}}" }),
+        ],
         ..ForkChanges::default()
     }
 }
@@ -113,7 +115,10 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
         .fork_run(&source.id, at("summary", summary_change(), None))
         .await
         .unwrap();
-    assert_eq!(forked.version, 2, "the changed version is saved as version 2");
+    assert_eq!(
+        forked.version, 2,
+        "the changed version is saved as version 2"
+    );
     let run = wait(&t, &forked.run_id).await;
     let requests = mock.requests();
     assert_eq!(requests.len(), 8, "exactly one new request");
@@ -126,9 +131,19 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
     // Only the summary differs.
     assert_eq!(run.context["state"], source.context["state"]);
     assert_eq!(run.context["output"]["count"], json!(5));
-    assert_eq!(run.context["output"]["count"], source.context["output"]["count"]);
-    assert_ne!(run.context["output"]["summary"], source.context["output"]["summary"]);
-    assert_eq!(run.usage["llm_calls"], json!(1), "only its own attempts count");
+    assert_eq!(
+        run.context["output"]["count"],
+        source.context["output"]["count"]
+    );
+    assert_ne!(
+        run.context["output"]["summary"],
+        source.context["output"]["summary"]
+    );
+    assert_eq!(
+        run.usage["llm_calls"],
+        json!(1),
+        "only its own attempts count"
+    );
     assert_eq!(source.usage["llm_calls"], json!(7));
     let from = run.forked_from.clone().expect("forked_from");
     assert_eq!(from.run_id, source.id);
@@ -142,7 +157,10 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
     assert_eq!(source_events[copied].kind, "node_started");
     assert_eq!(source_events[copied].node.as_deref(), Some("summary"));
     for (e, s) in events.iter().zip(&source_events).take(copied) {
-        assert_eq!((e.seq, &e.kind, &e.token_id, &e.payload), (s.seq, &s.kind, &s.token_id, &s.payload));
+        assert_eq!(
+            (e.seq, &e.kind, &e.token_id, &e.payload),
+            (s.seq, &s.kind, &s.token_id, &s.payload)
+        );
     }
     assert_eq!(events[copied].kind, "workflow_forked");
     assert_eq!(
@@ -154,9 +172,17 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
     let plain = t.run("research", json!({ "topic": "tides" })).await;
     assert_eq!(plain.version, 1);
     let store = t.engine.store();
-    let v2 = store.get_def(&t.project, "research", Some(2)).await.unwrap().unwrap();
+    let v2 = store
+        .get_def(&t.project, "research", Some(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(v2.experiment);
-    let latest = store.get_def(&t.project, "research", None).await.unwrap().unwrap();
+    let latest = store
+        .get_def(&t.project, "research", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.version, latest.experiment), (1, false));
 
     // The same fork again reuses version 2.
@@ -167,11 +193,21 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
         .unwrap();
     assert_eq!(again.version, 2);
     wait(&t, &again.run_id).await;
-    assert!(store.get_def(&t.project, "research", Some(3)).await.unwrap().is_none());
+    assert!(
+        store
+            .get_def(&t.project, "research", Some(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
     // An ordinary save after an experiment takes the next number.
     let changed = research(&mock.url).replace("Outline {{", "Plan {{");
     t.save(&changed).await;
-    let latest = store.get_def(&t.project, "research", None).await.unwrap().unwrap();
+    let latest = store
+        .get_def(&t.project, "research", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.version, latest.experiment), (3, false));
 }
 
@@ -195,7 +231,10 @@ async fn a_fork_at_the_sections_runs_them_and_the_summary_again_but_not_the_outl
     let new: Vec<String> = requests[7..].iter().map(prompt).collect();
     assert!(new.iter().all(|p| !p.starts_with("Outline")), "{new:?}");
     assert_eq!(new.iter().filter(|p| p.starts_with("Section")).count(), 5);
-    assert_eq!(run.context, source.context, "the same answers give the same run");
+    assert_eq!(
+        run.context, source.context,
+        "the same answers give the same run"
+    );
     assert_eq!(run.usage["llm_calls"], json!(6));
 }
 
@@ -251,17 +290,26 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
     t.save(&research(&mock.url)).await;
     let source = t.run("research", json!({ "topic": "tides" })).await;
     // Version 2: the sections go straight to the summary; no join.
-    let no_join = research(&mock.url)
-        .replace("  - { from: section, to: join }\n  - { from: join, to: summary }\n", "  - { from: section, to: summary }\n");
+    let no_join = research(&mock.url).replace(
+        "  - { from: section, to: join }\n  - { from: join, to: summary }\n",
+        "  - { from: section, to: summary }\n",
+    );
     let start = no_join.find("  - ref: join").unwrap();
     let end = no_join.find("  - ref: summary").unwrap();
     let no_join = format!("{}{}", &no_join[..start], &no_join[end..]);
     t.save(&no_join).await;
 
     for node in ["summary", "section"] {
-        match t.engine.fork_run(&source.id, at(node, ForkChanges::default(), Some(2))).await {
+        match t
+            .engine
+            .fork_run(&source.id, at(node, ForkChanges::default(), Some(2)))
+            .await
+        {
             Err(Error::ForkIncompatible(missing)) => {
-                assert!(missing.iter().any(|m| m.contains("`join`")), "{node}: {missing:?}")
+                assert!(
+                    missing.iter().any(|m| m.contains("`join`")),
+                    "{node}: {missing:?}"
+                )
             }
             other => panic!("{node}: {other:?}"),
         }
@@ -271,7 +319,10 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
         other => panic!("{other:?}"),
     };
     let fork = |spec| t.engine.fork_run(&source.id, spec);
-    assert_eq!(field(fork(at("nowhere", ForkChanges::default(), None)).await), "from.node");
+    assert_eq!(
+        field(fork(at("nowhere", ForkChanges::default(), None)).await),
+        "from.node"
+    );
     let seq = |n| ForkSpec {
         from: ForkPoint::Seq(n),
         changes: ForkChanges::default(),
@@ -279,12 +330,18 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
     };
     assert_eq!(field(fork(seq(0)).await), "from.seq");
     assert_eq!(field(fork(seq(10_000)).await), "from.seq");
-    assert_eq!(field(fork(at("summary", ForkChanges::default(), Some(9))).await), "version");
+    assert_eq!(
+        field(fork(at("summary", ForkChanges::default(), Some(9))).await),
+        "version"
+    );
     let unknown = ForkChanges {
         model_profiles: vec![json!({ "ref": "nope", "provider": "openai", "model": "x" })],
         ..ForkChanges::default()
     };
-    assert_eq!(field(fork(at("summary", unknown, None)).await), "changes.model_profiles[0].ref");
+    assert_eq!(
+        field(fork(at("summary", unknown, None)).await),
+        "changes.model_profiles[0].ref"
+    );
     let bad = ForkChanges {
         prompt_specs: vec![json!({ "ref": "summary_p", "template": "{{state.x" })],
         ..ForkChanges::default()
@@ -294,7 +351,9 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
         Err(Error::InvalidDefinition(_))
     ));
     assert!(matches!(
-        t.engine.fork_run("run_missing", at("summary", ForkChanges::default(), None)).await,
+        t.engine
+            .fork_run("run_missing", at("summary", ForkChanges::default(), None))
+            .await,
         Err(Error::NotFound(_))
     ));
     // Nothing was written: no run besides the source, no version 3.
@@ -305,5 +364,12 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
         .await
         .unwrap();
     assert_eq!(runs.items.len(), 1);
-    assert!(t.engine.store().get_def(&t.project, "research", Some(3)).await.unwrap().is_none());
+    assert!(
+        t.engine
+            .store()
+            .get_def(&t.project, "research", Some(3))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -51,7 +51,9 @@ pub async fn load(store: &dyn Store, run: &RunRecord) -> Result<Side, ApiError> 
                 EventBody::WorkflowStarted { .. } => {
                     paths.insert(token, Vec::new());
                 }
-                EventBody::TransitionTaken { tokens: created, .. } => {
+                EventBody::TransitionTaken {
+                    tokens: created, ..
+                } => {
                     let p = path_of(&paths, &token);
                     for t in created {
                         paths.insert(t, p.clone());
@@ -165,7 +167,8 @@ pub fn compare(a: &Side, b: &Side) -> RunComparison {
 }
 
 fn visit(key: &VisitKey, a: Option<&VisitSide>, b: Option<&VisitSide>) -> ComparedVisit {
-    let equal = matches!((a, b), (Some(x), Some(y)) if x.status == y.status && x.output == y.output);
+    let equal =
+        matches!((a, b), (Some(x), Some(y)) if x.status == y.status && x.output == y.output);
     ComparedVisit {
         node: key.node.clone(),
         branch: key.branch.clone(),

@@ -1,11 +1,11 @@
 //! `POST /api/runs/{id}/fork` and `GET /api/runs/{a}/compare/{b}`
 //! (docs/api.md, docs/lifecycles.md).
 
+use crate::AppState;
+use crate::compare as comparison;
 use crate::error::ApiError;
 use crate::extract::{Body, Path, parse_json};
 use crate::runs::run_record;
-use crate::AppState;
-use crate::compare as comparison;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;

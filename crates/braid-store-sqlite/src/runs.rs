@@ -4,8 +4,8 @@ use std::sync::LazyLock;
 
 use braid_store::sql_support::write_ops::{self, Batch, RunOp, TaskOp};
 use braid_store::{
-    Error, EventRecord, ForkedFrom, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
+    Error, EventRecord, ForkedFrom, Millis, NewEvent, Page, Result, RunFilter, RunRecord,
+    RunStatus, TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};

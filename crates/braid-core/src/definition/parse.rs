@@ -258,4 +258,3 @@ artifact_types:
         }
     }
 }
-

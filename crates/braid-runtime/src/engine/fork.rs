@@ -87,10 +87,7 @@ impl Engine {
                     .await?
                     .ok_or_else(|| Error::InvalidRequest {
                         field: "version".into(),
-                        message: format!(
-                            "workflow `{}` has no version {v}",
-                            source.workflow_name
-                        ),
+                        message: format!("workflow `{}` has no version {v}", source.workflow_name),
                     })?,
             ),
         };

@@ -100,7 +100,11 @@ async fn fork_at_the_summary_then_compare_shows_only_the_summary_changed() {
     assert_eq!(forked.body["version"], 2);
     let fork = forked.body["run_id"].as_str().unwrap().to_string();
     let run = wait(&s, &fork).await;
-    assert_eq!(llm.requests().len(), 8, "the provider sees exactly one new request");
+    assert_eq!(
+        llm.requests().len(),
+        8,
+        "the provider sees exactly one new request"
+    );
     assert_eq!(run["forked_from"]["run_id"], json!(source));
     assert!(run["forked_from"]["seq"].as_i64().unwrap() > 1);
     assert_eq!(run["workflow"]["version"], 2);
@@ -143,7 +147,10 @@ async fn fork_at_the_summary_then_compare_shows_only_the_summary_changed() {
     assert_eq!(branches, (0..5).map(|i| json!([i])).collect::<Vec<_>>());
     for v in &sections {
         assert_eq!(v["a"]["output"], v["b"]["output"]);
-        assert_eq!(v["b"]["usage"]["cost_usd"], 0.0, "copied visits cost the fork nothing");
+        assert_eq!(
+            v["b"]["usage"]["cost_usd"], 0.0,
+            "copied visits cost the fork nothing"
+        );
     }
     let totals = &cmp.body["totals"];
     assert_eq!(totals["a"]["llm_calls"], 7);
@@ -166,15 +173,27 @@ async fn bad_forks_and_comparisons_name_what_is_wrong_and_write_nothing() {
     };
 
     let a = s
-        .post("/api/runs/run_nope/fork", &json!({ "from": { "node": "summary" } }))
+        .post(
+            "/api/runs/run_nope/fork",
+            &json!({ "from": { "node": "summary" } }),
+        )
         .await;
     a.error(404, "NOT_FOUND");
     let a = fork(json!({ "from": { "node": "nowhere" } })).await;
-    assert_eq!(a.error(422, "INVALID_REQUEST")["details"]["field"], "from.node");
+    assert_eq!(
+        a.error(422, "INVALID_REQUEST")["details"]["field"],
+        "from.node"
+    );
     let a = fork(json!({ "from": { "seq": 100000 } })).await;
-    assert_eq!(a.error(422, "INVALID_REQUEST")["details"]["field"], "from.seq");
+    assert_eq!(
+        a.error(422, "INVALID_REQUEST")["details"]["field"],
+        "from.seq"
+    );
     let a = fork(json!({ "from": { "node": "summary" }, "version": 7 })).await;
-    assert_eq!(a.error(422, "INVALID_REQUEST")["details"]["field"], "version");
+    assert_eq!(
+        a.error(422, "INVALID_REQUEST")["details"]["field"],
+        "version"
+    );
     let a = fork(json!({ "from": { "node": "summary" }, "changes": { "actions": [ { "ref": "nope", "kind": "update_context" } ] } })).await;
     assert_eq!(
         a.error(422, "INVALID_REQUEST")["details"]["field"],
@@ -202,7 +221,11 @@ async fn bad_forks_and_comparisons_name_what_is_wrong_and_write_nothing() {
     assert_eq!(saved.status, 201, "{}", saved.text);
     let a = fork(json!({ "from": { "node": "summary" }, "version": 2 })).await;
     let e = a.error(422, "FORK_INCOMPATIBLE");
-    assert!(e["message"].as_str().unwrap().contains("`join`"), "{}", a.text);
+    assert!(
+        e["message"].as_str().unwrap().contains("`join`"),
+        "{}",
+        a.text
+    );
     assert!(
         e["details"]["missing"]
             .as_array()

@@ -348,24 +348,53 @@ pub async fn experiments_take_the_next_number_but_are_never_the_latest(store: &d
 
     let first = store.save_bundle("proj_default", &v1, 10).await.unwrap();
     // Equal to version 1: version 1 is reused, nothing is created.
-    let same = store.save_experiment("proj_default", &v1, 20).await.unwrap();
-    assert_eq!((same.version, same.created, &same.def_id), (1, false, &first.def_id));
+    let same = store
+        .save_experiment("proj_default", &v1, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.version, same.created, &same.def_id),
+        (1, false, &first.def_id)
+    );
 
-    let exp = store.save_experiment("proj_default", &v2, 30).await.unwrap();
+    let exp = store
+        .save_experiment("proj_default", &v2, 30)
+        .await
+        .unwrap();
     assert_eq!((exp.version, exp.created), (2, true));
-    let again = store.save_experiment("proj_default", &v2, 40).await.unwrap();
-    assert_eq!((again.version, again.created, &again.def_id), (2, false, &exp.def_id));
+    let again = store
+        .save_experiment("proj_default", &v2, 40)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.version, again.created, &again.def_id),
+        (2, false, &exp.def_id)
+    );
 
-    let stored = store.get_def("proj_default", "exp", Some(2)).await.unwrap().unwrap();
+    let stored = store
+        .get_def("proj_default", "exp", Some(2))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(stored.experiment);
     assert_eq!(stored.bundle, v2);
-    let latest = store.get_def("proj_default", "exp", None).await.unwrap().unwrap();
+    let latest = store
+        .get_def("proj_default", "exp", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.version, latest.experiment), (1, false));
     assert_eq!(
-        store.resolve_def("proj_default", "exp", None).await.unwrap(),
+        store
+            .resolve_def("proj_default", "exp", None)
+            .await
+            .unwrap(),
         Some(first.def_id.clone())
     );
-    let listed = store.list_workflows("proj_default", None, 10).await.unwrap();
+    let listed = store
+        .list_workflows("proj_default", None, 10)
+        .await
+        .unwrap();
     let item = listed.items.iter().find(|w| w.name == "exp").unwrap();
     assert_eq!(item.latest_version, 1);
 
@@ -375,9 +404,16 @@ pub async fn experiments_take_the_next_number_but_are_never_the_latest(store: &d
     assert_eq!((plain.version, plain.created), (3, true));
     let mid = store.save_bundle("proj_default", &v3, 60).await.unwrap();
     assert_eq!((mid.version, mid.created), (4, true));
-    let latest = store.get_def("proj_default", "exp", None).await.unwrap().unwrap();
+    let latest = store
+        .get_def("proj_default", "exp", None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((latest.version, latest.experiment), (4, false));
     // An experiment equal to an older ordinary version reuses it.
-    let old = store.save_experiment("proj_default", &v1, 70).await.unwrap();
+    let old = store
+        .save_experiment("proj_default", &v1, 70)
+        .await
+        .unwrap();
     assert_eq!((old.version, old.created), (1, false));
 }

@@ -41,10 +41,10 @@ pub use runs::{
     a_batch_with_a_duplicate_event_seq_writes_nothing,
     a_commit_under_a_stale_epoch_is_fenced_and_writes_nothing,
     events_are_appended_in_batches_and_read_in_order, forked_from_is_stored_and_listed,
-    only_the_latest_snapshot_is_kept,
-    results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
-    runs_list_newest_first_with_filters_and_cursors, token_history_reads_one_tokens_events,
-    token_usage_is_kept_and_summed_over_the_run_tree, tokens_upsert_and_page_in_creation_order,
+    only_the_latest_snapshot_is_kept, results_are_stored_out_of_line,
+    runs_are_created_updated_and_read_back, runs_list_newest_first_with_filters_and_cursors,
+    token_history_reads_one_tokens_events, token_usage_is_kept_and_summed_over_the_run_tree,
+    tokens_upsert_and_page_in_creation_order,
 };
 pub use view::{
     events_and_tokens_are_filtered_in_the_store, node_stats_aggregate_every_node_of_the_graph,

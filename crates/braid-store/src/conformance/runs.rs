@@ -649,12 +649,18 @@ pub async fn forked_from_is_stored_and_listed(store: &dyn Store) {
         ..run_record("run_fork", &def, "forked", 20)
     };
     store
-        .commit(vec![WriteOp::CreateRun(source), WriteOp::CreateRun(fork.clone())])
+        .commit(vec![
+            WriteOp::CreateRun(source),
+            WriteOp::CreateRun(fork.clone()),
+        ])
         .await
         .unwrap();
     let read = store.get_run("run_fork").await.unwrap().unwrap();
     assert_eq!(read.forked_from, fork.forked_from);
-    assert_eq!(store.get_run("run_src").await.unwrap().unwrap().forked_from, None);
+    assert_eq!(
+        store.get_run("run_src").await.unwrap().unwrap().forked_from,
+        None
+    );
     // An update leaves it alone.
     store
         .commit(vec![WriteOp::UpdateRun(RunRecord {
@@ -665,7 +671,10 @@ pub async fn forked_from_is_stored_and_listed(store: &dyn Store) {
         .await
         .unwrap();
     let read = store.get_run("run_fork").await.unwrap().unwrap();
-    assert_eq!((read.last_seq, read.forked_from), (3, fork.forked_from.clone()));
+    assert_eq!(
+        (read.last_seq, read.forked_from),
+        (3, fork.forked_from.clone())
+    );
     let page = store
         .list_runs(&crate::RunFilter::default(), None, 10)
         .await
