@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod failures;
+mod fork;
 mod inspector;
 mod layout;
 mod ledger;
