@@ -38,17 +38,18 @@ pub enum ForkFrom {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ForkChanges {
-    /// Prompt specs.
+    /// Prompt specs. (Read as JSON first, so that a changed object of the
+    /// wrong shape is reported like a save, with its path.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<braid_core::definition::PromptSpec>)]
     pub prompt_specs: Vec<Value>,
     /// Model profiles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<braid_core::definition::ModelProfile>)]
     pub model_profiles: Vec<Value>,
     /// Actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<braid_core::definition::ActionDef>)]
     pub actions: Vec<Value>,
 }
 
