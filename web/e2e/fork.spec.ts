@@ -143,7 +143,7 @@ test("fork from the inspector with a changed prompt: the new run completes and c
   await screenshot(page, "compare-only-differences");
 });
 
-test("the fork dialog shows a YAML error and the server's FORK_INCOMPATIBLE, keeping what was typed", async ({ page, braid, llm, consoleErrors }) => {
+test("the fork dialog shows a YAML error, FORK_INCOMPATIBLE and INVALID_DEFINITION, keeping what was typed", async ({ page, braid, llm, consoleErrors }) => {
   const { source, dialog } = await openForkDialog(page, braid, llm);
   // Version 2 has no `draft`, which the copied history visited.
   await braid.saveBundle(review(llm.baseUrl, false));
@@ -175,6 +175,15 @@ test("the fork dialog shows a YAML error and the server's FORK_INCOMPATIBLE, kee
   await expect(prompt).toHaveValue(edited);
   await expect(dialog.getByTestId("fork-version")).toHaveValue("2");
   await expect(page).toHaveURL(new RegExp(`/runs/${source.id}$`));
+  // A change that does not validate: the save's problems, listed in the dialog.
+  await dialog.getByTestId("fork-version").fill("");
+  const profile = dialog.getByTestId("fork-piece-model").locator("textarea");
+  await profile.fill(`${await profile.inputValue()}max_concurrency: 0\n`);
+  await dialog.getByRole("button", { name: "Fork and run" }).click();
+  await expect(error).toContainText("INVALID_DEFINITION");
+  await expect(error).toContainText("model_profile `local`, field `max_concurrency`: max_concurrency must be at least 1");
+  await expect(dialog.getByTestId("fork-summary")).toHaveText("Changed: prompt spec, model profile");
+  await screenshot(page, "fork-dialog-invalid");
   const runs = await braid.request<{ items: unknown[] }>("GET", "/api/runs?workflow=review");
   expect(runs.body.items).toHaveLength(1);
   expect(llm.total).toBe(2);

@@ -10,7 +10,7 @@ import { useNavigate } from "@tanstack/react-router";
 import { GitBranch, X } from "lucide-react";
 import clsx from "clsx";
 import { ApiFailure, forkRun, type ForkChanges } from "../../api/fork";
-import type { Bundle } from "../../editor/model/types";
+import type { Bundle, DefinitionProblem } from "../../editor/model/types";
 import { shortId } from "../format";
 import { forkPieces, type Piece } from "./pieces";
 import { objectToYaml, sameValue, yamlToObject } from "./yamlObject";
@@ -201,12 +201,28 @@ function PieceEditor({
   );
 }
 
+/** The server's refusal: code and message, and the problems of a changed version that does not validate. */
 function ServerError({ error }: { error: Error }) {
   const code = error instanceof ApiFailure ? error.code : undefined;
+  const details = error instanceof ApiFailure ? (error.details as { errors?: DefinitionProblem[] } | undefined) : undefined;
   return (
-    <div role="alert" data-testid="fork-error" className="rounded border border-red-300 bg-red-50 px-2.5 py-2 text-[12px] text-red-800">
+    <div role="alert" data-testid="fork-error" className="max-h-40 overflow-auto rounded border border-red-300 bg-red-50 px-2.5 py-2 text-[12px] text-red-800">
       {code && <span className="mr-1.5 font-mono font-semibold">{code}</span>}
       <span className="break-words">{error.message}</span>
+      {/* One problem is already in the message; several read better as a list. */}
+      {Array.isArray(details?.errors) && details.errors.length > 1 && (
+        <ul className="mt-1 list-disc pl-4">
+          {details.errors.map((p, i) => (
+            <li key={i} className="break-words">
+              <span className="font-mono">
+                {p.kind} {p.ref}
+                {p.field && ` · ${p.field}`}
+              </span>
+              : {p.message}
+            </li>
+          ))}
+        </ul>
+      )}
     </div>
   );
 }
