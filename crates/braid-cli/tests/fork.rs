@@ -142,6 +142,7 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
         .filter(|r| !r["forked_from"].is_null())
         .collect();
     assert!((1..=3).contains(&forks.len()), "{forks:#?}");
+    println!("after the restart: {} fork(s), each whole", forks.len());
     for id in &acknowledged {
         assert!(
             forks.iter().any(|r| r["id"] == json!(id)),
