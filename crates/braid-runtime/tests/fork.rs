@@ -299,10 +299,15 @@ async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_no
     let no_join = format!("{}{}", &no_join[..start], &no_join[end..]);
     t.save(&no_join).await;
 
-    for node in ["summary", "section"] {
+    // With changes too: the changed target is checked before it is saved.
+    for (node, changes) in [
+        ("summary", ForkChanges::default()),
+        ("section", ForkChanges::default()),
+        ("summary", summary_change()),
+    ] {
         match t
             .engine
-            .fork_run(&source.id, at(node, ForkChanges::default(), Some(2)))
+            .fork_run(&source.id, at(node, changes, Some(2)))
             .await
         {
             Err(Error::ForkIncompatible(missing)) => {

@@ -7,8 +7,9 @@
 //! rows, and the first dispatches, all written by the new run's coordinator
 //! as the step of [`Input::Fork`]. A crash before that commit leaves
 //! nothing; after it, recovery continues the run like any other. Only the
-//! target version may be saved before (as an experiment), which is harmless
-//! on its own and reused by the next identical fork.
+//! target version may be saved before (as an experiment, once every check
+//! has passed), which is harmless on its own and reused by the next
+//! identical fork.
 
 use super::Engine;
 use crate::coordinator;
@@ -91,8 +92,11 @@ impl Engine {
                     })?,
             ),
         };
-        let target = self.fork_target(&base, &spec.changes).await?;
-        let graph = inner.definitions.graph(&target.def_id).await?;
+        let changed = self.changed_target(&base, &spec.changes).await?;
+        let graph = match &changed {
+            Some((_, graph)) => graph.clone(),
+            None => inner.definitions.graph(&base.def_id).await?,
+        };
 
         let history = all_events(inner.store.as_ref(), run_id).await?;
         let count = fork::cut(&history, &spec.from).map_err(|e| Error::InvalidRequest {
@@ -107,6 +111,20 @@ impl Engine {
         if !missing.is_empty() {
             return Err(Error::ForkIncompatible(missing));
         }
+        // Only a fork that will be made saves its target.
+        let target = match changed {
+            None => base,
+            Some((bundle, graph)) => {
+                let now = inner.clock.now_ms();
+                let saved = inner
+                    .store
+                    .save_experiment(&base.project_id, &bundle, now)
+                    .await?;
+                inner.definitions.remember_graph(&saved.def_id, graph);
+                inner.definitions.stored_def(&saved.def_id).await?
+            }
+        };
+        let graph = inner.definitions.graph(&target.def_id).await?;
 
         let limits: Limits = serde_json::from_value(source.limits.clone()).unwrap_or(graph.limits);
         let new_id = inner.ids.id("run");
@@ -146,35 +164,27 @@ impl Engine {
         })
     }
 
-    /// The version a fork goes on with: `base` itself without changes (or
-    /// when they change nothing), else the stored version with the changed
-    /// content, saved as an experiment when there is none.
-    async fn fork_target(
+    /// The changed target of a fork, compiled but not saved: `None`
+    /// without changes or when they change nothing (the fork goes on with
+    /// `base`).
+    async fn changed_target(
         &self,
-        base: &Arc<StoredDef>,
+        base: &StoredDef,
         changes: &ForkChanges,
-    ) -> Result<Arc<StoredDef>, Error> {
+    ) -> Result<Option<(Bundle, Arc<braid_core::graph::Graph>)>, Error> {
         if changes.is_empty() {
-            return Ok(base.clone());
+            return Ok(None);
         }
         let bundle = changed_bundle(&base.bundle, changes)?;
         if bundle.canonical() == base.bundle.canonical() {
-            return Ok(base.clone());
+            return Ok(None);
         }
-        let inner = &self.inner;
-        let compiled = inner
+        let compiled = self
+            .inner
             .definitions
             .compile_checked(&base.project_id, &bundle)
             .await?;
-        let now = inner.clock.now_ms();
-        let saved = inner
-            .store
-            .save_experiment(&base.project_id, &bundle, now)
-            .await?;
-        inner
-            .definitions
-            .remember_graph(&saved.def_id, compiled.graph);
-        inner.definitions.stored_def(&saved.def_id).await
+        Ok(Some((bundle, Arc::new(compiled.graph))))
     }
 }
 
