@@ -187,4 +187,6 @@ test("the fork dialog shows a YAML error, FORK_INCOMPATIBLE and INVALID_DEFINITI
   const runs = await braid.request<{ items: unknown[] }>("GET", "/api/runs?workflow=review");
   expect(runs.body.items).toHaveLength(1);
   expect(llm.total).toBe(2);
+  // A refused fork saves no experiment version either.
+  expect((await braid.request("GET", "/api/workflow-defs/review?version=3")).status).toBe(404);
 });
