@@ -145,6 +145,11 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
         "only its own attempts count"
     );
     assert_eq!(source.usage["llm_calls"], json!(7));
+    let snapshot = t.engine.store().latest_snapshot(&run.id).await.unwrap();
+    assert!(
+        snapshot.is_some_and(|(seq, _)| seq > 0),
+        "the fork was checked from a snapshot plus its tail too"
+    );
     let from = run.forked_from.clone().expect("forked_from");
     assert_eq!(from.run_id, source.id);
     assert_eq!(run.version, 2);
