@@ -250,3 +250,51 @@ test("a shared llm_call action, its prompt spec and model profile are edited fro
   expect(stored.body.prompt_specs[0].template).toBe("Question: {{state.question}}. Judge {{_branch.index}}: A or B?");
   expect(stored.body.actions[0].execution.retry_policy.max_attempts).toBe(3);
 });
+
+test("a model profile's max_concurrency and rate_limit are checked as typed, named by the server, and round-trip through save", async ({ page, braid, llm, consoleErrors }) => {
+  await braid.saveBundle(judgePanel(llm.baseUrl));
+  await page.goto("/workflows/judge_panel");
+  await page.getByTestId("node-judge").click();
+  const limits = nodePanel(page).getByTestId("model-profile-limits");
+  await expect(limits.getByLabel("max_concurrency")).toHaveValue("");
+  await expect(limits.getByText("calls in flight; empty: 16")).toBeVisible();
+
+  await limits.getByLabel("max_concurrency").fill("4");
+  await limits.getByLabel("rate_limit.requests_per_minute").fill("120");
+  // Typed out of range: the field says so at once …
+  await limits.getByLabel("rate_limit.tokens_per_minute").fill("0");
+  await expect(limits).toContainText("tokens_per_minute must be a whole number of at least 1");
+  // … and the server's problem lands on the same field at save; nothing is stored.
+  consoleErrors.allow(/status of 422/);
+  await save(page);
+  await expect(saveStatus(page)).toContainText("not saved");
+  await expect(limits).toContainText("rate_limit.tokens_per_minute must be at least 1");
+  await expect(limits.locator("[data-invalid=true]")).toHaveCount(1);
+  await limits.scrollIntoViewIfNeeded();
+  await screenshot(page, "editor-rate-limit-error");
+  expect((await braid.request<{ version?: number }>("GET", "/api/workflow-defs/judge_panel?version=2")).status).toBe(404);
+
+  await limits.getByLabel("rate_limit.tokens_per_minute").fill("50000");
+  await save(page);
+  await expect(saveStatus(page)).toHaveText("version 2 saved");
+  type Profile = { max_concurrency?: number; rate_limit?: { requests_per_minute?: number; tokens_per_minute?: number } };
+  const stored = await braid.request<{ model_profiles: Profile[] }>("GET", "/api/workflow-defs/judge_panel");
+  expect(stored.body.model_profiles[0]).toMatchObject({ max_concurrency: 4, rate_limit: { requests_per_minute: 120, tokens_per_minute: 50000 } });
+  await screenshot(page, "editor-rate-limit");
+
+  // Read back from the stored version into the same fields.
+  await page.reload();
+  await page.getByTestId("node-judge").click();
+  await expect(limits.getByLabel("max_concurrency")).toHaveValue("4");
+  await expect(limits.getByLabel("rate_limit.requests_per_minute")).toHaveValue("120");
+  await expect(limits.getByLabel("rate_limit.tokens_per_minute")).toHaveValue("50000");
+
+  // Cleared, the limits leave the profile (no empty `rate_limit`).
+  await limits.getByLabel("rate_limit.requests_per_minute").fill("");
+  await limits.getByLabel("rate_limit.tokens_per_minute").fill("");
+  await save(page);
+  await expect(saveStatus(page)).toHaveText("version 3 saved");
+  const cleared = await braid.request<{ model_profiles: Profile[] }>("GET", "/api/workflow-defs/judge_panel");
+  expect(cleared.body.model_profiles[0].max_concurrency).toBe(4);
+  expect(cleared.body.model_profiles[0]).not.toHaveProperty("rate_limit");
+});

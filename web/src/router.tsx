@@ -6,6 +6,7 @@ import { WorkflowsPage } from "./pages/Workflows";
 import { EditorPage } from "./pages/Editor";
 import { RunsPage } from "./pages/Runs";
 import { RunViewPage } from "./pages/RunView";
+import { ComparePage } from "./pages/Compare";
 import { RUN_STATUSES, type RunStatus } from "./run/status";
 
 /** The runs list's filters, kept in the URL so a filtered list can be linked. */
@@ -38,7 +39,10 @@ export const runsRoute = createRoute({
 
 export const runViewRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs/$id", component: RunViewPage });
 
-const routeTree = rootRoute.addChildren([workflowsRoute, editorRoute, runsRoute, runViewRoute]);
+/** Two runs side by side (SPEC §5a): `a` is the left column, `b` the right. */
+export const compareRoute = createRoute({ getParentRoute: () => rootRoute, path: "/runs/$a/compare/$b", component: ComparePage });
+
+const routeTree = rootRoute.addChildren([workflowsRoute, editorRoute, runsRoute, runViewRoute, compareRoute]);
 
 export const router = createRouter({ routeTree, defaultPreload: "intent" });
 

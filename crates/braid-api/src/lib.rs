@@ -18,7 +18,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+mod fork;
 mod inspect;
+pub use fork::{
+    ComparedVisit, ComparisonTotals, ForkChanges, ForkCreated, ForkFrom, ForkRequest, ForkedFrom,
+    RunComparison, SideTotals, VisitKey, VisitSide,
+};
 pub use inspect::{AttemptDetail, BranchInfo, LlmCallDetail, TokenDetail};
 pub use run_view::{NodeDurations, NodeList, NodeSummary, SiblingSet};
 
@@ -323,6 +328,10 @@ pub struct Run {
     /// The parent's `workflow_call` token, for a child run.
     #[schema(required = true)]
     pub parent_token_id: Option<String>,
+    /// For a forked run, the run and the last seq its history was copied from.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub forked_from: Option<ForkedFrom>,
     /// Child run ids.
     pub children: Vec<String>,
     /// Seq of the latest event (pass as `after` to read only newer events).
@@ -357,6 +366,10 @@ pub struct RunSummary {
     /// Parent run, for a child run.
     #[schema(required = true)]
     pub parent_run_id: Option<String>,
+    /// For a forked run, the run and the last seq its history was copied from.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub forked_from: Option<ForkedFrom>,
     /// Creation time.
     #[schema(format = DateTime)]
     pub created_at: String,

@@ -2,7 +2,9 @@
 //!
 //! Answers are read into the API's own types (`braid-api`), the ones the
 //! server writes, so a renamed field breaks the build rather than printing
-//! blanks.
+//! blanks. `fork` and `compare` are in `remote/fork.rs`.
+
+mod fork;
 
 use anyhow::{Context as _, Result, bail};
 use braid_api::{ErrorBody, Event, LiveFrame, Page, Run, RunSummary};
@@ -53,6 +55,43 @@ pub enum RunsCmd {
         #[arg(long, default_value_t = 0)]
         after: i64,
         /// Machine-readable output (one JSON object per line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fork a run: a new run that copies its history up to a node or an
+    /// event and goes on from there (on another version, or with changed
+    /// prompts, models or actions).
+    Fork {
+        /// The source run.
+        id: String,
+        /// Fork just before the first visit of this node starts.
+        #[arg(
+            long,
+            conflicts_with = "from_seq",
+            required_unless_present = "from_seq"
+        )]
+        from_node: Option<String>,
+        /// Fork after the last step boundary at or before this event.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// The version to go on with (default: the source run's).
+        #[arg(long)]
+        version: Option<i64>,
+        /// A YAML or JSON file with `prompt_specs`, `model_profiles` and
+        /// `actions` lists: each object replaces the one with its `ref`.
+        #[arg(long)]
+        changes: Option<std::path::PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two runs of the same workflow, visit by visit.
+    Compare {
+        /// One run.
+        a: String,
+        /// The other run.
+        b: String,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -116,6 +155,22 @@ pub async fn runs(server: &str, cmd: RunsCmd) -> Result<ExitCode> {
                 }
             }
         }
+        RunsCmd::Fork {
+            id,
+            from_node,
+            from_seq,
+            version,
+            changes,
+            json,
+        } => {
+            let from = match (from_node, from_seq) {
+                (Some(node), _) => braid_api::ForkFrom::Node { node },
+                (None, Some(seq)) => braid_api::ForkFrom::Seq { seq },
+                (None, None) => bail!("give --from-node or --from-seq"),
+            };
+            fork::fork(&api, &id, from, version, changes.as_deref(), json).await?;
+        }
+        RunsCmd::Compare { a, b, json } => fork::compare(&api, &a, &b, json).await?,
         RunsCmd::Tail { id, after, json } => match api.live_url(&id) {
             Some(url) => tail(&url, after, json).await?,
             None => poll_tail(&api, &id, after, json).await?,
@@ -283,24 +338,44 @@ impl Api {
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        let resp = self
-            .http
-            .get(url.clone())
+        self.send(self.http.get(url.clone()), "GET", &url).await
+    }
+
+    /// `POST path` with a JSON body, read as `T`.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T> {
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base))
+            .with_context(|| format!("{}{path} is not a URL", self.base))?;
+        self.send(self.http.post(url.clone()).json(body), "POST", &url)
+            .await
+    }
+
+    /// Sends a request; an error answer becomes its code and message.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        url: &reqwest::Url,
+    ) -> Result<T> {
+        let resp = req
             .send()
             .await
-            .with_context(|| format!("GET {url}"))?;
+            .with_context(|| format!("{method} {url}"))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .with_context(|| format!("GET {url}: reading the answer"))?;
+            .with_context(|| format!("{method} {url}: reading the answer"))?;
         if !status.is_success() {
             match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(e) => bail!("{status}: {}: {}", e.error.code, e.error.message),
-                Err(_) => bail!("GET {url}: {status}"),
+                Err(_) => bail!("{method} {url}: {status}"),
             }
         }
         serde_json::from_slice(&body)
-            .with_context(|| format!("GET {url}: the answer is not what this braid expects"))
+            .with_context(|| format!("{method} {url}: the answer is not what this braid expects"))
     }
 }

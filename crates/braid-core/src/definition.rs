@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 mod parse;
 mod shape;
 
-pub use parse::{ParseError, Syntax};
+pub use parse::{ParseError, Syntax, parse_document};
 
 /// A workflow bundle as written in a JSON or YAML file.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

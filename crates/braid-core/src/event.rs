@@ -361,6 +361,19 @@ pub enum EventBody {
         /// Highest seq covered.
         seq: u64,
     },
+    /// The events before this one were copied from another run (a fork,
+    /// docs/lifecycles.md); from here the run goes on live on `version`.
+    /// Tokens that were running, waiting for a retry or for a child run
+    /// start again at attempt 1; the copied history's usage is not this
+    /// run's (its totals start at zero).
+    WorkflowForked {
+        /// The run the history was copied from.
+        from_run_id: String,
+        /// The last seq copied, in the source run's numbering.
+        from_seq: u64,
+        /// The version this run continues on.
+        version: i64,
+    },
 }
 
 impl EventBody {
@@ -388,6 +401,7 @@ impl EventBody {
             EventBody::SubworkflowCompleted { .. } => "subworkflow_completed",
             EventBody::SubworkflowFailed { .. } => "subworkflow_failed",
             EventBody::SnapshotCreated { .. } => "snapshot_created",
+            EventBody::WorkflowForked { .. } => "workflow_forked",
         }
     }
 
@@ -416,6 +430,7 @@ impl EventBody {
         "subworkflow_completed",
         "subworkflow_failed",
         "snapshot_created",
+        "workflow_forked",
     ];
 
     /// The payload as JSON (the stored `payload` column).

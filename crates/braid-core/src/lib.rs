@@ -5,6 +5,7 @@
 
 pub mod definition;
 pub mod event;
+pub mod fork;
 pub mod graph;
 pub mod machine;
 pub mod merge;

@@ -64,6 +64,20 @@ pub enum Input {
     },
     /// The run's `timeout_ms` elapsed.
     RunTimeout,
+    /// Start a forked run (docs/lifecycles.md): `history` is the source
+    /// run's events up to the fork point, renumbered from 1
+    /// ([`crate::fork`]); they are taken as they are, then
+    /// `workflow_forked` follows and the run goes on live from there.
+    Fork {
+        /// The copied events, seq 1, 2, 3 …
+        history: Vec<Event>,
+        /// The source run.
+        from_run_id: String,
+        /// The last source seq copied.
+        from_seq: u64,
+        /// The version the run continues on.
+        version: i64,
+    },
     /// Go on with the tokens a step left pending when it reached its event
     /// budget ([`Step::more`], [`crate::machine::apply_bounded`]).
     Continue,

@@ -552,7 +552,36 @@ impl RunState {
             }
             // A record for readers: the attempt's outcome event changes the state.
             EventBody::SnapshotCreated { .. } | EventBody::LlmRequest(_) => {}
+            EventBody::WorkflowForked { .. } => self.forked(e.ts),
         }
+    }
+
+    /// `workflow_forked`: the copied history ends here. Visits that were in
+    /// flight (running, waiting for a retry or for a child run) start again
+    /// from their first attempt; usage starts at zero (the copied attempts
+    /// were paid by the source run); every join not yet fired is checked
+    /// again, as the step that was cut might have settled it.
+    fn forked(&mut self, ts: Millis) {
+        self.status = Some(RunStatus::Running);
+        self.started_at = Some(ts);
+        self.usage = UsageTotals::default();
+        for t in &mut self.tokens {
+            t.usage = UsageTotals::default();
+            if matches!(
+                t.status,
+                TokenStatus::Running | TokenStatus::RetryWait | TokenStatus::WaitingChild
+            ) {
+                // All three are live, as is pending: the live counts stay.
+                t.status = TokenStatus::Pending;
+                t.attempt = 0;
+                t.child = None;
+                t.not_before = None;
+                t.started_at = None;
+            }
+        }
+        self.dirty = (0..self.sets.len())
+            .filter(|&s| !self.sets[s].fired)
+            .collect();
     }
 
     /// Creates the tokens of a transition taken: in the parent's scope, with
@@ -718,12 +747,25 @@ impl RunState {
         graph: &Graph,
         events: impl IntoIterator<Item = &'a Event>,
     ) -> RunState {
-        let mut s = RunState::new(run_id);
+        RunState::new(run_id).replay(graph, events)
+    }
+
+    /// This state (a snapshot, or a new run) with `events` applied: what a
+    /// live coordinator holds between inputs. The machine clears the sets
+    /// still to be checked for a join at the end of every applied input,
+    /// so a replay clears them too; otherwise a state rebuilt from a
+    /// snapshot plus a tail that had an arrival would differ from the live
+    /// one (and from a full replay) by that transient list.
+    pub fn replay<'a>(
+        mut self,
+        graph: &Graph,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Self {
         for e in events {
-            s.apply_event(graph, e);
+            self.apply_event(graph, e);
         }
-        s.dirty.clear();
-        s
+        self.dirty.clear();
+        self
     }
 }
 

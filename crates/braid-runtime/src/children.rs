@@ -104,6 +104,7 @@ pub(crate) async fn start_child(inner: Arc<Inner>, start: ChildStart) {
         limits,
         Some((&parent, &call.token, after.is_none())),
         every,
+        None,
     ) else {
         return; // already live here, started again after a reload
     };

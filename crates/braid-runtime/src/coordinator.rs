@@ -21,7 +21,7 @@ use braid_core::event::Event;
 use braid_core::graph::Graph;
 use braid_core::machine::{self, Command, Input};
 use braid_core::state::RunState;
-use braid_store::{NewEvent, RunRecord, RunStatus, StoredDef, TaskRecord, WriteOp};
+use braid_store::{ForkedFrom, NewEvent, RunRecord, RunStatus, StoredDef, TaskRecord, WriteOp};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -52,6 +52,10 @@ pub(crate) struct Coordinator {
     generation: u64,
     /// Metrics and spans of the run's committed events (`None`: neither).
     telemetry: Option<RunTelemetry>,
+    /// A forked run's copied events, at the head of its first batch: they
+    /// are the new run's events, but their attempts were the source run's,
+    /// so metrics and spans leave them out.
+    copied: usize,
 }
 
 /// The parent of a child run being started: (parent run, parent token,
@@ -60,7 +64,9 @@ pub(crate) type ParentLink<'a> = (&'a RunRecord, &'a str, bool);
 
 /// Creates the coordinator of a new run (not yet durable: its first commit
 /// creates the row) and arms its run timeout. `None` when a start that does
-/// not replace finds the run already live here.
+/// not replace finds the run already live here. `fork`: where a forked
+/// run's history came from, and how many events were copied.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn_new_run(
     inner: &Arc<Inner>,
     run_id: &str,
@@ -69,6 +75,7 @@ pub(crate) fn spawn_new_run(
     limits: Limits,
     parent: Option<ParentLink<'_>>,
     snapshot_every: u64,
+    fork: Option<(ForkedFrom, usize)>,
 ) -> Option<Inbox> {
     let replace = parent.is_none_or(|(_, _, replace)| replace);
     let now = inner.clock.now_ms();
@@ -93,9 +100,11 @@ pub(crate) fn spawn_new_run(
         ended_at: None,
         owner: inner.server_id().map(str::to_string),
         epoch: if inner.server_id().is_some() { 1 } else { 0 },
+        forked_from: fork.as_ref().map(|(from, _)| from.clone()),
     };
     let state = RunState::new(run_id);
-    let coordinator = Coordinator::new(inner, graph, state, record, true, snapshot_every);
+    let mut coordinator = Coordinator::new(inner, graph, state, record, true, snapshot_every);
+    coordinator.copied = fork.map_or(0, |(_, copied)| copied);
     let inbox = coordinator.spawn(replace)?;
     let parent_id = parent.map(|(p, _, _)| p.id.as_str());
     inner
@@ -199,6 +208,7 @@ impl Coordinator {
             direct: Vec::new(),
             generation: 0,
             telemetry: RunTelemetry::new(&inner.telemetry, !create),
+            copied: 0,
         }
     }
 
@@ -456,7 +466,9 @@ impl Coordinator {
             let _ = r.send(());
         }
         if let Some(t) = &mut self.telemetry {
-            t.committed(&self.record, &self.graph, &self.state, &flight.events);
+            let copied = std::mem::take(&mut self.copied).min(flight.events.len());
+            let own = &flight.events[copied..];
+            t.committed(&self.record, &self.graph, &self.state, own);
             if flight.ended {
                 t.finished(&self.record);
             }

@@ -101,12 +101,12 @@ impl Definitions {
 
     /// Keeps the graph compiled when the version was saved, so its first
     /// run needs no second compilation.
-    pub(crate) fn remember_graph(&self, def_id: &str, graph: Graph) {
+    pub(crate) fn remember_graph(&self, def_id: &str, graph: impl Into<Arc<Graph>>) {
         self.graphs
             .lock()
             .expect("graphs lock")
             .entry(def_id.to_string())
-            .or_insert_with(|| Arc::new(graph));
+            .or_insert_with(|| graph.into());
     }
 }
 

@@ -2,6 +2,10 @@
 //! CLI use to save definitions, start, cancel and await runs, subscribe to
 //! their events and shut down.
 
+mod fork;
+
+pub use fork::{ForkChanges, ForkSpec, Forked};
+
 use crate::children;
 use crate::cluster;
 use crate::committer::Committer;
@@ -138,8 +142,17 @@ impl Engine {
         let limits = graph.limits.overridden_by(limits);
         let run_id = self.inner.ids.id("run");
         let every = self.inner.snapshot_every(project_id).await;
-        let tx = coordinator::spawn_new_run(&self.inner, &run_id, &def, graph, limits, None, every)
-            .ok_or(Error::ShuttingDown)?;
+        let tx = coordinator::spawn_new_run(
+            &self.inner,
+            &run_id,
+            &def,
+            graph,
+            limits,
+            None,
+            every,
+            None,
+        )
+        .ok_or(Error::ShuttingDown)?;
         let (reply, done) = oneshot::channel();
         tx.send(Msg::Input(
             Input::Start {

@@ -24,6 +24,19 @@ pub enum Error {
         /// `[{ path, message }]`.
         errors: Vec<Value>,
     },
+    /// A fork's target version lacks what the copied history refers to:
+    /// each item names a node, action or join.
+    #[error("the target version cannot continue the source run's history: it lacks {}", .0.join(", "))]
+    ForkIncompatible(Vec<String>),
+    /// A request field names something that does not fit (a fork's node,
+    /// seq, version or change; the runs of a comparison).
+    #[error("`{field}`: {message}")]
+    InvalidRequest {
+        /// The field, as a path in the request (`from.node`, `version`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The run has already ended.
     #[error("run {0} has already ended")]
     RunEnded(String),

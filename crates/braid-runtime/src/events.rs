@@ -119,9 +119,7 @@ pub(crate) async fn load_state(
         let page = stored_events(store, run_id, after).await?;
         let Some(last) = page.last() else { break };
         after = last.seq as i64;
-        for ev in &page {
-            state.apply_event(graph, ev);
-        }
+        state = state.replay(graph, &page);
     }
     Ok(state)
 }

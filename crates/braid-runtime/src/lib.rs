@@ -72,7 +72,7 @@ mod telemetry;
 
 pub use children::MAX_DEPTH;
 pub use clock::{Clock, IdGen, SystemClock, UuidIds};
-pub use engine::Engine;
+pub use engine::{Engine, ForkChanges, ForkSpec, Forked};
 pub use error::Error;
 pub use events::{Published, restore_payload, stored_events};
 pub use options::{ClusterOptions, Options};

@@ -198,6 +198,7 @@ async fn max_concurrency_is_shared_by_two_versions_and_waiting_is_not_timed() {
             .unwrap();
         assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
         assert_eq!(answers_of(&run, "ok"), 40, "no call timed out while queued");
+        t.assert_replay_matches(&run).await;
     }
     assert_eq!(mock.requests().len(), 80);
     assert_eq!(

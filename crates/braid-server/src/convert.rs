@@ -90,6 +90,7 @@ pub fn run(r: &RunRecord, children: Vec<String>, usage_total: api::RunUsage) -> 
         limits: serde_json::from_value(r.limits.clone()).unwrap_or_default(),
         parent_run_id: r.parent_run_id.clone(),
         parent_token_id: r.parent_token_id.clone(),
+        forked_from: forked_from(r),
         children,
         last_seq: r.last_seq,
         created_at: time(r.created_at),
@@ -108,10 +109,18 @@ pub fn run_summary(r: &RunRecord) -> api::RunSummary {
         error: error(r),
         usage: usage(r),
         parent_run_id: r.parent_run_id.clone(),
+        forked_from: forked_from(r),
         created_at: time(r.created_at),
         started_at: opt_time(r.started_at),
         ended_at: opt_time(r.ended_at),
     }
+}
+
+fn forked_from(r: &RunRecord) -> Option<api::ForkedFrom> {
+    r.forked_from.as_ref().map(|f| api::ForkedFrom {
+        run_id: f.run_id.clone(),
+        seq: f.seq,
+    })
 }
 
 /// A token.

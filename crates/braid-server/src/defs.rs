@@ -20,6 +20,8 @@ use utoipa::IntoParams;
 pub const WORKFLOW_ID_HEADER: &str = "x-braid-workflow-id";
 /// Response header carrying the version of a bundle read with `GET`.
 pub const VERSION_HEADER: &str = "x-braid-version";
+/// Response header saying whether a bundle read with `GET` is an experiment.
+pub const EXPERIMENT_HEADER: &str = "x-braid-experiment";
 
 /// Default `timeout_s` of `?wait=true`.
 const DEFAULT_WAIT_S: i64 = 60;
@@ -183,7 +185,9 @@ pub async fn list(
 ///
 /// The body is the bundle itself, exactly what `POST /api/workflow-defs`
 /// takes: saving it back keeps the version. The workflow id and the version
-/// are in the `x-braid-workflow-id` and `x-braid-version` headers. With
+/// are in the `x-braid-workflow-id` and `x-braid-version` headers, and
+/// `x-braid-experiment` says whether the version was saved as the target
+/// of a fork (an experiment is never the latest version). With
 /// `Accept: application/yaml` the bundle is written as YAML.
 #[utoipa::path(
     get, path = "/api/workflow-defs/{workflow}", tag = "workflow-defs", operation_id = "get_workflow_def",
@@ -198,6 +202,7 @@ pub async fn list(
         ), headers(
             ("x-braid-workflow-id" = String, description = "The workflow's id (`wf_…`)"),
             ("x-braid-version" = i64, description = "The version returned"),
+            ("x-braid-experiment" = bool, description = "`true` for a version saved as a fork's target (never the latest)"),
         )),
         (status = 400, description = "`MALFORMED_BODY`: a bad query parameter", body = ErrorBody),
         (status = 404, description = "`NOT_FOUND`: unknown project, workflow or version", body = ErrorBody),
@@ -239,6 +244,10 @@ pub async fn get(
         h.insert(WORKFLOW_ID_HEADER, v);
     }
     h.insert(VERSION_HEADER, HeaderValue::from(def.version));
+    h.insert(
+        EXPERIMENT_HEADER,
+        HeaderValue::from_static(if def.experiment { "true" } else { "false" }),
+    );
     Ok(response)
 }
 

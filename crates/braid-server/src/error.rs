@@ -103,6 +103,20 @@ impl ApiError {
         }
     }
 
+    /// 422 `INVALID_REQUEST`: `field` (a path in the request) names
+    /// something that does not fit; `details.field` repeats it.
+    pub fn invalid_request(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError {
+            details: Some(json!({ "field": field })),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::InvalidRequest,
+                format!("`{field}`: {message}"),
+            )
+        }
+    }
+
     /// 500 `INTERNAL`: logs `cause`, answers a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "internal error while handling an API request");
@@ -168,6 +182,19 @@ impl From<braid_runtime::Error> for ApiError {
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorCode::InputSchema,
                     message,
+                )
+            },
+            E::InvalidRequest { field, message } => ApiError::invalid_request(&field, message),
+            E::ForkIncompatible(missing) => ApiError {
+                message: format!(
+                    "the target version cannot continue the source run's history: it lacks {}",
+                    missing.join(", ")
+                ),
+                details: Some(json!({ "missing": missing })),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorCode::ForkIncompatible,
+                    "",
                 )
             },
             E::RunEnded(run) => ApiError::new(

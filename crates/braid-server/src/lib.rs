@@ -11,10 +11,12 @@
 //! embeds, index.html for the client-side routes).
 
 mod artifacts;
+mod compare;
 mod convert;
 mod defs;
 mod error;
 mod extract;
+mod fork;
 mod inspect;
 mod live;
 mod metrics;
@@ -105,6 +107,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(run_view::nodes))
         .routes(routes!(run_view::sibling_sets))
         .routes(routes!(runs::cancel))
+        .routes(routes!(fork::fork))
+        .routes(routes!(fork::compare))
         .routes(routes!(live::run_events))
         .routes(routes!(live::runs))
         .routes(routes!(artifacts::list))

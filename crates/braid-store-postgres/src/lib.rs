@@ -121,6 +121,7 @@ fn migrator() -> Migrator {
             "rate_limits",
             include_str!("../migrations/0009_rate_limits.sql"),
         ),
+        m(10, "fork", include_str!("../migrations/0010_fork.sql")),
     ]);
     migrator.set_locking(false);
     migrator
@@ -278,7 +279,17 @@ impl DefinitionStore for PgStore {
         now: Millis,
     ) -> Result<SaveOutcome> {
         let mut w = self.conn().await?;
-        defs::save_bundle(&mut w, project_id, bundle, now).await
+        defs::save_bundle(&mut w, project_id, bundle, now, false).await
+    }
+
+    async fn save_experiment(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+        now: Millis,
+    ) -> Result<SaveOutcome> {
+        let mut w = self.conn().await?;
+        defs::save_bundle(&mut w, project_id, bundle, now, true).await
     }
 
     async fn get_def(

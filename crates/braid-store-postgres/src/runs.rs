@@ -5,8 +5,8 @@ use std::sync::LazyLock;
 
 use braid_store::sql_support::write_ops::{self, Batch, RunOp, TaskOp};
 use braid_store::{
-    Error, EventRecord, Millis, NewEvent, Page, Result, RunFilter, RunRecord, RunStatus,
-    TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
+    Error, EventRecord, ForkedFrom, Millis, NewEvent, Page, Result, RunFilter, RunRecord,
+    RunStatus, TaskRecord, TokenFilter, TokenHistory, TokenRecord, UsageTotals, WriteOp,
 };
 use serde_json::Value;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -242,8 +242,8 @@ async fn insert_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO workflow_runs (id, project_id, workflow_id, workflow_name, def_id, version, status, context,
                                     error, usage, limits, parent_run_id, parent_token_id, depth, last_seq,
-                                    created_at, started_at, ended_at, owner, epoch)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+                                    created_at, started_at, ended_at, owner, epoch, forked_from_run_id, forked_from_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
     )
     .bind(r.id)
     .bind(r.project_id)
@@ -265,6 +265,8 @@ async fn insert_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
     .bind(r.ended_at)
     .bind(r.owner)
     .bind(r.epoch)
+    .bind(r.forked_from.as_ref().map(|f| f.run_id.clone()))
+    .bind(r.forked_from.as_ref().map(|f| f.seq))
     .execute(&mut *c)
     .await
     .db()?;
@@ -309,7 +311,16 @@ async fn update_run(c: &mut PgConnection, r: RunRecord) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 const RUN_COLUMNS: &str = "id, project_id, workflow_id, workflow_name, def_id, version, status, context, error,
-    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at, owner, epoch";
+    usage, limits, parent_run_id, parent_token_id, depth, last_seq, created_at, started_at, ended_at, owner, epoch,
+    forked_from_run_id, forked_from_seq";
+
+/// `forked_from` from its two columns (both set, or neither).
+fn forked_from(run_id: Option<String>, seq: Option<i64>) -> Option<ForkedFrom> {
+    Some(ForkedFrom {
+        run_id: run_id?,
+        seq: seq?,
+    })
+}
 
 fn run_from_row(r: &PgRow) -> Result<RunRecord> {
     let id: String = r.try_get("id").db()?;
@@ -345,6 +356,10 @@ fn run_from_row(r: &PgRow) -> Result<RunRecord> {
         ended_at: r.try_get("ended_at").db()?,
         owner: r.try_get("owner").db()?,
         epoch: r.try_get("epoch").db()?,
+        forked_from: forked_from(
+            r.try_get("forked_from_run_id").db()?,
+            r.try_get("forked_from_seq").db()?,
+        ),
         id,
     })
 }

@@ -127,6 +127,7 @@ fn migrator() -> Migrator {
             "rate_limits",
             include_str!("../migrations/0009_rate_limits.sql"),
         ),
+        m(10, "fork", include_str!("../migrations/0010_fork.sql")),
     ])
 }
 
@@ -246,8 +247,20 @@ impl DefinitionStore for SqliteStore {
         now: Millis,
     ) -> Result<SaveOutcome> {
         let mut w = self.writer.lock().await;
-        let saved = defs::save_bundle(&mut w, project_id, bundle, now).await?;
+        let saved = defs::save_bundle(&mut w, project_id, bundle, now, false).await?;
         // A version is one row per node, transition, action …: a few pages.
+        self.written.wrote(16 * 4096);
+        Ok(saved)
+    }
+
+    async fn save_experiment(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+        now: Millis,
+    ) -> Result<SaveOutcome> {
+        let mut w = self.writer.lock().await;
+        let saved = defs::save_bundle(&mut w, project_id, bundle, now, true).await?;
         self.written.wrote(16 * 4096);
         Ok(saved)
     }

@@ -25,6 +25,9 @@ pub struct StoredDef {
     pub bundle: Bundle,
     /// Creation time.
     pub created_at: Millis,
+    /// Saved as the target of a fork ([`DefinitionStore::save_experiment`]):
+    /// never the latest version.
+    pub experiment: bool,
 }
 
 /// What saving a bundle did.
@@ -86,9 +89,11 @@ pub trait DefinitionStore: Send + Sync {
     /// Per-project engine settings; [`Error::NotFound`](crate::Error::NotFound)
     /// for an unknown project.
     async fn project_settings(&self, project_id: &str) -> Result<ProjectSettings>;
-    /// Saves `bundle` as version N+1 when its canonical content
+    /// Saves `bundle` as a new version when its canonical content
     /// (`Bundle::canonical`: key order and YAML/JSON form do not matter)
-    /// differs from the latest version N; otherwise returns version N with
+    /// differs from the latest version N (the highest version that is not
+    /// an experiment); the new version's number is one more than every
+    /// stored version's, experiments included; otherwise returns version N with
     /// `created: false`, replacing its stored `layout` with the bundle's
     /// when the bundle has one (the layout is not content; a bundle without
     /// one keeps the stored layout). Returning to older content is a change too (N+1,
@@ -101,7 +106,19 @@ pub trait DefinitionStore: Send + Sync {
         bundle: &Bundle,
         now: Millis,
     ) -> Result<SaveOutcome>;
-    /// A version by workflow id or name; latest when `version` is `None`;
+    /// Saves the target of a fork: a stored version of the workflow whose
+    /// canonical content equals `bundle` (an experiment or not) is returned
+    /// with `created: false`; otherwise a new version, numbered after every
+    /// stored one, is saved marked `experiment` ([`StoredDef::experiment`]):
+    /// it is never the latest. Atomic like [`save_bundle`](Self::save_bundle).
+    async fn save_experiment(
+        &self,
+        project_id: &str,
+        bundle: &Bundle,
+        now: Millis,
+    ) -> Result<SaveOutcome>;
+    /// A version by workflow id or name; the latest (the highest version
+    /// that is not an experiment) when `version` is `None`;
     /// `None` when there is no such workflow or version.
     async fn get_def(
         &self,
@@ -109,8 +126,9 @@ pub trait DefinitionStore: Send + Sync {
         id_or_name: &str,
         version: Option<i64>,
     ) -> Result<Option<StoredDef>>;
-    /// The row id of a version by workflow id or name (latest when `version`
-    /// is `None`): one lookup, without loading the version.
+    /// The row id of a version by workflow id or name (the latest, not an
+    /// experiment, when `version` is `None`): one lookup, without loading
+    /// the version.
     async fn resolve_def(
         &self,
         project_id: &str,
@@ -121,7 +139,7 @@ pub trait DefinitionStore: Send + Sync {
     /// a valid bundle are [`Error::BadDefinition`](crate::Error::BadDefinition).
     async fn get_def_by_id(&self, def_id: &str) -> Result<Option<StoredDef>>;
     /// Workflows of a project by name ascending, each with its latest
-    /// version. `limit` is clamped to `1..=1000`; the cursor is opaque.
+    /// version (the highest that is not an experiment). `limit` is clamped to `1..=1000`; the cursor is opaque.
     async fn list_workflows(
         &self,
         project_id: &str,

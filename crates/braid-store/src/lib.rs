@@ -44,8 +44,8 @@ pub use definitions::{
 pub use error::{Error, Result};
 pub use queue::{TaskQueue, TaskRecord};
 pub use runs::{
-    EventRecord, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory, TokenRecord,
-    UsageTotals, WriteOp,
+    EventRecord, ForkedFrom, NewEvent, RunFilter, RunRecord, RunStatus, RunStore, TokenHistory,
+    TokenRecord, UsageTotals, WriteOp,
 };
 pub use view::{
     EventFilter, MAX_EVENTS_PAGE, NodeStats, ParentFilter, SiblingSetRecord, SiblingSetSummary,

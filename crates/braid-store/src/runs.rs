@@ -62,6 +62,19 @@ pub struct RunRecord {
     /// still this one (fencing).
     #[serde(default)]
     pub epoch: i64,
+    /// The run and the last seq a forked run's history was copied from
+    /// (docs/lifecycles.md); `None` for a run that was not forked.
+    #[serde(default)]
+    pub forked_from: Option<ForkedFrom>,
+}
+
+/// Where a forked run's history came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkedFrom {
+    /// The source run.
+    pub run_id: String,
+    /// The last seq copied, in the source run's numbering.
+    pub seq: i64,
 }
 
 /// Filters for listing runs.

@@ -99,8 +99,11 @@ codes! {
     ContextLength = "CONTEXT_LENGTH", retryable: false, run: true, api: false;
     /// The provider refused the key (401/403), or no key is configured.
     Auth = "AUTH", retryable: false, run: true, api: false;
-    /// The provider rejected the request (other 4xx), or the profile is misconfigured.
-    InvalidRequest = "INVALID_REQUEST", retryable: false, run: true, api: false;
+    /// The provider rejected the request (other 4xx), or the profile is
+    /// misconfigured; in an API answer (422), a request field names
+    /// something that does not fit (a fork's node, seq, version or change,
+    /// the runs of a comparison), `details.field` naming it.
+    InvalidRequest = "INVALID_REQUEST", retryable: false, run: true, api: true;
     /// The provider answered something that cannot be used.
     BadResponse = "BAD_RESPONSE", retryable: false, run: true, api: false;
     /// A fault of Braid itself; the message never leaks internals over HTTP.
@@ -124,6 +127,9 @@ codes! {
     /// 422: the bundle has the wrong shape or fails validation (every problem
     /// listed); also the error of a `workflow_call` whose version cannot be compiled.
     InvalidDefinition = "INVALID_DEFINITION", retryable: false, run: true, api: true;
+    /// 422: a fork's target version lacks a node, action or join that the
+    /// copied history refers to (`details.missing` names each).
+    ForkIncompatible = "FORK_INCOMPATIBLE", retryable: false, run: false, api: true;
 }
 
 impl fmt::Display for ErrorCode {

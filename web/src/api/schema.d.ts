@@ -94,6 +94,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{a}/compare/{b}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare two runs of the same workflow, visit by visit.
+         * @description Visits line up by node ref, branch index path and, for visits repeated
+         *     with the same node and path (loops), their order. Each visit shows both
+         *     sides (`null` where a run has no such visit) and whether they are equal
+         *     (same status and output); a forked run's copied visits have the source's
+         *     outputs, so they are equal, and cost the fork nothing.
+         */
+        get: operations["compare_runs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{id}": {
         parameters: {
             query?: never;
@@ -149,6 +173,33 @@ export interface paths {
         get: operations["list_run_events"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/runs/{id}/fork": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Fork a run: a new run whose history is a copy of this one's up to the
+         *     fork point, going on live from there.
+         * @description `from` is `{ node }` (just before the first visit of that node starts)
+         *     or `{ seq }` (the last step boundary at or before that event). The new
+         *     run continues on `version` (default: the source run's) with `changes`
+         *     applied, each object replacing the one with the same `ref`; a changed
+         *     version that equals no stored version is saved as a new version marked
+         *     `experiment`, which never becomes the latest. Nothing before the fork
+         *     point runs again, and the new run's usage counts only its own attempts.
+         */
+        post: operations["fork_run"];
         delete?: never;
         options?: never;
         head?: never;
@@ -295,7 +346,9 @@ export interface paths {
          * Read one version of a workflow as a bundle.
          * @description The body is the bundle itself, exactly what `POST /api/workflow-defs`
          *     takes: saving it back keeps the version. The workflow id and the version
-         *     are in the `x-braid-workflow-id` and `x-braid-version` headers. With
+         *     are in the `x-braid-workflow-id` and `x-braid-version` headers, and
+         *     `x-braid-experiment` says whether the version was saved as the target
+         *     of a fork (an experiment is never the latest version). With
          *     `Accept: application/yaml` the bundle is written as YAML.
          */
         get: operations["get_workflow_def"];
@@ -561,6 +614,29 @@ export interface components {
             /** @description `system`, `user` or `assistant`. */
             role: string;
         };
+        /** @description One visit of `GET /api/runs/{a}/compare/{b}`. */
+        ComparedVisit: {
+            a: components["schemas"]["VisitSide"] | null;
+            b: components["schemas"]["VisitSide"] | null;
+            /** @description Branch indices, outermost first. */
+            branch: number[];
+            /** @description Both runs made this visit with the same status and output. */
+            equal: boolean;
+            /** @description Node ref. */
+            node: string;
+            /**
+             * Format: int64
+             * @description Order among the visits with this node and branch.
+             */
+            occurrence: number;
+        };
+        /** @description Both runs' totals. */
+        ComparisonTotals: {
+            /** @description Run `a`. */
+            a: components["schemas"]["SideTotals"];
+            /** @description Run `b`. */
+            b: components["schemas"]["SideTotals"];
+        };
         /** @description A condition: CEL text or a structured condition (compiled to CEL). */
         Condition: string | components["schemas"]["Structured"];
         /** @description One validation problem of a workflow definition. */
@@ -596,7 +672,7 @@ export interface components {
          *     The list is also in `docs/errors.md`; a test keeps the two equal.
          * @enum {string}
          */
-        ErrorCode: "NO_MATCHING_TRANSITION" | "EXPRESSION" | "BRANCH_OUTPUT_WRITE" | "JOIN_SCOPE" | "JOIN_UNSATISFIED" | "MERGE_ERROR" | "OUTPUT_SCHEMA" | "INPUT_SCHEMA" | "RUN_TIMEOUT" | "TOKEN_LIMIT" | "BUDGET_EXCEEDED" | "TEMPLATE" | "SCHEMA_MISMATCH" | "SUBWORKFLOW_FAILED" | "CANCELLED" | "DEPTH_LIMIT" | "RATE_LIMITED" | "UNAVAILABLE" | "NETWORK" | "TIMEOUT" | "CONTEXT_LENGTH" | "AUTH" | "INVALID_REQUEST" | "BAD_RESPONSE" | "INTERNAL" | "MALFORMED_BODY" | "NOT_FOUND" | "CROSS_ORIGIN" | "METHOD_NOT_ALLOWED" | "RUN_ENDED" | "CONFLICT" | "BODY_TOO_LARGE" | "INVALID_DEFINITION";
+        ErrorCode: "NO_MATCHING_TRANSITION" | "EXPRESSION" | "BRANCH_OUTPUT_WRITE" | "JOIN_SCOPE" | "JOIN_UNSATISFIED" | "MERGE_ERROR" | "OUTPUT_SCHEMA" | "INPUT_SCHEMA" | "RUN_TIMEOUT" | "TOKEN_LIMIT" | "BUDGET_EXCEEDED" | "TEMPLATE" | "SCHEMA_MISMATCH" | "SUBWORKFLOW_FAILED" | "CANCELLED" | "DEPTH_LIMIT" | "RATE_LIMITED" | "UNAVAILABLE" | "NETWORK" | "TIMEOUT" | "CONTEXT_LENGTH" | "AUTH" | "INVALID_REQUEST" | "BAD_RESPONSE" | "INTERNAL" | "MALFORMED_BODY" | "NOT_FOUND" | "CROSS_ORIGIN" | "METHOD_NOT_ALLOWED" | "RUN_ENDED" | "CONFLICT" | "BODY_TOO_LARGE" | "INVALID_DEFINITION" | "FORK_INCOMPATIBLE";
         /** @description One API error. */
         ErrorDetail: {
             /** @description Stable code (docs/errors.md, "API errors"). */
@@ -934,6 +1010,30 @@ export interface components {
                  */
                 seq: number;
             };
+        } | {
+            /** @enum {string} */
+            kind: "workflow_forked";
+            /**
+             * @description The events before this one were copied from another run (a fork,
+             *     docs/lifecycles.md); from here the run goes on live on `version`.
+             *     Tokens that were running, waiting for a retry or for a child run
+             *     start again at attempt 1; the copied history's usage is not this
+             *     run's (its totals start at zero).
+             */
+            payload: {
+                /** @description The run the history was copied from. */
+                from_run_id: string;
+                /**
+                 * Format: int64
+                 * @description The last seq copied, in the source run's numbering.
+                 */
+                from_seq: number;
+                /**
+                 * Format: int64
+                 * @description The version this run continues on.
+                 */
+                version: number;
+            };
         };
         /** @description `execution: { timeout_ms, retry_policy, max_cost_usd }`. */
         Execution: {
@@ -968,6 +1068,67 @@ export interface components {
             collection: string;
             /** @description Name the item is bound to (besides `_branch.item`). */
             item_var?: string | null;
+        };
+        /**
+         * @description Objects of the target version to replace, each by the one with the same
+         *     `ref` (the shapes of a bundle's lists).
+         */
+        ForkChanges: {
+            /** @description Actions. */
+            actions?: components["schemas"]["ActionDef"][];
+            /** @description Model profiles. */
+            model_profiles?: components["schemas"]["ModelProfile"][];
+            /**
+             * @description Prompt specs. (Read as JSON first, so that a changed object of the
+             *     wrong shape is reported like a save, with its path.)
+             */
+            prompt_specs?: components["schemas"]["PromptSpec"][];
+        };
+        /** @description Answer of `POST /api/runs/{id}/fork` (201). */
+        ForkCreated: {
+            /** @description The new run. */
+            run_id: string;
+            /**
+             * Format: int64
+             * @description The version it goes on with (an experiment when the changes made a
+             *     new one).
+             */
+            version: number;
+        };
+        /**
+         * @description Where to fork: before the first visit of a node starts, or after the
+         *     last step boundary at or before an event.
+         */
+        ForkFrom: {
+            /** @description A node ref the source run started. */
+            node: string;
+        } | {
+            /**
+             * Format: int64
+             * @description An event seq of the source run (1 … its last).
+             */
+            seq: number;
+        };
+        /** @description Body of `POST /api/runs/{id}/fork`. */
+        ForkRequest: {
+            changes?: components["schemas"]["ForkChanges"] | null;
+            /** @description The fork point. */
+            from: components["schemas"]["ForkFrom"];
+            /**
+             * Format: int64
+             * @description The target version (default: the source run's).
+             */
+            version?: number | null;
+        };
+        /** @description Where a forked run's history came from (`forked_from` of a run). */
+        ForkedFrom: {
+            /** @description The source run. */
+            run_id: string;
+            /**
+             * Format: int64
+             * @description The last event copied, in the source run's numbering.
+             */
+            seq: number;
         };
         /** @description A static value or `{ from_context: CEL }`. */
         FromContextOr_String: string | {
@@ -1378,6 +1539,7 @@ export interface components {
                  */
                 ended_at: string | null;
                 error: components["schemas"]["RunError"] | null;
+                forked_from: components["schemas"]["ForkedFrom"] | null;
                 /** @description `run_…`. */
                 id: string;
                 /** @description Parent run, for a child run. */
@@ -1602,6 +1764,7 @@ export interface components {
              */
             ended_at: string | null;
             error: components["schemas"]["RunError"] | null;
+            forked_from: components["schemas"]["ForkedFrom"] | null;
             /** @description `run_…`. */
             id: string;
             /**
@@ -1640,6 +1803,17 @@ export interface components {
             run: components["schemas"]["LiveRun"];
             /** @enum {string} */
             type: "run";
+        };
+        /** @description Answer of `GET /api/runs/{a}/compare/{b}`. */
+        RunComparison: {
+            first_difference: components["schemas"]["VisitKey"] | null;
+            /** @description Both runs' totals. */
+            totals: components["schemas"]["ComparisonTotals"];
+            /**
+             * @description Every visit of either run, in `a`'s visit order, then those only
+             *     `b` made in `b`'s order.
+             */
+            visits: components["schemas"]["ComparedVisit"][];
         };
         /** @description A run's data (docs/definitions.md). */
         RunContext: {
@@ -1712,6 +1886,7 @@ export interface components {
              */
             ended_at: string | null;
             error: components["schemas"]["RunError"] | null;
+            forked_from: components["schemas"]["ForkedFrom"] | null;
             /** @description `run_…`. */
             id: string;
             /** @description Parent run, for a child run. */
@@ -1808,6 +1983,34 @@ export interface components {
              * @description Number of members (branches).
              */
             total: number;
+        };
+        /** @description One run's totals in a comparison. */
+        SideTotals: {
+            /**
+             * Format: double
+             * @description Cost in USD.
+             */
+            cost_usd: number;
+            /**
+             * Format: int64
+             * @description From the run's start to its end (or to now while it runs).
+             */
+            duration_ms: number;
+            /**
+             * Format: int64
+             * @description Prompt tokens.
+             */
+            input_tokens: number;
+            /**
+             * Format: int64
+             * @description Requests this run sent.
+             */
+            llm_calls: number;
+            /**
+             * Format: int64
+             * @description Completion tokens.
+             */
+            output_tokens: number;
         };
         /** @description `spawn_count`: an integer or CEL. */
         SpawnCount: number | string;
@@ -2039,6 +2242,42 @@ export interface components {
             output_tokens: number;
             /** @description The provider's request id. */
             request_id?: string | null;
+        };
+        /**
+         * @description What lines up the visits of two runs: the node, the branch index path
+         *     (outermost fan-out first; empty outside any fan-out) and the order of
+         *     the visits with that node and path (0 first; loops visit again).
+         */
+        VisitKey: {
+            /** @description Branch indices, outermost first. */
+            branch: number[];
+            /** @description Node ref. */
+            node: string;
+            /**
+             * Format: int64
+             * @description 0 for the first visit with this node and branch, 1 for the next, …
+             */
+            occurrence: number;
+        };
+        /** @description One run's side of a visit. */
+        VisitSide: {
+            /**
+             * Format: int64
+             * @description Duration of the attempt that produced the result, else from start
+             *     to end (0 when it never ran).
+             */
+            duration_ms: number;
+            /** @description The action's result (`null` when the visit produced none). */
+            output: Record<string, never> | null;
+            /** @description Its status. */
+            status: components["schemas"]["TokenStatus"];
+            /** @description The token of the visit. */
+            token_id: string;
+            /**
+             * @description This run's attempts of the visit (a forked run's copied visits cost
+             *     it nothing).
+             */
+            usage: components["schemas"]["RunUsage"];
         };
         /** @description The workflow version a run executes. */
         WorkflowRef: {
@@ -2280,6 +2519,49 @@ export interface operations {
             };
         };
     };
+    compare_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description One run (`run_…`) */
+                a: string;
+                /** @description The other run, of the same workflow */
+                b: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The runs' visits side by side */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RunComparison"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INVALID_REQUEST`: the runs are of different workflows (`details.field` is `b`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_run: {
         parameters: {
             query?: never;
@@ -2415,6 +2697,60 @@ export interface operations {
             };
             /** @description `NOT_FOUND`: unknown run */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    fork_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source run (`run_…`) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForkRequest"];
+            };
+        };
+        responses: {
+            /** @description The forked run is durable */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForkCreated"];
+                };
+            };
+            /** @description `MALFORMED_BODY`: the body is not JSON or has the wrong shape (the message names the field) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `NOT_FOUND`: unknown run */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `INVALID_REQUEST` naming the field (`from.node` never started, `from.seq` out of range, unknown `version`, a change that replaces nothing); `INVALID_DEFINITION` when the changed version does not validate; `FORK_INCOMPATIBLE` when the target version lacks a node, action or join the copied history refers to (`details.missing`) */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2776,6 +3112,8 @@ export interface operations {
             /** @description The bundle, as JSON or (with `Accept: application/yaml`) as YAML of the same shape */
             200: {
                 headers: {
+                    /** @description `true` for a version saved as a fork's target (never the latest) */
+                    "x-braid-experiment"?: boolean;
                     /** @description The version returned */
                     "x-braid-version"?: number;
                     /** @description The workflow's id (`wf_…`) */

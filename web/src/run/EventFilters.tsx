@@ -30,6 +30,7 @@ const KINDS: Record<EventKind, true> = {
   subworkflow_completed: true,
   subworkflow_failed: true,
   snapshot_created: true,
+  workflow_forked: true,
 };
 
 export const EVENT_KINDS = Object.keys(KINDS) as EventKind[];

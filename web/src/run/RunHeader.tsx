@@ -1,8 +1,11 @@
 // The run view's header: workflow and version (a link to the editor),
 // status, totals for this run and with its child runs, parent and child
-// links, Cancel, and the run's error when it failed.
+// links, the fork source of a forked run, *Compare with…*, Cancel, and the
+// run's error when it failed.
 import { Link } from "@tanstack/react-router";
+import { forkedFrom } from "../api/fork";
 import { CancelButton } from "./CancelButton";
+import { ComparePicker } from "./compare/ComparePicker";
 import { ErrorBox } from "./RunError";
 import { StatusBadge } from "./StatusBadge";
 import { elapsedMs, formatCost, formatDuration, formatInt, formatStarted, plural, shortId } from "./format";
@@ -16,6 +19,7 @@ export function RunHeader({ run }: { run: Run }) {
   const now = useNow(live);
   const duration = elapsedMs(run.started_at ?? run.created_at, run.ended_at, now);
   const hasChildren = run.children.length > 0;
+  const source = forkedFrom(run);
   return (
     <header className="shrink-0 border-b border-slate-200 bg-white px-4 py-2.5">
       <div className="flex flex-wrap items-center gap-x-3 gap-y-1">
@@ -35,7 +39,8 @@ export function RunHeader({ run }: { run: Run }) {
         <span className="font-mono text-xs text-slate-500" title={run.id}>
           {run.id}
         </span>
-        <span className="ml-auto">
+        <span className="ml-auto flex items-center gap-2">
+          <ComparePicker run={run} />
           <CancelButton runId={run.id} ended={!live} />
         </span>
       </div>
@@ -44,6 +49,19 @@ export function RunHeader({ run }: { run: Run }) {
         <Fact label="Duration" value={formatDuration(duration)} testId="run-duration" />
         <UsageFacts usage={run.usage} label="This run" testId="run-usage" />
         {hasChildren && <UsageFacts usage={run.usage_total} label="With child runs" testId="run-usage-total" />}
+        {source && (
+          <Fact
+            label="Forked from"
+            value={
+              <span data-testid="forked-from">
+                <Link to="/runs/$id" params={{ id: source.run_id }} className="text-blue-700 hover:underline" title={source.run_id}>
+                  {shortId(source.run_id)}
+                </Link>{" "}
+                <span className="text-slate-500">at seq {formatInt(source.seq)}</span>
+              </span>
+            }
+          />
+        )}
         {run.parent_run_id && (
           <Fact
             label="Parent run"

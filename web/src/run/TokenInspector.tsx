@@ -1,10 +1,12 @@
 // The node inspector: one visit (GET /api/runs/{id}/tokens/{token_id}) with
 // its input, result, writes, usage and every attempt; a workflow_call links
-// to its child run. Refreshed with the run's view while the run is live.
+// to its child run; *Fork from here* starts a new run at its node (SPEC
+// §5a). Refreshed with the run's view while the run is live.
 import { Link } from "@tanstack/react-router";
 import { useQuery } from "@tanstack/react-query";
 import { AttemptCard } from "./AttemptCard";
 import { JsonBlock } from "./JsonBlock";
+import { ForkButton } from "./fork/ForkButton";
 import { StatusBadge } from "./StatusBadge";
 import { fetchToken, keys, type TokenDetail } from "./queries";
 import { formatCost, formatInt, plural, shortId } from "./format";
@@ -24,7 +26,7 @@ export function TokenInspector({
   return <Detail token={q.data} runId={runId} onSelectToken={onSelectToken} />;
 }
 
-function Detail({ token, onSelectToken }: { token: TokenDetail; runId: string; onSelectToken: (id: string) => void }) {
+function Detail({ token, runId, onSelectToken }: { token: TokenDetail; runId: string; onSelectToken: (id: string) => void }) {
   return (
     <div data-testid="inspector" data-token={token.id} className="space-y-3 p-3">
       <div className="flex flex-wrap items-center gap-2">
@@ -37,6 +39,9 @@ function Detail({ token, onSelectToken }: { token: TokenDetail; runId: string; o
             {token.sibling_set && ` · ${token.sibling_set}`}
           </span>
         )}
+        <span className="ml-auto">
+          <ForkButton runId={runId} node={token.node} />
+        </span>
       </div>
       <div className="flex flex-wrap gap-x-4 gap-y-0.5 text-[11px]">
         {token.parent_token_id && (

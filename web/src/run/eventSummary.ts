@@ -22,5 +22,6 @@ export function summarize(e: RunEvent): string {
   if (Array.isArray(p.paths)) parts.push(p.paths.join(", "));
   if (typeof p.child_run_id === "string") parts.push(p.child_run_id);
   if (typeof p.reason === "string") parts.push(p.reason);
+  if (typeof p.from_run_id === "string") parts.push(`from ${p.from_run_id} at seq ${String(p.from_seq)} · v${String(p.version)}`);
   return parts.join(" · ");
 }

@@ -37,6 +37,8 @@ function patch(data: InfiniteData<RunsPage>, filter: RunsFilter, run: LiveRun): 
       error: null,
       usage: run.usage,
       parent_run_id: run.parent_run_id,
+      // Not in the live message: the next read of the list fills it in.
+      forked_from: null,
       created_at: run.created_at,
       started_at: run.created_at,
       ended_at: run.ended_at,

@@ -64,17 +64,7 @@ impl Bundle {
                 "the bundle is empty: write a workflow bundle as JSON or YAML".into(),
             ));
         }
-        let value: Value = match syntax {
-            Syntax::Json => serde_json::from_str(text)
-                .map_err(|e| ParseError::Malformed(format!("invalid JSON: {e}")))?,
-            Syntax::Yaml => {
-                // YAML 1.1 would read `description: yes` as a boolean.
-                let options = serde_saphyr::options! { strict_booleans: true };
-                serde_saphyr::from_str_with_options(text, options)
-                    .map_err(|e| ParseError::Malformed(format!("invalid YAML: {e}")))?
-            }
-        };
-        Bundle::from_value(value)
+        Bundle::from_value(parse_document(text, syntax)?)
     }
 
     /// Reads a bundle from an already parsed document. A wrong shape lists
@@ -97,6 +87,22 @@ impl Bundle {
             message: first.into_inner().to_string(),
         }]))
     }
+}
+
+/// Reads a JSON or YAML (1.2) document into a generic value, as bundles
+/// are read: also for other documents users write next to them (a fork's
+/// changes file).
+pub fn parse_document(text: &str, syntax: Syntax) -> Result<Value, ParseError> {
+    Ok(match syntax {
+        Syntax::Json => serde_json::from_str(text)
+            .map_err(|e| ParseError::Malformed(format!("invalid JSON: {e}")))?,
+        Syntax::Yaml => {
+            // YAML 1.1 would read `description: yes` as a boolean.
+            let options = serde_saphyr::options! { strict_booleans: true };
+            serde_saphyr::from_str_with_options(text, options)
+                .map_err(|e| ParseError::Malformed(format!("invalid YAML: {e}")))?
+        }
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ impl Machine<'_> {
                 limits,
                 artifacts,
             } => self.start_run(input, limits, artifacts),
+            Input::Fork {
+                history,
+                from_run_id,
+                from_seq,
+                version,
+            } => self.fork(history, from_run_id, from_seq, version),
             Input::TaskStarted { token, attempt } => {
                 let Some(token) = self.live_token(&token) else {
                     return;
@@ -119,6 +125,45 @@ impl Machine<'_> {
             return Applied::Ignored;
         }
         self.ready.push_back(0);
+        self.run();
+        Applied::Yes
+    }
+
+    /// A forked run: its copied history, then `workflow_forked`, then every
+    /// pending token starts (those in flight at the fork point were made
+    /// pending by `workflow_forked`) and the joins it may have settled fire.
+    fn fork(
+        &mut self,
+        history: Vec<crate::event::Event>,
+        from_run_id: String,
+        from_seq: u64,
+        version: i64,
+    ) -> Applied {
+        if self.state.status.is_some() || history.is_empty() {
+            return Applied::Ignored;
+        }
+        for (i, e) in history.into_iter().enumerate() {
+            debug_assert_eq!(e.seq, i as u64 + 1, "a renumbered history");
+            self.state.apply_event(self.graph, &e);
+            self.step.events.push(e);
+        }
+        self.state.dirty.clear();
+        self.emit_raw(
+            None,
+            None,
+            EventBody::WorkflowForked {
+                from_run_id,
+                from_seq,
+                version,
+            },
+        );
+        if self.state.status != Some(RunStatus::Running) {
+            return Applied::Yes;
+        }
+        self.ready.extend(
+            (0..self.state.tokens.len())
+                .filter(|&token| self.state.tokens[token].status == TokenStatus::Pending),
+        );
         self.run();
         Applied::Yes
     }

@@ -45,11 +45,7 @@ impl Run {
         let snapshot: RunState =
             serde_json::from_value(serde_json::to_value(&self.st).unwrap()).unwrap();
         let step = machine::apply_bounded(&mut self.st, &self.g, input, self.now, self.budget);
-        let mut from_snapshot = snapshot;
-        for e in &step.events {
-            from_snapshot.apply_event(&self.g, e);
-        }
-        from_snapshot.dirty.clear();
+        let from_snapshot = snapshot.replay(&self.g, &step.events);
         assert_eq!(from_snapshot, self.st, "snapshot + tail must equal live");
         self.log.extend(step.events.iter().cloned());
         // Invariants after every step: contiguous seq, replay equals live,

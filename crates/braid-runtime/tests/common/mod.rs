@@ -124,10 +124,9 @@ impl TestEngine {
         );
         assert_eq!(serde_json::to_value(full.usage).unwrap(), run.usage);
         if let Some((seq, snapshot)) = store.latest_snapshot(&run.id).await.unwrap() {
-            let mut s: RunState = serde_json::from_value(snapshot).unwrap();
-            for e in events.iter().filter(|e| e.seq as i64 > seq) {
-                s.apply_event(&graph, e);
-            }
+            // As recovery does it (`load_state`): the snapshot, then the tail.
+            let s: RunState = serde_json::from_value(snapshot).unwrap();
+            let s = s.replay(&graph, events.iter().filter(|e| e.seq as i64 > seq));
             assert_eq!(s, full, "snapshot + tail equals a full replay");
         }
     }

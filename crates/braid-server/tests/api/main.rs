@@ -6,6 +6,7 @@ mod bad_input;
 mod budgets;
 mod common;
 mod failures;
+mod fork;
 mod inspector;
 mod layout;
 mod ledger;

@@ -48,6 +48,8 @@ async fn health_openapi_and_unknown_routes() {
         ("/api/runs/{id}/nodes", "get"),
         ("/api/runs/{id}/sibling-sets", "get"),
         ("/api/runs/{id}/cancel", "post"),
+        ("/api/runs/{id}/fork", "post"),
+        ("/api/runs/{a}/compare/{b}", "get"),
         ("/api/runs/{id}/live", "get"),
         ("/api/live", "get"),
         ("/api/artifacts", "get"),
@@ -77,6 +79,13 @@ async fn health_openapi_and_unknown_routes() {
         "InputProblem",
         "LiveFrame",
         "RunChange",
+        "ForkRequest",
+        "ForkCreated",
+        "RunComparison",
+        "ComparedVisit",
+        "VisitSide",
+        "VisitKey",
+        "ComparisonTotals",
     ] {
         assert!(schemas.contains_key(name), "schema {name} is documented");
     }

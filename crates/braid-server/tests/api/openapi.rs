@@ -45,6 +45,8 @@ const OPERATIONS: &[(&str, &str, &str)] = &[
     ("get", "/api/runs/{id}/tokens", "list_run_tokens"),
     ("get", "/api/runs/{id}/events", "list_run_events"),
     ("post", "/api/runs/{id}/cancel", "cancel_run"),
+    ("post", "/api/runs/{id}/fork", "fork_run"),
+    ("get", "/api/runs/{a}/compare/{b}", "compare_runs"),
     ("get", "/api/artifacts", "list_artifacts"),
     ("get", "/api/artifacts/{id}", "get_artifact"),
     ("get", "/healthz", "healthz"),

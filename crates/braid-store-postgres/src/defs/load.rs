@@ -39,7 +39,7 @@ pub(crate) async fn resolve_def(
     let q = match version {
         None => sqlx::query_scalar(
             "SELECT d.id FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id
-             WHERE w.project_id = $1 AND (w.id = $2 OR w.name = $3)
+             WHERE w.project_id = $1 AND (w.id = $2 OR w.name = $3) AND d.experiment = FALSE
              ORDER BY d.version DESC LIMIT 1",
         )
         .bind(project_id.to_owned())
@@ -72,7 +72,7 @@ async fn load_def_rows(conn: &mut PgConnection, def_id: &str) -> Result<Option<S
         "SELECT d.workflow_id, d.version, d.description, d.initial_node, d.input_schema::text AS input_schema,
                 d.output_schema::text AS output_schema, d.output_mapping::text AS output_mapping,
                 d.limits::text AS limits, d.defines_artifact_types::text AS defines_artifact_types,
-                d.layout::text AS layout, d.created_at, w.project_id, w.name
+                d.layout::text AS layout, d.created_at, d.experiment, w.project_id, w.name
          FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id WHERE d.id = $1",
     )
     .bind(def_id.to_owned())
@@ -125,6 +125,7 @@ async fn load_def_rows(conn: &mut PgConnection, def_id: &str) -> Result<Option<S
         version: d.try_get("version").db()?,
         bundle,
         created_at: d.try_get("created_at").db()?,
+        experiment: d.try_get("experiment").db()?,
     }))
 }
 

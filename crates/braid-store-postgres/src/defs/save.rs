@@ -15,12 +15,17 @@ use sqlx::postgres::PgConnection;
 use super::load::load_def;
 use crate::util::{Db, new_id, to_json};
 
-/// Saves `bundle` as version N+1 unless it equals the latest version. One transaction.
+/// Saves `bundle` as version N+1 unless it equals the latest version (the
+/// highest that is not an experiment); N+1 is the next number after every
+/// version, experiments included. With `experiment`, a fork's target:
+/// any stored version with the same content is reused, experiment or not,
+/// and a new one is marked `experiment`. One transaction.
 pub(crate) async fn save_bundle(
     conn: &mut PgConnection,
     project_id: &str,
     bundle: &Bundle,
     now: Millis,
+    experiment: bool,
 ) -> Result<SaveOutcome> {
     let rows = BundleRows::new(bundle)?;
     let canonical = bundle.canonical();
@@ -36,8 +41,9 @@ pub(crate) async fn save_bundle(
         .db()?;
     require_project(&mut tx, project_id).await?;
     let workflow_id = find_or_create_workflow(&mut tx, project_id, &bundle.name, now).await?;
-    let latest = latest_version(&mut tx, &workflow_id).await?;
-    if let Some((def_id, version)) = &latest {
+    let candidates = versions(&mut tx, &workflow_id, experiment).await?;
+    let next = next_version(&mut tx, &workflow_id).await?;
+    for (def_id, version) in &candidates {
         // A latest version that no longer loads (e.g. broken by hand) is
         // simply replaced by the new one.
         if let Ok(Some(stored)) = load_def(&mut tx, def_id).await
@@ -62,10 +68,17 @@ pub(crate) async fn save_bundle(
             });
         }
     }
-    let version = latest.map_or(1, |(_, v)| v + 1);
+    let version = next;
     save_artifact_types(&mut tx, project_id, &bundle.artifact_types, now).await?;
     let def_id = new_id("def");
     insert_version(&mut tx, &def_id, &workflow_id, version, rows, now).await?;
+    if experiment {
+        sqlx::query("UPDATE workflow_defs SET experiment = TRUE WHERE id = $1")
+            .bind(def_id.clone())
+            .execute(&mut *tx)
+            .await
+            .db()?;
+    }
     tx.commit().await.db()?;
     Ok(SaveOutcome {
         workflow_id,
@@ -120,15 +133,37 @@ async fn find_or_create_workflow(
     })
 }
 
-/// The latest version of a workflow: `(def_id, version)`.
-async fn latest_version(c: &mut PgConnection, workflow_id: &str) -> Result<Option<(String, i64)>> {
-    sqlx::query_as(
-        "SELECT id, version FROM workflow_defs WHERE workflow_id = $1 ORDER BY version DESC LIMIT 1",
-    )
-    .bind(workflow_id.to_owned())
-    .fetch_optional(&mut *c)
-    .await
-    .db()
+/// The versions a save compares its content with, newest first: the
+/// latest (the highest that is not an experiment) for an ordinary save,
+/// every version for an experiment. `(def_id, version)`.
+async fn versions(
+    c: &mut PgConnection,
+    workflow_id: &str,
+    experiment: bool,
+) -> Result<Vec<(String, i64)>> {
+    let sql = if experiment {
+        "SELECT id, version FROM workflow_defs WHERE workflow_id = $1 ORDER BY version DESC"
+    } else {
+        "SELECT id, version FROM workflow_defs WHERE workflow_id = $1 AND experiment = FALSE
+         ORDER BY version DESC LIMIT 1"
+    };
+    sqlx::query_as(sql)
+        .bind(workflow_id.to_owned())
+        .fetch_all(&mut *c)
+        .await
+        .db()
+}
+
+/// The number a new version of the workflow gets: one more than every
+/// version's, experiments included.
+async fn next_version(c: &mut PgConnection, workflow_id: &str) -> Result<i64> {
+    let max: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(version) FROM workflow_defs WHERE workflow_id = $1")
+            .bind(workflow_id.to_owned())
+            .fetch_one(&mut *c)
+            .await
+            .db()?;
+    Ok(max.unwrap_or(0) + 1)
 }
 
 /// Artifact types are project-wide: a new version only when the schema changed.

@@ -32,13 +32,13 @@ pub(crate) async fn list_workflows(
     let q = match cursor {
         None => sqlx::query(
             "SELECT w.id, w.name, w.created_at,
-                    COALESCE((SELECT MAX(d.version) FROM workflow_defs d WHERE d.workflow_id = w.id), 0) AS latest
+                    COALESCE((SELECT MAX(d.version) FROM workflow_defs d WHERE d.workflow_id = w.id AND d.experiment = 0), 0) AS latest
              FROM workflows w WHERE w.project_id = ? ORDER BY w.name LIMIT ?",
         )
         .bind(project_id.to_owned()),
         Some(after) => sqlx::query(
             "SELECT w.id, w.name, w.created_at,
-                    COALESCE((SELECT MAX(d.version) FROM workflow_defs d WHERE d.workflow_id = w.id), 0) AS latest
+                    COALESCE((SELECT MAX(d.version) FROM workflow_defs d WHERE d.workflow_id = w.id AND d.experiment = 0), 0) AS latest
              FROM workflows w WHERE w.project_id = ? AND w.name > ? ORDER BY w.name LIMIT ?",
         )
         .bind(project_id.to_owned())

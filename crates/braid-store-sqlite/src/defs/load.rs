@@ -39,7 +39,7 @@ pub(crate) async fn resolve_def(
     let q = match version {
         None => sqlx::query_scalar(
             "SELECT d.id FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id
-             WHERE w.project_id = ? AND (w.id = ? OR w.name = ?)
+             WHERE w.project_id = ? AND (w.id = ? OR w.name = ?) AND d.experiment = 0
              ORDER BY d.version DESC LIMIT 1",
         )
         .bind(project_id.to_owned())
@@ -73,7 +73,7 @@ pub(crate) async fn load_def(
 async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Option<StoredDef>> {
     let Some(d) = sqlx::query(
         "SELECT d.workflow_id, d.version, d.description, d.initial_node, d.input_schema, d.output_schema,
-                d.output_mapping, d.limits, d.defines_artifact_types, d.layout, d.created_at, w.project_id, w.name
+                d.output_mapping, d.limits, d.defines_artifact_types, d.layout, d.created_at, d.experiment, w.project_id, w.name
          FROM workflow_defs d JOIN workflows w ON w.id = d.workflow_id WHERE d.id = ?",
     )
     .bind(def_id.to_owned())
@@ -126,6 +126,7 @@ async fn load_def_rows(conn: &mut SqliteConnection, def_id: &str) -> Result<Opti
         version: d.try_get("version").db()?,
         bundle,
         created_at: d.try_get("created_at").db()?,
+        experiment: d.try_get("experiment").db()?,
     }))
 }
 

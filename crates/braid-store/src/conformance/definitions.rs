@@ -334,3 +334,86 @@ pub async fn layout_is_kept_with_its_version_but_is_not_content(store: &dyn Stor
     assert_eq!(read(2).await, changed);
     assert_eq!(read(1).await, moved, "version 1 keeps its own layout");
 }
+
+/// A fork's target ([`DefinitionStore::save_experiment`](crate::DefinitionStore::save_experiment)):
+/// content equal to any stored version reuses it; new content gets the next
+/// number marked `experiment`, which is never the latest; an ordinary save
+/// after it compares with the latest and numbers after every version.
+pub async fn experiments_take_the_next_number_but_are_never_the_latest(store: &dyn Store) {
+    let v1 = tiny_bundle("exp");
+    let mut v2 = tiny_bundle("exp");
+    v2.description = Some("an experiment".into());
+    let mut v3 = tiny_bundle("exp");
+    v3.description = Some("ordinary".into());
+
+    let first = store.save_bundle("proj_default", &v1, 10).await.unwrap();
+    // Equal to version 1: version 1 is reused, nothing is created.
+    let same = store
+        .save_experiment("proj_default", &v1, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        (same.version, same.created, &same.def_id),
+        (1, false, &first.def_id)
+    );
+
+    let exp = store
+        .save_experiment("proj_default", &v2, 30)
+        .await
+        .unwrap();
+    assert_eq!((exp.version, exp.created), (2, true));
+    let again = store
+        .save_experiment("proj_default", &v2, 40)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.version, again.created, &again.def_id),
+        (2, false, &exp.def_id)
+    );
+
+    let stored = store
+        .get_def("proj_default", "exp", Some(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.experiment);
+    assert_eq!(stored.bundle, v2);
+    let latest = store
+        .get_def("proj_default", "exp", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, latest.experiment), (1, false));
+    assert_eq!(
+        store
+            .resolve_def("proj_default", "exp", None)
+            .await
+            .unwrap(),
+        Some(first.def_id.clone())
+    );
+    let listed = store
+        .list_workflows("proj_default", None, 10)
+        .await
+        .unwrap();
+    let item = listed.items.iter().find(|w| w.name == "exp").unwrap();
+    assert_eq!(item.latest_version, 1);
+
+    // An ordinary save of the experiment's content is compared with the
+    // latest (version 1), so it is new: version 3, not an experiment.
+    let plain = store.save_bundle("proj_default", &v2, 50).await.unwrap();
+    assert_eq!((plain.version, plain.created), (3, true));
+    let mid = store.save_bundle("proj_default", &v3, 60).await.unwrap();
+    assert_eq!((mid.version, mid.created), (4, true));
+    let latest = store
+        .get_def("proj_default", "exp", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, latest.experiment), (4, false));
+    // An experiment equal to an older ordinary version reuses it.
+    let old = store
+        .save_experiment("proj_default", &v1, 70)
+        .await
+        .unwrap();
+    assert_eq!((old.version, old.created), (1, false));
+}

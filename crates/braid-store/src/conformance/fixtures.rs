@@ -54,6 +54,7 @@ pub fn run_record(id: &str, def: &SaveOutcome, name: &str, created_at: i64) -> R
         ended_at: None,
         owner: None,
         epoch: 0,
+        forked_from: None,
     }
 }
 

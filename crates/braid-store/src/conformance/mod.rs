@@ -27,6 +27,7 @@ mod view;
 pub use artifacts::artifacts_are_idempotent_and_listed_newest_first;
 pub use definitions::{
     artifact_types_get_a_new_version_only_when_their_schema_changes,
+    experiments_take_the_next_number_but_are_never_the_latest,
     layout_is_kept_with_its_version_but_is_not_content, project_settings_and_versions_resolve,
     rich_bundle_round_trips_and_keeps_its_version,
     the_default_project_exists_and_unknown_projects_are_not_found,
@@ -39,10 +40,11 @@ pub use queue::{
 pub use runs::{
     a_batch_with_a_duplicate_event_seq_writes_nothing,
     a_commit_under_a_stale_epoch_is_fenced_and_writes_nothing,
-    events_are_appended_in_batches_and_read_in_order, only_the_latest_snapshot_is_kept,
-    results_are_stored_out_of_line, runs_are_created_updated_and_read_back,
-    runs_list_newest_first_with_filters_and_cursors, token_history_reads_one_tokens_events,
-    token_usage_is_kept_and_summed_over_the_run_tree, tokens_upsert_and_page_in_creation_order,
+    events_are_appended_in_batches_and_read_in_order, forked_from_is_stored_and_listed,
+    only_the_latest_snapshot_is_kept, results_are_stored_out_of_line,
+    runs_are_created_updated_and_read_back, runs_list_newest_first_with_filters_and_cursors,
+    token_history_reads_one_tokens_events, token_usage_is_kept_and_summed_over_the_run_tree,
+    tokens_upsert_and_page_in_creation_order,
 };
 pub use view::{
     events_and_tokens_are_filtered_in_the_store, node_stats_aggregate_every_node_of_the_graph,
@@ -95,6 +97,8 @@ macro_rules! conformance_tests {
             node_stats_aggregate_every_node_of_the_graph,
             sibling_sets_upsert_and_count_members_by_latest_token,
             events_and_tokens_are_filtered_in_the_store,
+            experiments_take_the_next_number_but_are_never_the_latest,
+            forked_from_is_stored_and_listed,
         );
     };
     (@cases $fresh:path; required; $($case:ident),* $(,)?) => {

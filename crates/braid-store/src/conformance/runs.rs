@@ -635,3 +635,50 @@ pub async fn token_usage_is_kept_and_summed_over_the_run_tree(store: &dyn Store)
         UsageTotals::default()
     );
 }
+
+/// `forked_from` is written with the run and read back (and stays `None`
+/// for a run that was not forked), in `get_run` and in listings.
+pub async fn forked_from_is_stored_and_listed(store: &dyn Store) {
+    let def = save_tiny(store, "forked").await;
+    let source = run_record("run_src", &def, "forked", 10);
+    let fork = RunRecord {
+        forked_from: Some(crate::ForkedFrom {
+            run_id: "run_src".into(),
+            seq: 7,
+        }),
+        ..run_record("run_fork", &def, "forked", 20)
+    };
+    store
+        .commit(vec![
+            WriteOp::CreateRun(source),
+            WriteOp::CreateRun(fork.clone()),
+        ])
+        .await
+        .unwrap();
+    let read = store.get_run("run_fork").await.unwrap().unwrap();
+    assert_eq!(read.forked_from, fork.forked_from);
+    assert_eq!(
+        store.get_run("run_src").await.unwrap().unwrap().forked_from,
+        None
+    );
+    // An update leaves it alone.
+    store
+        .commit(vec![WriteOp::UpdateRun(RunRecord {
+            forked_from: None,
+            last_seq: 3,
+            ..fork.clone()
+        })])
+        .await
+        .unwrap();
+    let read = store.get_run("run_fork").await.unwrap().unwrap();
+    assert_eq!(
+        (read.last_seq, read.forked_from),
+        (3, fork.forked_from.clone())
+    );
+    let page = store
+        .list_runs(&crate::RunFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let listed = page.items.iter().find(|r| r.id == "run_fork").unwrap();
+    assert_eq!(listed.forked_from, fork.forked_from);
+}

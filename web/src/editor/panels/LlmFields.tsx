@@ -5,6 +5,7 @@ import { Plus } from "lucide-react";
 import { draft, setOrDelete, uniqueRef } from "../model/edit";
 import type { Bundle, ModelProfile, PromptSpec } from "../model/types";
 import { CommitField, JsonField, NumberField, SelectField, TextArea, TextField, smallButton } from "./fields";
+import { LimitFields } from "./LimitFields";
 
 const PROVIDERS = ["openai", "openai_compatible", "anthropic", "scripted"] as const;
 
@@ -97,6 +98,7 @@ export function LlmFields({ bundle, prompt, model, onPick, onBundle }: Props) {
           <TextField label="base_url" field="model_profile:base_url" mono value={profile.base_url} placeholder="provider default" onChange={(v) => editProfile((p) => setOrDelete(p, "base_url", v))} />
           <TextField label="api_key_env" mono value={profile.api_key_env} placeholder="OPENAI_API_KEY" onChange={(v) => editProfile((p) => setOrDelete(p, "api_key_env", v))} />
           <JsonField label="parameters" field="model_profile:parameters" rows={2} value={profile.parameters} hint="temperature, max_tokens, top_p, stop" onChange={(v) => editProfile((p) => setOrDelete(p, "parameters", v as ModelProfile["parameters"]))} />
+          <LimitFields profile={profile} onEdit={editProfile} />
           <div className="grid grid-cols-2 gap-2">
             <NumberField label="$ / 1k input" value={profile.cost_per_1k_input_tokens} onChange={(v) => editProfile((p) => setOrDelete(p, "cost_per_1k_input_tokens", v))} />
             <NumberField label="$ / 1k output" value={profile.cost_per_1k_output_tokens} onChange={(v) => editProfile((p) => setOrDelete(p, "cost_per_1k_output_tokens", v))} />

@@ -22,10 +22,15 @@ export function Section({ title, children, aside }: { title: string; children: R
   );
 }
 
-/** A labelled control; `field` names it for the save problems (fieldProblems.ts). */
-export function Field({ label, hint, field, children }: { label: string; hint?: string; field?: string; children: (id: string) => ReactNode }) {
+/**
+ * A labelled control; `field` names it for the save problems (fieldProblems.ts).
+ * `error` is the control's own check of what was typed, shown until the
+ * last save names a problem of the field.
+ */
+export function Field({ label, hint, field, error, children }: { label: string; hint?: string; field?: string; error?: string; children: (id: string) => ReactNode }) {
   const id = useId();
-  const problems = useFieldProblem(field);
+  const saved = useFieldProblem(field);
+  const problems = saved ?? (error ? [error] : undefined);
   return (
     <div className={clsx("flex flex-col gap-0.5", problems && invalidClass)} data-invalid={problems ? "true" : undefined}>
       <label htmlFor={id} className="text-[12px] font-medium text-slate-700">
@@ -87,9 +92,9 @@ export function TextArea({ label, value, onChange, rows = 3, mono, hint, field }
   );
 }
 
-export function NumberField({ label, value, onChange, hint, min, field }: { label: string; value: number | null | undefined; onChange: (v: number | undefined) => void; hint?: string; min?: number; field?: string }) {
+export function NumberField({ label, value, onChange, hint, min, field, validate }: { label: string; value: number | null | undefined; onChange: (v: number | undefined) => void; hint?: string; min?: number; field?: string; validate?: (v: number) => string | undefined }) {
   return (
-    <Field label={label} hint={hint} field={field}>
+    <Field label={label} hint={hint} field={field} error={value == null || !validate ? undefined : validate(value)}>
       {(id) => (
         <input
           id={id}
