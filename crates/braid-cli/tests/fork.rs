@@ -7,55 +7,13 @@
 
 mod common;
 
-use braid_testkit::{MockLlm, Plan};
+use braid_testkit::{MockLlm, answer_by_prompt, last_prompt, research_pipeline};
 use common::*;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn research(url: &str) -> String {
-    format!(
-        r#"name: research
-initial_node: outline
-nodes:
-  - ref: outline
-    action: {{ kind: llm_call, prompt: outline_p, model: m }}
-    output_mapping: {{ state.outline: "result.text" }}
-  - ref: section
-    action: {{ kind: llm_call, prompt: section_p, model: m }}
-    output_mapping: {{ state.text: "result.text" }}
-  - ref: join
-    fan_in: all
-    joins: outline
-    merge: {{ source: text, target: state.sections, strategy: collect }}
-    action: {{ kind: update_context, updates: [ {{ path: state.count, expr: "state.sections.size()" }} ] }}
-  - ref: summary
-    action: {{ kind: llm_call, prompt: summary_p, model: m }}
-    output_mapping: {{ output.summary: "result.text" }}
-transitions:
-  - {{ from: outline, to: section, spawn_count: 5 }}
-  - {{ from: section, to: join }}
-  - {{ from: join, to: summary }}
-prompt_specs:
-  - {{ ref: outline_p, template: "Outline {{{{input.topic}}}}" }}
-  - {{ ref: section_p, template: "Section {{{{_branch.index}}}} of {{{{state.outline}}}}" }}
-  - {{ ref: summary_p, template: "Summarize {{{{state.sections}}}}" }}
-model_profiles:
-  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: "{url}", cost_per_1k_input_tokens: 0.5, cost_per_1k_output_tokens: 1.5 }}
-"#
-    )
-}
-
-fn prompt(body: &Value) -> String {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
 
 const CHANGES: &str =
     "prompt_specs:\n  - ref: summary_p\n    template: \"Briefly summarize {{state.sections}}\"\n";
@@ -72,9 +30,8 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     // Answers are functions of the prompt; sections and summaries take
     // 300 ms so that forked runs are in flight when the process dies.
     let llm = MockLlm::start(|_, body| {
-        let p = prompt(body);
-        let plan = Plan::ok(&format!("answer to [{p}]"));
-        if p.starts_with("Outline") {
+        let plan = answer_by_prompt(body);
+        if last_prompt(body).starts_with("Outline") {
             plan
         } else {
             plan.after(300)
@@ -85,7 +42,7 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     let db = dir.path().join("braid.db");
     let mut server = Braid::start(&db, &[]).await;
     let api = server.api();
-    api.save(research(&llm.url)).await;
+    api.save(research_pipeline(&llm.url)).await;
     let source = api.start_run("research", json!({ "topic": "tides" })).await;
     api.until_all_ended("research", DEADLINE, &server).await;
     let source_run = api.get(&format!("/api/runs/{source}")).await;
@@ -168,7 +125,7 @@ async fn forks_survive_sigkill_and_the_cli_forks_and_compares() {
     let outlines = llm
         .requests()
         .iter()
-        .filter(|b| prompt(b).starts_with("Outline"))
+        .filter(|b| last_prompt(b).starts_with("Outline"))
         .count();
     assert_eq!(outlines, 1, "no fork asked for the outline again");
 

@@ -7,59 +7,13 @@ mod common;
 use braid_core::fork::ForkPoint;
 use braid_runtime::{Error, ForkChanges, ForkSpec, Options};
 use braid_store::{RunRecord, RunStatus};
+use braid_testkit::{answer_by_prompt, last_prompt, research_pipeline};
 use common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
-/// A research pipeline: an outline, five sections written in parallel, a
-/// join, then a summary. Every LLM answer is a function of its prompt.
-fn research(url: &str) -> String {
-    format!(
-        r#"name: research
-input_schema: {{ type: object, required: [topic], properties: {{ topic: {{ type: string }} }} }}
-initial_node: outline
-nodes:
-  - ref: outline
-    action: {{ kind: llm_call, prompt: outline_p, model: m }}
-    output_mapping: {{ state.outline: "result.text" }}
-  - ref: section
-    action: {{ kind: llm_call, prompt: section_p, model: m }}
-    output_mapping: {{ state.text: "result.text" }}
-  - ref: join
-    fan_in: all
-    joins: outline
-    merge: {{ source: text, target: state.sections, strategy: collect }}
-    action: {{ kind: update_context, updates: [ {{ path: state.count, expr: "state.sections.size()" }} ] }}
-  - ref: summary
-    action: {{ kind: llm_call, prompt: summary_p, model: m }}
-    output_mapping: {{ output.summary: "result.text", output.count: "state.count" }}
-transitions:
-  - {{ from: outline, to: section, spawn_count: 5 }}
-  - {{ from: section, to: join }}
-  - {{ from: join, to: summary }}
-prompt_specs:
-  - {{ ref: outline_p, template: "Outline {{{{input.topic}}}}" }}
-  - {{ ref: section_p, template: "Section {{{{_branch.index}}}} of {{{{state.outline}}}}" }}
-  - {{ ref: summary_p, template: "Summarize {{{{state.sections}}}}" }}
-model_profiles:
-{}
-"#,
-        openai_profile(url, "")
-    )
-}
-
-/// The prompt of a recorded request (its last message).
-fn prompt(body: &Value) -> String {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn provider() -> MockLlm {
-    MockLlm::start(|_, body| Plan::ok(&format!("answer to [{}]", prompt(body)))).await
+    MockLlm::start(|_, body| answer_by_prompt(body)).await
 }
 
 /// An engine that snapshots often, so that forked runs are checked from a
@@ -105,7 +59,7 @@ fn at(node: &str, changes: ForkChanges, version: Option<i64>) -> ForkSpec {
 async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_experiment() {
     let mock = provider().await;
     let t = snapshotting().await;
-    t.save(&research(&mock.url)).await;
+    t.save(&research_pipeline(&mock.url)).await;
     let source = t.run("research", json!({ "topic": "tides" })).await;
     assert_eq!(source.status, RunStatus::Completed, "{:?}", source.error);
     assert_eq!(mock.requests().len(), 7);
@@ -123,9 +77,9 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
     let requests = mock.requests();
     assert_eq!(requests.len(), 8, "exactly one new request");
     assert!(
-        prompt(&requests[7]).starts_with("Briefly summarize"),
+        last_prompt(&requests[7]).starts_with("Briefly summarize"),
         "{}",
-        prompt(&requests[7])
+        last_prompt(&requests[7])
     );
 
     // Only the summary differs.
@@ -206,7 +160,7 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
             .is_none()
     );
     // An ordinary save after an experiment takes the next number.
-    let changed = research(&mock.url).replace("Outline {{", "Plan {{");
+    let changed = research_pipeline(&mock.url).replace("Outline {{", "Plan {{");
     t.save(&changed).await;
     let latest = store
         .get_def(&t.project, "research", None)
@@ -220,7 +174,7 @@ async fn a_fork_at_the_summary_with_a_new_prompt_calls_the_provider_once_on_an_e
 async fn a_fork_at_the_sections_runs_them_and_the_summary_again_but_not_the_outline() {
     let mock = provider().await;
     let t = snapshotting().await;
-    t.save(&research(&mock.url)).await;
+    t.save(&research_pipeline(&mock.url)).await;
     let source = t.run("research", json!({ "topic": "tides" })).await;
     assert_eq!(mock.requests().len(), 7);
 
@@ -233,7 +187,7 @@ async fn a_fork_at_the_sections_runs_them_and_the_summary_again_but_not_the_outl
     let run = wait(&t, &forked.run_id).await;
     let requests = mock.requests();
     assert_eq!(requests.len(), 13, "five sections and the summary again");
-    let new: Vec<String> = requests[7..].iter().map(prompt).collect();
+    let new: Vec<String> = requests[7..].iter().map(last_prompt).collect();
     assert!(new.iter().all(|p| !p.starts_with("Outline")), "{new:?}");
     assert_eq!(new.iter().filter(|p| p.starts_with("Section")).count(), 5);
     assert_eq!(
@@ -247,7 +201,7 @@ async fn a_fork_at_the_sections_runs_them_and_the_summary_again_but_not_the_outl
 async fn a_fork_by_seq_never_splits_a_step_and_in_flight_visits_start_again() {
     let mock = provider().await;
     let t = snapshotting().await;
-    t.save(&research(&mock.url)).await;
+    t.save(&research_pipeline(&mock.url)).await;
     let source = t.run("research", json!({ "topic": "tides" })).await;
     let events = t.events(&source.id).await;
     // The seq of the third section's start: the fork copies everything
@@ -292,10 +246,10 @@ async fn a_fork_by_seq_never_splits_a_step_and_in_flight_visits_start_again() {
 async fn a_fork_is_refused_when_the_target_lacks_the_join_or_the_request_does_not_fit() {
     let mock = provider().await;
     let t = engine().await;
-    t.save(&research(&mock.url)).await;
+    t.save(&research_pipeline(&mock.url)).await;
     let source = t.run("research", json!({ "topic": "tides" })).await;
     // Version 2: the sections go straight to the summary; no join.
-    let no_join = research(&mock.url).replace(
+    let no_join = research_pipeline(&mock.url).replace(
         "  - { from: section, to: join }\n  - { from: join, to: summary }\n",
         "  - { from: section, to: summary }\n",
     );

@@ -289,3 +289,57 @@ pub fn openai_profile(url: &str, extra: &str) -> String {
         "  - {{ ref: m, provider: openai_compatible, model: gpt-test, base_url: \"{url}\", cost_per_1k_input_tokens: 0.5, cost_per_1k_output_tokens: 1.5{extra} }}"
     )
 }
+
+/// The research pipeline of the fork tests: an outline, five sections in
+/// parallel, a join, a summary, all on the mock at `url`. Input `{ topic }`;
+/// output `{ summary, count }`. With [`answer_by_prompt`] every answer is a
+/// function of its prompt, so two runs of it are equal where their prompts are.
+pub fn research_pipeline(url: &str) -> String {
+    format!(
+        r#"name: research
+input_schema: {{ type: object, required: [topic], properties: {{ topic: {{ type: string }} }} }}
+initial_node: outline
+nodes:
+  - ref: outline
+    action: {{ kind: llm_call, prompt: outline_p, model: m }}
+    output_mapping: {{ state.outline: "result.text" }}
+  - ref: section
+    action: {{ kind: llm_call, prompt: section_p, model: m }}
+    output_mapping: {{ state.text: "result.text" }}
+  - ref: join
+    fan_in: all
+    joins: outline
+    merge: {{ source: text, target: state.sections, strategy: collect }}
+    action: {{ kind: update_context, updates: [ {{ path: state.count, expr: "state.sections.size()" }} ] }}
+  - ref: summary
+    action: {{ kind: llm_call, prompt: summary_p, model: m }}
+    output_mapping: {{ output.summary: "result.text", output.count: "state.count" }}
+transitions:
+  - {{ from: outline, to: section, spawn_count: 5 }}
+  - {{ from: section, to: join }}
+  - {{ from: join, to: summary }}
+prompt_specs:
+  - {{ ref: outline_p, template: "Outline {{{{input.topic}}}}" }}
+  - {{ ref: section_p, template: "Section {{{{_branch.index}}}} of {{{{state.outline}}}}" }}
+  - {{ ref: summary_p, template: "Summarize {{{{state.sections}}}}" }}
+model_profiles:
+{}
+"#,
+        openai_profile(url, "")
+    )
+}
+
+/// The prompt of a recorded Chat Completions request (its last message).
+pub fn last_prompt(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A plan answering every request with text derived from its prompt.
+pub fn answer_by_prompt(body: &Value) -> Plan {
+    Plan::ok(&format!("answer to [{}]", last_prompt(body)))
+}

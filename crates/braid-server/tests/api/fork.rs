@@ -3,63 +3,22 @@
 //! exactly that visit unequal, and bad requests name their field.
 
 use crate::common::Server;
-use braid_testkit::{MockLlm, Plan, openai_profile};
+use braid_testkit::{MockLlm, answer_by_prompt, research_pipeline};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Outline → five sections in parallel → join → summary; every answer is a
-/// function of its prompt.
-fn research(url: &str) -> String {
-    format!(
-        r#"name: research
-initial_node: outline
-nodes:
-  - ref: outline
-    action: {{ kind: llm_call, prompt: outline_p, model: m }}
-    output_mapping: {{ state.outline: "result.text" }}
-  - ref: section
-    action: {{ kind: llm_call, prompt: section_p, model: m }}
-    output_mapping: {{ state.text: "result.text" }}
-  - ref: join
-    fan_in: all
-    joins: outline
-    merge: {{ source: text, target: state.sections, strategy: collect }}
-    action: {{ kind: update_context, updates: [ {{ path: state.count, expr: "state.sections.size()" }} ] }}
-  - ref: summary
-    action: {{ kind: llm_call, prompt: summary_p, model: m }}
-    output_mapping: {{ output.summary: "result.text" }}
-transitions:
-  - {{ from: outline, to: section, spawn_count: 5 }}
-  - {{ from: section, to: join }}
-  - {{ from: join, to: summary }}
-prompt_specs:
-  - {{ ref: outline_p, template: "Outline {{{{input.topic}}}}" }}
-  - {{ ref: section_p, template: "Section {{{{_branch.index}}}} of {{{{state.outline}}}}" }}
-  - {{ ref: summary_p, template: "Summarize {{{{state.sections}}}}" }}
-model_profiles:
-{}
-"#,
-        openai_profile(url, "")
-    )
-}
-
-fn prompt(body: &Value) -> String {
-    body["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_string()
-}
-
 async fn provider() -> MockLlm {
-    MockLlm::start(|_, body| Plan::ok(&format!("answer to [{}]", prompt(body)))).await
+    MockLlm::start(|_, body| answer_by_prompt(body)).await
 }
 
 /// Saves the pipeline and runs it to its end; returns the run id.
 async fn source_run(s: &Server, url: &str) -> String {
     let saved = s
-        .post_raw("/api/workflow-defs", "application/yaml", research(url))
+        .post_raw(
+            "/api/workflow-defs",
+            "application/yaml",
+            research_pipeline(url),
+        )
         .await;
     assert_eq!(saved.status, 201, "{}", saved.text);
     let run = s
@@ -206,7 +165,7 @@ async fn bad_forks_and_comparisons_name_what_is_wrong_and_write_nothing() {
     assert!(a.message().contains("extra"), "{}", a.text);
 
     // A version without the join cannot continue a history that has one.
-    let no_join = research(&llm.url)
+    let no_join = research_pipeline(&llm.url)
         .replace(
             "  - { from: section, to: join }\n  - { from: join, to: summary }\n",
             "  - { from: section, to: summary }\n",
