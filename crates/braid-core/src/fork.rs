@@ -155,16 +155,3 @@ pub fn missing(history: &[Event], source: &Graph, target: &Graph) -> Vec<String>
     }
     problems.into_iter().collect()
 }
-
-/// The copied part of a history, renumbered from 1: the events of a fork
-/// keep their times, tokens and payloads.
-pub fn renumber(history: &[Event], count: usize) -> Vec<Event> {
-    history[..count]
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Event {
-            seq: i as u64 + 1,
-            ..e.clone()
-        })
-        .collect()
-}

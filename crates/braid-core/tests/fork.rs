@@ -93,7 +93,7 @@ fn a_fork_at_any_boundary_goes_on_to_the_sources_end() {
         for (n, &count) in boundaries.iter().enumerate() {
             let mut run = Run::new(NESTED);
             run.budget = budget;
-            let history = fork::renumber(&src.log, count);
+            let history = src.log[..count].to_vec();
             assert!(fork::missing(&history, &src.g, &run.g).is_empty());
             let step = run.apply(Input::Fork {
                 history,
@@ -159,7 +159,7 @@ fn cut_points_never_split_a_step_and_missing_parts_are_named() {
         .collect::<Vec<_>>()
         .join("\n");
     let target = graph(&without);
-    let history = fork::renumber(&src.log, first_leaf);
+    let history = src.log[..first_leaf].to_vec();
     let missing = fork::missing(&history, &src.g, &target);
     assert!(
         missing.iter().any(|m| m.contains("`inner_join`")),

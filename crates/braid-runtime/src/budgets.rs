@@ -78,7 +78,7 @@ impl Budgets {
     pub(crate) fn child_limits(&self, parent: &str, own: Limits) -> Limits {
         let runs = self.runs.lock().expect("budgets lock");
         let (mut cost, mut tokens) = (None::<f64>, None::<u64>);
-        for ledger in chain(&runs, parent) {
+        for (_, ledger) in chain(&runs, parent) {
             if let Some(max) = ledger.max_cost_usd {
                 let left = (max - ledger.cost_usd).max(0.0);
                 cost = Some(cost.map_or(left, |c| c.min(left)));
@@ -146,8 +146,7 @@ impl Budgets {
                 });
             }
         }
-        let mut owner = run_id.to_string();
-        for ledger in chain(&runs, run_id) {
+        for (owner, ledger) in chain(&runs, run_id) {
             let whose = if owner == run_id {
                 format!("run {owner}")
             } else {
@@ -171,7 +170,6 @@ impl Budgets {
                     limit: format!("{max} tokens"),
                 });
             }
-            owner = ledger.parent.clone().unwrap_or_default();
         }
         None
     }
@@ -181,15 +179,15 @@ impl Budgets {
 const MAX_CHAIN: usize = 64;
 
 /// The ledgers of a run and its ancestors live here, nearest first.
-fn chain<'a>(runs: &'a HashMap<String, Ledger>, run_id: &str) -> Vec<&'a Ledger> {
+fn chain<'a>(runs: &'a HashMap<String, Ledger>, run_id: &'a str) -> Vec<(&'a str, &'a Ledger)> {
     let mut out = Vec::new();
-    let mut next = runs.get(run_id);
-    while let Some(ledger) = next {
-        out.push(ledger);
+    let mut next = runs.get_key_value(run_id);
+    while let Some((id, ledger)) = next {
+        out.push((id.as_str(), ledger));
         if out.len() > MAX_CHAIN {
             break;
         }
-        next = ledger.parent.as_deref().and_then(|p| runs.get(p));
+        next = ledger.parent.as_deref().and_then(|p| runs.get_key_value(p));
     }
     out
 }

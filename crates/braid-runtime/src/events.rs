@@ -98,6 +98,24 @@ pub async fn stored_events(
     Ok(out)
 }
 
+/// Every stored event of a run after `after`, page by page (fork copies a
+/// history; compare lines two up).
+pub async fn stored_events_from(
+    store: &dyn Store,
+    run_id: &str,
+    mut after: i64,
+) -> Result<Vec<Event>, Error> {
+    let mut all = Vec::new();
+    loop {
+        let page = stored_events(store, run_id, after).await?;
+        let Some(last) = page.last() else {
+            return Ok(all);
+        };
+        after = last.seq as i64;
+        all.extend(page);
+    }
+}
+
 /// A run's state as the database has it: the latest snapshot, then the
 /// events after it.
 pub(crate) async fn load_state(

@@ -74,6 +74,6 @@ pub use children::MAX_DEPTH;
 pub use clock::{Clock, IdGen, SystemClock, UuidIds};
 pub use engine::{Engine, ForkChanges, ForkSpec, Forked};
 pub use error::Error;
-pub use events::{Published, restore_payload, stored_events};
+pub use events::{Published, restore_payload, stored_events, stored_events_from};
 pub use options::{ClusterOptions, Options};
 pub use telemetry::{HISTOGRAM_BUCKETS, Traces};

@@ -37,54 +37,47 @@ pub async fn load(store: &dyn Store, run: &RunRecord) -> Result<Side, ApiError> 
     }
     let mut paths: HashMap<String, Vec<u64>> = HashMap::new();
     let mut results: HashMap<String, (Value, u64)> = HashMap::new();
-    let mut after = 0;
-    loop {
-        let page = braid_runtime::stored_events(store, &run.id, after).await?;
-        let Some(last) = page.last() else { break };
-        after = last.seq as i64;
-        for e in page {
-            let token = e.token_id.clone().unwrap_or_default();
-            let path_of = |paths: &HashMap<String, Vec<u64>>, t: &str| {
-                paths.get(t).cloned().unwrap_or_default()
-            };
-            match e.body {
-                EventBody::WorkflowStarted { .. } => {
-                    paths.insert(token, Vec::new());
-                }
-                EventBody::TransitionTaken {
-                    tokens: created, ..
-                } => {
-                    let p = path_of(&paths, &token);
-                    for t in created {
-                        paths.insert(t, p.clone());
-                    }
-                }
-                EventBody::TokenSpawned {
-                    index,
-                    parent_token,
-                    ..
-                } => {
-                    let mut p = path_of(&paths, &parent_token);
-                    p.push(index);
-                    paths.insert(token, p);
-                }
-                EventBody::FanInCompleted {
-                    continuation,
-                    origin_token,
-                    ..
-                } => {
-                    let p = path_of(&paths, &origin_token);
-                    paths.insert(continuation, p);
-                }
-                EventBody::NodeCompleted {
-                    result,
-                    duration_ms,
-                    ..
-                } => {
-                    results.insert(token, (result, duration_ms));
-                }
-                _ => {}
+    for e in braid_runtime::stored_events_from(store, &run.id, 0).await? {
+        let token = e.token_id.clone().unwrap_or_default();
+        let path_of =
+            |paths: &HashMap<String, Vec<u64>>, t: &str| paths.get(t).cloned().unwrap_or_default();
+        match e.body {
+            EventBody::WorkflowStarted { .. } => {
+                paths.insert(token, Vec::new());
             }
+            EventBody::TransitionTaken {
+                tokens: created, ..
+            } => {
+                let p = path_of(&paths, &token);
+                for t in created {
+                    paths.insert(t, p.clone());
+                }
+            }
+            EventBody::TokenSpawned {
+                index,
+                parent_token,
+                ..
+            } => {
+                let mut p = path_of(&paths, &parent_token);
+                p.push(index);
+                paths.insert(token, p);
+            }
+            EventBody::FanInCompleted {
+                continuation,
+                origin_token,
+                ..
+            } => {
+                let p = path_of(&paths, &origin_token);
+                paths.insert(continuation, p);
+            }
+            EventBody::NodeCompleted {
+                result,
+                duration_ms,
+                ..
+            } => {
+                results.insert(token, (result, duration_ms));
+            }
+            _ => {}
         }
     }
     let mut seen: BTreeMap<(String, Vec<u64>), u64> = BTreeMap::new();

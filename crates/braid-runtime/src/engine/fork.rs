@@ -14,10 +14,9 @@
 use super::Engine;
 use crate::coordinator;
 use crate::error::Error;
-use crate::events::stored_events;
+use crate::events::stored_events_from;
 use crate::inbox::Msg;
 use braid_core::definition::{Bundle, Limits, Syntax};
-use braid_core::event::Event;
 use braid_core::fork::{self, CutError, ForkPoint};
 use braid_core::machine::Input;
 use braid_store::{ForkedFrom, StoredDef};
@@ -98,7 +97,7 @@ impl Engine {
             None => inner.definitions.graph(&base.def_id).await?,
         };
 
-        let history = all_events(inner.store.as_ref(), run_id).await?;
+        let mut history = stored_events_from(inner.store.as_ref(), run_id, 0).await?;
         let count = fork::cut(&history, &spec.from).map_err(|e| Error::InvalidRequest {
             field: match e {
                 CutError::UnknownNode(_) => "from.node".into(),
@@ -106,7 +105,10 @@ impl Engine {
             },
             message: e.to_string(),
         })?;
-        let copied = fork::renumber(&history, count);
+        // A prefix of a run's events is already numbered 1…count, as the
+        // new run's own events must be.
+        history.truncate(count);
+        let copied = history;
         let missing = fork::missing(&copied, &source_graph, &graph);
         if !missing.is_empty() {
             return Err(Error::ForkIncompatible(missing));
@@ -233,17 +235,4 @@ fn changed_bundle(base: &Bundle, changes: &ForkChanges) -> Result<Bundle, Error>
             message: m,
         },
     })
-}
-
-/// Every event of a run, as core events with results put back in place.
-async fn all_events(store: &dyn braid_store::Store, run_id: &str) -> Result<Vec<Event>, Error> {
-    let mut all: Vec<Event> = Vec::new();
-    loop {
-        let after = all.last().map_or(0, |e| e.seq as i64);
-        let page = stored_events(store, run_id, after).await?;
-        if page.is_empty() {
-            return Ok(all);
-        }
-        all.extend(page);
-    }
 }
